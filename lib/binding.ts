@@ -1,0 +1,97 @@
+/**
+ * The whole native surface, declared once. Nothing else in lib/ touches a `.node` file.
+ * Loading follows sharp's habit: every candidate tried is recorded, so a failure can say what
+ * was tried and why each attempt failed.
+ */
+import * as path from 'path';
+
+export interface NativeLinearArgs {
+  kind: 0 | 1; // 0 dense (CPU panel layout), 1 2:4 (canonical values + meta)
+  M: number;
+  N: number;
+  K: number;
+  x: ArrayBufferView;
+  xDtype: number;
+  w: ArrayBufferView | ArrayBuffer;
+  wDtype: number;
+  meta?: ArrayBufferView | ArrayBuffer;
+  bias: Float32Array | null;
+  out: ArrayBufferView;
+  outDtype: number;
+  threads: number;
+  isa: number;
+}
+
+export interface CpuAddon {
+  cpuInfo(): { features: string[]; isas: string[]; hardwareThreads: number };
+  densePack(a: { data: ArrayBufferView; N: number; K: number; dtype: number }): ArrayBuffer;
+  denseUnpack(a: { packed: ArrayBuffer; N: number; K: number; dtype: number; out: ArrayBufferView }): void;
+  sparse24Encode(a: {
+    data: ArrayBufferView; N: number; K: number; dtype: number;
+    values: ArrayBufferView; meta: ArrayBufferView; mode: 'prune' | 'compress';
+  }): number;
+  sparse24ToDense(a: { values: ArrayBufferView; meta: ArrayBufferView; N: number; K: number; dtype: number; out: ArrayBufferView }): void;
+  convert(a: { src: ArrayBufferView; srcDtype: number; dst: ArrayBufferView; dstDtype: number }): void;
+  linear(a: NativeLinearArgs): void;
+  linearAsync(a: NativeLinearArgs): Promise<void>;
+}
+
+export interface CudaProbe {
+  ok: boolean;
+  deviceCount: number;
+  error?: string;
+  errorName?: string;
+  runtimeVersion: number;
+  driverVersion: number;
+  devices: Array<{ index: number; name: string; computeCapability: string; sm: number; totalMemory: number; multiProcessorCount: number }>;
+}
+
+export interface CudaAddon {
+  probe(): CudaProbe;
+  compiledArchitectures(): number[];
+}
+
+export const PACKAGE_ROOT = path.resolve(__dirname, '..');
+
+export interface LoadAttempt {
+  path: string;
+  error: string;
+}
+
+export interface LoadResult<T> {
+  addon: T | null;
+  attempts: LoadAttempt[];
+}
+
+function loadFirst<T>(candidates: string[]): LoadResult<T> {
+  const attempts: LoadAttempt[] = [];
+  for (const file of candidates) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      return { addon: require(file) as T, attempts };
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      attempts.push({ path: file, error: err.code === 'MODULE_NOT_FOUND' ? 'not built' : err.message });
+    }
+  }
+  return { addon: null, attempts };
+}
+
+function candidates(dirs: string[], file: string): string[] {
+  const override = process.env.COMPRESSED_GEMM_ADDON_DIR;
+  const roots = override ? [override, ...dirs] : dirs;
+  return roots.map((d) => path.join(path.isAbsolute(d) ? d : path.join(PACKAGE_ROOT, d), file));
+}
+
+let cpu: LoadResult<CpuAddon> | undefined;
+let cuda: LoadResult<CudaAddon> | undefined;
+
+export function loadCpuAddon(): LoadResult<CpuAddon> {
+  if (!cpu) cpu = loadFirst<CpuAddon>(candidates(['build/Release', 'build/Debug'], 'compressed_gemm_cpu.node'));
+  return cpu;
+}
+
+export function loadCudaAddon(): LoadResult<CudaAddon> {
+  if (!cuda) cuda = loadFirst<CudaAddon>(candidates(['build-cuda/Release', 'build-cuda/Debug', 'build-cuda'], 'compressed_gemm_cuda.node'));
+  return cuda;
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+/** `npx compressed-gemm <command>`: bench (the main job) and info. */
+import { backend, cudaStatus } from './backend';
+import { BenchOptions, OPS, formatTable, runBench, writeOutputs } from './bench';
+
+const USAGE = `usage: compressed-gemm <command> [options]
+
+commands:
+  bench    time every supported operation against dense float32 on this machine's backend
+  info     print the backend this machine would use, and why
+
+bench options:
+  --quick             a run under a minute (M in {1,128}, N=K=4096, 3 repeats)
+  --ops a,b           operations to run (${OPS.map((o) => o.name).join(', ')}); dense-f32 always runs as the baseline
+  --m 1,16            batch sizes M (default 1,16,128,512)
+  --shapes NxK,...    weight shapes (default 4096x4096,11008x4096,4096x11008)
+  --threads N         CPU threads (default: COMPRESSED_GEMM_THREADS or all cores)
+  --repeats R         timed repeats per measurement, median reported (default 7)
+  --json FILE         also write the results as JSON
+  --chart FILE.svg    also write a bar chart of the ratios
+  --seed S            seed of the random weights and activations (default 1)
+`;
+
+function fail(msg: string): never {
+  process.stderr.write(`compressed-gemm: ${msg}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+function intList(v: string, name: string): number[] {
+  const xs = v.split(',').map((s) => Number(s.trim()));
+  if (xs.some((x) => !Number.isSafeInteger(x) || x < 1)) fail(`${name} takes positive integers, got ${v}`);
+  return xs;
+}
+
+function parseBench(args: string[]): BenchOptions {
+  const o: BenchOptions = { quick: false, ops: null, ms: null, shapes: null, threads: null, repeats: null, json: null, chart: null, seed: 1 };
+  for (let i = 0; i < args.length; ++i) {
+    const a = args[i];
+    const val = () => {
+      if (i + 1 >= args.length) fail(`${a} needs a value`);
+      return args[++i];
+    };
+    switch (a) {
+      case '--quick': o.quick = true; break;
+      case '--ops': o.ops = val().split(',').map((s) => s.trim()); break;
+      case '--m': o.ms = intList(val(), '--m'); break;
+      case '--shapes':
+        o.shapes = val().split(',').map((s) => {
+          const m = /^(\d+)x(\d+)$/.exec(s.trim());
+          if (!m) fail(`--shapes takes NxK pairs, got ${s}`);
+          return [Number(m[1]), Number(m[2])] as [number, number];
+        });
+        break;
+      case '--threads': o.threads = intList(val(), '--threads')[0]; break;
+      case '--repeats': o.repeats = intList(val(), '--repeats')[0]; break;
+      case '--json': o.json = val(); break;
+      case '--chart': o.chart = val(); break;
+      case '--seed': o.seed = intList(val(), '--seed')[0]; break;
+      default: fail(`unknown option ${a}`);
+    }
+  }
+  return o;
+}
+
+function main(argv: string[]): void {
+  const [cmd, ...rest] = argv;
+  if (cmd === 'bench') {
+    const opts = parseBench(rest);
+    const be = backend();
+    const command = `npx compressed-gemm bench ${rest.join(' ')}`.trim();
+    process.stdout.write(
+      `compressed-gemm bench — backend ${be.kind} (${be.device}), CPU kernels ${be.cpu.isa} x ${be.cpu.threads} threads\n` +
+        `command: ${command}\n` +
+        'GFLOP/s counts 2·M·N·K for every op (dense-equivalent work); "vs dense f32" = dense float32 median / op median, same run.\n\n',
+    );
+    for (const n of be.notes) process.stdout.write(`note: ${n}\n`);
+    const results = runBench(opts);
+    process.stdout.write(`${formatTable(results)}\n`);
+    writeOutputs(results, opts, command);
+    return;
+  }
+  if (cmd === 'info') {
+    process.stdout.write(`${JSON.stringify({ backend: backend(), cuda: cudaStatus() }, null, 2)}\n`);
+    return;
+  }
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  fail(`unknown command ${cmd}`);
+}
+
+try {
+  main(process.argv.slice(2));
+} catch (e) {
+  const err = e as Error & { code?: string };
+  process.stderr.write(`compressed-gemm: ${err.code ? `[${err.code}] ` : ''}${err.message}\n`);
+  process.exit(1);
+}

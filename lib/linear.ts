@@ -1,0 +1,111 @@
+/**
+ * cg.linear: Y = X · Wᵀ (+ bias), dispatched on the weight's format and the backend.
+ * Everything is checked here; the native call only sees arguments that are known to be right.
+ */
+import { NativeLinearArgs } from './binding';
+import { selectBackend } from './backend';
+import { FLOAT_DTYPES, FloatArray, FloatDType, allocFloat, isFloatDType } from './dtype';
+import { CgRangeError, CgTypeError, notSupported } from './errors';
+import { checkFloatArray, checkNotDetached, checkOptions, checkProduct, checkShape2, checkThreads } from './validate';
+import { DenseWeight, Sparse24Weight, Weight, isWeight } from './weights';
+
+export interface LinearOptions {
+  /** dtype of x: needed when x is a Uint16Array ('float16' or 'bfloat16'). */
+  dtype?: FloatDType;
+  /** [N] bias: a Float32Array, or a Uint16Array in x's dtype. */
+  bias?: FloatArray;
+  /** dtype of the result; defaults to x's dtype (as torch.nn.functional.linear does). */
+  outDtype?: FloatDType;
+  /** Write the result here ([M, N], the TypedArray of outDtype) instead of a new array. */
+  out?: FloatArray;
+  /** CPU threads for this call (default: cg.setThreads / COMPRESSED_GEMM_THREADS / all cores). */
+  threads?: number;
+  /** 'native' (default): activations as given. 'fp8' and 'int8' arrive with the quantized formats. */
+  activations?: 'native' | 'fp8' | 'int8';
+  /** Fused LoRA term; arrives with the low-rank work. */
+  lora?: unknown;
+}
+
+interface Prepared {
+  args: NativeLinearArgs;
+  out: FloatArray;
+}
+
+function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown): Prepared {
+  const [M, K] = checkShape2(xShape, ['M', 'K']);
+  const o = checkOptions(options, 'options') as LinearOptions & Record<string, unknown>;
+  const xa = checkFloatArray(x, o.dtype, M * K, 'x');
+  if (!isWeight(w)) throw new CgTypeError('ERR_WEIGHT', 'w must be a weight made by compressed-gemm (DenseWeight, Sparse24Weight, ...)');
+  const weight = w as Weight;
+  const [N, Kw] = weight.shape;
+  if (Kw !== K) throw new CgRangeError('ERR_SHAPE_MISMATCH', `x has K = ${K} columns but the weight has K = ${Kw}`);
+  checkProduct(M, N, 'M*N');
+  if (o.activations !== undefined && o.activations !== 'native') {
+    if (o.activations === 'fp8' || o.activations === 'int8') notSupported(`activations: '${o.activations}'`);
+    throw new CgRangeError('ERR_INVALID_ARG', `activations must be 'native', 'fp8' or 'int8', got ${String(o.activations)}`);
+  }
+  if (o.lora !== undefined && o.lora !== null) notSupported('the fused LoRA term (lora option)');
+
+  const outDtype = o.outDtype ?? xa.dtype;
+  if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${String(outDtype)} (float32, float16, bfloat16)`);
+  const out = o.out === undefined ? allocFloat(outDtype, M * N) : checkFloatArray(o.out, outDtype, M * N, 'out').array;
+
+  let bias: Float32Array | null = null;
+  if (o.bias !== undefined && o.bias !== null) {
+    if (o.bias instanceof Float32Array) {
+      bias = checkFloatArray(o.bias, 'float32', N, 'bias').array as Float32Array;
+    } else if (o.bias instanceof Uint16Array && xa.dtype !== 'float32') {
+      const src = checkFloatArray(o.bias, xa.dtype, N, 'bias').array;
+      bias = new Float32Array(N);
+      selectBackend().cpuAddon.convert({ src, srcDtype: FLOAT_DTYPES[xa.dtype].code, dst: bias, dstDtype: 0 });
+    } else {
+      throw new CgTypeError('ERR_DTYPE', "bias must be a Float32Array, or a Uint16Array in x's 16-bit dtype");
+    }
+  }
+  const threads = o.threads === undefined ? selectBackend().threads : checkThreads(o.threads, 'threads');
+
+  const s = selectBackend();
+  const common = {
+    M, N, K,
+    x: xa.array, xDtype: FLOAT_DTYPES[xa.dtype].code,
+    wDtype: FLOAT_DTYPES[weight.dtype].code,
+    bias, out, outDtype: FLOAT_DTYPES[outDtype].code,
+    threads, isa: s.isaCode,
+  };
+  let args: NativeLinearArgs;
+  if (weight instanceof DenseWeight) {
+    args = { ...common, kind: 0, w: weight.packed };
+  } else if (weight instanceof Sparse24Weight) {
+    checkNotDetached(weight.values, 'w.values');
+    checkNotDetached(weight.meta, 'w.meta');
+    args = { ...common, kind: 1, w: weight.values, meta: weight.meta };
+  } else {
+    return notSupported(`linear with a ${weight.format} weight`);
+  }
+  return { args, out };
+}
+
+/** Y = X · Wᵀ (+ bias) for x [M, K] and a weight [N, K]; returns Y [M, N] (or fills `out`). */
+export function linear(x: FloatArray, xShape: [number, number], w: Weight, options?: LinearOptions): FloatArray {
+  const { args, out } = prepare(x, xShape, w, options);
+  selectBackend().cpuAddon.linear(args);
+  return out;
+}
+
+/**
+ * Same as linear, computed off the event loop (the libuv thread pool on the CPU backend).
+ * The inputs are kept alive until the promise settles; do not write to them meanwhile.
+ */
+export async function linearAsync(x: FloatArray, xShape: [number, number], w: Weight, options?: LinearOptions): Promise<FloatArray> {
+  const { args, out } = prepare(x, xShape, w, options);
+  await selectBackend().cpuAddon.linearAsync(args);
+  return out;
+}
+
+export function lowRankUpdate(..._args: unknown[]): never {
+  return notSupported('lowRankUpdate (blockwise low-rank updates)');
+}
+
+export function linearMultiLora(..._args: unknown[]): never {
+  return notSupported('linearMultiLora (many LoRA adapters per batch)');
+}

@@ -1,0 +1,156 @@
+/**
+ * Weight formats. Each class holds its data in the layout its kernels read, and nothing else:
+ * `byteLength` is what the weight costs in memory. Shapes are [N, K] (out x in), row-major.
+ */
+import { selectBackend } from './backend';
+import { FLOAT_DTYPES, FloatArray, FloatDType, allocFloat, isFloatDType } from './dtype';
+import { CgRangeError, CgTypeError, notSupported } from './errors';
+import { checkFloatArray, checkOptions, checkShape2 } from './validate';
+
+export type WeightFormat = 'dense' | '2:4' | 'int4' | 'fp8';
+
+/** Marks objects this library made, so a forged `{ format: 'dense' }` is refused before native code. */
+const BRAND = Symbol('compressed-gemm.weight');
+
+export abstract class Weight {
+  readonly shape: readonly [number, number];
+  readonly dtype: FloatDType;
+  abstract readonly format: WeightFormat;
+  abstract readonly byteLength: number;
+  /** @internal */ readonly [BRAND] = true;
+
+  protected constructor(shape: [number, number], dtype: FloatDType) {
+    this.shape = Object.freeze([shape[0], shape[1]]) as readonly [number, number];
+    this.dtype = dtype;
+  }
+
+  /** The weight as a dense [N, K] row-major array in its dtype. */
+  abstract toDense(): FloatArray;
+}
+
+export function isWeight(w: unknown): w is Weight {
+  return typeof w === 'object' && w !== null && (w as Record<symbol, unknown>)[BRAND] === true;
+}
+
+/**
+ * Reads `data` as a weight of the requested dtype. A Float32Array may be stored as float16 or
+ * bfloat16 (rounded to nearest even); a Uint16Array must say which 16-bit format it holds.
+ */
+function weightData(data: unknown, N: number, K: number, opts: Record<string, unknown>): { array: FloatArray; dtype: FloatDType } {
+  const dtype = opts.dtype;
+  if (dtype !== undefined && !isFloatDType(dtype)) {
+    throw new CgTypeError('ERR_DTYPE', `unknown dtype ${String(dtype)} (float32, float16, bfloat16)`);
+  }
+  if (data instanceof Float32Array && dtype !== undefined && dtype !== 'float32') {
+    const src = checkFloatArray(data, 'float32', N * K, 'data').array;
+    const dst = allocFloat(dtype, N * K);
+    selectBackend().cpuAddon.convert({ src, srcDtype: 0, dst, dstDtype: FLOAT_DTYPES[dtype].code });
+    return { array: dst, dtype };
+  }
+  return checkFloatArray(data, dtype, N * K, 'data');
+}
+
+export class DenseWeight extends Weight {
+  readonly format = 'dense' as const;
+  /** @internal CPU panel layout (native/cpu/kernels.h). */
+  readonly packed: ArrayBuffer;
+
+  private constructor(shape: [number, number], dtype: FloatDType, packed: ArrayBuffer) {
+    super(shape, dtype);
+    this.packed = packed;
+  }
+
+  /** A dense weight from row-major [N, K] data (float32, float16 or bfloat16). */
+  static from(data: FloatArray, shape: [number, number], opts?: { dtype?: FloatDType }): DenseWeight {
+    const [N, K] = checkShape2(shape, ['N', 'K']);
+    const o = checkOptions(opts, 'options');
+    const { array, dtype } = weightData(data, N, K, o);
+    const packed = selectBackend().cpuAddon.densePack({ data: array, N, K, dtype: FLOAT_DTYPES[dtype].code });
+    return new DenseWeight([N, K], dtype, packed);
+  }
+
+  get byteLength(): number {
+    return this.packed.byteLength;
+  }
+
+  toDense(): FloatArray {
+    const [N, K] = this.shape;
+    const out = allocFloat(this.dtype, N * K);
+    selectBackend().cpuAddon.denseUnpack({ packed: this.packed, N, K, dtype: FLOAT_DTYPES[this.dtype].code, out });
+    return out;
+  }
+}
+
+/**
+ * A 2:4 sparse weight in the canonical format (native/common/sparse24_format.h, README):
+ * `values` [N, K/2] in the weight dtype, the two kept elements of each group of 4 along K in
+ * column order; `meta` [N, ceil(K/8)] bytes, a 4-bit code per group (low nibble = even group),
+ * bits 0-1 the column of the first kept value, bits 2-3 that of the second.
+ */
+export class Sparse24Weight extends Weight {
+  readonly format = '2:4' as const;
+  readonly values: FloatArray;
+  readonly meta: Uint8Array;
+
+  private constructor(shape: [number, number], dtype: FloatDType, values: FloatArray, meta: Uint8Array) {
+    super(shape, dtype);
+    this.values = values;
+    this.meta = meta;
+  }
+
+  private static encode(data: FloatArray, shape: [number, number], opts: unknown, mode: 'prune' | 'compress'): Sparse24Weight {
+    const [N, K] = checkShape2(shape, ['N', 'K']);
+    if (K % 4 !== 0) throw new CgRangeError('ERR_K_ALIGNMENT', `2:4 sparsity needs K to be a multiple of 4, got K = ${K}`);
+    const o = checkOptions(opts, 'options');
+    const { array, dtype } = weightData(data, N, K, o);
+    const values = allocFloat(dtype, N * (K / 2));
+    const meta = new Uint8Array(N * Math.ceil(K / 8));
+    const bad = selectBackend().cpuAddon.sparse24Encode({ data: array, N, K, dtype: FLOAT_DTYPES[dtype].code, values, meta, mode });
+    if (bad >= 0) {
+      const groups = K / 4;
+      const row = Math.floor(bad / groups);
+      const group = bad % groups;
+      const err = new CgRangeError(
+        'ERR_NOT_2_4',
+        `the weight is not 2:4 sparse: row ${row}, columns ${group * 4}..${group * 4 + 3} hold more than 2 non-zeros ` +
+          '(use Sparse24Weight.prune to make it 2:4)',
+      );
+      Object.assign(err, { row, group });
+      throw err;
+    }
+    return new Sparse24Weight([N, K], dtype, values, meta);
+  }
+
+  /** Magnitude pruning: keeps the 2 largest |w| of every 4 along K (the lower column on ties). */
+  static prune(data: FloatArray, shape: [number, number], opts?: { dtype?: FloatDType }): Sparse24Weight {
+    return Sparse24Weight.encode(data, shape, opts, 'prune');
+  }
+
+  /** Accepts a matrix that already is 2:4; throws ERR_NOT_2_4 naming the first offending row and group. */
+  static compress(data: FloatArray, shape: [number, number], opts?: { dtype?: FloatDType }): Sparse24Weight {
+    return Sparse24Weight.encode(data, shape, opts, 'compress');
+  }
+
+  get byteLength(): number {
+    return this.values.byteLength + this.meta.byteLength;
+  }
+
+  toDense(): FloatArray {
+    const [N, K] = this.shape;
+    const out = allocFloat(this.dtype, N * K);
+    selectBackend().cpuAddon.sparse24ToDense({ values: this.values, meta: this.meta, N, K, dtype: FLOAT_DTYPES[this.dtype].code, out });
+    return out;
+  }
+}
+
+/** INT4 weights (GPTQ/AWQ import, group-wise quantization): the API is reserved, the kernels are not written yet. */
+export class Int4Weight {
+  static quantize(..._args: unknown[]): never { return notSupported('Int4Weight.quantize (INT4 weights)'); }
+  static fromGPTQ(..._args: unknown[]): never { return notSupported('Int4Weight.fromGPTQ (INT4 weights)'); }
+  static fromAWQ(..._args: unknown[]): never { return notSupported('Int4Weight.fromAWQ (INT4 weights)'); }
+}
+
+/** FP8 weights (e4m3/e5m2): the API is reserved, the kernels are not written yet. */
+export class Fp8Weight {
+  static quantize(..._args: unknown[]): never { return notSupported('Fp8Weight.quantize (FP8 weights)'); }
+}

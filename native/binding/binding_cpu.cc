@@ -1,0 +1,319 @@
+// The CPU addon's N-API surface. lib/binding.ts declares it as one typed interface; lib/ checks
+// every argument before calling here. The checks below repeat only what protects memory
+// (buffer sizes, enum ranges), so a caller that bypasses lib/ gets an exception, never a crash.
+#include <napi.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../common/cpu_features.h"
+#include "../common/sparse24_format.h"
+#include "../common/thread_pool.h"
+#include "../cpu/kernels.h"
+
+namespace {
+
+using cg::DType;
+
+struct Bytes {
+  uint8_t* data = nullptr;
+  size_t length = 0;
+};
+
+// Any TypedArray or ArrayBuffer, as bytes.
+Bytes bytes_of(const Napi::Value& v, const char* what) {
+  if (v.IsTypedArray()) {
+    auto ta = v.As<Napi::TypedArray>();
+    auto ab = ta.ArrayBuffer();
+    return {static_cast<uint8_t*>(ab.Data()) + ta.ByteOffset(), ta.ByteLength()};
+  }
+  if (v.IsArrayBuffer()) {
+    auto ab = v.As<Napi::ArrayBuffer>();
+    return {static_cast<uint8_t*>(ab.Data()), ab.ByteLength()};
+  }
+  throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a TypedArray");
+}
+
+int64_t int_of(const Napi::Object& o, const char* key, int64_t lo, int64_t hi) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= double(lo) && d <= double(hi)) || std::floor(d) != d)
+    throw Napi::RangeError::New(o.Env(), std::string(key) + " out of range");
+  return int64_t(d);
+}
+
+DType dtype_of(const Napi::Object& o, const char* key) { return DType(int_of(o, key, 0, 2)); }
+
+void need(const Napi::Env& env, bool ok, const std::string& msg) {
+  if (!ok) throw Napi::RangeError::New(env, msg);
+}
+
+constexpr int64_t kMaxDim = int64_t(1) << 31;
+
+// ---- features ------------------------------------------------------------------------------
+
+bool isa_supported(cg::Isa isa) {
+  const cg::CpuFeatures& f = cg::cpu_features();
+  switch (isa) {
+    case cg::Isa::Scalar: return true;
+#if defined(__x86_64__)
+    case cg::Isa::Avx2: return f.avx2 && f.fma && f.f16c;
+    case cg::Isa::Avx512: return f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.fma && f.f16c;
+#endif
+    default: return false;
+  }
+}
+
+Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const cg::CpuFeatures& f = cg::cpu_features();
+  auto features = Napi::Array::New(env);
+  uint32_t i = 0;
+  auto add = [&](bool on, const char* name) { if (on) features.Set(i++, name); };
+  add(f.sse42, "sse4.2"); add(f.avx, "avx"); add(f.avx2, "avx2"); add(f.fma, "fma"); add(f.f16c, "f16c");
+  add(f.avx512f, "avx512f"); add(f.avx512bw, "avx512bw"); add(f.avx512dq, "avx512dq"); add(f.avx512vl, "avx512vl");
+  add(f.avx512_vnni, "avx512_vnni"); add(f.avx512_bf16, "avx512_bf16"); add(f.avx512_fp16, "avx512_fp16");
+  add(f.avx_vnni, "avx_vnni"); add(f.amx_tile, "amx_tile"); add(f.amx_int8, "amx_int8"); add(f.amx_bf16, "amx_bf16");
+  auto isas = Napi::Array::New(env);
+  uint32_t j = 0;
+  isas.Set(j++, "scalar");
+  if (isa_supported(cg::Isa::Avx2)) isas.Set(j++, "avx2");
+  if (isa_supported(cg::Isa::Avx512)) isas.Set(j++, "avx512");
+  auto out = Napi::Object::New(env);
+  out.Set("features", features);
+  out.Set("isas", isas);
+  out.Set("hardwareThreads", cg::hardware_threads());
+  return out;
+}
+
+// ---- formats -------------------------------------------------------------------------------
+
+struct Dims { int64_t N, K; DType dt; };
+
+Dims dims_of(const Napi::Object& o) {
+  Dims d{int_of(o, "N", 1, kMaxDim), int_of(o, "K", 1, kMaxDim), dtype_of(o, "dtype")};
+  need(o.Env(), d.N * d.K < kMaxDim, "N*K must be below 2^31");
+  return d;
+}
+
+// densePack({ data, N, K, dtype }) -> ArrayBuffer in the CPU panel layout
+Napi::Value DensePack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = info[0].As<Napi::Object>();
+  Dims d = dims_of(o);
+  Bytes src = bytes_of(o.Get("data"), "data");
+  size_t es = size_t(cg::dtype_size(d.dt));
+  need(env, src.length == size_t(d.N * d.K) * es, "data has the wrong length");
+  auto packed = Napi::ArrayBuffer::New(env, size_t(cg::dense_packed_elems(d.N, d.K)) * es);
+  cg::dense_pack(src.data, d.dt, d.N, d.K, packed.Data());
+  return packed;
+}
+
+// denseUnpack({ packed, N, K, dtype, out })
+Napi::Value DenseUnpack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = info[0].As<Napi::Object>();
+  Dims d = dims_of(o);
+  size_t es = size_t(cg::dtype_size(d.dt));
+  Bytes packed = bytes_of(o.Get("packed"), "packed");
+  Bytes out = bytes_of(o.Get("out"), "out");
+  need(env, packed.length == size_t(cg::dense_packed_elems(d.N, d.K)) * es, "packed has the wrong length");
+  need(env, out.length == size_t(d.N * d.K) * es, "out has the wrong length");
+  cg::dense_unpack(packed.data, d.dt, d.N, d.K, out.data);
+  return env.Undefined();
+}
+
+struct SparseBuffers { Bytes values, meta; };
+
+SparseBuffers sparse_buffers(const Napi::Object& o, const Dims& d) {
+  SparseBuffers s{bytes_of(o.Get("values"), "values"), bytes_of(o.Get("meta"), "meta")};
+  need(o.Env(), d.K % 4 == 0, "K must be a multiple of 4");
+  need(o.Env(), s.values.length == size_t(d.N * (d.K / 2)) * size_t(cg::dtype_size(d.dt)), "values has the wrong length");
+  need(o.Env(), s.meta.length == size_t(d.N * cg::sparse24_meta_row_bytes(d.K)), "meta has the wrong length");
+  return s;
+}
+
+// sparse24Encode({ data, N, K, dtype, values, meta, mode: 'prune'|'compress' }) -> -1 or the
+// flat index of the first group that is not 2:4 (compress only)
+Napi::Value Sparse24Encode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = info[0].As<Napi::Object>();
+  Dims d = dims_of(o);
+  SparseBuffers s = sparse_buffers(o, d);
+  Bytes src = bytes_of(o.Get("data"), "data");
+  need(env, src.length == size_t(d.N * d.K) * size_t(cg::dtype_size(d.dt)), "data has the wrong length");
+  std::string mode = o.Get("mode").ToString();
+  if (mode == "prune") {
+    cg::sparse24_prune(src.data, d.dt, d.N, d.K, s.values.data, s.meta.data);
+    return Napi::Number::New(env, -1);
+  }
+  return Napi::Number::New(env, double(cg::sparse24_compress(src.data, d.dt, d.N, d.K, s.values.data, s.meta.data)));
+}
+
+// sparse24ToDense({ values, meta, N, K, dtype, out })
+Napi::Value Sparse24ToDense(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = info[0].As<Napi::Object>();
+  Dims d = dims_of(o);
+  SparseBuffers s = sparse_buffers(o, d);
+  Bytes out = bytes_of(o.Get("out"), "out");
+  need(env, out.length == size_t(d.N * d.K) * size_t(cg::dtype_size(d.dt)), "out has the wrong length");
+  cg::sparse24_to_dense(s.values.data, s.meta.data, d.dt, d.N, d.K, out.data);
+  return env.Undefined();
+}
+
+// convert({ src, srcDtype, dst, dstDtype }): element-wise, rounding to nearest even
+Napi::Value Convert(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = info[0].As<Napi::Object>();
+  DType sdt = dtype_of(o, "srcDtype"), ddt = dtype_of(o, "dstDtype");
+  Bytes src = bytes_of(o.Get("src"), "src"), dst = bytes_of(o.Get("dst"), "dst");
+  size_t n = src.length / size_t(cg::dtype_size(sdt));
+  need(env, src.length % size_t(cg::dtype_size(sdt)) == 0 && dst.length == n * size_t(cg::dtype_size(ddt)),
+       "src and dst lengths differ");
+  for (size_t i = 0; i < n; ++i) cg::store_from_f32(dst.data, ddt, int64_t(i), cg::load_as_f32(src.data, sdt, int64_t(i)));
+  return env.Undefined();
+}
+
+// ---- linear --------------------------------------------------------------------------------
+
+enum class WeightKind { Dense = 0, Sparse24 = 1 };
+
+// Everything one linear call needs, captured on the JS thread. The JS objects are held by
+// references until the call finishes, so an async call keeps its inputs alive.
+struct LinearCall {
+  WeightKind kind = WeightKind::Dense;
+  int64_t M = 0, N = 0, K = 0;
+  DType xdt = DType::F32, wdt = DType::F32, ydt = DType::F32;
+  Bytes x, w, meta, bias, y;
+  int threads = 1;
+  cg::Isa isa = cg::Isa::Scalar;
+  std::vector<Napi::ObjectReference> keep;
+
+  void capture(const Napi::Object& o) {
+    Napi::Env env = o.Env();
+    kind = WeightKind(int_of(o, "kind", 0, 1));
+    M = int_of(o, "M", 1, kMaxDim);
+    N = int_of(o, "N", 1, kMaxDim);
+    K = int_of(o, "K", 1, kMaxDim);
+    need(env, M * K < kMaxDim && M * N < kMaxDim && N * K < kMaxDim, "dimensions too large");
+    xdt = dtype_of(o, "xDtype");
+    wdt = dtype_of(o, "wDtype");
+    ydt = dtype_of(o, "outDtype");
+    threads = int(int_of(o, "threads", 1, 1024));
+    isa = cg::Isa(int_of(o, "isa", 0, 2));
+    need(env, isa_supported(isa), "this CPU cannot run the requested instruction set");
+    x = hold(o, "x");
+    w = hold(o, "w");
+    y = hold(o, "out");
+    need(env, x.length == size_t(M * K) * size_t(cg::dtype_size(xdt)), "x has the wrong length");
+    need(env, y.length == size_t(M * N) * size_t(cg::dtype_size(ydt)), "out has the wrong length");
+    size_t ws = size_t(cg::dtype_size(wdt));
+    if (kind == WeightKind::Dense) {
+      need(env, w.length == size_t(cg::dense_packed_elems(N, K)) * ws, "packed weight has the wrong length");
+    } else {
+      need(env, K % 4 == 0, "K must be a multiple of 4");
+      meta = hold(o, "meta");
+      need(env, w.length == size_t(N * (K / 2)) * ws, "2:4 values have the wrong length");
+      need(env, meta.length == size_t(N * cg::sparse24_meta_row_bytes(K)), "2:4 metadata has the wrong length");
+    }
+    if (!o.Get("bias").IsNull() && !o.Get("bias").IsUndefined()) {
+      bias = hold(o, "bias");
+      need(env, bias.length == size_t(N) * 4, "bias must be a Float32Array of length N");
+    }
+  }
+
+  Bytes hold(const Napi::Object& o, const char* key) {
+    Napi::Value v = o.Get(key);
+    Bytes b = bytes_of(v, key);
+    keep.push_back(Napi::Persistent(v.As<Napi::Object>()));
+    return b;
+  }
+
+  // Runs on any thread; touches no JS value.
+  void run() {
+    std::unique_ptr<float[]> xf, yf;
+    const float* xp = reinterpret_cast<const float*>(x.data);
+    if (xdt != DType::F32) {
+      xf.reset(new float[size_t(M * K)]);
+      for (int64_t i = 0; i < M * K; ++i) xf[i] = cg::load_as_f32(x.data, xdt, i);
+      xp = xf.get();
+    }
+    float* yp = reinterpret_cast<float*>(y.data);
+    if (ydt != DType::F32) {
+      yf.reset(new float[size_t(M * N)]);
+      yp = yf.get();
+    }
+    cg::GemmProblem p;
+    p.x = xp; p.M = M; p.N = N; p.K = K;
+    p.bias = bias.data ? reinterpret_cast<const float*>(bias.data) : nullptr;
+    p.y = yp;
+    p.threads = threads;
+    if (kind == WeightKind::Dense) cg::dense_linear(isa, p, w.data, wdt);
+    else cg::sparse24_linear(isa, p, w.data, wdt, meta.data);
+    if (ydt != DType::F32)
+      for (int64_t i = 0; i < M * N; ++i) cg::store_from_f32(y.data, ydt, i, yp[i]);
+  }
+};
+
+Napi::Value Linear(const Napi::CallbackInfo& info) {
+  LinearCall call;
+  call.capture(info[0].As<Napi::Object>());
+  call.run();
+  return info.Env().Undefined();
+}
+
+class LinearWorker : public Napi::AsyncWorker {
+ public:
+  LinearWorker(Napi::Env env, std::unique_ptr<LinearCall> call)
+      : Napi::AsyncWorker(env, "compressed-gemm:linear"), call_(std::move(call)), deferred_(env) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      call_->run();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    call_.reset();  // drop the references on the JS thread
+    deferred_.Resolve(Env().Undefined());
+  }
+  void OnError(const Napi::Error& e) override {
+    call_.reset();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  std::unique_ptr<LinearCall> call_;
+  Napi::Promise::Deferred deferred_;
+};
+
+Napi::Value LinearAsync(const Napi::CallbackInfo& info) {
+  auto call = std::make_unique<LinearCall>();
+  call->capture(info[0].As<Napi::Object>());
+  auto* worker = new LinearWorker(info.Env(), std::move(call));
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo));
+  exports.Set("densePack", Napi::Function::New(env, DensePack));
+  exports.Set("denseUnpack", Napi::Function::New(env, DenseUnpack));
+  exports.Set("sparse24Encode", Napi::Function::New(env, Sparse24Encode));
+  exports.Set("sparse24ToDense", Napi::Function::New(env, Sparse24ToDense));
+  exports.Set("convert", Napi::Function::New(env, Convert));
+  exports.Set("linear", Napi::Function::New(env, Linear));
+  exports.Set("linearAsync", Napi::Function::New(env, LinearAsync));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(compressed_gemm_cpu, Init)
