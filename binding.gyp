@@ -13,15 +13,15 @@
     {
       "target_name": "cg_kernels_avx2",
       "type": "static_library",
-      "sources": ["native/cpu/dense_avx2.cc", "native/cpu/sparse24_avx2.cc"],
+      "sources": ["native/cpu/dense_avx2.cc", "native/cpu/sparse24_avx2.cc", "native/cpu/fma_peak_avx2.cc"],
       "conditions": [["target_arch=='x64'", { "cflags": ["-mavx2", "-mfma", "-mf16c"] }]]
     },
     {
       "target_name": "cg_kernels_avx512",
       "type": "static_library",
-      "sources": ["native/cpu/dense_avx512.cc", "native/cpu/sparse24_avx512.cc"],
+      "sources": ["native/cpu/dense_avx512.cc", "native/cpu/sparse24_avx512.cc", "native/cpu/fma_peak_avx512.cc"],
       "conditions": [["target_arch=='x64'", {
-        "cflags": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma", "-mf16c"]
+        "cflags": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma", "-mf16c", "-Wno-maybe-uninitialized"]
       }]]
     },
     {
@@ -32,6 +32,7 @@
         "native/common/thread_pool.cc",
         "native/common/cpu_features.cc",
         "native/common/sparse24_format.cc",
+        "native/common/scratch.cc",
         "native/cpu/dense_pack.cc",
         "native/cpu/dense_scalar.cc",
         "native/cpu/sparse24_scalar.cc",

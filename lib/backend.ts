@@ -114,6 +114,7 @@ export function selectBackend(): State {
   }
   const cpuAddon = cpuAddonOrThrow();
   const ci = cpuAddon.cpuInfo();
+  const notes: string[] = [];
   const isas = ci.isas.filter((i): i is CpuIsa => (ISA_ORDER as string[]).includes(i));
   const isa = selectIsa(isas);
   const threads = selectThreads(ci.hardwareThreads);
@@ -124,7 +125,6 @@ export function selectBackend(): State {
   let cudaInfo: BackendInfo['cuda'] = null;
   let device = os.cpus()[0]?.model?.trim() || 'cpu';
   let features = ci.features;
-  const notes: string[] = [];
   if (wanted !== 'cpu') {
     const { reasons, addon, probe } = probeCuda();
     if (reasons.length === 0 && addon && probe) {

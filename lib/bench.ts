@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as os from 'os';
-import { backend, setThreads } from './backend';
+import { backend, selectBackend, setThreads } from './backend';
 import { FloatDType } from './dtype';
 import { linear } from './linear';
 import { DenseWeight, Sparse24Weight, Weight } from './weights';
@@ -36,6 +36,22 @@ export interface BenchResult {
   weightBytes: number;
   /** dense float32 median / this op's median, same shape, same run */
   vsDenseF32: number | null;
+  /** gflops / the measured fp32 FMA peak of the same threads (null on the scalar ISA) */
+  ofPeak: number | null;
+}
+
+/**
+ * The fp32 FMA peak this machine sustains right now on `threads` threads (a register-only FMA
+ * loop, native/cpu/fma_peak_impl.h), best of three; null when the CPU kernels are scalar.
+ */
+export function measureFmaPeak(): number | null {
+  const s = selectBackend();
+  const isa = s.info.cpu.isa;
+  if (isa === 'scalar') return null;
+  const code = isa === 'avx512' ? 2 : 1;
+  let best = 0;
+  for (let i = 0; i < 3; ++i) best = Math.max(best, s.cpuAddon.fmaPeak({ isa: code, threads: s.threads, iterations: 20_000_000 }));
+  return best;
 }
 
 interface OpSpec {
@@ -100,8 +116,7 @@ function progress(line: string, final = false): void {
   else process.stderr.write(`${line}\n`);
 }
 
-export function runBench(opts: BenchOptions): BenchResult[] {
-  if (opts.threads !== null) setThreads(opts.threads);
+export function runBench(opts: BenchOptions, peak: number | null): BenchResult[] {
   const be = backend();
   const ops = opts.ops ? OPS.filter((o) => opts.ops!.includes(o.name)) : OPS;
   const unknown = (opts.ops ?? []).filter((n) => !OPS.some((o) => o.name === n));
@@ -138,6 +153,7 @@ export function runBench(opts: BenchOptions): BenchResult[] {
           weightGBs: w.byteLength / (med * 1e6),
           weightBytes: w.byteLength,
           vsDenseF32: baseline === null ? null : baseline / med,
+          ofPeak: peak === null ? null : (2 * M * N * K) / (med * 1e6) / peak,
         });
       }
     }
@@ -147,10 +163,10 @@ export function runBench(opts: BenchOptions): BenchResult[] {
 }
 
 export function formatTable(results: BenchResult[]): string {
-  const head = ['op', 'M', 'N', 'K', 'backend', 'median ms', 'GFLOP/s', 'weight GB/s', 'vs dense f32'];
+  const head = ['op', 'M', 'N', 'K', 'backend', 'median ms', 'GFLOP/s', '% FMA peak', 'weight GB/s', 'vs dense f32'];
   const rows = results.map((r) => [
     r.op, String(r.M), String(r.N), String(r.K), r.backend,
-    r.medianMs.toFixed(3), r.gflops.toFixed(1), r.weightGBs.toFixed(2),
+    r.medianMs.toFixed(3), r.gflops.toFixed(1), r.ofPeak === null ? '-' : `${(100 * r.ofPeak).toFixed(0)}%`, r.weightGBs.toFixed(2),
     r.vsDenseF32 === null ? '-' : `${r.vsDenseF32.toFixed(2)}x`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -195,7 +211,7 @@ export function formatChart(results: BenchResult[]): string {
   return parts.join('\n');
 }
 
-export function writeOutputs(results: BenchResult[], opts: BenchOptions, command: string): void {
+export function writeOutputs(results: BenchResult[], opts: BenchOptions, command: string, peak: number | null): void {
   const be = backend();
   if (opts.json) {
     const doc = {
@@ -203,6 +219,7 @@ export function writeOutputs(results: BenchResult[], opts: BenchOptions, command
       date: new Date().toISOString(),
       machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, platform: `${os.platform()}-${os.arch()}`, node: process.version },
       backend: be,
+      fmaPeakGflops: peak,
       results,
     };
     fs.writeFileSync(opts.json, JSON.stringify(doc, null, 2));

@@ -6,7 +6,7 @@
 import * as path from 'path';
 
 export interface NativeLinearArgs {
-  kind: 0 | 1; // 0 dense (CPU panel layout), 1 2:4 (canonical values + meta)
+  kind: 0 | 1; // 0 dense (CPU panel layout), 1 2:4 (CPU 2:4 layout)
   M: number;
   N: number;
   K: number;
@@ -14,7 +14,6 @@ export interface NativeLinearArgs {
   xDtype: number;
   w: ArrayBufferView | ArrayBuffer;
   wDtype: number;
-  meta?: ArrayBufferView | ArrayBuffer;
   bias: Float32Array | null;
   out: ArrayBufferView;
   outDtype: number;
@@ -26,11 +25,12 @@ export interface CpuAddon {
   cpuInfo(): { features: string[]; isas: string[]; hardwareThreads: number };
   densePack(a: { data: ArrayBufferView; N: number; K: number; dtype: number }): ArrayBuffer;
   denseUnpack(a: { packed: ArrayBuffer; N: number; K: number; dtype: number; out: ArrayBufferView }): void;
-  sparse24Encode(a: {
-    data: ArrayBufferView; N: number; K: number; dtype: number;
-    values: ArrayBufferView; meta: ArrayBufferView; mode: 'prune' | 'compress';
-  }): number;
-  sparse24ToDense(a: { values: ArrayBufferView; meta: ArrayBufferView; N: number; K: number; dtype: number; out: ArrayBufferView }): void;
+  /** bad = -1 and the CPU 2:4 layout, or (compress) the flat index row*(K/4)+group of the first non-2:4 group. */
+  sparse24Encode(a: { data: ArrayBufferView; N: number; K: number; dtype: number; mode: 'prune' | 'compress' }): { bad: number; packed?: ArrayBuffer };
+  sparse24Unpack(a: { packed: ArrayBuffer; N: number; K: number; dtype: number; values: ArrayBufferView; meta: ArrayBufferView }): void;
+  sparse24ToDense(a: { packed: ArrayBuffer; N: number; K: number; dtype: number; out: ArrayBufferView }): void;
+  /** GFLOP/s of a register-only FMA loop on `threads` threads at once (isa 1 = avx2, 2 = avx512). */
+  fmaPeak(a: { isa: number; threads: number; iterations: number }): number;
   convert(a: { src: ArrayBufferView; srcDtype: number; dst: ArrayBufferView; dstDtype: number }): void;
   linear(a: NativeLinearArgs): void;
   linearAsync(a: NativeLinearArgs): Promise<void>;

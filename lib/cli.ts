@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** `npx compressed-gemm <command>`: bench (the main job) and info. */
-import { backend, cudaStatus } from './backend';
-import { BenchOptions, OPS, formatTable, runBench, writeOutputs } from './bench';
+import { backend, cudaStatus, setThreads } from './backend';
+import { BenchOptions, OPS, formatTable, measureFmaPeak, runBench, writeOutputs } from './bench';
 
 const USAGE = `usage: compressed-gemm <command> [options]
 
@@ -66,6 +66,7 @@ function main(argv: string[]): void {
   const [cmd, ...rest] = argv;
   if (cmd === 'bench') {
     const opts = parseBench(rest);
+    if (opts.threads !== null) setThreads(opts.threads);
     const be = backend();
     const command = `npx compressed-gemm bench ${rest.join(' ')}`.trim();
     process.stdout.write(
@@ -74,9 +75,11 @@ function main(argv: string[]): void {
         'GFLOP/s counts 2·M·N·K for every op (dense-equivalent work); "vs dense f32" = dense float32 median / op median, same run.\n\n',
     );
     for (const n of be.notes) process.stdout.write(`note: ${n}\n`);
-    const results = runBench(opts);
+    const peak = measureFmaPeak();
+    if (peak !== null) process.stdout.write(`fp32 FMA peak of this machine (register-only loop, ${be.cpu.threads} threads): ${peak.toFixed(1)} GFLOP/s\n\n`);
+    const results = runBench(opts, peak);
     process.stdout.write(`${formatTable(results)}\n`);
-    writeOutputs(results, opts, command);
+    writeOutputs(results, opts, command, peak);
     return;
   }
   if (cmd === 'info') {

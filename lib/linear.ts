@@ -76,9 +76,7 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown): Pre
   if (weight instanceof DenseWeight) {
     args = { ...common, kind: 0, w: weight.packed };
   } else if (weight instanceof Sparse24Weight) {
-    checkNotDetached(weight.values, 'w.values');
-    checkNotDetached(weight.meta, 'w.meta');
-    args = { ...common, kind: 1, w: weight.values, meta: weight.meta };
+    args = { ...common, kind: 1, w: weight.packed };
   } else {
     return notSupported(`linear with a ${weight.format} weight`);
   }

@@ -82,20 +82,19 @@ export class DenseWeight extends Weight {
 }
 
 /**
- * A 2:4 sparse weight in the canonical format (native/common/sparse24_format.h, README):
- * `values` [N, K/2] in the weight dtype, the two kept elements of each group of 4 along K in
- * column order; `meta` [N, ceil(K/8)] bytes, a 4-bit code per group (low nibble = even group),
- * bits 0-1 the column of the first kept value, bits 2-3 that of the second.
+ * A 2:4 sparse weight. It holds only the CPU layout its kernels read (panels of 16 rows, 32
+ * columns per superblock; native/common/sparse24_format.h), made once from the canonical
+ * format; `values` and `meta` return the canonical format (README, "Formats"), computed on
+ * each access.
  */
 export class Sparse24Weight extends Weight {
   readonly format = '2:4' as const;
-  readonly values: FloatArray;
-  readonly meta: Uint8Array;
+  /** @internal The CPU 2:4 layout. */
+  readonly packed: ArrayBuffer;
 
-  private constructor(shape: [number, number], dtype: FloatDType, values: FloatArray, meta: Uint8Array) {
+  private constructor(shape: [number, number], dtype: FloatDType, packed: ArrayBuffer) {
     super(shape, dtype);
-    this.values = values;
-    this.meta = meta;
+    this.packed = packed;
   }
 
   private static encode(data: FloatArray, shape: [number, number], opts: unknown, mode: 'prune' | 'compress'): Sparse24Weight {
@@ -103,13 +102,11 @@ export class Sparse24Weight extends Weight {
     if (K % 4 !== 0) throw new CgRangeError('ERR_K_ALIGNMENT', `2:4 sparsity needs K to be a multiple of 4, got K = ${K}`);
     const o = checkOptions(opts, 'options');
     const { array, dtype } = weightData(data, N, K, o);
-    const values = allocFloat(dtype, N * (K / 2));
-    const meta = new Uint8Array(N * Math.ceil(K / 8));
-    const bad = selectBackend().cpuAddon.sparse24Encode({ data: array, N, K, dtype: FLOAT_DTYPES[dtype].code, values, meta, mode });
-    if (bad >= 0) {
+    const r = selectBackend().cpuAddon.sparse24Encode({ data: array, N, K, dtype: FLOAT_DTYPES[dtype].code, mode });
+    if (r.bad >= 0 || !r.packed) {
       const groups = K / 4;
-      const row = Math.floor(bad / groups);
-      const group = bad % groups;
+      const row = Math.floor(r.bad / groups);
+      const group = r.bad % groups;
       const err = new CgRangeError(
         'ERR_NOT_2_4',
         `the weight is not 2:4 sparse: row ${row}, columns ${group * 4}..${group * 4 + 3} hold more than 2 non-zeros ` +
@@ -118,10 +115,10 @@ export class Sparse24Weight extends Weight {
       Object.assign(err, { row, group });
       throw err;
     }
-    return new Sparse24Weight([N, K], dtype, values, meta);
+    return new Sparse24Weight([N, K], dtype, r.packed);
   }
 
-  /** Magnitude pruning: keeps the 2 largest |w| of every 4 along K (the lower column on ties). */
+  /** Magnitude pruning: keeps the 2 largest |w| of every 4 along K (the lower column on ties; NaN counts as largest). */
   static prune(data: FloatArray, shape: [number, number], opts?: { dtype?: FloatDType }): Sparse24Weight {
     return Sparse24Weight.encode(data, shape, opts, 'prune');
   }
@@ -132,13 +129,32 @@ export class Sparse24Weight extends Weight {
   }
 
   get byteLength(): number {
-    return this.values.byteLength + this.meta.byteLength;
+    return this.packed.byteLength;
+  }
+
+  /** The canonical format: values [N, K/2] (weight dtype) and meta [N, ceil(K/8)] bytes. A fresh copy. */
+  canonical(): { values: FloatArray; meta: Uint8Array } {
+    const [N, K] = this.shape;
+    const values = allocFloat(this.dtype, N * (K / 2));
+    const meta = new Uint8Array(N * Math.ceil(K / 8));
+    selectBackend().cpuAddon.sparse24Unpack({ packed: this.packed, N, K, dtype: FLOAT_DTYPES[this.dtype].code, values, meta });
+    return { values, meta };
+  }
+
+  /** Canonical values [N, K/2] in the weight dtype (a fresh copy; see canonical()). */
+  get values(): FloatArray {
+    return this.canonical().values;
+  }
+
+  /** Canonical meta [N, ceil(K/8)] (a fresh copy; see canonical()). */
+  get meta(): Uint8Array {
+    return this.canonical().meta;
   }
 
   toDense(): FloatArray {
     const [N, K] = this.shape;
     const out = allocFloat(this.dtype, N * K);
-    selectBackend().cpuAddon.sparse24ToDense({ values: this.values, meta: this.meta, N, K, dtype: FLOAT_DTYPES[this.dtype].code, out });
+    selectBackend().cpuAddon.sparse24ToDense({ packed: this.packed, N, K, dtype: FLOAT_DTYPES[this.dtype].code, out });
     return out;
   }
 }

@@ -3,6 +3,7 @@
 // (buffer sizes, enum ranges), so a caller that bypasses lib/ gets an exception, never a crash.
 #include <napi.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "../common/cpu_features.h"
 #include "../common/sparse24_format.h"
 #include "../common/thread_pool.h"
+#include "../cpu/fma_peak.h"
 #include "../cpu/kernels.h"
 
 namespace {
@@ -90,6 +92,38 @@ Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// fmaPeak({ isa, threads, iterations }) -> GFLOP/s of a register-only FMA loop on that many
+// threads at once: the machine's sustained fp32 FMA peak, to which the bench compares the dense
+// kernel.
+struct PeakCtx { cg::Isa isa; int64_t iterations; double flops[1024]; };
+
+void peak_task(void* ctx, int t, int) {
+  auto* c = static_cast<PeakCtx*>(ctx);
+#if defined(__x86_64__)
+  c->flops[t] = c->isa == cg::Isa::Avx512 ? cg::avx512::fma_loop_flops(c->iterations)
+                                           : cg::avx2::fma_loop_flops(c->iterations);
+#else
+  c->flops[t] = 0;
+#endif
+}
+
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = info[0].As<Napi::Object>();
+  auto isa = cg::Isa(int_of(o, "isa", 1, 2));
+  need(env, isa_supported(isa), "this CPU cannot run the requested instruction set");
+  int threads = int(int_of(o, "threads", 1, 1024));
+  auto ctx = std::make_unique<PeakCtx>();
+  ctx->isa = isa;
+  ctx->iterations = int_of(o, "iterations", 1, int64_t(1) << 40);
+  auto t0 = std::chrono::steady_clock::now();
+  cg::parallel_for(threads, threads, peak_task, ctx.get());
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double flops = 0;
+  for (int t = 0; t < threads; ++t) flops += ctx->flops[t];
+  return Napi::Number::New(env, flops / s / 1e9);
+}
+
 // ---- formats -------------------------------------------------------------------------------
 
 struct Dims { int64_t N, K; DType dt; };
@@ -127,42 +161,65 @@ Napi::Value DenseUnpack(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-struct SparseBuffers { Bytes values, meta; };
+size_t sparse_packed_bytes(const Dims& d) { return size_t(cg::sp24_packed_bytes(d.N, d.K, cg::dtype_size(d.dt))); }
 
-SparseBuffers sparse_buffers(const Napi::Object& o, const Dims& d) {
-  SparseBuffers s{bytes_of(o.Get("values"), "values"), bytes_of(o.Get("meta"), "meta")};
+Bytes packed_of(const Napi::Object& o, const Dims& d) {
+  Bytes b = bytes_of(o.Get("packed"), "packed");
   need(o.Env(), d.K % 4 == 0, "K must be a multiple of 4");
-  need(o.Env(), s.values.length == size_t(d.N * (d.K / 2)) * size_t(cg::dtype_size(d.dt)), "values has the wrong length");
-  need(o.Env(), s.meta.length == size_t(d.N * cg::sparse24_meta_row_bytes(d.K)), "meta has the wrong length");
-  return s;
+  need(o.Env(), b.length == sparse_packed_bytes(d), "packed has the wrong length");
+  return b;
 }
 
-// sparse24Encode({ data, N, K, dtype, values, meta, mode: 'prune'|'compress' }) -> -1 or the
-// flat index of the first group that is not 2:4 (compress only)
+// sparse24Encode({ data, N, K, dtype, mode: 'prune'|'compress' }) -> { bad, packed }: bad is -1,
+// or (compress only) the flat index row * (K/4) + group of the first group that is not 2:4, and
+// then packed is undefined. packed is the CPU layout (common/sparse24_format.h).
 Napi::Value Sparse24Encode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto o = info[0].As<Napi::Object>();
   Dims d = dims_of(o);
-  SparseBuffers s = sparse_buffers(o, d);
+  need(env, d.K % 4 == 0, "K must be a multiple of 4");
   Bytes src = bytes_of(o.Get("data"), "data");
-  need(env, src.length == size_t(d.N * d.K) * size_t(cg::dtype_size(d.dt)), "data has the wrong length");
-  std::string mode = o.Get("mode").ToString();
-  if (mode == "prune") {
-    cg::sparse24_prune(src.data, d.dt, d.N, d.K, s.values.data, s.meta.data);
-    return Napi::Number::New(env, -1);
+  const size_t es = size_t(cg::dtype_size(d.dt));
+  need(env, src.length == size_t(d.N * d.K) * es, "data has the wrong length");
+  std::vector<uint8_t> values(size_t(d.N * (d.K / 2)) * es), meta(size_t(d.N * cg::sparse24_meta_row_bytes(d.K)));
+  int64_t bad = -1;
+  if (o.Get("mode").ToString().Utf8Value() == "prune") cg::sparse24_prune(src.data, d.dt, d.N, d.K, values.data(), meta.data());
+  else bad = cg::sparse24_compress(src.data, d.dt, d.N, d.K, values.data(), meta.data());
+  auto out = Napi::Object::New(env);
+  out.Set("bad", Napi::Number::New(env, double(bad)));
+  if (bad < 0) {
+    auto packed = Napi::ArrayBuffer::New(env, sparse_packed_bytes(d));
+    cg::sparse24_pack(values.data(), meta.data(), d.dt, d.N, d.K, packed.Data());
+    out.Set("packed", packed);
   }
-  return Napi::Number::New(env, double(cg::sparse24_compress(src.data, d.dt, d.N, d.K, s.values.data, s.meta.data)));
+  return out;
 }
 
-// sparse24ToDense({ values, meta, N, K, dtype, out })
+// sparse24Unpack({ packed, N, K, dtype, values, meta }): the canonical format, from the CPU layout
+Napi::Value Sparse24Unpack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = info[0].As<Napi::Object>();
+  Dims d = dims_of(o);
+  Bytes packed = packed_of(o, d);
+  Bytes values = bytes_of(o.Get("values"), "values"), meta = bytes_of(o.Get("meta"), "meta");
+  need(env, values.length == size_t(d.N * (d.K / 2)) * size_t(cg::dtype_size(d.dt)), "values has the wrong length");
+  need(env, meta.length == size_t(d.N * cg::sparse24_meta_row_bytes(d.K)), "meta has the wrong length");
+  cg::sparse24_unpack(packed.data, d.dt, d.N, d.K, values.data, meta.data);
+  return env.Undefined();
+}
+
+// sparse24ToDense({ packed, N, K, dtype, out })
 Napi::Value Sparse24ToDense(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto o = info[0].As<Napi::Object>();
   Dims d = dims_of(o);
-  SparseBuffers s = sparse_buffers(o, d);
+  Bytes packed = packed_of(o, d);
   Bytes out = bytes_of(o.Get("out"), "out");
-  need(env, out.length == size_t(d.N * d.K) * size_t(cg::dtype_size(d.dt)), "out has the wrong length");
-  cg::sparse24_to_dense(s.values.data, s.meta.data, d.dt, d.N, d.K, out.data);
+  const size_t es = size_t(cg::dtype_size(d.dt));
+  need(env, out.length == size_t(d.N * d.K) * es, "out has the wrong length");
+  std::vector<uint8_t> values(size_t(d.N * (d.K / 2)) * es), meta(size_t(d.N * cg::sparse24_meta_row_bytes(d.K)));
+  cg::sparse24_unpack(packed.data, d.dt, d.N, d.K, values.data(), meta.data());
+  cg::sparse24_to_dense(values.data(), meta.data(), d.dt, d.N, d.K, out.data);
   return env.Undefined();
 }
 
@@ -189,7 +246,7 @@ struct LinearCall {
   WeightKind kind = WeightKind::Dense;
   int64_t M = 0, N = 0, K = 0;
   DType xdt = DType::F32, wdt = DType::F32, ydt = DType::F32;
-  Bytes x, w, meta, bias, y;
+  Bytes x, w, bias, y;
   int threads = 1;
   cg::Isa isa = cg::Isa::Scalar;
   std::vector<Napi::ObjectReference> keep;
@@ -217,9 +274,7 @@ struct LinearCall {
       need(env, w.length == size_t(cg::dense_packed_elems(N, K)) * ws, "packed weight has the wrong length");
     } else {
       need(env, K % 4 == 0, "K must be a multiple of 4");
-      meta = hold(o, "meta");
-      need(env, w.length == size_t(N * (K / 2)) * ws, "2:4 values have the wrong length");
-      need(env, meta.length == size_t(N * cg::sparse24_meta_row_bytes(K)), "2:4 metadata has the wrong length");
+      need(env, w.length == size_t(cg::sp24_packed_bytes(N, K, int(ws))), "packed 2:4 weight has the wrong length");
     }
     if (!o.Get("bias").IsNull() && !o.Get("bias").IsUndefined()) {
       bias = hold(o, "bias");
@@ -234,36 +289,35 @@ struct LinearCall {
     return b;
   }
 
-  // Runs on any thread; touches no JS value.
+  // Runs on any thread; touches no JS value. Throws std::bad_alloc when the kernel could not
+  // get its scratch memory.
   void run() {
-    std::unique_ptr<float[]> xf, yf;
-    const float* xp = reinterpret_cast<const float*>(x.data);
-    if (xdt != DType::F32) {
-      xf.reset(new float[size_t(M * K)]);
-      for (int64_t i = 0; i < M * K; ++i) xf[i] = cg::load_as_f32(x.data, xdt, i);
-      xp = xf.get();
-    }
-    float* yp = reinterpret_cast<float*>(y.data);
-    if (ydt != DType::F32) {
-      yf.reset(new float[size_t(M * N)]);
-      yp = yf.get();
-    }
     cg::GemmProblem p;
-    p.x = xp; p.M = M; p.N = N; p.K = K;
+    p.x = x.data; p.xdt = xdt;
+    p.M = M; p.N = N; p.K = K;
     p.bias = bias.data ? reinterpret_cast<const float*>(bias.data) : nullptr;
-    p.y = yp;
+    p.y = y.data; p.ydt = ydt;
     p.threads = threads;
-    if (kind == WeightKind::Dense) cg::dense_linear(isa, p, w.data, wdt);
-    else cg::sparse24_linear(isa, p, w.data, wdt, meta.data);
-    if (ydt != DType::F32)
-      for (int64_t i = 0; i < M * N; ++i) cg::store_from_f32(y.data, ydt, i, yp[i]);
+    const bool ok = kind == WeightKind::Dense ? cg::dense_linear(isa, p, w.data, wdt)
+                                              : cg::sparse24_linear(isa, p, w.data, wdt);
+    if (!ok) throw std::bad_alloc();
   }
 };
+
+Napi::Error out_of_memory(Napi::Env env) {
+  Napi::Error e = Napi::Error::New(env, "compressed-gemm: out of memory for the kernel's scratch buffers");
+  e.Set("code", Napi::String::New(env, "ERR_OUT_OF_MEMORY"));
+  return e;
+}
 
 Napi::Value Linear(const Napi::CallbackInfo& info) {
   LinearCall call;
   call.capture(info[0].As<Napi::Object>());
-  call.run();
+  try {
+    call.run();
+  } catch (const std::bad_alloc&) {
+    throw out_of_memory(info.Env());
+  }
   return info.Env().Undefined();
 }
 
@@ -275,6 +329,9 @@ class LinearWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       call_->run();
+    } catch (const std::bad_alloc&) {
+      oom_ = true;
+      SetError("out of memory");
     } catch (const std::exception& e) {
       SetError(e.what());
     }
@@ -285,10 +342,11 @@ class LinearWorker : public Napi::AsyncWorker {
   }
   void OnError(const Napi::Error& e) override {
     call_.reset();
-    deferred_.Reject(e.Value());
+    deferred_.Reject(oom_ ? out_of_memory(Env()).Value() : e.Value());
   }
 
  private:
+  bool oom_ = false;
   std::unique_ptr<LinearCall> call_;
   Napi::Promise::Deferred deferred_;
 };
@@ -307,7 +365,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("densePack", Napi::Function::New(env, DensePack));
   exports.Set("denseUnpack", Napi::Function::New(env, DenseUnpack));
   exports.Set("sparse24Encode", Napi::Function::New(env, Sparse24Encode));
+  exports.Set("sparse24Unpack", Napi::Function::New(env, Sparse24Unpack));
   exports.Set("sparse24ToDense", Napi::Function::New(env, Sparse24ToDense));
+  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   exports.Set("convert", Napi::Function::New(env, Convert));
   exports.Set("linear", Napi::Function::New(env, Linear));
   exports.Set("linearAsync", Napi::Function::New(env, LinearAsync));

@@ -8,21 +8,21 @@ namespace cg {
 
 enum class DType : int32_t { F32 = 0, F16 = 1, BF16 = 2 };
 
-inline int dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+static inline int dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
 
-inline uint32_t f32_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-inline float bits_f32(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+static inline uint32_t f32_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+static inline float bits_f32(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
 
-inline float bf16_to_f32(uint16_t h) { return bits_f32(uint32_t(h) << 16); }
+static inline float bf16_to_f32(uint16_t h) { return bits_f32(uint32_t(h) << 16); }
 
-inline uint16_t f32_to_bf16(float f) {
+static inline uint16_t f32_to_bf16(float f) {
   uint32_t u = f32_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN stays a (quiet) NaN
   u += 0x7fffu + ((u >> 16) & 1u);                                          // round to nearest even
   return uint16_t(u >> 16);
 }
 
-inline float f16_to_f32(uint16_t h) {
+static inline float f16_to_f32(uint16_t h) {
   uint32_t sign = uint32_t(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
   if (exp == 0x1f) return bits_f32(sign | 0x7f800000u | (man << 13));       // inf / NaN
@@ -35,7 +35,7 @@ inline float f16_to_f32(uint16_t h) {
   return bits_f32(sign | ((exp + 112u) << 23) | (man << 13));
 }
 
-inline uint16_t f32_to_f16(float f) {
+static inline uint16_t f32_to_f16(float f) {
   uint32_t u = f32_bits(f);
   uint16_t sign = uint16_t((u >> 16) & 0x8000u);
   uint32_t a = u & 0x7fffffffu;
@@ -59,7 +59,7 @@ template <> struct DTypeTraits<DType::F32> { using Storage = float; static float
 template <> struct DTypeTraits<DType::F16> { using Storage = uint16_t; static float to_f32(uint16_t v) { return f16_to_f32(v); } };
 template <> struct DTypeTraits<DType::BF16> { using Storage = uint16_t; static float to_f32(uint16_t v) { return bf16_to_f32(v); } };
 
-inline float load_as_f32(const void* p, DType t, int64_t i) {
+static inline float load_as_f32(const void* p, DType t, int64_t i) {
   switch (t) {
     case DType::F32: return static_cast<const float*>(p)[i];
     case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
@@ -67,7 +67,7 @@ inline float load_as_f32(const void* p, DType t, int64_t i) {
   }
 }
 
-inline void store_from_f32(void* p, DType t, int64_t i, float v) {
+static inline void store_from_f32(void* p, DType t, int64_t i, float v) {
   switch (t) {
     case DType::F32: static_cast<float*>(p)[i] = v; break;
     case DType::F16: static_cast<uint16_t*>(p)[i] = f32_to_f16(v); break;

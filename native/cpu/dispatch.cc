@@ -1,9 +1,40 @@
 // One entry point per operation; the ISA was chosen (and range-checked) by the caller.
+#include <cstdlib>
+#include <cstring>
+
 #include "kernels.h"
 
 namespace cg {
 
-void dense_linear(Isa isa, const GemmProblem& p, const void* wpacked, DType wdt) {
+namespace {
+// COMPRESSED_GEMM_TUNE="mc=256,kc=512,sparse_m=32": block sizes for tuning experiments only.
+Tuning read_tuning() {
+  Tuning t;
+  const char* s = std::getenv("COMPRESSED_GEMM_TUNE");
+  while (s && *s) {
+    const char* eq = std::strchr(s, '=');
+    if (!eq) break;
+    const long long v = std::strtoll(eq + 1, nullptr, 10);
+    const size_t n = size_t(eq - s);
+    if (v > 0 && v < (1ll << 40)) {
+      if (n == 2 && !std::strncmp(s, "mc", 2)) t.mc = v;
+      else if (n == 2 && !std::strncmp(s, "kc", 2)) t.kc = v;
+      else if (n == 2 && !std::strncmp(s, "nc", 2)) t.nc = v;
+      else if (n == 8 && !std::strncmp(s, "sparse_m", 8)) t.sparse_m = v;
+    }
+    const char* comma = std::strchr(eq, ',');
+    s = comma ? comma + 1 : nullptr;
+  }
+  return t;
+}
+}  // namespace
+
+const Tuning& tuning() {
+  static const Tuning t = read_tuning();
+  return t;
+}
+
+bool dense_linear(Isa isa, const GemmProblem& p, const void* wpacked, DType wdt) {
   switch (isa) {
 #if defined(__x86_64__)
     case Isa::Avx512: return avx512::dense_linear(p, wpacked, wdt);
@@ -13,13 +44,13 @@ void dense_linear(Isa isa, const GemmProblem& p, const void* wpacked, DType wdt)
   }
 }
 
-void sparse24_linear(Isa isa, const GemmProblem& p, const void* values, DType wdt, const uint8_t* meta) {
+bool sparse24_linear(Isa isa, const GemmProblem& p, const void* packed, DType wdt) {
   switch (isa) {
 #if defined(__x86_64__)
-    case Isa::Avx512: return avx512::sparse24_linear(p, values, wdt, meta);
-    case Isa::Avx2: return avx2::sparse24_linear(p, values, wdt, meta);
+    case Isa::Avx512: return avx512::sparse24_linear(p, packed, wdt);
+    case Isa::Avx2: return avx2::sparse24_linear(p, packed, wdt);
 #endif
-    default: return scalar::sparse24_linear(p, values, wdt, meta);
+    default: return scalar::sparse24_linear(p, packed, wdt);
   }
 }
 

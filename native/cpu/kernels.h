@@ -4,10 +4,14 @@
 // them as separate static libraries). Rules for those files, so no AVX-512 code can leak into a
 // baseline path through the linker's choice among duplicate inline functions:
 //   - everything sits in namespace cg::<isa>, helpers in an anonymous namespace inside it;
+//   - small helpers in shared headers are `static inline` (each TU gets its own copy);
 //   - no STL containers or algorithms, no templates shared with other TUs except the
-//     ISA-specific ones in cpu/simd.h (whose types differ per ISA) and the plain-C-like
+//     ISA-specific ones in cpu/simd_<isa>.h (whose types differ per ISA) and the plain-C-like
 //     helpers of common/dtype.h (only called from baseline code; kernels convert with intrinsics
 //     or with their own static helpers).
+// The templates shared by the vector ISAs (simd_<isa>.h, convert_impl.h, gemm_tile_impl.h,
+// gemm_driver_impl.h, dense_impl.h, sparse24_impl.h) are textually included inside each ISA's
+// namespace for that reason: each ISA gets its own copy, compiled with its own flags.
 #pragma once
 #include <cstdint>
 #include "../common/dtype.h"
@@ -23,37 +27,49 @@ enum class Isa : int32_t { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 // One layout for every ISA, so a weight packed once serves the scalar, AVX2 and AVX-512 kernels.
 constexpr int kDensePanel = 16;
 constexpr int kDenseNAlign = 32;
-inline int64_t dense_padded_rows(int64_t N) { return (N + kDenseNAlign - 1) / kDenseNAlign * kDenseNAlign; }
-inline int64_t dense_packed_elems(int64_t N, int64_t K) { return dense_padded_rows(N) * K; }
+static inline int64_t dense_padded_rows(int64_t N) { return (N + kDenseNAlign - 1) / kDenseNAlign * kDenseNAlign; }
+static inline int64_t dense_packed_elems(int64_t N, int64_t K) { return dense_padded_rows(N) * K; }
 void dense_pack(const void* w, DType dt, int64_t N, int64_t K, void* packed);
 void dense_unpack(const void* packed, DType dt, int64_t N, int64_t K, void* w);
 
-// ---- 2:4 sparse weights, canonical layout (documented in common/sparse24_format.h) -----------
-// values: [N, K/2] in the weight dtype; meta: [N, sparse24_meta_row_bytes(K)] bytes.
+// ---- 2:4 sparse weights: the CPU layout of common/sparse24_format.h (panels of 16 rows,
+// superblocks of 32 columns), made from the canonical format by sparse24_pack.
 
 // ---- One linear problem: y = x . W^T (+ bias) ------------------------------------------------
 struct GemmProblem {
-  const float* x = nullptr;     // [M, K] float32 row-major (the binding converts 16-bit inputs)
+  const void* x = nullptr;      // [M, K] row-major, dtype xdt (16-bit types as raw bits)
+  DType xdt = DType::F32;
   int64_t M = 0, N = 0, K = 0;
   const float* bias = nullptr;  // [N] float32, or nullptr
-  float* y = nullptr;           // [M, N] float32 row-major; every element is written, none is read first
+  void* y = nullptr;            // [M, N] row-major, dtype ydt; every element is written, none read first
+  DType ydt = DType::F32;
   int threads = 1;              // how many threads may work on it (caller included)
 };
 
-void dense_linear(Isa isa, const GemmProblem& p, const void* wpacked, DType wdt);
-void sparse24_linear(Isa isa, const GemmProblem& p, const void* values, DType wdt, const uint8_t* meta);
+// Block sizes the kernels would otherwise pick (0 = pick). Only for tuning experiments
+// (COMPRESSED_GEMM_TUNE="mc=..,kc=..,nc=.."), read once by dispatch.cc.
+struct Tuning {
+  int64_t mc = 0, kc = 0, nc = 0;
+  int64_t sparse_m = 0;  // 2:4: rows of x from which the M-vectorised kernel is used
+};
+const Tuning& tuning();
+
+// Every kernel returns false when it could not allocate its scratch memory (and then has not
+// finished writing y); the binding turns that into an out-of-memory error.
+bool dense_linear(Isa isa, const GemmProblem& p, const void* wpacked, DType wdt);
+bool sparse24_linear(Isa isa, const GemmProblem& p, const void* packed, DType wdt);
 
 namespace scalar {
-void dense_linear(const GemmProblem& p, const void* wpacked, DType wdt);
-void sparse24_linear(const GemmProblem& p, const void* values, DType wdt, const uint8_t* meta);
+bool dense_linear(const GemmProblem& p, const void* wpacked, DType wdt);
+bool sparse24_linear(const GemmProblem& p, const void* packed, DType wdt);
 }  // namespace scalar
 namespace avx2 {
-void dense_linear(const GemmProblem& p, const void* wpacked, DType wdt);
-void sparse24_linear(const GemmProblem& p, const void* values, DType wdt, const uint8_t* meta);
+bool dense_linear(const GemmProblem& p, const void* wpacked, DType wdt);
+bool sparse24_linear(const GemmProblem& p, const void* packed, DType wdt);
 }  // namespace avx2
 namespace avx512 {
-void dense_linear(const GemmProblem& p, const void* wpacked, DType wdt);
-void sparse24_linear(const GemmProblem& p, const void* values, DType wdt, const uint8_t* meta);
+bool dense_linear(const GemmProblem& p, const void* wpacked, DType wdt);
+bool sparse24_linear(const GemmProblem& p, const void* packed, DType wdt);
 }  // namespace avx512
 
 }  // namespace cg

@@ -1,0 +1,64 @@
+// The dense linear, vectorised along N over the packed panel layout of kernels.h. Included
+// inside `namespace cg::<isa> { namespace { ... } }` after gemm_driver_impl.h, with
+//   kDenseMR  rows of x per register tile,
+//   kDenseNV  vectors of L columns per register tile (kDenseNV * L is a multiple of 16).
+//
+// Register tile: acc[MR][NV] += x[i][k] (broadcast) * W[n0 + j*L .. +L][k] (one vector load);
+// AVX-512 runs 14 x 32 (28 accumulators, 2 weight vectors, 1 broadcast: 31 of 32 registers),
+// AVX2 6 x 16 (12 + 2 + 1 of 16). 16-bit weights are widened to float32 as they are loaded.
+
+constexpr int kVecsPerPanel = kDensePanel / L;
+static_assert(kDensePanel % L == 0, "a panel is a whole number of vectors");
+static_assert((kDenseNV * L) % kDensePanel == 0, "a tile is a whole number of panels");
+static_assert(kDenseNAlign % (kDenseNV * L) == 0, "padded rows cover every tile");
+
+template <DType WT>
+struct DensePolicy {
+  static constexpr int MR = kDenseMR;
+  static constexpr int NV = kDenseNV;
+  const void* w;  // packed panels
+  int64_t K;
+
+  template <int R>
+  inline void micro(const float* __restrict xp, int64_t tile, int64_t k0, int64_t kl, V (&acc)[R][NV]) const {
+    const int64_t ps = K * kDensePanel;  // elements between consecutive panels
+    const int64_t base = tile * (NV / kVecsPerPanel) * ps + k0 * kDensePanel;
+    for (int64_t k = 0; k < kl; ++k) {
+      V b[NV];
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j)
+        b[j] = load_weight<WT>(w, base + (j / kVecsPerPanel) * ps + k * kDensePanel + (j % kVecsPerPanel) * L);
+      const float* xk = xp + k * R;
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i) {
+        const V a = vbcast(xk + i);
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) acc[i][j] = vfma(a, b[j], acc[i][j]);
+      }
+    }
+  }
+};
+
+// Block sizes: a K block of kc columns keeps a tile's weights (NV*L x kc) in L2 while every row
+// block of x passes over them; mc rows of packed x (mc x kc floats) stay in L2/L3 meanwhile.
+inline void dense_blocks(const GemmProblem& p, int64_t* mc, int64_t* kc) {
+  const Tuning& t = tuning();
+  *kc = t.kc > 0 ? t.kc : (p.M <= 2 * kDenseMR ? p.K : 1024);
+  *mc = t.mc > 0 ? t.mc : 8 * kDenseMR * 4;
+}
+
+template <DType WT>
+bool dense_linear_t(const GemmProblem& p, const void* wpacked) {
+  DensePolicy<WT> pol{wpacked, p.K};
+  int64_t mc, kc;
+  dense_blocks(p, &mc, &kc);
+  return run_gemm(p, pol, mc, kc);
+}
+
+bool dense_linear_impl(const GemmProblem& p, const void* wpacked, DType wdt) {
+  switch (wdt) {
+    case DType::F32: return dense_linear_t<DType::F32>(p, wpacked);
+    case DType::F16: return dense_linear_t<DType::F16>(p, wpacked);
+    default: return dense_linear_t<DType::BF16>(p, wpacked);
+  }
+}

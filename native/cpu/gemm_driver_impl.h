@@ -1,0 +1,116 @@
+// The blocked GEMM loop nest shared by the weight formats whose kernels vectorise along N
+// (dense now; quantized formats plug in the same way). A Policy describes one weight format:
+//
+//   struct Policy {
+//     static constexpr int MR;   // most rows of x in one register tile
+//     static constexpr int NV;   // vectors of L columns in one register tile
+//     template <int R> void micro(const float* xp, int64_t tile, int64_t k0, int64_t kl,
+//                                 V (&acc)[R][NV]) const;
+//       // acc[i][j] += sum over k in [k0, k0+kl) of xp[(k-k0)*R + i] * W[tile*NV*L + j*L + lane][k]
+//   };
+//
+// Loop nest, per thread (threads own disjoint ranges of column tiles, so nothing is shared
+// but the read-only inputs): for each block of mc rows, for each block of kc columns of K:
+// pack that x block once (float32, k-major per register-tile row block), then for each column
+// tile, for each row block, run the micro-kernel and add into the output. Included inside
+// `namespace cg::<isa> { namespace { ... } }` after gemm_tile_impl.h.
+
+template <class P, int R>
+inline void run_tile(const P& pol, const float* xp, int64_t tile, int64_t k0, int64_t kl, const TileOut& o,
+                     int64_t m0, int64_t n0, int ncols) {
+  V acc[R][P::NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < P::NV; ++j) acc[i][j] = vzero();
+  pol.template micro<R>(xp, tile, k0, kl, acc);
+  store_tile<R, P::NV>(acc, o, m0, n0, ncols);
+}
+
+// run_tile for a row count known only at run time (1..P::MR).
+template <class P, int R = P::MR>
+inline void run_tile_rows(int rows, const P& pol, const float* xp, int64_t tile, int64_t k0, int64_t kl,
+                          const TileOut& o, int64_t m0, int64_t n0, int ncols) {
+  if constexpr (R == 1) {
+    run_tile<P, 1>(pol, xp, tile, k0, kl, o, m0, n0, ncols);
+  } else {
+    if (rows == R) run_tile<P, R>(pol, xp, tile, k0, kl, o, m0, n0, ncols);
+    else run_tile_rows<P, R - 1>(rows, pol, xp, tile, k0, kl, o, m0, n0, ncols);
+  }
+}
+
+template <class P>
+struct DriverCtx {
+  const GemmProblem* p;
+  const P* pol;
+  int64_t ntiles;
+  int64_t mc, kc;
+  bool failed;  // an allocation failed in some task
+};
+
+template <class P>
+void driver_task(void* vctx, int t, int nt) {
+  auto& d = *static_cast<DriverCtx<P>*>(vctx);
+  const GemmProblem& p = *d.p;
+  constexpr int TC = P::NV * L;
+  const int64_t t0 = d.ntiles * t / nt, t1 = d.ntiles * (t + 1) / nt;
+  if (t0 >= t1) return;
+  const int64_t M = p.M, N = p.N, K = p.K;
+  const int64_t col0 = t0 * TC, col1 = t1 * TC < N ? t1 * TC : N;
+  const bool single_k = d.kc >= K;
+  const bool need_c = p.ydt != DType::F32 && !single_k;
+  const int64_t mc = d.mc;
+  float* xp = static_cast<float*>(thread_scratch(0, size_t(mc) * size_t(d.kc < K ? d.kc : K) * sizeof(float)));
+  float* cbuf = need_c ? static_cast<float*>(thread_scratch(1, size_t(mc) * size_t(col1 - col0) * sizeof(float))) : nullptr;
+  if (!xp || (need_c && !cbuf)) {
+    __atomic_store_n(&d.failed, true, __ATOMIC_RELAXED);
+    return;
+  }
+  int64_t starts[kMaxRowBlocks + 1];
+  for (int64_t m0 = 0; m0 < M; m0 += mc) {
+    const int64_t rows = M - m0 < mc ? M - m0 : mc;
+    const int nb = split_rows(rows, P::MR, starts, kMaxRowBlocks);
+    for (int64_t k0 = 0; k0 < K; k0 += d.kc) {
+      const int64_t kl = K - k0 < d.kc ? K - k0 : d.kc;
+      for (int b = 0; b < nb; ++b)
+        pack_rows_kmajor(p.x, p.xdt, K, m0 + starts[b], int(starts[b + 1] - starts[b]), k0, kl, xp + starts[b] * kl);
+      TileOut o;
+      o.accumulate = k0 > 0;
+      o.bias = p.bias;
+      if (p.ydt == DType::F32) {
+        o.c = static_cast<float*>(p.y);
+        o.ldc = N;
+      } else if (single_k) {
+        o.direct = true;
+        o.y = p.y;
+        o.ydt = p.ydt;
+        o.ldy = N;
+      } else {
+        o.c = cbuf;
+        o.ldc = col1 - col0;
+        o.crow0 = m0;
+        o.ccol0 = col0;
+      }
+      for (int64_t tile = t0; tile < t1; ++tile) {
+        const int64_t n0 = tile * TC;
+        const int ncols = N - n0 < TC ? int(N - n0) : TC;
+        for (int b = 0; b < nb; ++b)
+          run_tile_rows<P>(int(starts[b + 1] - starts[b]), *d.pol, xp + starts[b] * kl, tile, k0, kl, o,
+                           m0 + starts[b], n0, ncols);
+      }
+    }
+    if (need_c) convert_block(cbuf, col1 - col0, p.y, p.ydt, m0 * N + col0, N, rows, col1 - col0);
+  }
+}
+
+// Runs the whole problem; false when scratch memory could not be allocated.
+template <class P>
+bool run_gemm(const GemmProblem& p, const P& pol, int64_t mc, int64_t kc) {
+  constexpr int TC = P::NV * L;
+  DriverCtx<P> d{&p, &pol, (p.N + TC - 1) / TC, mc, kc, false};
+  if (d.mc > int64_t(P::MR) * kMaxRowBlocks) d.mc = int64_t(P::MR) * kMaxRowBlocks;
+  int threads = p.threads < 1 ? 1 : p.threads;
+  int ntasks = d.ntiles < threads ? int(d.ntiles) : threads;
+  parallel_for(ntasks, threads, driver_task<P>, &d);
+  return !d.failed;
+}

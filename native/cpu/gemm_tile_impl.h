@@ -1,0 +1,89 @@
+// What every vectorised GEMM kernel shares: the register tile's epilogue (bias, float32
+// accumulation across K blocks, rounding to the output dtype) and the packing of activation
+// rows into the layout the micro-kernels broadcast from. Included inside
+// `namespace cg::<isa> { namespace { ... } }` after simd_<isa>.h and convert_impl.h.
+
+// Where a register tile's results go. `c` is a float32 [.., ldc] array (y itself when y is
+// float32): the first K block writes it (adding the bias), later ones add to it. When the
+// whole K range is one block and y is 16-bit, `direct` skips `c` and rounds straight into y.
+struct TileOut {
+  float* c = nullptr;
+  int64_t ldc = 0;
+  bool accumulate = false;  // add to c instead of overwriting it
+  const float* bias = nullptr;  // applied by the first block only
+  bool direct = false;      // write y (dtype ydt, row stride ldy) instead of c
+  void* y = nullptr;
+  DType ydt = DType::F32;
+  int64_t ldy = 0;
+  // c holds rows from crow0 and columns from ccol0 of the output (0, 0 when c is y itself).
+  int64_t crow0 = 0, ccol0 = 0;
+};
+
+// Stores rows m0..m0+MR-1, columns n0..n0+ncols-1 (ncols <= NV*L) of a register tile.
+template <int MR, int NV>
+inline void store_tile(V (&acc)[MR][NV], const TileOut& o, int64_t m0, int64_t n0, int ncols) {
+  V b[NV];
+#pragma GCC unroll 8
+  for (int j = 0; j < NV; ++j) {
+    const int nj = ncols - j * L;
+    b[j] = (o.accumulate || !o.bias || nj <= 0) ? vzero() : (nj >= L ? vload(o.bias + n0 + j * L) : vload_n(o.bias + n0 + j * L, nj));
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      const int nj = ncols - j * L;
+      if (nj <= 0) break;
+      const int n = nj >= L ? L : nj;
+      V v = vadd(acc[i][j], b[j]);
+      if (o.direct) {
+        store_any_n(o.y, o.ydt, (m0 + i) * o.ldy + n0 + j * L, v, n);
+      } else {
+        float* c = o.c + (m0 + i - o.crow0) * o.ldc + (n0 - o.ccol0) + j * L;
+        if (o.accumulate) v = vadd(v, n == L ? vload(c) : vload_n(c, n));
+        if (n == L) vstore(c, v);
+        else vstore_n(c, v, n);
+      }
+    }
+  }
+}
+
+// Rows [r0, r0+rows) of x, columns [k0, k0+kl), as float32 in the micro-kernels' layout:
+// column-major within the block, dst[k * rows + i] = x[r0 + i][k0 + k], so that the kernel
+// broadcasts consecutive floats. 16-bit activations are converted here, once.
+inline void pack_rows_kmajor(const void* x, DType xdt, int64_t ldx, int64_t r0, int rows, int64_t k0, int64_t kl, float* dst) {
+  alignas(64) float tmp[32][L];
+  for (int64_t k = 0; k < kl; k += L) {
+    const int n = kl - k >= L ? L : int(kl - k);
+    for (int i0 = 0; i0 < rows; i0 += 32) {
+      const int ib = rows - i0 < 32 ? rows - i0 : 32;
+      for (int i = 0; i < ib; ++i) vstore(tmp[i], load_any_n(x, xdt, (r0 + i0 + i) * ldx + k0 + k, n));
+      for (int kk = 0; kk < n; ++kk) {
+        float* d = dst + (k + kk) * rows + i0;
+        for (int i = 0; i < ib; ++i) d[i] = tmp[i][kk];
+      }
+    }
+  }
+}
+
+constexpr int kMaxRowBlocks = 1024;
+
+// Splits `rows` into the fewest blocks of at most `mr` rows, of near-equal sizes (so M = 15
+// with mr = 14 runs as 8 + 7, not 14 + 1). Returns the number of blocks; starts[b]..starts[b+1].
+inline int split_rows(int64_t rows, int mr, int64_t* starts, int max_blocks) {
+  int nb = int((rows + mr - 1) / mr);
+  if (nb > max_blocks) nb = max_blocks;
+  for (int b = 0; b <= nb; ++b) starts[b] = rows * b / nb;
+  return nb;
+}
+
+// Converts a float32 [rows, cols] block (row stride ldc) into y (dtype ydt, row stride ldy).
+// y_off is the element index in y of the block's first element.
+inline void convert_block(const float* c, int64_t ldc, void* y, DType ydt, int64_t y_off, int64_t ldy, int64_t rows, int64_t cols) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t yo = y_off + i * ldy;
+    int64_t j = 0;
+    for (; j + L <= cols; j += L) store_any_n(y, ydt, yo + j, vload(c + i * ldc + j), L);
+    if (j < cols) store_any_n(y, ydt, yo + j, vload_n(c + i * ldc + j, int(cols - j)), int(cols - j));
+  }
+}

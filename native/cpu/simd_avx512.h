@@ -1,0 +1,79 @@
+// AVX-512 vector helpers for the kernel templates (*_impl.h). Included inside
+// `namespace cg::avx512 { namespace { ... } }` by files compiled with -mavx512f -mavx512bw
+// -mavx512dq -mavx512vl -mfma -mf16c, so every inline function here is private to that ISA's
+// translation units (see the rules in kernels.h).
+// (the including file has included <immintrin.h> at global scope)
+
+using V = __m512;
+constexpr int L = 16;  // float lanes per vector
+
+inline V vzero() { return _mm512_setzero_ps(); }
+inline V vset1(float f) { return _mm512_set1_ps(f); }
+inline V vload(const float* p) { return _mm512_loadu_ps(p); }
+inline void vstore(float* p, V v) { _mm512_storeu_ps(p, v); }
+inline V vbcast(const float* p) { return _mm512_set1_ps(*p); }
+inline V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+inline V vadd(V a, V b) { return _mm512_add_ps(a, b); }
+inline V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
+inline float vreduce(V v) { return _mm512_reduce_add_ps(v); }
+
+inline __mmask16 tail_mask(int n) { return __mmask16((1u << n) - 1u); }
+// The first n (0 < n <= L) lanes; the others read as zero and are not touched in memory.
+inline V vload_n(const float* p, int n) { return _mm512_maskz_loadu_ps(tail_mask(n), p); }
+inline void vstore_n(float* p, V v, int n) { _mm512_mask_storeu_ps(p, tail_mask(n), v); }
+
+// 16-bit floats <-> float32. float16 by the F16C instructions (round to nearest even on the way
+// down); bfloat16 by shifting (up) and integer round-to-nearest-even with NaN kept quiet (down).
+inline V vload_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+inline V vload_bf16(const uint16_t* p) {
+  __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+}
+inline V vload_f16_bcast(uint16_t h) { return _mm512_cvtph_ps(_mm256_set1_epi16(short(h))); }
+inline V vload_f16_n(const uint16_t* p, int n) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail_mask(n), p));
+}
+inline V vload_bf16_n(const uint16_t* p, int n) {
+  __m512i u = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(tail_mask(n), p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+}
+inline __m256i vto_f16(V v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+inline __m256i vto_bf16(V v) {
+  __m512i u = _mm512_castps_si512(v);
+  __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
+  __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+  return _mm512_cvtepi32_epi16(r);
+}
+inline void vstore_f16(uint16_t* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), vto_f16(v)); }
+inline void vstore_bf16(uint16_t* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), vto_bf16(v)); }
+inline void vstore_f16_n(uint16_t* p, V v, int n) { _mm256_mask_storeu_epi16(p, tail_mask(n), vto_f16(v)); }
+inline void vstore_bf16_n(uint16_t* p, V v, int n) { _mm256_mask_storeu_epi16(p, tail_mask(n), vto_bf16(v)); }
+
+// ---- 2:4 row-wise helpers: one chunk = 2L columns of K = L/2 groups = L kept values ----------
+using VI = __m512i;
+// `bits` holds the chunk's L two-bit column codes (value i's code at bits 2i..2i+1, which is
+// exactly the canonical meta of the chunk's L/2 groups read as a little-endian uint32). Lane i
+// gets the column of its value inside the chunk: 4 * (i / 2) + code_i.
+inline VI sparse_idx(uint32_t bits) {
+  const __m512i shifts = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i group = _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
+  __m512i c = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(int(bits)), shifts), _mm512_set1_epi32(3));
+  return _mm512_add_epi32(c, group);
+}
+// x[idx_i] for each lane, from the chunk's 2L columns held in two vectors.
+inline V sparse_select(V lo, V hi, VI idx) { return _mm512_permutex2var_ps(lo, idx, hi); }
+
+// ---- 2:4 panel helpers (the CPU 2:4 layout of common/sparse24_format.h) -----------------------
+// The 4 floats at p in every 128-bit lane (a group's 4 columns of one row of x).
+inline V bcast4(const float* p) { return _mm512_broadcast_f32x4(_mm_loadu_ps(p)); }
+// Each lane's 4-bit code from a group's 64-bit code word, for vector `half` of a panel (one
+// vector per panel here): lane l's code sits at bit (l % 2) * 32 + (l / 2) * 4 of the word.
+inline VI code_lanes(uint64_t word, int /*half*/) {
+  const __m512i shifts = _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
+  return _mm512_srlv_epi32(_mm512_set1_epi64(int64_t(word)), shifts);
+}
+inline VI code_hi(VI c) { return _mm512_srli_epi32(c, 2); }
+// xg[code & 3] in every lane (vpermilps reads the low two bits of each 32-bit index).
+inline V select4(V xg, VI code) { return _mm512_permutevar_ps(xg, code); }
