@@ -169,6 +169,22 @@ export function setThreads(n: number): void {
   s.info.cpu.threads = s.threads;
 }
 
+/**
+ * Runs the CPU kernels on instruction set `isa` from now on (one this CPU has: see
+ * backend().cpu.isas). COMPRESSED_GEMM_CPU_ISA does the same at load time.
+ */
+export function setCpuIsa(isa: CpuIsa): void {
+  const s = selectBackend();
+  if (typeof isa !== 'string' || !(ISA_ORDER as string[]).includes(isa)) {
+    throw new CgRangeError('ERR_INVALID_ARG', `isa must be one of ${ISA_ORDER.join(', ')}, got ${String(isa)}`);
+  }
+  if (!s.info.cpu.isas.includes(isa)) {
+    throw new CgError('ERR_BACKEND_UNAVAILABLE', `this CPU runs ${s.info.cpu.isas.join(', ')}, not ${isa}`);
+  }
+  s.isaCode = ISA_CODES[isa];
+  s.info.cpu.isa = isa;
+}
+
 /** What the CUDA addon reports about this machine, whatever backend was chosen. */
 export function cudaStatus(): { built: boolean; usable: boolean; reasons: string[]; compiledArchitectures: number[]; probe: CudaProbe | null } {
   const { reasons, addon, probe } = probeCuda();

@@ -28,6 +28,8 @@ export const ErrorCodes = {
   ERR_BACKEND_UNAVAILABLE: 'ERR_BACKEND_UNAVAILABLE',
   /** The operation or format exists in the API but has no kernel yet. */
   ERR_NOT_SUPPORTED: 'ERR_NOT_SUPPORTED',
+  /** A kernel could not allocate its scratch memory. */
+  ERR_OUT_OF_MEMORY: 'ERR_OUT_OF_MEMORY',
   /** The native addon failed in a way the checks did not foresee. */
   ERR_NATIVE: 'ERR_NATIVE',
 } as const;

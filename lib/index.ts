@@ -1,5 +1,5 @@
 /** compressed-gemm: kernels of compressed neural-network layers, on CUDA or any CPU. */
-export { backend, setThreads, cudaStatus } from './backend';
+export { backend, setThreads, setCpuIsa, cudaStatus } from './backend';
 export type { BackendInfo, BackendKind, CpuIsa } from './backend';
 export { DenseWeight, Sparse24Weight, Int4Weight, Fp8Weight, Weight } from './weights';
 export type { WeightFormat } from './weights';

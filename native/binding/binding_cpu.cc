@@ -50,8 +50,14 @@ int64_t int_of(const Napi::Object& o, const char* key, int64_t lo, int64_t hi) {
 
 DType dtype_of(const Napi::Object& o, const char* key) { return DType(int_of(o, key, 0, 2)); }
 
+// The addon's own argument checks: lib/ validates first, so reaching one of these means a
+// caller bypassed lib/ (or lib/ has a bug). They carry code ERR_NATIVE.
 void need(const Napi::Env& env, bool ok, const std::string& msg) {
-  if (!ok) throw Napi::RangeError::New(env, msg);
+  if (!ok) {
+    Napi::Error e = Napi::RangeError::New(env, "compressed-gemm native check: " + msg);
+    e.Set("code", Napi::String::New(env, "ERR_NATIVE"));
+    throw e;
+  }
 }
 
 constexpr int64_t kMaxDim = int64_t(1) << 31;
