@@ -16,8 +16,18 @@ export const ErrorCodes = {
   ERR_K_ALIGNMENT: 'ERR_K_ALIGNMENT',
   /** Sparse24Weight.compress was given a matrix that is not 2:4. */
   ERR_NOT_2_4: 'ERR_NOT_2_4',
+  /** A group size that does not divide K, or is not one of the supported sizes. */
+  ERR_GROUP_SIZE: 'ERR_GROUP_SIZE',
+  /** A quantization scale that is NaN, infinite, zero or negative. */
+  ERR_SCALE: 'ERR_SCALE',
+  /** A GPTQ g_idx with entries out of range, or that does not give every group its size. */
+  ERR_G_IDX: 'ERR_G_IDX',
+  /** A file or packed tensor that does not follow its format (safetensors header, packed lengths). */
+  ERR_FORMAT: 'ERR_FORMAT',
   /** A TypedArray whose buffer was transferred or detached. */
   ERR_DETACHED: 'ERR_DETACHED',
+  /** An output array shares memory with an input. */
+  ERR_OVERLAP: 'ERR_OVERLAP',
   /** An option has a wrong type or value. */
   ERR_INVALID_ARG: 'ERR_INVALID_ARG',
   /** A weight object was not created by this library. */
@@ -65,4 +75,17 @@ export class CgError extends Error {
 
 export function notSupported(what: string): never {
   throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: ${what} is not supported yet`);
+}
+
+/**
+ * An error thrown by the native addon, as one of this library's error classes (so that
+ * `instanceof` works in every realm) with its code kept; an error without a known code becomes
+ * ERR_NATIVE.
+ */
+export function fromNative(err: unknown): Error {
+  if (typeof err !== 'object' || err === null || typeof (err as Error).message !== 'string') return new CgError('ERR_NATIVE', String(err));
+  const e = err as Error & { code?: unknown };
+  const code: ErrorCode = typeof e.code === 'string' && Object.prototype.hasOwnProperty.call(ErrorCodes, e.code) ? (e.code as ErrorCode) : 'ERR_NATIVE';
+  const wrapped = e.name === 'TypeError' ? new CgTypeError(code, e.message) : e.name === 'RangeError' ? new CgRangeError(code, e.message) : new CgError(code, e.message);
+  return wrapped;
 }

@@ -5,9 +5,9 @@
 import { NativeLinearArgs } from './binding';
 import { selectBackend } from './backend';
 import { FLOAT_DTYPES, FloatArray, FloatDType, allocFloat, isFloatDType } from './dtype';
-import { CgRangeError, CgTypeError, notSupported } from './errors';
-import { checkFloatArray, checkNotDetached, checkOptions, checkProduct, checkShape2, checkThreads } from './validate';
-import { DenseWeight, Sparse24Weight, Weight, isWeight } from './weights';
+import { CgRangeError, CgTypeError, fromNative, notSupported } from './errors';
+import { checkFloatArray, checkOptions, checkProduct, checkShape2, checkThreads, overlaps } from './validate';
+import { DenseWeight, Sparse24Weight, Weight, isWeight, packedOf } from './weights';
 
 export interface LinearOptions {
   /** dtype of x: needed when x is a Uint16Array ('float16' or 'bfloat16'). */
@@ -62,6 +62,11 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown): Pre
       throw new CgTypeError('ERR_DTYPE', "bias must be a Float32Array, or a Uint16Array in x's 16-bit dtype");
     }
   }
+  if (o.out !== undefined) {
+    // The kernels read x (and the bias) while they write y; shared memory would give wrong results.
+    if (overlaps(out, xa.array)) throw new CgRangeError('ERR_OVERLAP', 'out shares memory with x; pass a separate array');
+    if (o.bias instanceof Float32Array && overlaps(out, o.bias)) throw new CgRangeError('ERR_OVERLAP', 'out shares memory with bias');
+  }
   const threads = o.threads === undefined ? selectBackend().threads : checkThreads(o.threads, 'threads');
 
   const s = selectBackend();
@@ -74,9 +79,9 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown): Pre
   };
   let args: NativeLinearArgs;
   if (weight instanceof DenseWeight) {
-    args = { ...common, kind: 0, w: weight.packed };
+    args = { ...common, kind: 0, w: packedOf(weight) };
   } else if (weight instanceof Sparse24Weight) {
-    args = { ...common, kind: 1, w: weight.packed };
+    args = { ...common, kind: 1, w: packedOf(weight) };
   } else {
     return notSupported(`linear with a ${weight.format} weight`);
   }
@@ -86,17 +91,26 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown): Pre
 /** Y = X · Wᵀ (+ bias) for x [M, K] and a weight [N, K]; returns Y [M, N] (or fills `out`). */
 export function linear(x: FloatArray, xShape: [number, number], w: Weight, options?: LinearOptions): FloatArray {
   const { args, out } = prepare(x, xShape, w, options);
-  selectBackend().cpuAddon.linear(args);
+  try {
+    selectBackend().cpuAddon.linear(args);
+  } catch (e) {
+    throw fromNative(e);
+  }
   return out;
 }
 
 /**
- * Same as linear, computed off the event loop (the libuv thread pool on the CPU backend).
- * The inputs are kept alive until the promise settles; do not write to them meanwhile.
+ * Same as linear, computed off the event loop (the libuv thread pool on the CPU backend). x and
+ * the bias are copied when the call is made, so they may be reused at once; the result is
+ * written into `out` (or a new array) when the promise resolves.
  */
 export async function linearAsync(x: FloatArray, xShape: [number, number], w: Weight, options?: LinearOptions): Promise<FloatArray> {
   const { args, out } = prepare(x, xShape, w, options);
-  await selectBackend().cpuAddon.linearAsync(args);
+  try {
+    await selectBackend().cpuAddon.linearAsync(args);
+  } catch (e) {
+    throw fromNative(e);
+  }
   return out;
 }
 

@@ -86,8 +86,15 @@ export function checkOptions(opts: unknown, name: string): Record<string, unknow
 }
 
 export function checkThreads(v: unknown, name: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > 1024) {
+  if (typeof v !== 'number') throw new CgTypeError('ERR_INVALID_ARG', `${name} must be a number, got ${typeof v}`);
+  if (!Number.isSafeInteger(v) || v < 1 || v > 1024) {
     throw new CgRangeError('ERR_INVALID_ARG', `${name} must be an integer from 1 to 1024, got ${String(v)}`);
   }
   return v;
+}
+
+/** Whether two views share any byte of memory (same buffer, overlapping ranges). */
+export function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  if (a.buffer !== b.buffer) return false;
+  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 }

@@ -9,19 +9,34 @@ import { checkFloatArray, checkOptions, checkShape2 } from './validate';
 
 export type WeightFormat = 'dense' | '2:4' | 'int4' | 'fp8';
 
-/** Marks objects this library made, so a forged `{ format: 'dense' }` is refused before native code. */
-const BRAND = Symbol('compressed-gemm.weight');
+/**
+ * The weights this library made, so that a forged `{ format: 'dense', ... }` (or a spread copy of
+ * a real weight) is refused before native code sees its fields.
+ */
+const MADE = new WeakSet<object>();
+
+/**
+ * Each weight's packed data, out of users' reach: an async call reads it on another thread, so no
+ * user code may transfer or replace it. lib/ reads it with packedOf().
+ */
+const PACKED = new WeakMap<object, ArrayBuffer>();
+
+/** @internal The buffer a weight's kernels read. */
+export function packedOf(w: Weight): ArrayBuffer {
+  const p = PACKED.get(w);
+  if (!p) throw new CgTypeError('ERR_WEIGHT', 'w must be a weight made by compressed-gemm');
+  return p;
+}
 
 export abstract class Weight {
   readonly shape: readonly [number, number];
   readonly dtype: FloatDType;
   abstract readonly format: WeightFormat;
   abstract readonly byteLength: number;
-  /** @internal */ readonly [BRAND] = true;
-
   protected constructor(shape: [number, number], dtype: FloatDType) {
     this.shape = Object.freeze([shape[0], shape[1]]) as readonly [number, number];
     this.dtype = dtype;
+    MADE.add(this);
   }
 
   /** The weight as a dense [N, K] row-major array in its dtype. */
@@ -29,7 +44,7 @@ export abstract class Weight {
 }
 
 export function isWeight(w: unknown): w is Weight {
-  return typeof w === 'object' && w !== null && (w as Record<symbol, unknown>)[BRAND] === true;
+  return typeof w === 'object' && w !== null && MADE.has(w);
 }
 
 /**
@@ -52,12 +67,11 @@ function weightData(data: unknown, N: number, K: number, opts: Record<string, un
 
 export class DenseWeight extends Weight {
   readonly format = 'dense' as const;
-  /** @internal CPU panel layout (native/cpu/kernels.h). */
-  readonly packed: ArrayBuffer;
 
   private constructor(shape: [number, number], dtype: FloatDType, packed: ArrayBuffer) {
     super(shape, dtype);
-    this.packed = packed;
+    PACKED.set(this, packed);  // the CPU panel layout (native/cpu/kernels.h)
+    Object.freeze(this);
   }
 
   /** A dense weight from row-major [N, K] data (float32, float16 or bfloat16). */
@@ -70,13 +84,13 @@ export class DenseWeight extends Weight {
   }
 
   get byteLength(): number {
-    return this.packed.byteLength;
+    return packedOf(this).byteLength;
   }
 
   toDense(): FloatArray {
     const [N, K] = this.shape;
     const out = allocFloat(this.dtype, N * K);
-    selectBackend().cpuAddon.denseUnpack({ packed: this.packed, N, K, dtype: FLOAT_DTYPES[this.dtype].code, out });
+    selectBackend().cpuAddon.denseUnpack({ packed: packedOf(this), N, K, dtype: FLOAT_DTYPES[this.dtype].code, out });
     return out;
   }
 }
@@ -89,12 +103,11 @@ export class DenseWeight extends Weight {
  */
 export class Sparse24Weight extends Weight {
   readonly format = '2:4' as const;
-  /** @internal The CPU 2:4 layout. */
-  readonly packed: ArrayBuffer;
 
   private constructor(shape: [number, number], dtype: FloatDType, packed: ArrayBuffer) {
     super(shape, dtype);
-    this.packed = packed;
+    PACKED.set(this, packed);  // the CPU 2:4 layout (native/common/sparse24_format.h)
+    Object.freeze(this);
   }
 
   private static encode(data: FloatArray, shape: [number, number], opts: unknown, mode: 'prune' | 'compress'): Sparse24Weight {
@@ -129,7 +142,7 @@ export class Sparse24Weight extends Weight {
   }
 
   get byteLength(): number {
-    return this.packed.byteLength;
+    return packedOf(this).byteLength;
   }
 
   /** The canonical format: values [N, K/2] (weight dtype) and meta [N, ceil(K/8)] bytes. A fresh copy. */
@@ -137,7 +150,7 @@ export class Sparse24Weight extends Weight {
     const [N, K] = this.shape;
     const values = allocFloat(this.dtype, N * (K / 2));
     const meta = new Uint8Array(N * Math.ceil(K / 8));
-    selectBackend().cpuAddon.sparse24Unpack({ packed: this.packed, N, K, dtype: FLOAT_DTYPES[this.dtype].code, values, meta });
+    selectBackend().cpuAddon.sparse24Unpack({ packed: packedOf(this), N, K, dtype: FLOAT_DTYPES[this.dtype].code, values, meta });
     return { values, meta };
   }
 
@@ -154,7 +167,7 @@ export class Sparse24Weight extends Weight {
   toDense(): FloatArray {
     const [N, K] = this.shape;
     const out = allocFloat(this.dtype, N * K);
-    selectBackend().cpuAddon.sparse24ToDense({ packed: this.packed, N, K, dtype: FLOAT_DTYPES[this.dtype].code, out });
+    selectBackend().cpuAddon.sparse24ToDense({ packed: packedOf(this), N, K, dtype: FLOAT_DTYPES[this.dtype].code, out });
     return out;
   }
 }

@@ -25,39 +25,62 @@ struct Bytes {
   size_t length = 0;
 };
 
-// Any TypedArray or ArrayBuffer, as bytes.
+// Errors from the addon's own checks. lib/ validates every argument first, so reaching one of
+// these means a caller bypassed lib/ (or lib/ has a bug); they carry code ERR_NATIVE.
+Napi::Error coded(Napi::Error e, const char* code) {
+  e.Set("code", Napi::String::New(e.Env(), code));
+  return e;
+}
+[[noreturn]] void throw_type(const Napi::Env& env, const std::string& msg) {
+  throw coded(Napi::TypeError::New(env, "compressed-gemm native check: " + msg), "ERR_NATIVE");
+}
+[[noreturn]] void throw_range(const Napi::Env& env, const std::string& msg) {
+  throw coded(Napi::RangeError::New(env, "compressed-gemm native check: " + msg), "ERR_NATIVE");
+}
+void need(const Napi::Env& env, bool ok, const std::string& msg) {
+  if (!ok) throw_range(env, msg);
+}
+
+// Any TypedArray (over an ArrayBuffer or a SharedArrayBuffer) or ArrayBuffer, as bytes.
 Bytes bytes_of(const Napi::Value& v, const char* what) {
+  napi_env env = v.Env();
   if (v.IsTypedArray()) {
-    auto ta = v.As<Napi::TypedArray>();
-    auto ab = ta.ArrayBuffer();
-    return {static_cast<uint8_t*>(ab.Data()) + ta.ByteOffset(), ta.ByteLength()};
+    napi_typedarray_type type;
+    size_t length = 0, offset = 0;
+    void* data = nullptr;
+    napi_value ab;
+    if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok)
+      throw_type(v.Env(), std::string(what) + ": cannot read the TypedArray");
+    size_t elem = 4;
+    switch (type) {
+      case napi_int8_array: case napi_uint8_array: case napi_uint8_clamped_array: elem = 1; break;
+      case napi_int16_array: case napi_uint16_array: elem = 2; break;
+      case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: elem = 8; break;
+      default: elem = 4; break;
+    }
+    // data already points at the view's first byte; a detached view reads as (null, 0).
+    return {static_cast<uint8_t*>(data), length * elem};
   }
   if (v.IsArrayBuffer()) {
     auto ab = v.As<Napi::ArrayBuffer>();
     return {static_cast<uint8_t*>(ab.Data()), ab.ByteLength()};
   }
-  throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a TypedArray");
+  throw_type(v.Env(), std::string(what) + " must be a TypedArray");
 }
 
 int64_t int_of(const Napi::Object& o, const char* key, int64_t lo, int64_t hi) {
   Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  if (!v.IsNumber()) throw_type(o.Env(), std::string(key) + " must be a number");
   double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= double(lo) && d <= double(hi)) || std::floor(d) != d)
-    throw Napi::RangeError::New(o.Env(), std::string(key) + " out of range");
+  if (!(d >= double(lo) && d <= double(hi)) || std::floor(d) != d) throw_range(o.Env(), std::string(key) + " out of range");
   return int64_t(d);
 }
 
 DType dtype_of(const Napi::Object& o, const char* key) { return DType(int_of(o, key, 0, 2)); }
 
-// The addon's own argument checks: lib/ validates first, so reaching one of these means a
-// caller bypassed lib/ (or lib/ has a bug). They carry code ERR_NATIVE.
-void need(const Napi::Env& env, bool ok, const std::string& msg) {
-  if (!ok) {
-    Napi::Error e = Napi::RangeError::New(env, "compressed-gemm native check: " + msg);
-    e.Set("code", Napi::String::New(env, "ERR_NATIVE"));
-    throw e;
-  }
+Napi::Object object_arg(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsObject()) throw_type(info.Env(), "expected one object argument");
+  return info[0].As<Napi::Object>();
 }
 
 constexpr int64_t kMaxDim = int64_t(1) << 31;
@@ -115,7 +138,7 @@ void peak_task(void* ctx, int t, int) {
 
 Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto o = info[0].As<Napi::Object>();
+  auto o = object_arg(info);
   auto isa = cg::Isa(int_of(o, "isa", 1, 2));
   need(env, isa_supported(isa), "this CPU cannot run the requested instruction set");
   int threads = int(int_of(o, "threads", 1, 1024));
@@ -143,7 +166,7 @@ Dims dims_of(const Napi::Object& o) {
 // densePack({ data, N, K, dtype }) -> ArrayBuffer in the CPU panel layout
 Napi::Value DensePack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto o = info[0].As<Napi::Object>();
+  auto o = object_arg(info);
   Dims d = dims_of(o);
   Bytes src = bytes_of(o.Get("data"), "data");
   size_t es = size_t(cg::dtype_size(d.dt));
@@ -156,7 +179,7 @@ Napi::Value DensePack(const Napi::CallbackInfo& info) {
 // denseUnpack({ packed, N, K, dtype, out })
 Napi::Value DenseUnpack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto o = info[0].As<Napi::Object>();
+  auto o = object_arg(info);
   Dims d = dims_of(o);
   size_t es = size_t(cg::dtype_size(d.dt));
   Bytes packed = bytes_of(o.Get("packed"), "packed");
@@ -181,7 +204,7 @@ Bytes packed_of(const Napi::Object& o, const Dims& d) {
 // then packed is undefined. packed is the CPU layout (common/sparse24_format.h).
 Napi::Value Sparse24Encode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto o = info[0].As<Napi::Object>();
+  auto o = object_arg(info);
   Dims d = dims_of(o);
   need(env, d.K % 4 == 0, "K must be a multiple of 4");
   Bytes src = bytes_of(o.Get("data"), "data");
@@ -204,7 +227,7 @@ Napi::Value Sparse24Encode(const Napi::CallbackInfo& info) {
 // sparse24Unpack({ packed, N, K, dtype, values, meta }): the canonical format, from the CPU layout
 Napi::Value Sparse24Unpack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto o = info[0].As<Napi::Object>();
+  auto o = object_arg(info);
   Dims d = dims_of(o);
   Bytes packed = packed_of(o, d);
   Bytes values = bytes_of(o.Get("values"), "values"), meta = bytes_of(o.Get("meta"), "meta");
@@ -217,7 +240,7 @@ Napi::Value Sparse24Unpack(const Napi::CallbackInfo& info) {
 // sparse24ToDense({ packed, N, K, dtype, out })
 Napi::Value Sparse24ToDense(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto o = info[0].As<Napi::Object>();
+  auto o = object_arg(info);
   Dims d = dims_of(o);
   Bytes packed = packed_of(o, d);
   Bytes out = bytes_of(o.Get("out"), "out");
@@ -232,7 +255,7 @@ Napi::Value Sparse24ToDense(const Napi::CallbackInfo& info) {
 // convert({ src, srcDtype, dst, dstDtype }): element-wise, rounding to nearest even
 Napi::Value Convert(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto o = info[0].As<Napi::Object>();
+  auto o = object_arg(info);
   DType sdt = dtype_of(o, "srcDtype"), ddt = dtype_of(o, "dstDtype");
   Bytes src = bytes_of(o.Get("src"), "src"), dst = bytes_of(o.Get("dst"), "dst");
   size_t n = src.length / size_t(cg::dtype_size(sdt));
@@ -246,8 +269,13 @@ Napi::Value Convert(const Napi::CallbackInfo& info) {
 
 enum class WeightKind { Dense = 0, Sparse24 = 1 };
 
-// Everything one linear call needs, captured on the JS thread. The JS objects are held by
-// references until the call finishes, so an async call keeps its inputs alive.
+// Everything one linear call needs, captured on the JS thread.
+//
+// Sync calls read and write the caller's arrays in place (no JS runs meanwhile). Async calls
+// copy x and the bias at call time and compute into a buffer of their own, copied into `out` on
+// the JS thread when the work is done: the caller may reuse x at once, and neither transferring
+// nor resizing an array while the call runs can make the kernel touch freed memory. The weight's
+// buffer is held by a reference; lib/ never hands it out.
 struct LinearCall {
   WeightKind kind = WeightKind::Dense;
   int64_t M = 0, N = 0, K = 0;
@@ -255,10 +283,14 @@ struct LinearCall {
   Bytes x, w, bias, y;
   int threads = 1;
   cg::Isa isa = cg::Isa::Scalar;
+  bool async = false;
   std::vector<Napi::ObjectReference> keep;
+  std::vector<uint8_t> xcopy, biascopy, ybuf;
+  Napi::ObjectReference out_ref;
 
-  void capture(const Napi::Object& o) {
+  void capture(const Napi::Object& o, bool is_async) {
     Napi::Env env = o.Env();
+    async = is_async;
     kind = WeightKind(int_of(o, "kind", 0, 1));
     M = int_of(o, "M", 1, kMaxDim);
     N = int_of(o, "N", 1, kMaxDim);
@@ -270,9 +302,9 @@ struct LinearCall {
     threads = int(int_of(o, "threads", 1, 1024));
     isa = cg::Isa(int_of(o, "isa", 0, 2));
     need(env, isa_supported(isa), "this CPU cannot run the requested instruction set");
-    x = hold(o, "x");
+    x = bytes_of(o.Get("x"), "x");
     w = hold(o, "w");
-    y = hold(o, "out");
+    y = bytes_of(o.Get("out"), "out");
     need(env, x.length == size_t(M * K) * size_t(cg::dtype_size(xdt)), "x has the wrong length");
     need(env, y.length == size_t(M * N) * size_t(cg::dtype_size(ydt)), "out has the wrong length");
     size_t ws = size_t(cg::dtype_size(wdt));
@@ -282,9 +314,21 @@ struct LinearCall {
       need(env, K % 4 == 0, "K must be a multiple of 4");
       need(env, w.length == size_t(cg::sp24_packed_bytes(N, K, int(ws))), "packed 2:4 weight has the wrong length");
     }
-    if (!o.Get("bias").IsNull() && !o.Get("bias").IsUndefined()) {
-      bias = hold(o, "bias");
+    Napi::Value bv = o.Get("bias");
+    if (!bv.IsNull() && !bv.IsUndefined()) {
+      bias = bytes_of(bv, "bias");
       need(env, bias.length == size_t(N) * 4, "bias must be a Float32Array of length N");
+    }
+    if (async) {
+      xcopy.assign(x.data, x.data + x.length);
+      x.data = xcopy.data();
+      if (bias.data) {
+        biascopy.assign(bias.data, bias.data + bias.length);
+        bias.data = biascopy.data();
+      }
+      ybuf.resize(y.length);
+      y.data = ybuf.data();
+      out_ref = Napi::Persistent(o.Get("out").As<Napi::Object>());
     }
   }
 
@@ -308,17 +352,24 @@ struct LinearCall {
                                               : cg::sparse24_linear(isa, p, w.data, wdt);
     if (!ok) throw std::bad_alloc();
   }
+
+  // Async, on the JS thread once run() is done: the result goes into the caller's `out`.
+  // False when `out` was detached or resized meanwhile.
+  bool deliver() {
+    Bytes dst = bytes_of(out_ref.Value(), "out");
+    if (dst.length != ybuf.size() || (dst.data == nullptr && !ybuf.empty())) return false;
+    std::memcpy(dst.data, ybuf.data(), ybuf.size());
+    return true;
+  }
 };
 
 Napi::Error out_of_memory(Napi::Env env) {
-  Napi::Error e = Napi::Error::New(env, "compressed-gemm: out of memory for the kernel's scratch buffers");
-  e.Set("code", Napi::String::New(env, "ERR_OUT_OF_MEMORY"));
-  return e;
+  return coded(Napi::Error::New(env, "compressed-gemm: out of memory for the kernel's buffers"), "ERR_OUT_OF_MEMORY");
 }
 
 Napi::Value Linear(const Napi::CallbackInfo& info) {
   LinearCall call;
-  call.capture(info[0].As<Napi::Object>());
+  call.capture(object_arg(info), false);
   try {
     call.run();
   } catch (const std::bad_alloc&) {
@@ -343,8 +394,14 @@ class LinearWorker : public Napi::AsyncWorker {
     }
   }
   void OnOK() override {
+    const bool delivered = call_->deliver();
     call_.reset();  // drop the references on the JS thread
-    deferred_.Resolve(Env().Undefined());
+    if (delivered) {
+      deferred_.Resolve(Env().Undefined());
+    } else {
+      deferred_.Reject(coded(Napi::TypeError::New(Env(), "compressed-gemm: `out` was detached or resized while linearAsync ran"),
+                             "ERR_DETACHED").Value());
+    }
   }
   void OnError(const Napi::Error& e) override {
     call_.reset();
@@ -359,7 +416,11 @@ class LinearWorker : public Napi::AsyncWorker {
 
 Napi::Value LinearAsync(const Napi::CallbackInfo& info) {
   auto call = std::make_unique<LinearCall>();
-  call->capture(info[0].As<Napi::Object>());
+  try {
+    call->capture(object_arg(info), true);
+  } catch (const std::bad_alloc&) {
+    throw out_of_memory(info.Env());
+  }
   auto* worker = new LinearWorker(info.Env(), std::move(call));
   Napi::Promise p = worker->promise();
   worker->Queue();

@@ -1,0 +1,56 @@
+/**
+ * Names that exist in the API but have no kernels yet throw ERR_NOT_SUPPORTED (a plain Error
+ * with that code), synchronously or as a rejection, and never return a (zero) result.
+ */
+import * as cg from '../lib';
+import { expectRejectsCode, expectThrowsCode } from './helpers/expect-error';
+
+const N = 8;
+const K = 32;
+const M = 2;
+const w32 = new Float32Array(N * K).map((_, i) => (i % 9) - 4 + 0.5);
+const x = new Float32Array(M * K).fill(1);
+const dense = cg.DenseWeight.from(w32, [N, K]);
+const sparse = cg.Sparse24Weight.prune(w32, [N, K]);
+
+type AnyFn = (...a: unknown[]) => unknown;
+
+describe('ERR_NOT_SUPPORTED', () => {
+  const calls: Array<[string, () => unknown]> = [
+    ['Int4Weight.quantize', () => (cg.Int4Weight.quantize as AnyFn)(w32, [N, K], { groupSize: 32, symmetric: true })],
+    ['Int4Weight.quantize with no arguments', () => (cg.Int4Weight.quantize as AnyFn)()],
+    ['Int4Weight.fromGPTQ', () => (cg.Int4Weight.fromGPTQ as AnyFn)({ qweight: new Int32Array(8), qzeros: new Int32Array(1), scales: new Uint16Array(8) }, [N, K])],
+    ['Int4Weight.fromAWQ', () => (cg.Int4Weight.fromAWQ as AnyFn)({ qweight: new Int32Array(8), qzeros: new Int32Array(1), scales: new Uint16Array(8) }, [N, K])],
+    ['Fp8Weight.quantize e4m3 per tensor', () => (cg.Fp8Weight.quantize as AnyFn)(w32, [N, K], { format: 'e4m3', scaling: 'tensor' })],
+    ['Fp8Weight.quantize e5m2 block-wise', () => (cg.Fp8Weight.quantize as AnyFn)(w32, [N, K], { format: 'e5m2', scaling: { block: [128, 128] } })],
+    ['lowRankUpdate', () => (cg.lowRankUpdate as AnyFn)(dense, new Float32Array(N * 2), new Float32Array(2 * K), { alpha: 1 })],
+    ['linearMultiLora', () => (cg.linearMultiLora as AnyFn)(x, [M, K], dense, [], new Int32Array(M))],
+    ["linear(..., { activations: 'fp8' })", () => cg.linear(x, [M, K], dense, { activations: 'fp8' })],
+    ["linear(..., { activations: 'int8' }) on a 2:4 weight", () => cg.linear(x, [M, K], sparse, { activations: 'int8' })],
+    ['linear(..., { lora })', () => cg.linear(x, [M, K], dense, { lora: { A: new Float32Array(2 * K), B: new Float32Array(N * 2), alpha: 1 } })],
+  ];
+  test.each(calls)('%s throws, and returns nothing', (_name, fn) => {
+    const e = expectThrowsCode(fn, Error, 'ERR_NOT_SUPPORTED');
+    expect(e.message).toMatch(/not supported/);
+  });
+
+  test.each([
+    ["activations: 'fp8'", { activations: 'fp8' as const }],
+    ["activations: 'int8'", { activations: 'int8' as const }],
+    ['lora', { lora: { A: new Float32Array(2 * K), B: new Float32Array(N * 2), alpha: 0.5 } }],
+  ])('linearAsync with %s rejects', async (_name, opts) => {
+    await expectRejectsCode(() => cg.linearAsync(x, [M, K], sparse, opts), Error, 'ERR_NOT_SUPPORTED');
+  });
+
+  test('activations: "native" (the default) is accepted', () => {
+    const a = cg.linear(x, [M, K], dense, { activations: 'native' });
+    const b = cg.linear(x, [M, K], dense);
+    expect(Array.from(a)).toEqual(Array.from(b));
+  });
+
+  test('an `out` buffer is left untouched by a not-supported call', () => {
+    const out = new Float32Array(M * N).fill(7);
+    expectThrowsCode(() => cg.linear(x, [M, K], dense, { out, activations: 'fp8' }), Error, 'ERR_NOT_SUPPORTED');
+    expect(Array.from(out)).toEqual(new Array(M * N).fill(7));
+  });
+});
