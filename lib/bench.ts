@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as os from 'os';
-import { backend, selectBackend, setThreads } from './backend';
+import { backend, selectBackend } from './backend';
 import { FloatDType } from './dtype';
 import { linear } from './linear';
 import { DenseWeight, Sparse24Weight, Weight } from './weights';
@@ -54,20 +54,40 @@ export function measureFmaPeak(): number | null {
   return best;
 }
 
-interface OpSpec {
+/** One operation of the bench, set up once per weight shape. */
+export interface OpSpec {
   name: string;
   describe: string;
-  make(data: Float32Array, N: number, K: number): Weight;
+  setup(wdata: Float32Array, N: number, K: number): OpInstance;
+}
+
+export interface OpInstance {
+  /** Bytes of weight the op reads per call (for the weight GB/s column). */
+  weightBytes: number;
+  /** One call on x [M, K] (float32), writing y [M, N] into `out`. */
+  run(x: Float32Array, M: number, out: Float32Array): void;
+}
+
+/** An op that is cg.linear with a weight made from the float32 data. */
+function linearOp(name: string, describe: string, make: (d: Float32Array, N: number, K: number) => Weight): OpSpec {
+  return {
+    name,
+    describe,
+    setup(wdata, N, K) {
+      const w = make(wdata, N, K);
+      return { weightBytes: w.byteLength, run: (x, M, out) => void linear(x, [M, K], w, { out }) };
+    },
+  };
 }
 
 const f32: FloatDType = 'float32';
 export const OPS: OpSpec[] = [
-  { name: 'dense-f32', describe: 'dense float32 weight (the baseline)', make: (d, N, K) => DenseWeight.from(d, [N, K], { dtype: f32 }) },
-  { name: 'dense-bf16', describe: 'dense bfloat16 weight', make: (d, N, K) => DenseWeight.from(d, [N, K], { dtype: 'bfloat16' }) },
-  { name: 'dense-f16', describe: 'dense float16 weight', make: (d, N, K) => DenseWeight.from(d, [N, K], { dtype: 'float16' }) },
-  { name: '2:4-f32', describe: '2:4 sparse float32 weight', make: (d, N, K) => Sparse24Weight.prune(d, [N, K], { dtype: f32 }) },
-  { name: '2:4-bf16', describe: '2:4 sparse bfloat16 weight', make: (d, N, K) => Sparse24Weight.prune(d, [N, K], { dtype: 'bfloat16' }) },
-  { name: '2:4-f16', describe: '2:4 sparse float16 weight', make: (d, N, K) => Sparse24Weight.prune(d, [N, K], { dtype: 'float16' }) },
+  linearOp('dense-f32', 'dense float32 weight (the baseline)', (d, N, K) => DenseWeight.from(d, [N, K], { dtype: f32 })),
+  linearOp('dense-bf16', 'dense bfloat16 weight', (d, N, K) => DenseWeight.from(d, [N, K], { dtype: 'bfloat16' })),
+  linearOp('dense-f16', 'dense float16 weight', (d, N, K) => DenseWeight.from(d, [N, K], { dtype: 'float16' })),
+  linearOp('2:4-f32', '2:4 sparse float32 weight', (d, N, K) => Sparse24Weight.prune(d, [N, K], { dtype: f32 })),
+  linearOp('2:4-bf16', '2:4 sparse bfloat16 weight', (d, N, K) => Sparse24Weight.prune(d, [N, K], { dtype: 'bfloat16' })),
+  linearOp('2:4-f16', '2:4 sparse float16 weight', (d, N, K) => Sparse24Weight.prune(d, [N, K], { dtype: 'float16' })),
 ];
 
 export const DEFAULT_MS = [1, 16, 128, 512];
@@ -98,15 +118,24 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
-function timeOp(run: () => void, repeats: number, budgetMs: number): number[] {
-  run(); // warm-up: page in the weight, spin up the threads
-  const times: number[] = [];
+/**
+ * Times every op on the same inputs, round-robin: each round runs each op once (in a rotated
+ * order), so a machine that slows down or speeds up during the run (shared hosts do) affects
+ * every op alike and the ratios stay fair. One warm-up call each first. Stops after `repeats`
+ * rounds, or after 3 rounds once `budgetMs` has passed (a slow ISA keeps the run bounded).
+ */
+function timeRoundRobin(runs: Array<() => void>, repeats: number, budgetMs: number): number[][] {
+  for (const run of runs) run(); // warm-up: page in the weights, spin up the threads
+  const times: number[][] = runs.map(() => []);
   const start = performance.now();
   for (let r = 0; r < repeats; ++r) {
-    const t0 = process.hrtime.bigint();
-    run();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    if (r >= 2 && performance.now() - start > budgetMs) break; // a slow op (scalar ISA) keeps the run bounded
+    for (let j = 0; j < runs.length; ++j) {
+      const i = (j + r) % runs.length;
+      const t0 = process.hrtime.bigint();
+      runs[i]();
+      times[i].push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    if (r >= 2 && performance.now() - start > budgetMs) break;
   }
   return times;
 }
@@ -132,30 +161,30 @@ export function runBench(opts: BenchOptions, peak: number | null): BenchResult[]
   const ranOn = `cpu/${be.cpu.isa}x${be.cpu.threads}`;
 
   const results: BenchResult[] = [];
-  const total = shapes.length * ms.length * withBaseline.length;
+  const total = shapes.length * ms.length;
   let step = 0;
   for (const [N, K] of shapes) {
     const wdata = randomArray(N * K, rand);
-    const weights = withBaseline.map((o) => ({ op: o, w: o.make(wdata, N, K) }));
+    const insts = withBaseline.map((o) => ({ op: o, inst: o.setup(wdata, N, K) }));
     for (const M of ms) {
+      progress(`[${++step}/${total}] M=${M} N=${N} K=${K}: ${insts.map((i) => i.op.name).join(', ')}`);
       const x = randomArray(M * K, rand);
-      const out = new Float32Array(M * N);
-      let baseline: number | null = null;
-      for (const { op, w } of weights) {
-        progress(`[${++step}/${total}] ${op.name} M=${M} N=${N} K=${K}`);
-        const times = timeOp(() => linear(x, [M, K], w, { out }), repeats, budgetMs);
-        const med = median(times);
-        if (op.name === 'dense-f32') baseline = med;
+      const outs = insts.map(() => new Float32Array(M * N));
+      const times = timeRoundRobin(insts.map(({ inst }, i) => () => inst.run(x, M, outs[i])), repeats, budgetMs * insts.length);
+      const medians = times.map(median);
+      const baseline = medians[insts.findIndex((i) => i.op.name === 'dense-f32')];
+      insts.forEach(({ op, inst }, i) => {
+        const med = medians[i];
         results.push({
           op: op.name, M, N, K, backend: ranOn,
-          medianMs: med, minMs: Math.min(...times), repeats: times.length,
+          medianMs: med, minMs: Math.min(...times[i]), repeats: times[i].length,
           gflops: (2 * M * N * K) / (med * 1e6),
-          weightGBs: w.byteLength / (med * 1e6),
-          weightBytes: w.byteLength,
-          vsDenseF32: baseline === null ? null : baseline / med,
+          weightGBs: inst.weightBytes / (med * 1e6),
+          weightBytes: inst.weightBytes,
+          vsDenseF32: baseline / med,
           ofPeak: peak === null ? null : (2 * M * N * K) / (med * 1e6) / peak,
         });
-      }
+      });
     }
   }
   progress(`done: ${results.length} measurements`, true);

@@ -39,19 +39,22 @@ struct DensePolicy {
   }
 };
 
-// Block sizes: a K block of kc columns keeps a tile's weights (NV*L x kc) in L2 while every row
-// block of x passes over them; mc rows of packed x (mc x kc floats) stay in L2/L3 meanwhile.
+// Block sizes: a K block of kc columns keeps a tile's weights (NV*L x kc: 128 KiB for float32
+// on AVX-512) in L2 while every row block of x passes over them; mc rows of packed x (mc x kc
+// floats) stay in L2/L3 meanwhile. With one or two row blocks (M <= 2 MR) there is little reuse
+// and every pass over y costs more than it saves: K is split only past 4096 columns (measured
+// on Zen 5: M = 16, K = 11008 runs 10% faster with 4096-column blocks than unsplit or 2048).
 inline void dense_blocks(const GemmProblem& p, int64_t* mc, int64_t* kc) {
   const Tuning& t = tuning();
-  *kc = t.kc > 0 ? t.kc : (p.M <= 2 * kDenseMR ? p.K : 1024);
+  *kc = t.kc > 0 ? t.kc : (p.M <= 2 * kDenseMR ? (p.K < 4096 ? p.K : 4096) : 1024);
   *mc = t.mc > 0 ? t.mc : 8 * kDenseMR * 4;
 }
 
 template <DType WT>
 bool dense_linear_t(const GemmProblem& p, const void* wpacked) {
-  DensePolicy<WT> pol{wpacked, p.K};
   int64_t mc, kc;
   dense_blocks(p, &mc, &kc);
+  DensePolicy<WT> pol{wpacked, p.K};
   return run_gemm(p, pol, mc, kc);
 }
 
