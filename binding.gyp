@@ -33,6 +33,7 @@
         "native/common/cpu_features.cc",
         "native/common/sparse24_format.cc",
         "native/common/scratch.cc",
+        "native/common/quant_format.cc",
         "native/cpu/dense_pack.cc",
         "native/cpu/dense_scalar.cc",
         "native/cpu/sparse24_scalar.cc",

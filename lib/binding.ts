@@ -32,8 +32,47 @@ export interface CpuAddon {
   /** GFLOP/s of a register-only FMA loop on `threads` threads at once (isa 1 = avx2, 2 = avx512). */
   fmaPeak(a: { isa: number; threads: number; iterations: number }): number;
   convert(a: { src: ArrayBufferView; srcDtype: number; dst: ArrayBufferView; dstDtype: number }): void;
+  /** format: 0 = e4m3, 1 = e5m2 */
+  fp8Encode(a: { src: Float32Array; dst: Uint8Array; format: number }): void;
+  fp8Decode(a: { src: Uint8Array; dst: Float32Array; format: number }): void;
+  /** -1, or the flat index of the first non-finite weight */
+  fp8Quantize(a: { data: Float32Array; N: number; K: number; bn: number; bk: number; format: number; codes: Uint8Array; scales: Float32Array }): number;
+  fp8Pack(a: { codes: Uint8Array; scales: Float32Array; N: number; K: number; bn: number; bk: number }): ArrayBuffer;
+  fp8Unpack(a: { packed: ArrayBuffer; N: number; K: number; bn: number; bk: number; codes: Uint8Array; scales: Float32Array }): void;
+  fp8Dequant(a: { packed: ArrayBuffer; N: number; K: number; bn: number; bk: number; format: number; out: Float32Array }): void;
+  /** bad: -1, or the flat index of the first offending weight; reason 1 = not finite, 2 = scale past float16 */
+  int4Quantize(a: Int4Canonical & { data: Float32Array; symmetric: boolean }): { bad: number; reason: number };
+  int4Pack(a: Int4Canonical & { perm: Int32Array | null }): ArrayBuffer;
+  int4Unpack(a: Int4Canonical & { packed: ArrayBuffer; perm: Int32Array | null }): void;
+  int4Dequant(a: { packed: ArrayBuffer; N: number; K: number; group: number; perm: Int32Array | null; out: Float32Array }): void;
+  gptqToCanonical(a: PackedInt4Args): void;
+  awqToCanonical(a: PackedInt4Args): void;
   linear(a: NativeLinearArgs): void;
   linearAsync(a: NativeLinearArgs): Promise<void>;
+}
+
+/** The canonical INT4 format's arrays (native/common/quant_format.h); scaleDtype 0 = float32, 1 = float16. */
+export interface Int4Canonical {
+  N: number;
+  K: number;
+  group: number;
+  qweight: Uint8Array;
+  scales: Float32Array | Uint16Array;
+  scaleDtype: number;
+  zeros: Uint8Array | null;
+}
+
+export interface PackedInt4Args {
+  N: number;
+  K: number;
+  G: number;
+  qweight: Int32Array;
+  qzeros: Int32Array;
+  scales: Float32Array | Uint16Array;
+  scaleDtype: number;
+  outQ: Uint8Array;
+  outZeros: Uint8Array;
+  outScales: Float32Array | Uint16Array;
 }
 
 export interface CudaProbe {

@@ -1,7 +1,10 @@
 /** compressed-gemm: kernels of compressed neural-network layers, on CUDA or any CPU. */
 export { backend, setThreads, setCpuIsa, cudaStatus } from './backend';
 export type { BackendInfo, BackendKind, CpuIsa } from './backend';
-export { DenseWeight, Sparse24Weight, Int4Weight, Fp8Weight, Weight } from './weights';
+export { DenseWeight, Sparse24Weight, Weight } from './weights';
+export { Int4Weight, Fp8Weight, fp8 } from './quant';
+export type { Fp8Format, Fp8Scaling, Fp8Options, Int4QuantizeOptions, Int4Parts, ScaleDType } from './quant';
+export * as safetensors from './safetensors';
 export type { WeightFormat } from './weights';
 export { linear, linearAsync, lowRankUpdate, linearMultiLora } from './linear';
 export type { LinearOptions } from './linear';

@@ -4,7 +4,7 @@
  */
 import { selectBackend } from './backend';
 import { FLOAT_DTYPES, FloatArray, FloatDType, allocFloat, isFloatDType } from './dtype';
-import { CgRangeError, CgTypeError, notSupported } from './errors';
+import { CgRangeError, CgTypeError } from './errors';
 import { checkFloatArray, checkOptions, checkShape2 } from './validate';
 
 export type WeightFormat = 'dense' | '2:4' | 'int4' | 'fp8';
@@ -20,6 +20,11 @@ const MADE = new WeakSet<object>();
  * user code may transfer or replace it. lib/ reads it with packedOf().
  */
 const PACKED = new WeakMap<object, ArrayBuffer>();
+
+/** @internal Records the buffer a weight's kernels read (called once, by its constructor). */
+export function registerWeight(w: Weight, packed: ArrayBuffer): void {
+  PACKED.set(w, packed);
+}
 
 /** @internal The buffer a weight's kernels read. */
 export function packedOf(w: Weight): ArrayBuffer {
@@ -170,16 +175,4 @@ export class Sparse24Weight extends Weight {
     selectBackend().cpuAddon.sparse24ToDense({ packed: packedOf(this), N, K, dtype: FLOAT_DTYPES[this.dtype].code, out });
     return out;
   }
-}
-
-/** INT4 weights (GPTQ/AWQ import, group-wise quantization): the API is reserved, the kernels are not written yet. */
-export class Int4Weight {
-  static quantize(..._args: unknown[]): never { return notSupported('Int4Weight.quantize (INT4 weights)'); }
-  static fromGPTQ(..._args: unknown[]): never { return notSupported('Int4Weight.fromGPTQ (INT4 weights)'); }
-  static fromAWQ(..._args: unknown[]): never { return notSupported('Int4Weight.fromAWQ (INT4 weights)'); }
-}
-
-/** FP8 weights (e4m3/e5m2): the API is reserved, the kernels are not written yet. */
-export class Fp8Weight {
-  static quantize(..._args: unknown[]): never { return notSupported('Fp8Weight.quantize (FP8 weights)'); }
 }

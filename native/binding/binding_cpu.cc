@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "../common/cpu_features.h"
+#include "../common/fp8.h"
+#include "../common/quant_format.h"
 #include "../common/sparse24_format.h"
 #include "../common/thread_pool.h"
 #include "../cpu/fma_peak.h"
@@ -252,6 +254,226 @@ Napi::Value Sparse24ToDense(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---- FP8 and INT4 formats (common/fp8.h, common/quant_format.h) -----------------------------
+
+cg::Fp8Format fp8_format_of(const Napi::Object& o) { return cg::Fp8Format(int_of(o, "format", 0, 1)); }
+
+// fp8Encode({ src: Float32Array, dst: Uint8Array, format }) / fp8Decode({ src, dst, format })
+Napi::Value Fp8Encode(const Napi::CallbackInfo& info) {
+  auto o = object_arg(info);
+  const cg::Fp8Format f = fp8_format_of(o);
+  Bytes src = bytes_of(o.Get("src"), "src"), dst = bytes_of(o.Get("dst"), "dst");
+  need(info.Env(), src.length == dst.length * 4, "src and dst lengths differ");
+  const float* x = reinterpret_cast<const float*>(src.data);
+  for (size_t i = 0; i < dst.length; ++i) dst.data[i] = cg::fp8_encode(x[i], f);
+  return info.Env().Undefined();
+}
+
+Napi::Value Fp8Decode(const Napi::CallbackInfo& info) {
+  auto o = object_arg(info);
+  const cg::Fp8Format f = fp8_format_of(o);
+  Bytes src = bytes_of(o.Get("src"), "src"), dst = bytes_of(o.Get("dst"), "dst");
+  need(info.Env(), dst.length == src.length * 4, "src and dst lengths differ");
+  float* y = reinterpret_cast<float*>(dst.data);
+  for (size_t i = 0; i < src.length; ++i) y[i] = cg::fp8_decode(src.data[i], f);
+  return info.Env().Undefined();
+}
+
+cg::Int4Dims int4_dims_of(const Napi::Object& o) {
+  cg::Int4Dims d{int_of(o, "N", 1, kMaxDim), int_of(o, "K", 8, kMaxDim), int_of(o, "group", 1, kMaxDim)};
+  need(o.Env(), d.N * d.K < kMaxDim && d.K % 8 == 0 && d.K % d.group == 0 && d.group % 8 == 0, "bad INT4 dimensions");
+  return d;
+}
+
+DType scale_dtype_of(const Napi::Object& o) {
+  const DType t = dtype_of(o, "scaleDtype");
+  need(o.Env(), t != DType::BF16, "INT4 scales are float16 or float32");
+  return t;
+}
+
+struct Int4Canonical {
+  Bytes q, scales, zeros;  // zeros.data null: symmetric
+};
+
+Int4Canonical int4_canonical_of(const Napi::Object& o, const cg::Int4Dims& d, DType sdt) {
+  Int4Canonical c{bytes_of(o.Get("qweight"), "qweight"), bytes_of(o.Get("scales"), "scales"), {}};
+  need(o.Env(), c.q.length == size_t(d.N * (d.K / 2)), "qweight has the wrong length");
+  need(o.Env(), c.scales.length == size_t(d.N * d.groups()) * size_t(cg::dtype_size(sdt)), "scales has the wrong length");
+  Napi::Value z = o.Get("zeros");
+  if (!z.IsNull() && !z.IsUndefined()) {
+    c.zeros = bytes_of(z, "zeros");
+    need(o.Env(), c.zeros.length == size_t(d.N * d.groups()), "zeros has the wrong length");
+  }
+  return c;
+}
+
+const int32_t* perm_of(const Napi::Object& o, const cg::Int4Dims& d) {
+  Napi::Value v = o.Get("perm");
+  if (v.IsNull() || v.IsUndefined()) return nullptr;
+  Bytes b = bytes_of(v, "perm");
+  need(o.Env(), b.length == size_t(d.K) * 4, "perm has the wrong length");
+  const int32_t* p = reinterpret_cast<const int32_t*>(b.data);
+  std::vector<uint8_t> seen(size_t(d.K), 0);
+  for (int64_t i = 0; i < d.K; ++i) {
+    need(o.Env(), p[i] >= 0 && p[i] < d.K && !seen[size_t(p[i])], "perm is not a permutation of 0..K-1");
+    seen[size_t(p[i])] = 1;
+  }
+  return p;
+}
+
+Bytes int4_packed_of(const Napi::Object& o, const cg::Int4Dims& d) {
+  Bytes b = bytes_of(o.Get("packed"), "packed");
+  need(o.Env(), b.length == size_t(cg::int4_layout(d).bytes), "packed has the wrong length");
+  return b;
+}
+
+// int4Quantize({ data, N, K, group, symmetric, scaleDtype, qweight, scales, zeros }) -> { bad, reason }
+Napi::Value Int4Quantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = object_arg(info);
+  const cg::Int4Dims d = int4_dims_of(o);
+  const DType sdt = scale_dtype_of(o);
+  const bool symmetric = o.Get("symmetric").ToBoolean();
+  Bytes data = bytes_of(o.Get("data"), "data");
+  need(env, data.length == size_t(d.N * d.K) * 4, "data has the wrong length");
+  Int4Canonical c = int4_canonical_of(o, d, sdt);
+  need(env, symmetric || c.zeros.data, "asymmetric quantization needs zeros");
+  int reason = 0;
+  const int64_t bad = cg::int4_quantize(d, reinterpret_cast<const float*>(data.data), symmetric, sdt, c.q.data, c.scales.data,
+                                        symmetric ? nullptr : c.zeros.data, &reason);
+  auto out = Napi::Object::New(env);
+  out.Set("bad", Napi::Number::New(env, double(bad)));
+  out.Set("reason", Napi::Number::New(env, reason));
+  return out;
+}
+
+// int4Pack({ N, K, group, qweight, scales, scaleDtype, zeros?, perm? }) -> ArrayBuffer (CPU layout)
+Napi::Value Int4Pack(const Napi::CallbackInfo& info) {
+  auto o = object_arg(info);
+  const cg::Int4Dims d = int4_dims_of(o);
+  const DType sdt = scale_dtype_of(o);
+  Int4Canonical c = int4_canonical_of(o, d, sdt);
+  const int32_t* perm = perm_of(o, d);
+  const cg::Int4Layout L = cg::int4_layout(d);
+  auto packed = Napi::ArrayBuffer::New(info.Env(), size_t(L.bytes));
+  uint8_t* base = static_cast<uint8_t*>(packed.Data());
+  std::memset(base, 0, size_t(L.bytes));
+  cg::int4_pack(d, c.q.data, c.scales.data, sdt, c.zeros.data, perm, base, reinterpret_cast<float*>(base + L.scales_off),
+                reinterpret_cast<float*>(base + L.zeros_off));
+  return packed;
+}
+
+// int4Unpack({ packed, N, K, group, perm?, scaleDtype, qweight, scales, zeros? }): canonical
+Napi::Value Int4Unpack(const Napi::CallbackInfo& info) {
+  auto o = object_arg(info);
+  const cg::Int4Dims d = int4_dims_of(o);
+  const DType sdt = scale_dtype_of(o);
+  Bytes packed = int4_packed_of(o, d);
+  Int4Canonical c = int4_canonical_of(o, d, sdt);
+  const int32_t* perm = perm_of(o, d);
+  const cg::Int4Layout L = cg::int4_layout(d);
+  cg::int4_unpack(d, packed.data, reinterpret_cast<const float*>(packed.data + L.scales_off),
+                  reinterpret_cast<const float*>(packed.data + L.zeros_off), perm, c.q.data, c.scales.data, sdt, c.zeros.data);
+  return info.Env().Undefined();
+}
+
+// int4Dequant({ packed, N, K, group, perm?, out: Float32Array [N, K] })
+Napi::Value Int4Dequant(const Napi::CallbackInfo& info) {
+  auto o = object_arg(info);
+  const cg::Int4Dims d = int4_dims_of(o);
+  Bytes packed = int4_packed_of(o, d);
+  const int32_t* perm = perm_of(o, d);
+  Bytes out = bytes_of(o.Get("out"), "out");
+  need(info.Env(), out.length == size_t(d.N * d.K) * 4, "out has the wrong length");
+  const cg::Int4Layout L = cg::int4_layout(d);
+  cg::int4_dequant(d, packed.data, reinterpret_cast<const float*>(packed.data + L.scales_off),
+                   reinterpret_cast<const float*>(packed.data + L.zeros_off), perm, reinterpret_cast<float*>(out.data));
+  return info.Env().Undefined();
+}
+
+// gptqToCanonical / awqToCanonical({ N, K, G, qweight: Int32Array, qzeros: Int32Array, scales,
+// scaleDtype, outQ, outZeros, outScales })
+template <bool kAwq>
+Napi::Value PackedToCanonical(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = object_arg(info);
+  const int64_t N = int_of(o, "N", 8, kMaxDim), K = int_of(o, "K", 8, kMaxDim), G = int_of(o, "G", 1, kMaxDim);
+  need(env, N * K < kMaxDim && N % 8 == 0 && K % 8 == 0 && K % G == 0, "bad packed INT4 dimensions");
+  const DType sdt = scale_dtype_of(o);
+  Bytes qw = bytes_of(o.Get("qweight"), "qweight"), qz = bytes_of(o.Get("qzeros"), "qzeros"), sc = bytes_of(o.Get("scales"), "scales");
+  Bytes oq = bytes_of(o.Get("outQ"), "outQ"), oz = bytes_of(o.Get("outZeros"), "outZeros"), os = bytes_of(o.Get("outScales"), "outScales");
+  need(env, qw.length == size_t(N * K / 8) * 4 && qz.length == size_t(G * N / 8) * 4, "qweight/qzeros have the wrong length");
+  need(env, sc.length == size_t(G * N) * size_t(cg::dtype_size(sdt)) && os.length == sc.length, "scales have the wrong length");
+  need(env, oq.length == size_t(N * K / 2) && oz.length == size_t(N * G), "outputs have the wrong length");
+  const int32_t* q = reinterpret_cast<const int32_t*>(qw.data);
+  const int32_t* z = reinterpret_cast<const int32_t*>(qz.data);
+  if (kAwq) cg::awq_to_canonical(N, K, G, q, z, sc.data, sdt, oq.data, oz.data, os.data);
+  else cg::gptq_to_canonical(N, K, G, q, z, sc.data, sdt, oq.data, oz.data, os.data);
+  return env.Undefined();
+}
+
+cg::Fp8Dims fp8_dims_of(const Napi::Object& o) {
+  cg::Fp8Dims d{int_of(o, "N", 1, kMaxDim), int_of(o, "K", 1, kMaxDim), int_of(o, "bn", 1, kMaxDim), int_of(o, "bk", 1, kMaxDim)};
+  need(o.Env(), d.N * d.K < kMaxDim, "N*K must be below 2^31");
+  return d;
+}
+
+// fp8Quantize({ data, N, K, bn, bk, format, codes, scales }) -> bad (-1 or first non-finite index)
+Napi::Value Fp8Quantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = object_arg(info);
+  const cg::Fp8Dims d = fp8_dims_of(o);
+  Bytes data = bytes_of(o.Get("data"), "data"), codes = bytes_of(o.Get("codes"), "codes"), scales = bytes_of(o.Get("scales"), "scales");
+  need(env, data.length == size_t(d.N * d.K) * 4 && codes.length == size_t(d.N * d.K), "data/codes have the wrong length");
+  need(env, scales.length == size_t(d.scales()) * 4, "scales has the wrong length");
+  return Napi::Number::New(env, double(cg::fp8_quantize(d, reinterpret_cast<const float*>(data.data), fp8_format_of(o), codes.data,
+                                                        reinterpret_cast<float*>(scales.data))));
+}
+
+// fp8Pack({ codes, scales, N, K, bn, bk }) -> ArrayBuffer (CPU codes, then the scales)
+Napi::Value Fp8Pack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = object_arg(info);
+  const cg::Fp8Dims d = fp8_dims_of(o);
+  Bytes codes = bytes_of(o.Get("codes"), "codes"), scales = bytes_of(o.Get("scales"), "scales");
+  need(env, codes.length == size_t(d.N * d.K) && scales.length == size_t(d.scales()) * 4, "codes/scales have the wrong length");
+  auto packed = Napi::ArrayBuffer::New(env, size_t(cg::fp8_bytes(d)));
+  uint8_t* base = static_cast<uint8_t*>(packed.Data());
+  cg::fp8_pack(d, codes.data, base);
+  std::memcpy(base + cg::fp8_scales_off(d), scales.data, scales.length);
+  return packed;
+}
+
+Bytes fp8_packed_of(const Napi::Object& o, const cg::Fp8Dims& d) {
+  Bytes b = bytes_of(o.Get("packed"), "packed");
+  need(o.Env(), b.length == size_t(cg::fp8_bytes(d)), "packed has the wrong length");
+  return b;
+}
+
+// fp8Unpack({ packed, N, K, bn, bk, codes, scales })
+Napi::Value Fp8Unpack(const Napi::CallbackInfo& info) {
+  auto o = object_arg(info);
+  const cg::Fp8Dims d = fp8_dims_of(o);
+  Bytes packed = fp8_packed_of(o, d);
+  Bytes codes = bytes_of(o.Get("codes"), "codes"), scales = bytes_of(o.Get("scales"), "scales");
+  need(info.Env(), codes.length == size_t(d.N * d.K) && scales.length == size_t(d.scales()) * 4, "codes/scales have the wrong length");
+  cg::fp8_unpack(d, packed.data, codes.data);
+  std::memcpy(scales.data, packed.data + cg::fp8_scales_off(d), scales.length);
+  return info.Env().Undefined();
+}
+
+// fp8Dequant({ packed, N, K, bn, bk, format, out: Float32Array [N, K] })
+Napi::Value Fp8Dequant(const Napi::CallbackInfo& info) {
+  auto o = object_arg(info);
+  const cg::Fp8Dims d = fp8_dims_of(o);
+  Bytes packed = fp8_packed_of(o, d);
+  Bytes out = bytes_of(o.Get("out"), "out");
+  need(info.Env(), out.length == size_t(d.N * d.K) * 4, "out has the wrong length");
+  cg::fp8_dequant(d, packed.data, reinterpret_cast<const float*>(packed.data + cg::fp8_scales_off(d)), fp8_format_of(o),
+                  reinterpret_cast<float*>(out.data));
+  return info.Env().Undefined();
+}
+
 // convert({ src, srcDtype, dst, dstDtype }): element-wise, rounding to nearest even
 Napi::Value Convert(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -435,6 +657,18 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sparse24Unpack", Napi::Function::New(env, Sparse24Unpack));
   exports.Set("sparse24ToDense", Napi::Function::New(env, Sparse24ToDense));
   exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
+  exports.Set("fp8Encode", Napi::Function::New(env, Fp8Encode));
+  exports.Set("fp8Decode", Napi::Function::New(env, Fp8Decode));
+  exports.Set("fp8Quantize", Napi::Function::New(env, Fp8Quantize));
+  exports.Set("fp8Pack", Napi::Function::New(env, Fp8Pack));
+  exports.Set("fp8Unpack", Napi::Function::New(env, Fp8Unpack));
+  exports.Set("fp8Dequant", Napi::Function::New(env, Fp8Dequant));
+  exports.Set("int4Quantize", Napi::Function::New(env, Int4Quantize));
+  exports.Set("int4Pack", Napi::Function::New(env, Int4Pack));
+  exports.Set("int4Unpack", Napi::Function::New(env, Int4Unpack));
+  exports.Set("int4Dequant", Napi::Function::New(env, Int4Dequant));
+  exports.Set("gptqToCanonical", Napi::Function::New(env, PackedToCanonical<false>));
+  exports.Set("awqToCanonical", Napi::Function::New(env, PackedToCanonical<true>));
   exports.Set("convert", Napi::Function::New(env, Convert));
   exports.Set("linear", Napi::Function::New(env, Linear));
   exports.Set("linearAsync", Napi::Function::New(env, LinearAsync));
