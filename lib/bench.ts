@@ -9,9 +9,13 @@ import { backend, selectBackend } from './backend';
 import { FloatDType } from './dtype';
 import { linear } from './linear';
 import { DenseWeight, Sparse24Weight, Weight } from './weights';
+import { Fp8Weight, Int4Weight } from './quant';
+import { PEER_KINDS, PeerKind, loadOrt, makePeer } from './peers';
 
 export interface BenchOptions {
   quick: boolean;
+  /** Add onnxruntime-node's ops when it is installed. */
+  peers: boolean;
   ops: string[] | null;
   ms: number[] | null;
   shapes: Array<[number, number]> | null;
@@ -58,27 +62,36 @@ export function measureFmaPeak(): number | null {
 export interface OpSpec {
   name: string;
   describe: string;
-  setup(wdata: Float32Array, N: number, K: number): OpInstance;
+  setup(wdata: Float32Array, N: number, K: number): OpInstance | Promise<OpInstance>;
 }
 
 export interface OpInstance {
   /** Bytes of weight the op reads per call (for the weight GB/s column). */
   weightBytes: number;
-  /** One call on x [M, K] (float32), writing y [M, N] into `out`. */
-  run(x: Float32Array, M: number, out: Float32Array): void;
+  /** One call on x [M, K] (float32), writing y [M, N] into `out` (a peer's call is async). */
+  run(x: Float32Array, M: number, out: Float32Array): void | Promise<void>;
 }
 
 /** An op that is cg.linear with a weight made from the float32 data. */
-function linearOp(name: string, describe: string, make: (d: Float32Array, N: number, K: number) => Weight): OpSpec {
+function linearOp(
+  name: string,
+  describe: string,
+  make: (d: Float32Array, N: number, K: number) => Weight,
+  activations: 'native' | 'fp8' | 'int8' = 'native',
+): OpSpec {
   return {
     name,
     describe,
     setup(wdata, N, K) {
       const w = make(wdata, N, K);
-      return { weightBytes: w.byteLength, run: (x, M, out) => void linear(x, [M, K], w, { out }) };
+      return { weightBytes: w.byteLength, run: (x, M, out) => void linear(x, [M, K], w, { out, activations }) };
     },
   };
 }
+
+const int4g128 = (d: Float32Array, N: number, K: number) => Int4Weight.quantize(d, [N, K], { groupSize: 128 });
+const fp8ch = (d: Float32Array, N: number, K: number) => Fp8Weight.quantize(d, [N, K], { format: 'e4m3', scaling: 'channel' });
+const fp8blk = (d: Float32Array, N: number, K: number) => Fp8Weight.quantize(d, [N, K], { format: 'e4m3', scaling: { block: [128, 128] } });
 
 const f32: FloatDType = 'float32';
 export const OPS: OpSpec[] = [
@@ -88,7 +101,28 @@ export const OPS: OpSpec[] = [
   linearOp('2:4-f32', '2:4 sparse float32 weight', (d, N, K) => Sparse24Weight.prune(d, [N, K], { dtype: f32 })),
   linearOp('2:4-bf16', '2:4 sparse bfloat16 weight', (d, N, K) => Sparse24Weight.prune(d, [N, K], { dtype: 'bfloat16' })),
   linearOp('2:4-f16', '2:4 sparse float16 weight', (d, N, K) => Sparse24Weight.prune(d, [N, K], { dtype: 'float16' })),
+  linearOp('int4-g128', 'INT4 weight, groups of 128, float32 activations (W4A16)', int4g128),
+  linearOp('int4-g128-a8', 'INT4 weight, groups of 128, int8 activations per row', int4g128, 'int8'),
+  linearOp('int4-g128-fp8', 'INT4 weight, groups of 128, e4m3 activations per row (W4A8)', int4g128, 'fp8'),
+  linearOp('fp8-e4m3', 'FP8 e4m3 weight, channel scales, float32 activations', fp8ch),
+  linearOp('fp8-e4m3-a8', 'FP8 e4m3 weight and activations, 128x128 / 1x128 block scales (W8A8)', fp8blk, 'fp8'),
 ];
+
+/** onnxruntime-node's ops (lib/peers.ts), when it is installed; none otherwise. */
+function peerOps(threads: number): OpSpec[] {
+  const found = loadOrt();
+  if (!found) return [];
+  const describe: Record<PeerKind, string> = {
+    'ort-matmul-f32': 'onnxruntime MatMul, float32',
+    'ort-nbits-l0': 'onnxruntime MatMulNBits, 4-bit block 128, accuracy level 0 (float32 activations)',
+    'ort-nbits-l4': 'onnxruntime MatMulNBits, 4-bit block 128, accuracy level 4 (int8 activations)',
+  };
+  return PEER_KINDS.map((kind) => ({
+    name: kind,
+    describe: describe[kind],
+    setup: (wdata: Float32Array, N: number, K: number) => makePeer(found.ort, kind, wdata, N, K, threads),
+  }));
+}
 
 export const DEFAULT_MS = [1, 16, 128, 512];
 export const DEFAULT_SHAPES: Array<[number, number]> = [[4096, 4096], [11008, 4096], [4096, 11008]];
@@ -124,15 +158,16 @@ function median(xs: number[]): number {
  * every op alike and the ratios stay fair. One warm-up call each first. Stops after `repeats`
  * rounds, or after 3 rounds once `budgetMs` has passed (a slow ISA keeps the run bounded).
  */
-function timeRoundRobin(runs: Array<() => void>, repeats: number, budgetMs: number): number[][] {
-  for (const run of runs) run(); // warm-up: page in the weights, spin up the threads
+async function timeRoundRobin(runs: Array<() => void | Promise<void>>, repeats: number, budgetMs: number): Promise<number[][]> {
+  for (const run of runs) await run(); // warm-up: page in the weights, spin up the threads
   const times: number[][] = runs.map(() => []);
   const start = performance.now();
   for (let r = 0; r < repeats; ++r) {
     for (let j = 0; j < runs.length; ++j) {
       const i = (j + r) % runs.length;
       const t0 = process.hrtime.bigint();
-      runs[i]();
+      const p = runs[i]();
+      if (p) await p;
       times[i].push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
     if (r >= 2 && performance.now() - start > budgetMs) break;
@@ -145,11 +180,12 @@ function progress(line: string, final = false): void {
   else process.stderr.write(`${line}\n`);
 }
 
-export function runBench(opts: BenchOptions, peak: number | null): BenchResult[] {
+export async function runBench(opts: BenchOptions, peak: number | null): Promise<BenchResult[]> {
   const be = backend();
-  const ops = opts.ops ? OPS.filter((o) => opts.ops!.includes(o.name)) : OPS;
-  const unknown = (opts.ops ?? []).filter((n) => !OPS.some((o) => o.name === n));
-  if (unknown.length) throw new Error(`unknown op(s) ${unknown.join(', ')}; known: ${OPS.map((o) => o.name).join(', ')}`);
+  const all = [...OPS, ...(opts.peers ? peerOps(be.cpu.threads) : [])];
+  const ops = opts.ops ? all.filter((o) => opts.ops!.includes(o.name)) : all;
+  const unknown = (opts.ops ?? []).filter((n) => !all.some((o) => o.name === n));
+  if (unknown.length) throw new Error(`unknown op(s) ${unknown.join(', ')}; known: ${all.map((o) => o.name).join(', ')}`);
   // The baseline is always measured, so every ratio comes from this run.
   const withBaseline = ops.some((o) => o.name === 'dense-f32') ? ops : [OPS[0], ...ops];
   const ms = opts.ms ?? (opts.quick ? QUICK_MS : DEFAULT_MS);
@@ -159,24 +195,26 @@ export function runBench(opts: BenchOptions, peak: number | null): BenchResult[]
   const rand = mulberry32(opts.seed);
   // Operations on host arrays run on the CPU kernels until the CUDA kernels land (backend.ts).
   const ranOn = `cpu/${be.cpu.isa}x${be.cpu.threads}`;
+  const peer = opts.peers ? loadOrt() : null;
 
   const results: BenchResult[] = [];
   const total = shapes.length * ms.length;
   let step = 0;
   for (const [N, K] of shapes) {
     const wdata = randomArray(N * K, rand);
-    const insts = withBaseline.map((o) => ({ op: o, inst: o.setup(wdata, N, K) }));
+    const insts: Array<{ op: OpSpec; inst: OpInstance }> = [];
+    for (const o of withBaseline) insts.push({ op: o, inst: await o.setup(wdata, N, K) });
     for (const M of ms) {
       progress(`[${++step}/${total}] M=${M} N=${N} K=${K}: ${insts.map((i) => i.op.name).join(', ')}`);
       const x = randomArray(M * K, rand);
       const outs = insts.map(() => new Float32Array(M * N));
-      const times = timeRoundRobin(insts.map(({ inst }, i) => () => inst.run(x, M, outs[i])), repeats, budgetMs * insts.length);
+      const times = await timeRoundRobin(insts.map(({ inst }, i) => () => inst.run(x, M, outs[i])), repeats, budgetMs * insts.length);
       const medians = times.map(median);
       const baseline = medians[insts.findIndex((i) => i.op.name === 'dense-f32')];
       insts.forEach(({ op, inst }, i) => {
         const med = medians[i];
         results.push({
-          op: op.name, M, N, K, backend: ranOn,
+          op: op.name, M, N, K, backend: op.name.startsWith('ort-') && peer ? `ort ${peer.version}` : ranOn,
           medianMs: med, minMs: Math.min(...times[i]), repeats: times[i].length,
           gflops: (2 * M * N * K) / (med * 1e6),
           weightGBs: inst.weightBytes / (med * 1e6),

@@ -6,7 +6,7 @@
 import * as path from 'path';
 
 export interface NativeLinearArgs {
-  kind: 0 | 1; // 0 dense (CPU panel layout), 1 2:4 (CPU 2:4 layout)
+  kind: 0 | 1 | 2 | 3; // 0 dense (CPU panel layout), 1 2:4 (CPU 2:4 layout), 2 INT4, 3 FP8 (quant_format.h)
   M: number;
   N: number;
   K: number;
@@ -19,6 +19,17 @@ export interface NativeLinearArgs {
   outDtype: number;
   threads: number;
   isa: number;
+  /** 0 native, 1 fp8 (e4m3), 2 int8 activations */
+  act: number;
+  /** fp8 activations: K columns per scale (0: one scale per row) */
+  actBlock: number;
+  /** INT4: columns per group, and the act-order permutation (or null) */
+  group?: number;
+  perm?: Int32Array | null;
+  /** FP8: 0 e4m3, 1 e5m2, and the scale unit */
+  fp8Format?: number;
+  bn?: number;
+  bk?: number;
 }
 
 export interface CpuAddon {

@@ -2,6 +2,7 @@
 /** `npx compressed-gemm <command>`: bench (the main job) and info. */
 import { backend, cudaStatus, setThreads } from './backend';
 import { BenchOptions, OPS, formatTable, measureFmaPeak, runBench, writeOutputs } from './bench';
+import { loadOrt } from './peers';
 
 const USAGE = `usage: compressed-gemm <command> [options]
 
@@ -11,6 +12,8 @@ commands:
 
 bench options:
   --quick             a run under a minute (M in {1,128}, N=K=4096, 3 repeats)
+  --peers             also time onnxruntime-node's MatMul / MatMulNBits when it is installed
+                      (npm install --ignore-scripts onnxruntime-node)
   --ops a,b           operations to run (${OPS.map((o) => o.name).join(', ')}); dense-f32 always runs as the baseline
   --m 1,16            batch sizes M (default 1,16,128,512)
   --shapes NxK,...    weight shapes (default 4096x4096,11008x4096,4096x11008)
@@ -33,7 +36,7 @@ function intList(v: string, name: string): number[] {
 }
 
 function parseBench(args: string[]): BenchOptions {
-  const o: BenchOptions = { quick: false, ops: null, ms: null, shapes: null, threads: null, repeats: null, json: null, chart: null, seed: 1 };
+  const o: BenchOptions = { quick: false, peers: false, ops: null, ms: null, shapes: null, threads: null, repeats: null, json: null, chart: null, seed: 1 };
   for (let i = 0; i < args.length; ++i) {
     const a = args[i];
     const val = () => {
@@ -42,6 +45,7 @@ function parseBench(args: string[]): BenchOptions {
     };
     switch (a) {
       case '--quick': o.quick = true; break;
+      case '--peers': o.peers = true; break;
       case '--ops': o.ops = val().split(',').map((s) => s.trim()); break;
       case '--m': o.ms = intList(val(), '--m'); break;
       case '--shapes':
@@ -62,7 +66,7 @@ function parseBench(args: string[]): BenchOptions {
   return o;
 }
 
-function main(argv: string[]): void {
+async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   if (cmd === 'bench') {
     const opts = parseBench(rest);
@@ -77,7 +81,12 @@ function main(argv: string[]): void {
     for (const n of be.notes) process.stdout.write(`note: ${n}\n`);
     const peak = measureFmaPeak();
     if (peak !== null) process.stdout.write(`fp32 FMA peak of this machine (register-only loop, ${be.cpu.threads} threads): ${peak.toFixed(1)} GFLOP/s\n\n`);
-    const results = runBench(opts, peak);
+    if (opts.peers) {
+      const ort = loadOrt();
+      process.stdout.write(ort ? `peers: onnxruntime-node ${ort.version} (CPU provider, ${be.cpu.threads} intra-op threads)\n\n`
+        : 'peers: onnxruntime-node is not installed (npm install --ignore-scripts onnxruntime-node); no peer ops\n\n');
+    }
+    const results = await runBench(opts, peak);
     process.stdout.write(`${formatTable(results)}\n`);
     writeOutputs(results, opts, command, peak);
     return;
@@ -93,10 +102,8 @@ function main(argv: string[]): void {
   fail(`unknown command ${cmd}`);
 }
 
-try {
-  main(process.argv.slice(2));
-} catch (e) {
+main(process.argv.slice(2)).catch((e) => {
   const err = e as Error & { code?: string };
   process.stderr.write(`compressed-gemm: ${err.code ? `[${err.code}] ` : ''}${err.message}\n`);
   process.exit(1);
-}
+});

@@ -8,6 +8,7 @@ import { FLOAT_DTYPES, FloatArray, FloatDType, allocFloat, isFloatDType } from '
 import { CgRangeError, CgTypeError, fromNative, notSupported } from './errors';
 import { checkFloatArray, checkOptions, checkProduct, checkShape2, checkThreads, overlaps } from './validate';
 import { DenseWeight, Sparse24Weight, Weight, isWeight, packedOf } from './weights';
+import { Fp8Weight, Int4Weight, fp8StateOf, int4StateOf } from './quant';
 
 export interface LinearOptions {
   /** dtype of x: needed when x is a Uint16Array ('float16' or 'bfloat16'). */
@@ -20,7 +21,11 @@ export interface LinearOptions {
   out?: FloatArray;
   /** CPU threads for this call (default: cg.setThreads / COMPRESSED_GEMM_THREADS / all cores). */
   threads?: number;
-  /** 'native' (default): activations as given. 'fp8' and 'int8' arrive with the quantized formats. */
+  /**
+   * 'native' (default): activations as given. With an INT4 or FP8 weight, 'fp8' quantizes them to
+   * e4m3 per row (per row and K block when the FP8 weight has block scales) and 'int8' (INT4
+   * weights) to int8 per row, before the product (README "Quantized activations").
+   */
   activations?: 'native' | 'fp8' | 'int8';
   /** Fused LoRA term; arrives with the low-rank work. */
   lora?: unknown;
@@ -40,9 +45,15 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown): Pre
   const [N, Kw] = weight.shape;
   if (Kw !== K) throw new CgRangeError('ERR_SHAPE_MISMATCH', `x has K = ${K} columns but the weight has K = ${Kw}`);
   checkProduct(M, N, 'M*N');
-  if (o.activations !== undefined && o.activations !== 'native') {
-    if (o.activations === 'fp8' || o.activations === 'int8') notSupported(`activations: '${o.activations}'`);
+  const activations = o.activations === undefined ? 'native' : o.activations;
+  if (activations !== 'native' && activations !== 'fp8' && activations !== 'int8') {
     throw new CgRangeError('ERR_INVALID_ARG', `activations must be 'native', 'fp8' or 'int8', got ${String(o.activations)}`);
+  }
+  if (activations !== 'native' && !(weight instanceof Int4Weight || weight instanceof Fp8Weight)) {
+    notSupported(`activations: '${activations}' with a ${weight.format} weight (quantized activations go with INT4 and FP8 weights)`);
+  }
+  if (activations === 'int8' && weight instanceof Fp8Weight) {
+    notSupported("activations: 'int8' with an FP8 weight (use 'fp8' or 'native')");
   }
   if (o.lora !== undefined && o.lora !== null) notSupported('the fused LoRA term (lora option)');
 
@@ -76,12 +87,22 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown): Pre
     wDtype: FLOAT_DTYPES[weight.dtype].code,
     bias, out, outDtype: FLOAT_DTYPES[outDtype].code,
     threads, isa: s.isaCode,
+    act: activations === 'fp8' ? 1 : activations === 'int8' ? 2 : 0,
+    actBlock: 0,
   };
   let args: NativeLinearArgs;
   if (weight instanceof DenseWeight) {
     args = { ...common, kind: 0, w: packedOf(weight) };
   } else if (weight instanceof Sparse24Weight) {
     args = { ...common, kind: 1, w: packedOf(weight) };
+  } else if (weight instanceof Int4Weight) {
+    const st = int4StateOf(weight);
+    args = { ...common, kind: 2, w: st.packed, group: st.group, perm: st.perm };
+  } else if (weight instanceof Fp8Weight) {
+    const st = fp8StateOf(weight);
+    // fp8 activations get one scale per row, or per K block where the weight has block scales.
+    const actBlock = activations === 'fp8' && typeof weight.scaling === 'object' ? st.bk : 0;
+    args = { ...common, kind: 3, w: st.packed, fp8Format: weight.fp8Format === 'e4m3' ? 0 : 1, bn: st.bn, bk: st.bk, actBlock };
   } else {
     return notSupported(`linear with a ${weight.format} weight`);
   }

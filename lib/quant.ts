@@ -160,16 +160,16 @@ function permFromGIdx(gIdx: Int32Array, K: number, G: number, group: number): In
 
 export class Int4Weight extends Weight {
   readonly format = 'int4' as const;
-  /** Columns per group (-1 when the whole row is one group). */
+  /** Columns per group (K when the whole row is one group: quantize's groupSize -1). */
   readonly groupSize: number;
   readonly symmetric: boolean;
   readonly scaleDtype: ScaleDType;
   /** Whether columns are grouped by a GPTQ gIdx (act-order) rather than consecutively. */
   readonly actOrder: boolean;
 
-  private constructor(shape: [number, number], state: Int4State, symmetric: boolean, scaleDtype: ScaleDType, perChannel: boolean) {
+  private constructor(shape: [number, number], state: Int4State, symmetric: boolean, scaleDtype: ScaleDType) {
     super(shape, 'float32');
-    this.groupSize = perChannel ? -1 : state.group;
+    this.groupSize = state.group;
     this.symmetric = symmetric;
     this.scaleDtype = scaleDtype;
     this.actOrder = state.perm !== null;
@@ -193,7 +193,7 @@ export class Int4Weight extends Weight {
     if (typeof symmetric !== 'boolean') throw new CgTypeError('ERR_INVALID_ARG', 'symmetric must be a boolean');
     const scaleDtype = o.scaleDtype === undefined ? 'float16' : o.scaleDtype;
     if (scaleDtype !== 'float16' && scaleDtype !== 'float32') {
-      throw new CgRangeError('ERR_DTYPE', `scaleDtype must be 'float16' or 'float32', got ${String(scaleDtype)}`);
+      throw new CgTypeError('ERR_DTYPE', `scaleDtype must be 'float16' or 'float32', got ${String(scaleDtype)}`);
     }
     const w = floatData(data, N, K, o.dtype);
     const G = K / group;
@@ -207,17 +207,19 @@ export class Int4Weight extends Weight {
       throw new CgRangeError(
         r.reason === 1 ? 'ERR_INVALID_ARG' : 'ERR_SCALE',
         r.reason === 1 ? `the weight is not finite at ${where}; quantization needs finite values`
-          : `the group at ${where} needs a scale beyond float16's range; use scaleDtype 'float32'`,
+          : scaleDtype === 'float16' ? `the group at ${where} needs a scale beyond float16's range; use scaleDtype 'float32'`
+            : `the group at ${where} needs a scale beyond float32's range`,
       );
     }
     const packed = addon.int4Pack({ N, K, group, qweight, scales, scaleDtype: scaleDtypeCode(scaleDtype), zeros, perm: null });
-    return new Int4Weight([N, K], { packed, perm: null, gIdx: null, group }, symmetric, scaleDtype, groupSize === -1);
+    return new Int4Weight([N, K], { packed, perm: null, gIdx: null, group }, symmetric, scaleDtype);
   }
 
   /**
    * From the canonical arrays (README "INT4"). groupSize is K / G, where G = scales.length / N;
    * scales travel as float32 or float16 bits; zeros (0..16) may be omitted for symmetric
-   * weights; gIdx groups columns in any order as long as every group has groupSize columns.
+   * weights; gIdx groups columns in any order as long as every group has groupSize columns (a
+   * gIdx equal to floor(k / groupSize) is no act-order at all, and canonical() reports null).
    */
   static fromCanonical(parts: Int4Parts, shape: [number, number]): Int4Weight {
     const [N, K] = checkShape2(shape, ['N', 'K']);
@@ -254,7 +256,7 @@ export class Int4Weight extends Weight {
     }
     const scaleDtype: ScaleDType = scales instanceof Float32Array ? 'float32' : 'float16';
     const packed = selectBackend().cpuAddon.int4Pack({ N, K, group, qweight, scales, scaleDtype: scaleDtypeCode(scaleDtype), zeros, perm });
-    return new Int4Weight([N, K], { packed, perm, gIdx, group }, zeros === null, scaleDtype, G === 1);
+    return new Int4Weight([N, K], { packed, perm, gIdx, group }, zeros === null, scaleDtype);
   }
 
   /**
@@ -371,6 +373,9 @@ export function fp8StateOf(w: Fp8Weight): Fp8State {
 function scalingUnit(scaling: unknown, N: number, K: number): { bn: number; bk: number; scaling: Fp8Scaling } {
   if (scaling === undefined || scaling === 'channel') return { bn: 1, bk: K, scaling: 'channel' };
   if (scaling === 'tensor') return { bn: N, bk: K, scaling: 'tensor' };
+  if (typeof scaling !== 'string' && (typeof scaling !== 'object' || scaling === null)) {
+    throw new CgTypeError('ERR_INVALID_ARG', `scaling must be 'tensor', 'channel' or { block: [bn, bk] }, got ${typeof scaling}`);
+  }
   if (typeof scaling === 'object' && scaling !== null && Array.isArray((scaling as { block?: unknown }).block)) {
     const b = (scaling as { block: unknown[] }).block;
     if (b.length !== 2 || !b.every((v) => Number.isSafeInteger(v) && (v as number) > 0)) {

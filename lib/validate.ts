@@ -37,7 +37,15 @@ export function checkProduct(a: number, b: number, what: string): void {
 export function isDetached(a: ArrayBufferView): boolean {
   const buf = a.buffer as ArrayBuffer & { detached?: boolean };
   if (typeof buf.detached === 'boolean') return buf.detached;
-  return a.byteLength === 0 && buf.byteLength === 0;
+  if (a.byteLength !== 0 || buf.byteLength !== 0) return false;
+  // Node 20 has no ArrayBuffer.prototype.detached: an empty view is either a real empty array or
+  // a detached one, and only a detached buffer refuses a new view.
+  try {
+    new Uint8Array(buf as ArrayBuffer, 0, 0);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 export function checkNotDetached(a: ArrayBufferView, name: string): void {

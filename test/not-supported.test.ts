@@ -1,6 +1,10 @@
 /**
  * Names that exist in the API but have no kernels yet throw ERR_NOT_SUPPORTED (a plain Error
  * with that code), synchronously or as a rejection, and never return a (zero) result.
+ *
+ * Int4Weight.quantize / fromGPTQ / fromAWQ and Fp8Weight.quantize are implemented now (tested in
+ * int4.test.ts and fp8-weight.test.ts), so they are no longer listed here. linear() with an INT4
+ * or FP8 weight is deliberately not tested here: its kernels are landing.
  */
 import * as cg from '../lib';
 import { expectRejectsCode, expectThrowsCode } from './helpers/expect-error';
@@ -17,12 +21,6 @@ type AnyFn = (...a: unknown[]) => unknown;
 
 describe('ERR_NOT_SUPPORTED', () => {
   const calls: Array<[string, () => unknown]> = [
-    ['Int4Weight.quantize', () => (cg.Int4Weight.quantize as AnyFn)(w32, [N, K], { groupSize: 32, symmetric: true })],
-    ['Int4Weight.quantize with no arguments', () => (cg.Int4Weight.quantize as AnyFn)()],
-    ['Int4Weight.fromGPTQ', () => (cg.Int4Weight.fromGPTQ as AnyFn)({ qweight: new Int32Array(8), qzeros: new Int32Array(1), scales: new Uint16Array(8) }, [N, K])],
-    ['Int4Weight.fromAWQ', () => (cg.Int4Weight.fromAWQ as AnyFn)({ qweight: new Int32Array(8), qzeros: new Int32Array(1), scales: new Uint16Array(8) }, [N, K])],
-    ['Fp8Weight.quantize e4m3 per tensor', () => (cg.Fp8Weight.quantize as AnyFn)(w32, [N, K], { format: 'e4m3', scaling: 'tensor' })],
-    ['Fp8Weight.quantize e5m2 block-wise', () => (cg.Fp8Weight.quantize as AnyFn)(w32, [N, K], { format: 'e5m2', scaling: { block: [128, 128] } })],
     ['lowRankUpdate', () => (cg.lowRankUpdate as AnyFn)(dense, new Float32Array(N * 2), new Float32Array(2 * K), { alpha: 1 })],
     ['linearMultiLora', () => (cg.linearMultiLora as AnyFn)(x, [M, K], dense, [], new Int32Array(M))],
     ["linear(..., { activations: 'fp8' })", () => cg.linear(x, [M, K], dense, { activations: 'fp8' })],

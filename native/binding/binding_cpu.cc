@@ -430,7 +430,7 @@ Napi::Value Fp8Quantize(const Napi::CallbackInfo& info) {
                                                         reinterpret_cast<float*>(scales.data))));
 }
 
-// fp8Pack({ codes, scales, N, K, bn, bk }) -> ArrayBuffer (CPU codes, then the scales)
+// fp8Pack({ codes, scales, N, K, bn, bk }) -> ArrayBuffer (the CPU layout, quant_format.h)
 Napi::Value Fp8Pack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto o = object_arg(info);
@@ -438,9 +438,7 @@ Napi::Value Fp8Pack(const Napi::CallbackInfo& info) {
   Bytes codes = bytes_of(o.Get("codes"), "codes"), scales = bytes_of(o.Get("scales"), "scales");
   need(env, codes.length == size_t(d.N * d.K) && scales.length == size_t(d.scales()) * 4, "codes/scales have the wrong length");
   auto packed = Napi::ArrayBuffer::New(env, size_t(cg::fp8_bytes(d)));
-  uint8_t* base = static_cast<uint8_t*>(packed.Data());
-  cg::fp8_pack(d, codes.data, base);
-  std::memcpy(base + cg::fp8_scales_off(d), scales.data, scales.length);
+  cg::fp8_pack(d, codes.data, reinterpret_cast<const float*>(scales.data), static_cast<uint8_t*>(packed.Data()));
   return packed;
 }
 
@@ -489,7 +487,7 @@ Napi::Value Convert(const Napi::CallbackInfo& info) {
 
 // ---- linear --------------------------------------------------------------------------------
 
-enum class WeightKind { Dense = 0, Sparse24 = 1 };
+enum class WeightKind { Dense = 0, Sparse24 = 1, Int4 = 2, Fp8 = 3 };
 
 // Everything one linear call needs, captured on the JS thread.
 //
@@ -506,6 +504,12 @@ struct LinearCall {
   int threads = 1;
   cg::Isa isa = cg::Isa::Scalar;
   bool async = false;
+  cg::ActQuant act = cg::ActQuant::None;
+  int64_t act_block = 0;         // fp8 activations: K extent of one scale (0: one per row)
+  cg::Int4Dims int4{};           // kind Int4
+  std::vector<int32_t> perm;     // kind Int4, act-order (empty: none)
+  cg::Fp8Dims fp8{};             // kind Fp8
+  cg::Fp8Format fp8_format = cg::Fp8Format::E4M3;
   std::vector<Napi::ObjectReference> keep;
   std::vector<uint8_t> xcopy, biascopy, ybuf;
   Napi::ObjectReference out_ref;
@@ -513,7 +517,7 @@ struct LinearCall {
   void capture(const Napi::Object& o, bool is_async) {
     Napi::Env env = o.Env();
     async = is_async;
-    kind = WeightKind(int_of(o, "kind", 0, 1));
+    kind = WeightKind(int_of(o, "kind", 0, 3));
     M = int_of(o, "M", 1, kMaxDim);
     N = int_of(o, "N", 1, kMaxDim);
     K = int_of(o, "K", 1, kMaxDim);
@@ -532,10 +536,28 @@ struct LinearCall {
     size_t ws = size_t(cg::dtype_size(wdt));
     if (kind == WeightKind::Dense) {
       need(env, w.length == size_t(cg::dense_packed_elems(N, K)) * ws, "packed weight has the wrong length");
-    } else {
+    } else if (kind == WeightKind::Sparse24) {
       need(env, K % 4 == 0, "K must be a multiple of 4");
       need(env, w.length == size_t(cg::sp24_packed_bytes(N, K, int(ws))), "packed 2:4 weight has the wrong length");
+    } else if (kind == WeightKind::Int4) {
+      int4 = cg::Int4Dims{N, K, int_of(o, "group", 8, kMaxDim)};
+      need(env, K % 8 == 0 && K % int4.group == 0 && int4.group % 8 == 0, "bad INT4 group");
+      need(env, w.length == size_t(cg::int4_layout(int4).bytes), "packed INT4 weight has the wrong length");
+      Napi::Value pv = o.Get("perm");
+      if (!pv.IsNull() && !pv.IsUndefined()) {
+        Bytes pb = bytes_of(pv, "perm");
+        need(env, pb.length == size_t(K) * 4, "perm has the wrong length");
+        perm.assign(reinterpret_cast<const int32_t*>(pb.data), reinterpret_cast<const int32_t*>(pb.data) + K);
+        for (int32_t c : perm) need(env, c >= 0 && c < K, "perm entries must be columns of x");
+      }
+    } else {
+      fp8 = cg::Fp8Dims{N, K, int_of(o, "bn", 1, kMaxDim), int_of(o, "bk", 1, kMaxDim)};
+      fp8_format = cg::Fp8Format(int_of(o, "fp8Format", 0, 1));
+      need(env, w.length == size_t(cg::fp8_bytes(fp8)), "packed FP8 weight has the wrong length");
     }
+    act = o.Get("act").IsUndefined() ? cg::ActQuant::None : cg::ActQuant(int_of(o, "act", 0, 2));
+    need(env, act == cg::ActQuant::None || kind == WeightKind::Int4 || kind == WeightKind::Fp8, "quantized activations need an INT4 or FP8 weight");
+    act_block = o.Get("actBlock").IsUndefined() ? 0 : int_of(o, "actBlock", 0, kMaxDim);
     Napi::Value bv = o.Get("bias");
     if (!bv.IsNull() && !bv.IsUndefined()) {
       bias = bytes_of(bv, "bias");
@@ -570,8 +592,28 @@ struct LinearCall {
     p.bias = bias.data ? reinterpret_cast<const float*>(bias.data) : nullptr;
     p.y = y.data; p.ydt = ydt;
     p.threads = threads;
-    const bool ok = kind == WeightKind::Dense ? cg::dense_linear(isa, p, w.data, wdt)
-                                              : cg::sparse24_linear(isa, p, w.data, wdt);
+    bool ok;
+    if (kind == WeightKind::Dense) {
+      ok = cg::dense_linear(isa, p, w.data, wdt);
+    } else if (kind == WeightKind::Sparse24) {
+      ok = cg::sparse24_linear(isa, p, w.data, wdt);
+    } else {
+      cg::QuantProblem q;
+      q.p = &p;
+      q.packed = w.data;
+      q.act = act;
+      q.act_block = act_block;
+      if (kind == WeightKind::Int4) {
+        q.kind = cg::QuantKind::Int4;
+        q.int4 = int4;
+        q.perm = perm.empty() ? nullptr : perm.data();
+      } else {
+        q.kind = cg::QuantKind::Fp8;
+        q.fp8 = fp8;
+        q.fp8_format = fp8_format;
+      }
+      ok = cg::quant_linear(isa, q);
+    }
     if (!ok) throw std::bad_alloc();
   }
 

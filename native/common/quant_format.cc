@@ -9,13 +9,19 @@ namespace {
 
 float load_scale(const void* p, DType dt, int64_t i) { return load_as_f32(p, dt, i); }
 
-// x rounded to float16, upwards (towards +inf) when it does not fit exactly: a quantization
-// scale may grow, never shrink, so the group's range still maps into 0..15.
-float f16_round_up(float x) {
-  const uint16_t h = f32_to_f16(x);
-  float r = f16_to_f32(h);
-  if (r < x) r = f16_to_f32(uint16_t(h + 1));  // positive x: the next float16 up
-  return r;
+// The smallest scale in dtype sdt with s * 15 >= range (range >= 0, exact in double): a
+// quantization scale may grow, never shrink, so the group's range still maps into 0..15 and
+// no code clamps by more than half a step. Infinity when sdt cannot hold it.
+float scale_round_up(double range, DType sdt) {
+  float s = float(range / 15.0);
+  while (double(s) * 15.0 < range) s = std::nextafter(s, INFINITY);
+  if (sdt == DType::F16) {
+    const uint16_t h = f32_to_f16(s);
+    float r = f16_to_f32(h);
+    if (r < s) r = f16_to_f32(uint16_t(h + 1));  // positive s: the next float16 up (Inf past the top)
+    s = r;
+  }
+  return s;
 }
 
 inline int q_at(const uint8_t* qweight, int64_t K, int64_t n, int64_t k) {
@@ -113,8 +119,7 @@ int64_t int4_quantize(const Int4Dims& d, const float* w, bool symmetric, DType s
         hi = std::fmax(hi, row[k]);
         amax = std::fmax(amax, std::fabs(row[k]));
       }
-      float s = symmetric ? 2.0f * amax / 15.0f : (hi - lo) / 15.0f;
-      if (sdt == DType::F16) s = f16_round_up(s);
+      float s = scale_round_up(symmetric ? 2.0 * double(amax) : double(hi) - double(lo), sdt);
       if (!std::isfinite(s)) {
         *reason = 2;
         return n * d.K + g * d.group;
@@ -194,12 +199,18 @@ int64_t fp8_quantize(const Fp8Dims& d, const float* w, Fp8Format f, uint8_t* cod
   return -1;
 }
 
-void fp8_pack(const Fp8Dims& d, const uint8_t* codes, uint8_t* cpu_codes) {
-  std::memset(cpu_codes, 0, size_t(fp8_codes_bytes(d)));
+void fp8_pack(const Fp8Dims& d, const uint8_t* codes, const float* scales, uint8_t* packed) {
+  std::memset(packed, 0, size_t(fp8_bytes(d)));
   for (int64_t n = 0; n < d.N; ++n) {
-    uint8_t* panel = cpu_codes + (n / kQuantPanel) * d.K * kQuantPanel + n % kQuantPanel;
+    uint8_t* panel = packed + (n / kQuantPanel) * d.K * kQuantPanel + n % kQuantPanel;
     for (int64_t k = 0; k < d.K; ++k) panel[k * kQuantPanel] = codes[n * d.K + k];
   }
+  float* lane = reinterpret_cast<float*>(packed + fp8_lane_scales_off(d));
+  const int64_t SC = d.scale_cols();
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t b = 0; b < SC; ++b)
+      lane[((n / kQuantPanel) * SC + b) * kQuantPanel + n % kQuantPanel] = scales[(n / d.bn) * SC + b];
+  std::memcpy(packed + fp8_scales_off(d), scales, size_t(d.scales()) * 4);
 }
 
 void fp8_unpack(const Fp8Dims& d, const uint8_t* cpu_codes, uint8_t* codes) {

@@ -29,7 +29,9 @@
 //
 // ---- FP8, CPU layout ----------------------------------------------------------------------
 // codes [N_pad/16][K][16] bytes (k-major inside a panel of 16 rows; N padded to a multiple of
-// 32 with zero codes) and the canonical scales unchanged.
+// 32 with zero codes); the scales again per lane, [N_pad/16][ceil(K/bk)][16] float32 (row n's
+// scale for K block b at lane n % 16; 0 for padding rows), so a kernel loads a block's 16
+// scales with one vector load; and the canonical scales unchanged.
 #pragma once
 #include <cstdint>
 
@@ -77,12 +79,13 @@ void int4_dequant(const Int4Dims& d, const uint8_t* codes, const float* cpu_scal
                   const int32_t* perm, float* out);
 
 // Round-to-nearest quantization of float32 w [N, K] into the canonical format (README):
-// symmetric: s = 2 amax / 15, q = clamp(round(w / s) + 8, 0, 15); asymmetric (range widened to
-// include 0): s = (max - min) / 15, z = round(-min / s), q = clamp(round(w / s) + z, 0, 15);
-// s rounded up to float16 first when sdt is F16 (so the range still fits), an all-zero group
-// gets s = 1. All in float32, rounding to nearest even. Returns -1, or the flat index of the
-// first offending weight with *reason = 1 (not finite) or 2 (its group's scale exceeds the
-// float16 range), and then writes nothing meaningful.
+// symmetric: range = 2 amax, q = clamp(round(w / s) + 8, 0, 15); asymmetric (range widened to
+// include 0): range = max - min, z = clamp(round(-min / s), 0, 15), q = clamp(round(w / s) + z,
+// 0, 15); s = the smallest value of the scale dtype with 15 s >= range (rounding up keeps every
+// weight within s/2 of its code); an all-zero group gets s = 1. Divisions in float32, rounding
+// to nearest even. Returns -1, or the flat index of the first offending weight with *reason = 1
+// (not finite) or 2 (its group's scale exceeds the scale dtype's range), and then writes
+// nothing meaningful.
 int64_t int4_quantize(const Int4Dims& d, const float* w, bool symmetric, DType sdt, uint8_t* qweight, void* scales,
                       uint8_t* zeros, int* reason);
 
@@ -109,16 +112,20 @@ struct Fp8Dims {
 };
 
 static inline int64_t fp8_codes_bytes(const Fp8Dims& d) { return quant_padded_rows(d.N) * d.K; }
-// The one buffer an Fp8Weight holds: codes (CPU layout), then the float32 scales.
-static inline int64_t fp8_scales_off(const Fp8Dims& d) { return align64(fp8_codes_bytes(d)); }
+// The one buffer an Fp8Weight holds: codes (CPU layout), the per-lane scales, then the
+// canonical float32 scales.
+static inline int64_t fp8_lane_scales_off(const Fp8Dims& d) { return align64(fp8_codes_bytes(d)); }
+static inline int64_t fp8_scales_off(const Fp8Dims& d) {
+  return fp8_lane_scales_off(d) + align64(quant_padded_rows(d.N) * d.scale_cols() * 4);
+}
 static inline int64_t fp8_bytes(const Fp8Dims& d) { return fp8_scales_off(d) + d.scales() * 4; }
 
 // scale = amax / max_value(format) per unit (1 for an all-zero unit), code = encode(w / scale).
 // Returns -1, or the flat index of the first non-finite weight.
 int64_t fp8_quantize(const Fp8Dims& d, const float* w, Fp8Format f, uint8_t* codes, float* scales);
 
-// Canonical codes [N, K] <-> CPU layout.
-void fp8_pack(const Fp8Dims& d, const uint8_t* codes, uint8_t* cpu_codes);
+// Canonical codes [N, K] and scales -> the whole CPU buffer (fp8_bytes(d) bytes); and back.
+void fp8_pack(const Fp8Dims& d, const uint8_t* codes, const float* scales, uint8_t* packed);
 void fp8_unpack(const Fp8Dims& d, const uint8_t* cpu_codes, uint8_t* codes);
 void fp8_dequant(const Fp8Dims& d, const uint8_t* cpu_codes, const float* scales, Fp8Format f, float* out);
 

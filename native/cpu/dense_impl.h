@@ -12,22 +12,27 @@ static_assert(kDensePanel % L == 0, "a panel is a whole number of vectors");
 static_assert((kDenseNV * L) % kDensePanel == 0, "a tile is a whole number of panels");
 static_assert(kDenseNAlign % (kDenseNV * L) == 0, "padded rows cover every tile");
 
+// A tile's weights for one K block: panel q of the tile at base + q * ps elements, column k of
+// the block at + k * 16.
+struct PanelView {
+  const void* base;
+  int64_t ps;
+};
+
+// The register tile over a PanelView of dtype WT.
 template <DType WT>
-struct DensePolicy {
+struct DenseMicro {
   static constexpr int MR = kDenseMR;
   static constexpr int NV = kDenseNV;
-  const void* w;  // packed panels
-  int64_t K;
+  using View = PanelView;
 
   template <int R>
-  inline void micro(const float* __restrict xp, int64_t tile, int64_t k0, int64_t kl, V (&acc)[R][NV]) const {
-    const int64_t ps = K * kDensePanel;  // elements between consecutive panels
-    const int64_t base = tile * (NV / kVecsPerPanel) * ps + k0 * kDensePanel;
+  inline void micro(const float* __restrict xp, const PanelView& pv, int64_t kl, V (&acc)[R][NV]) const {
     for (int64_t k = 0; k < kl; ++k) {
       V b[NV];
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j)
-        b[j] = load_weight<WT>(w, base + (j / kVecsPerPanel) * ps + k * kDensePanel + (j % kVecsPerPanel) * L);
+        b[j] = load_weight<WT>(pv.base, (j / kVecsPerPanel) * pv.ps + k * kDensePanel + (j % kVecsPerPanel) * L);
       const float* xk = xp + k * R;
 #pragma GCC unroll 16
       for (int i = 0; i < R; ++i) {
@@ -36,6 +41,20 @@ struct DensePolicy {
         for (int j = 0; j < NV; ++j) acc[i][j] = vfma(a, b[j], acc[i][j]);
       }
     }
+  }
+};
+
+template <DType WT>
+struct DensePolicy : DenseMicro<WT> {
+  const void* w;  // packed panels
+  int64_t K;
+
+  bool view(int64_t tile, int64_t k0, int64_t, PanelView* v) const {
+    const int64_t ps = K * kDensePanel;
+    const int64_t es = WT == DType::F32 ? 4 : 2;
+    v->base = static_cast<const char*>(w) + (tile * (kDenseNV / kVecsPerPanel) * ps + k0 * kDensePanel) * es;
+    v->ps = ps;
+    return true;
   }
 };
 
@@ -54,11 +73,13 @@ template <DType WT>
 bool dense_linear_t(const GemmProblem& p, const void* wpacked) {
   int64_t mc, kc;
   dense_blocks(p, &mc, &kc);
-  DensePolicy<WT> pol{wpacked, p.K};
+  DensePolicy<WT> pol;
+  pol.w = wpacked;
+  pol.K = p.K;
   return run_gemm(p, pol, mc, kc);
 }
 
-bool dense_linear_impl(const GemmProblem& p, const void* wpacked, DType wdt) {
+inline bool dense_linear_impl(const GemmProblem& p, const void* wpacked, DType wdt) {
   switch (wdt) {
     case DType::F32: return dense_linear_t<DType::F32>(p, wpacked);
     case DType::F16: return dense_linear_t<DType::F16>(p, wpacked);

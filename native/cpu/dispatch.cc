@@ -2,6 +2,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../common/cpu_features.h"
+#include "../common/scratch.h"
+#include "act_quant.h"
 #include "kernels.h"
 
 namespace cg {
@@ -52,6 +55,39 @@ bool sparse24_linear(Isa isa, const GemmProblem& p, const void* packed, DType wd
 #endif
     default: return scalar::sparse24_linear(p, packed, wdt);
   }
+}
+
+namespace {
+bool quant_float_linear(Isa isa, const QuantProblem& q) {
+  switch (isa) {
+#if defined(__x86_64__)
+    case Isa::Avx512: return avx512::quant_linear(q);
+    case Isa::Avx2: return avx2::quant_linear(q);
+#endif
+    default: return scalar::quant_linear(q);
+  }
+}
+}  // namespace
+
+bool quant_linear(Isa isa, const QuantProblem& q) {
+#if defined(__x86_64__)
+  if (isa == Isa::Avx512 && q.kind == QuantKind::Int4 && q.act == ActQuant::Int8 && cpu_features().avx512_vnni)
+    return avx512vnni::int4_int8_linear(q);
+#endif
+  if (q.act == ActQuant::None) return quant_float_linear(isa, q);
+  const GemmProblem& p = *q.p;
+  float* xq = static_cast<float*>(aligned_alloc_bytes(size_t(p.M * p.K) * sizeof(float)));
+  if (!xq) return false;
+  quantize_activations(p.x, p.xdt, p.M, p.K, q.act, q.act_block, p.threads, xq);
+  GemmProblem pf = p;
+  pf.x = xq;
+  pf.xdt = DType::F32;
+  QuantProblem qf = q;
+  qf.p = &pf;
+  qf.act = ActQuant::None;
+  const bool ok = quant_float_linear(isa, qf);
+  aligned_free_bytes(xq);
+  return ok;
 }
 
 }  // namespace cg

@@ -1,12 +1,15 @@
 // The blocked GEMM loop nest shared by the weight formats whose kernels vectorise along N
-// (dense now; quantized formats plug in the same way). A Policy describes one weight format:
+// (dense, and the quantized formats through a dequantized copy of each tile). A Policy
+// describes one weight format:
 //
 //   struct Policy {
 //     static constexpr int MR;   // most rows of x in one register tile
 //     static constexpr int NV;   // vectors of L columns in one register tile
-//     template <int R> void micro(const float* xp, int64_t tile, int64_t k0, int64_t kl,
-//                                 V (&acc)[R][NV]) const;
-//       // acc[i][j] += sum over k in [k0, k0+kl) of xp[(k-k0)*R + i] * W[tile*NV*L + j*L + lane][k]
+//     using View = ...;          // what the micro-kernel reads for one tile and K block
+//     bool view(int64_t tile, int64_t k0, int64_t kl, View* v) const;
+//       // makes it (a quantized format dequantizes here, into thread scratch); false: no memory
+//     template <int R> void micro(const float* xp, const View& v, int64_t kl, V (&acc)[R][NV]) const;
+//       // acc[i][j] += sum over k in [0, kl) of xp[k*R + i] * W[tile*NV*L + j*L + lane][k0 + k]
 //   };
 //
 // Loop nest, per thread (threads own disjoint ranges of column tiles, so nothing is shared
@@ -16,26 +19,26 @@
 // `namespace cg::<isa> { namespace { ... } }` after gemm_tile_impl.h.
 
 template <class P, int R>
-inline void run_tile(const P& pol, const float* xp, int64_t tile, int64_t k0, int64_t kl, const TileOut& o,
+inline void run_tile(const P& pol, const float* xp, const typename P::View& v, int64_t kl, const TileOut& o,
                      int64_t m0, int64_t n0, int ncols) {
   V acc[R][P::NV];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 8
     for (int j = 0; j < P::NV; ++j) acc[i][j] = vzero();
-  pol.template micro<R>(xp, tile, k0, kl, acc);
+  pol.template micro<R>(xp, v, kl, acc);
   store_tile<R, P::NV>(acc, o, m0, n0, ncols);
 }
 
 // run_tile for a row count known only at run time (1..P::MR).
 template <class P, int R = P::MR>
-inline void run_tile_rows(int rows, const P& pol, const float* xp, int64_t tile, int64_t k0, int64_t kl,
+inline void run_tile_rows(int rows, const P& pol, const float* xp, const typename P::View& v, int64_t kl,
                           const TileOut& o, int64_t m0, int64_t n0, int ncols) {
   if constexpr (R == 1) {
-    run_tile<P, 1>(pol, xp, tile, k0, kl, o, m0, n0, ncols);
+    run_tile<P, 1>(pol, xp, v, kl, o, m0, n0, ncols);
   } else {
-    if (rows == R) run_tile<P, R>(pol, xp, tile, k0, kl, o, m0, n0, ncols);
-    else run_tile_rows<P, R - 1>(rows, pol, xp, tile, k0, kl, o, m0, n0, ncols);
+    if (rows == R) run_tile<P, R>(pol, xp, v, kl, o, m0, n0, ncols);
+    else run_tile_rows<P, R - 1>(rows, pol, xp, v, kl, o, m0, n0, ncols);
   }
 }
 
@@ -94,8 +97,13 @@ void driver_task(void* vctx, int t, int nt) {
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t n0 = tile * TC;
         const int ncols = N - n0 < TC ? int(N - n0) : TC;
+        typename P::View view;
+        if (!d.pol->view(tile, k0, kl, &view)) {
+          __atomic_store_n(&d.failed, true, __ATOMIC_RELAXED);
+          return;
+        }
         for (int b = 0; b < nb; ++b)
-          run_tile_rows<P>(int(starts[b + 1] - starts[b]), *d.pol, xp + starts[b] * kl, tile, k0, kl, o,
+          run_tile_rows<P>(int(starts[b + 1] - starts[b]), *d.pol, xp + starts[b] * kl, view, kl, o,
                            m0 + starts[b], n0, ncols);
       }
     }

@@ -17,6 +17,8 @@ struct TileOut {
   int64_t ldy = 0;
   // c holds rows from crow0 and columns from ccol0 of the output (0, 0 when c is y itself).
   int64_t crow0 = 0, ccol0 = 0;
+  // Quantized activations: row m's results are multiplied by row_scale[m] (before the bias).
+  const float* row_scale = nullptr;
 };
 
 // Stores rows m0..m0+MR-1, columns n0..n0+ncols-1 (ncols <= NV*L) of a register tile.
@@ -35,7 +37,7 @@ inline void store_tile(V (&acc)[MR][NV], const TileOut& o, int64_t m0, int64_t n
       const int nj = ncols - j * L;
       if (nj <= 0) break;
       const int n = nj >= L ? L : nj;
-      V v = vadd(acc[i][j], b[j]);
+      V v = o.row_scale ? vfma(acc[i][j], vbcast(o.row_scale + m0 + i), b[j]) : vadd(acc[i][j], b[j]);
       if (o.direct) {
         store_any_n(o.y, o.ydt, (m0 + i) * o.ldy + n0 + j * L, v, n);
       } else {

@@ -15,6 +15,7 @@
 #pragma once
 #include <cstdint>
 #include "../common/dtype.h"
+#include "../common/quant_format.h"
 
 namespace cg {
 
@@ -59,17 +60,46 @@ const Tuning& tuning();
 bool dense_linear(Isa isa, const GemmProblem& p, const void* wpacked, DType wdt);
 bool sparse24_linear(Isa isa, const GemmProblem& p, const void* packed, DType wdt);
 
+// ---- INT4 and FP8 weights (the CPU layouts of common/quant_format.h) ------------------------
+enum class QuantKind : int32_t { Int4 = 0, Fp8 = 1 };
+
+enum class ActQuant : int32_t { None = 0, Fp8 = 1, Int8 = 2 };
+
+struct QuantProblem {
+  const GemmProblem* p = nullptr;
+  QuantKind kind = QuantKind::Int4;
+  const uint8_t* packed = nullptr;
+  Int4Dims int4{};                 // kind Int4
+  const int32_t* perm = nullptr;   // INT4 act-order: the layout's column c is x's column perm[c]
+  Fp8Dims fp8{};                   // kind Fp8
+  Fp8Format fp8_format = Fp8Format::E4M3;
+  ActQuant act = ActQuant::None;   // quantize x first (act_quant.h has the rules)
+  int64_t act_block = 0;           // fp8 activations: K columns per scale (0: one per row)
+};
+
+// Picks the kernel: int8 activations with an INT4 weight run on AVX512-VNNI where the CPU has
+// it (int4_vnni_avx512.cc); otherwise quantized activations are dequantized to float32 first
+// (act_quant.h) and the ISA's float kernels run.
+bool quant_linear(Isa isa, const QuantProblem& q);
+
+namespace avx512vnni {
+bool int4_int8_linear(const QuantProblem& q);  // q.kind == Int4, q.act == Int8
+}  // namespace avx512vnni
+
 namespace scalar {
 bool dense_linear(const GemmProblem& p, const void* wpacked, DType wdt);
 bool sparse24_linear(const GemmProblem& p, const void* packed, DType wdt);
+bool quant_linear(const QuantProblem& q);
 }  // namespace scalar
 namespace avx2 {
 bool dense_linear(const GemmProblem& p, const void* wpacked, DType wdt);
 bool sparse24_linear(const GemmProblem& p, const void* packed, DType wdt);
+bool quant_linear(const QuantProblem& q);
 }  // namespace avx2
 namespace avx512 {
 bool dense_linear(const GemmProblem& p, const void* wpacked, DType wdt);
 bool sparse24_linear(const GemmProblem& p, const void* packed, DType wdt);
+bool quant_linear(const QuantProblem& q);
 }  // namespace avx512
 
 }  // namespace cg

@@ -96,3 +96,34 @@ inline VI code_lanes(uint64_t word, int half) {
 inline VI code_hi(VI c) { return _mm256_srli_epi32(c, 2); }
 // xg[code & 3] in every lane (vpermilps reads the low two bits of each 32-bit index).
 inline V select4(V xg, VI code) { return _mm256_permutevar_ps(xg, code); }
+
+// ---- integer lanes and FP8 decoding (INT4 / FP8 kernels) -------------------------------------
+inline VI vload_i(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline VI vset1_i(int v) { return _mm256_set1_epi32(v); }
+inline VI vand_i(VI a, VI b) { return _mm256_and_si256(a, b); }
+inline VI vsub_i(VI a, VI b) { return _mm256_sub_epi32(a, b); }
+template <int S> inline VI vsrli_i(VI a) { return S == 0 ? a : _mm256_srli_epi32(a, S); }
+inline V vcvt_i2f(VI a) { return _mm256_cvtepi32_ps(a); }
+inline VI vcvt_f2i(V a) { return _mm256_cvttps_epi32(a); }
+// 8 e4m3 codes as float32, each the FP8 value times 2^-8 (see simd_avx512.h).
+inline V vfp8_e4m3_scaled(const uint8_t* p) {
+  __m128i w = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  w = _mm_and_si128(_mm_slli_epi16(w, 7), _mm_set1_epi16(short(0xBF80)));
+  return _mm256_cvtph_ps(w);
+}
+// 8 e5m2 codes as float32 (an e5m2 code is the high byte of a float16).
+inline V vfp8_e5m2(const uint8_t* p) {
+  return _mm256_cvtph_ps(_mm_slli_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))), 8));
+}
+// (code & 15) as float32 for each lane (vpermps holds only 8 entries here: mask and convert).
+inline V vnibble_f32(VI idx) { return _mm256_cvtepi32_ps(_mm256_and_si256(idx, _mm256_set1_epi32(15))); }
+constexpr bool kNibbleLookup = false;
+// Two columns of half a panel (k at p, k+1 at p + 16).
+inline void vfp8x2_e4m3_scaled(const uint8_t* p, V& k0, V& k1) {
+  k0 = vfp8_e4m3_scaled(p);
+  k1 = vfp8_e4m3_scaled(p + 16);
+}
+inline void vfp8x2_e5m2(const uint8_t* p, V& k0, V& k1) {
+  k0 = vfp8_e5m2(p);
+  k1 = vfp8_e5m2(p + 16);
+}

@@ -77,3 +77,44 @@ inline VI code_lanes(uint64_t word, int /*half*/) {
 inline VI code_hi(VI c) { return _mm512_srli_epi32(c, 2); }
 // xg[code & 3] in every lane (vpermilps reads the low two bits of each 32-bit index).
 inline V select4(V xg, VI code) { return _mm512_permutevar_ps(xg, code); }
+
+// ---- integer lanes and FP8 decoding (INT4 / FP8 kernels) -------------------------------------
+inline VI vload_i(const void* p) { return _mm512_loadu_si512(p); }
+inline VI vset1_i(int v) { return _mm512_set1_epi32(v); }
+inline VI vand_i(VI a, VI b) { return _mm512_and_si512(a, b); }
+inline VI vsub_i(VI a, VI b) { return _mm512_sub_epi32(a, b); }
+template <int S> inline VI vsrli_i(VI a) { return S == 0 ? a : _mm512_srli_epi32(a, S); }
+inline V vcvt_i2f(VI a) { return _mm512_cvtepi32_ps(a); }
+inline VI vcvt_f2i(V a) { return _mm512_cvttps_epi32(a); }
+// 16 e4m3 codes as float32, each the FP8 value times 2^-8: the code sign-extended to 16 bits and
+// shifted left 7 puts sign, exponent and mantissa where a float16 keeps them, with a copy of
+// the sign in the exponent's top bit, which the mask clears (quant_impl.h).
+inline V vfp8_e4m3_scaled(const uint8_t* p) {
+  __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  w = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16(short(0xBF80)));
+  return _mm512_cvtph_ps(w);
+}
+// 16 e5m2 codes as float32 (an e5m2 code is the high byte of a float16; exact, Inf/NaN kept).
+inline V vfp8_e5m2(const uint8_t* p) {
+  const __m256i w = _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 8);
+  return _mm512_cvtph_ps(w);
+}
+// (code & 15) as float32 for each lane, by table lookup: vpermps reads only the index's low 4
+// bits, so the code needs no mask.
+inline V vnibble_f32(VI idx) {
+  const V table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  return _mm512_permutexvar_ps(idx, table);
+}
+constexpr bool kNibbleLookup = true;
+// Two columns of a panel at once (k at p, k+1 at p + 16): 32 codes sign-extended in one zmm.
+inline void vfp8x2_e4m3_scaled(const uint8_t* p, V& k0, V& k1) {
+  __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  w = _mm512_and_si512(_mm512_slli_epi16(w, 7), _mm512_set1_epi16(short(0xBF80)));
+  k0 = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
+  k1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w, 1));
+}
+inline void vfp8x2_e5m2(const uint8_t* p, V& k0, V& k1) {
+  const __m512i w = _mm512_slli_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 8);
+  k0 = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
+  k1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w, 1));
+}

@@ -382,7 +382,7 @@ bool sparse24_linear_t(const GemmProblem& p, const uint8_t* w) {
   return sparse24_perm<WT>(p, w);
 }
 
-bool sparse24_linear_impl(const GemmProblem& p, const void* packed, DType wdt) {
+inline bool sparse24_linear_impl(const GemmProblem& p, const void* packed, DType wdt) {
   const uint8_t* w = static_cast<const uint8_t*>(packed);
   switch (wdt) {
     case DType::F32: return sparse24_linear_t<DType::F32>(p, w);

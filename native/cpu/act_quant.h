@@ -1,0 +1,22 @@
+// Quantized activations, as cg.linear's `activations` option asks: x is quantized per row (or
+// per row and K block), then handed to the kernels dequantized, as float32:
+//   'fp8'  (e4m3): s = amax / 448 over the unit (1 when the unit is all zero), code =
+//          encode(x / s) (round to nearest even, saturating), x' = decode(code) * s;
+//   'int8': s = amax / 127 per row (1 when zero), q = clamp(round_half_even(x / s), -127, 127),
+//          x' = q * s.
+// Divisions and products in float32, as written. The kernels then see exactly the values the
+// quantization represents (each rounded once to float32).
+#pragma once
+#include <cstdint>
+
+#include "../common/dtype.h"
+#include "kernels.h"
+
+namespace cg {
+
+// x [M, K] (dtype xdt) -> out [M, K] float32. block: the K extent of one fp8 scale (K for one
+// scale per row). Rows are spread over `threads` threads.
+void quantize_activations(const void* x, DType xdt, int64_t M, int64_t K, ActQuant mode, int64_t block, int threads,
+                          float* out);
+
+}  // namespace cg
