@@ -160,6 +160,9 @@ export async function makePeer(ort: Ort, kind: PeerKind, wdata: Float32Array, N:
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     executionProviders: ['cpu'],
+    // No spinning after a run: the bench runs ops round-robin, and spinning threads would steal
+    // the cores from whichever op runs next.
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
   });
   return {
     weightBytes,

@@ -74,20 +74,7 @@ bool quant_linear(Isa isa, const QuantProblem& q) {
   if (isa == Isa::Avx512 && q.kind == QuantKind::Int4 && q.act == ActQuant::Int8 && cpu_features().avx512_vnni)
     return avx512vnni::int4_int8_linear(q);
 #endif
-  if (q.act == ActQuant::None) return quant_float_linear(isa, q);
-  const GemmProblem& p = *q.p;
-  float* xq = static_cast<float*>(aligned_alloc_bytes(size_t(p.M * p.K) * sizeof(float)));
-  if (!xq) return false;
-  quantize_activations(p.x, p.xdt, p.M, p.K, q.act, q.act_block, p.threads, xq);
-  GemmProblem pf = p;
-  pf.x = xq;
-  pf.xdt = DType::F32;
-  QuantProblem qf = q;
-  qf.p = &pf;
-  qf.act = ActQuant::None;
-  const bool ok = quant_float_linear(isa, qf);
-  aligned_free_bytes(xq);
-  return ok;
+  return quant_float_linear(isa, q);  // each ISA quantizes activations itself when asked
 }
 
 }  // namespace cg

@@ -28,6 +28,7 @@ namespace {
 
 constexpr int kNV = 2;  // vectors (panels) per tile: 32 weight rows
 constexpr int kR = 6;   // rows of x per tile: 12 int32 + 12 float32 accumulators
+constexpr int kPrefetchBytes = 2048;  // how far ahead a GEMV asks for each panel's codes
 
 struct Ctx {
   const QuantProblem* q;
@@ -87,17 +88,24 @@ inline void tile(const Ctx& c, int64_t m0, int64_t t, const TileOut& o) {
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
     for (int v = 0; v < kNV; ++v) acc[r][v] = vzero();
+  // Few rows of x: the low and high nibbles feed separate chains, so two dot products per lane
+  // are in flight instead of one waiting on the other.
+  constexpr int CH = R <= 2 ? 2 : 1;
   for (int64_t g = 0; g < G; ++g) {
-    __m512i iacc[R][kNV];
+    __m512i iacc[R][kNV][CH];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-      for (int v = 0; v < kNV; ++v) iacc[r][v] = _mm512_setzero_si512();
+      for (int v = 0; v < kNV; ++v)
+#pragma GCC unroll 2
+        for (int h = 0; h < CH; ++h) iacc[r][v][h] = _mm512_setzero_si512();
     for (int64_t cc = g * octets; cc < (g + 1) * octets; ++cc) {
       __m512i lo[kNV], hi[kNV];
 #pragma GCC unroll 2
       for (int v = 0; v < kNV; ++v) {
-        const __m512i w = _mm512_loadu_si512(codes + (v * C + cc) * kQuantPanel * 4);
+        const uint8_t* wp = codes + (v * C + cc) * kQuantPanel * 4;
+        if (R <= 2) _mm_prefetch(reinterpret_cast<const char*>(wp) + kPrefetchBytes, _MM_HINT_T0);  // GEMV: memory-bound
+        const __m512i w = _mm512_loadu_si512(wp);
         lo[v] = _mm512_and_si512(w, mask);
         hi[v] = _mm512_and_si512(_mm512_srli_epi32(w, 4), mask);
       }
@@ -108,7 +116,10 @@ inline void tile(const Ctx& c, int64_t m0, int64_t t, const TileOut& o) {
         std::memcpy(&xb, x + r * K + 8 * cc + 4, 4);
         const __m512i va = _mm512_set1_epi32(xa), vb = _mm512_set1_epi32(xb);
 #pragma GCC unroll 2
-        for (int v = 0; v < kNV; ++v) iacc[r][v] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(iacc[r][v], lo[v], va), hi[v], vb);
+        for (int v = 0; v < kNV; ++v) {
+          iacc[r][v][0] = _mm512_dpbusd_epi32(iacc[r][v][0], lo[v], va);
+          iacc[r][v][CH - 1] = _mm512_dpbusd_epi32(iacc[r][v][CH - 1], hi[v], vb);
+        }
       }
     }
 #pragma GCC unroll 2
@@ -117,7 +128,8 @@ inline void tile(const Ctx& c, int64_t m0, int64_t t, const TileOut& o) {
       const V nsz = vmul(vset1(-1.0f), vmul(s, vload(zr + (v * G + g) * kQuantPanel)));
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r)
-        acc[r][v] = vfma(nsz, vbcast(c.xsum + (m0 + r) * G + g), vfma(_mm512_cvtepi32_ps(iacc[r][v]), s, acc[r][v]));
+        acc[r][v] = vfma(nsz, vbcast(c.xsum + (m0 + r) * G + g),
+                         vfma(_mm512_cvtepi32_ps(CH == 2 ? _mm512_add_epi32(iacc[r][v][0], iacc[r][v][CH - 1]) : iacc[r][v][0]), s, acc[r][v]));
     }
   }
   const int64_t n0 = t * kNV * L;

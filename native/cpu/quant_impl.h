@@ -75,16 +75,24 @@ inline void int4_q_all(const VI (&word)[kQdNV], F&& f) {
 // Per group: part = sum_k x * q, then acc += s * part - s * z * xsum (xsum[r][g] = sum of the
 // group's x): the zero point leaves the inner loop, which decodes q alone. The cancellation this
 // adds is bounded by 2^-24 (z * s) sum |x| per group (README gives the error bound).
+// Independent accumulator chains per output vector: with few rows of x, one chain per output
+// would wait on the FMA latency at every column; CH chains (column j feeds chain j % CH) keep
+// enough FMAs in flight.
+template <int R> constexpr int direct_chains() { return R == 1 ? 4 : (R == 2 ? 2 : 1); }
+
 template <int R>
 inline void int4_direct_tile(const float* __restrict x, int64_t ldx, const float* __restrict xsum, const Int4View& t,
                              V (&acc)[R][kQdNV]) {
+  constexpr int CH = direct_chains<R>();
   const int64_t C = t.K / 8, octets = t.group / 8;
   for (int64_t g = 0; g < t.G; ++g) {
-    V part[R][kQdNV];
+    V part[R][kQdNV][CH];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-      for (int v = 0; v < kQdNV; ++v) part[r][v] = vzero();
+      for (int v = 0; v < kQdNV; ++v)
+#pragma GCC unroll 4
+        for (int h = 0; h < CH; ++h) part[r][v][h] = vzero();
     for (int64_t c = g * octets; c < (g + 1) * octets; ++c) {
       VI word[kQdNV];
 #pragma GCC unroll 4
@@ -96,7 +104,7 @@ inline void int4_direct_tile(const float* __restrict x, int64_t ldx, const float
         for (int r = 0; r < R; ++r) {
           const V xb = vbcast(xc + r * ldx + j);
 #pragma GCC unroll 4
-          for (int v = 0; v < kQdNV; ++v) part[r][v] = vfma(xb, w[v], part[r][v]);
+          for (int v = 0; v < kQdNV; ++v) part[r][v][j % CH] = vfma(xb, w[v], part[r][v][j % CH]);
         }
       });
     }
@@ -106,7 +114,12 @@ inline void int4_direct_tile(const float* __restrict x, int64_t ldx, const float
       const V s = vload(t.scales + o);
       const V nsz = vmul(vset1(-1.0f), vmul(s, vload(t.zeros + o)));
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) acc[r][v] = vfma(nsz, vbcast(xsum + r * t.G + g), vfma(part[r][v], s, acc[r][v]));
+      for (int r = 0; r < R; ++r) {
+        V sum = part[r][v][0];
+#pragma GCC unroll 4
+        for (int h = 1; h < CH; ++h) sum = vadd(sum, part[r][v][h]);
+        acc[r][v] = vfma(nsz, vbcast(xsum + r * t.G + g), vfma(sum, s, acc[r][v]));
+      }
     }
   }
 }
@@ -173,27 +186,37 @@ template <bool E4M3> constexpr float fp8_scale_factor() { return E4M3 ? 256.0f :
 
 template <int R, bool E4M3>
 inline void fp8_direct_tile(const float* __restrict x, int64_t ldx, const Fp8View& t, V (&acc)[R][kQdNV]) {
+  constexpr int CH = direct_chains<R>() > 1 ? direct_chains<R>() : 2;  // columns k, k+1 always apart
   for (int64_t b = 0; b < t.SC; ++b) {
     const int64_t k0 = b * t.bk, k1 = k0 + t.bk < t.K ? k0 + t.bk : t.K;
-    V part[R][kQdNV];
+    V part[R][kQdNV][CH];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-      for (int v = 0; v < kQdNV; ++v) part[r][v] = vzero();
+      for (int v = 0; v < kQdNV; ++v)
+#pragma GCC unroll 4
+        for (int h = 0; h < CH; ++h) part[r][v][h] = vzero();
     int64_t k = k0;
-    for (; k + 2 <= k1; k += 2) {  // two columns per decode: 32 codes widen in one instruction
-      V w0[kQdNV], w1[kQdNV];
+    // CH columns per step, decoded two at a time (32 codes widen in one instruction)
+    for (; k + CH <= k1; k += CH) {
+#pragma GCC unroll 2
+      for (int h = 0; h < CH; h += 2) {
+        V w0[kQdNV], w1[kQdNV];
 #pragma GCC unroll 4
-      for (int v = 0; v < kQdNV; ++v) {
-        const uint8_t* p = t.codes + (v / kVecsPerPanel) * t.K * kQuantPanel + k * kQuantPanel + (v % kVecsPerPanel) * L;
-        if constexpr (E4M3) vfp8x2_e4m3_scaled(p, w0[v], w1[v]);
-        else vfp8x2_e5m2(p, w0[v], w1[v]);
-      }
+        for (int v = 0; v < kQdNV; ++v) {
+          const uint8_t* p = t.codes + (v / kVecsPerPanel) * t.K * kQuantPanel + (k + h) * kQuantPanel + (v % kVecsPerPanel) * L;
+          if constexpr (E4M3) vfp8x2_e4m3_scaled(p, w0[v], w1[v]);
+          else vfp8x2_e5m2(p, w0[v], w1[v]);
+        }
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        const V xb0 = vbcast(x + r * ldx + k), xb1 = vbcast(x + r * ldx + k + 1);
+        for (int r = 0; r < R; ++r) {
+          const V xb0 = vbcast(x + r * ldx + k + h), xb1 = vbcast(x + r * ldx + k + h + 1);
 #pragma GCC unroll 4
-        for (int v = 0; v < kQdNV; ++v) part[r][v] = vfma(xb1, w1[v], vfma(xb0, w0[v], part[r][v]));
+          for (int v = 0; v < kQdNV; ++v) {
+            part[r][v][h] = vfma(xb0, w0[v], part[r][v][h]);
+            part[r][v][h + 1] = vfma(xb1, w1[v], part[r][v][h + 1]);
+          }
+        }
       }
     }
     for (; k < k1; ++k) {
@@ -205,7 +228,7 @@ inline void fp8_direct_tile(const float* __restrict x, int64_t ldx, const Fp8Vie
       for (int r = 0; r < R; ++r) {
         const V xb = vbcast(x + r * ldx + k);
 #pragma GCC unroll 4
-        for (int v = 0; v < kQdNV; ++v) part[r][v] = vfma(xb, w[v], part[r][v]);
+        for (int v = 0; v < kQdNV; ++v) part[r][v][0] = vfma(xb, w[v], part[r][v][0]);
       }
     }
 #pragma GCC unroll 4
@@ -213,7 +236,12 @@ inline void fp8_direct_tile(const float* __restrict x, int64_t ldx, const Fp8Vie
       const V s = vmul(vload(t.scales + (v / kVecsPerPanel) * t.SC * kQuantPanel + b * kQuantPanel + (v % kVecsPerPanel) * L),
                        vset1(fp8_scale_factor<E4M3>()));
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) acc[r][v] = vfma(part[r][v], s, acc[r][v]);
+      for (int r = 0; r < R; ++r) {
+        V sum = part[r][v][0];
+#pragma GCC unroll 4
+        for (int h = 1; h < CH; ++h) sum = vadd(sum, part[r][v][h]);
+        acc[r][v] = vfma(sum, s, acc[r][v]);
+      }
     }
   }
 }
@@ -339,7 +367,85 @@ inline const float* quant_prepare_x(const QuantProblem& q) {
   return buf;
 }
 
-inline bool quant_linear_impl(const QuantProblem& q) {
+// ---- quantized activations (act_quant.h has the rules), vectorised -------------------------
+
+// v rounded to the nearest e4m3 value (ties to even), saturated at +-448, NaN kept: the value
+// fp8_decode(fp8_encode(v)) as float32. Normal range: round the float32 mantissa to 3 bits in
+// the integer domain; below 2^-6 (e4m3's subnormals, steps of 2^-9): round v * 2^9 to an integer.
+inline V round_e4m3(V v) {
+  const V a = vabs(v);
+  const V sat = vmin_keepnan(vset1(448.0f), a);                         // NaN stays NaN
+  const VI bits = vcast_f2i(sat);
+  const VI lsb = vand_i(vsrli_i<20>(bits), vset1_i(1));
+  const V normal = vcast_i2f(vand_i(vadd_i(bits, vadd_i(vset1_i(0x7ffff), lsb)), vset1_i(int(0xfff00000u))));
+  const V sub = vmul(vround_ne(vmul(sat, vset1(512.0f))), vset1(1.0f / 512.0f));
+  V r = vblend_lt(sat, vset1(0.015625f), sub, normal);                   // sat < 2^-6 ? sub : normal
+  r = vblend_nan(sat, r);                                               // NaN in, NaN out
+  return vcopysign(r, v);
+}
+
+// x (any float dtype, columns permuted by perm if any) -> float32 dequantized activations:
+// per row (int8, or fp8 with block = 0) or per row and K block (fp8).
+inline void quantize_act(const GemmProblem& p, const int32_t* perm, ActQuant mode, int64_t block, float* out, float* tmp) {
+  const int64_t K = p.K, unit = (mode == ActQuant::Int8 || block <= 0) ? K : block;
+  for (int64_t m = 0; m < p.M; ++m) {
+    float* row = out + m * K;
+    if (perm) {
+      for (int64_t k = 0; k < K; k += L) {
+        const int n = K - k < L ? int(K - k) : L;
+        store_any_n(tmp, DType::F32, k, load_any_n(p.x, p.xdt, m * K + k, n), n);
+      }
+      for (int64_t k = 0; k < K; ++k) row[k] = tmp[perm[k]];
+    } else {
+      for (int64_t k = 0; k < K; k += L) {
+        const int n = K - k < L ? int(K - k) : L;
+        store_any_n(row, DType::F32, k, load_any_n(p.x, p.xdt, m * K + k, n), n);
+      }
+    }
+    for (int64_t k0 = 0; k0 < K; k0 += unit) {
+      const int64_t k1 = k0 + unit < K ? k0 + unit : K;
+      V am = vzero();
+      int64_t k = k0;
+      for (; k + L <= k1; k += L) am = vmax(am, vabs(vload(row + k)));
+      if (k < k1) am = vmax(am, vabs(vload_n(row + k, int(k1 - k))));
+      const float amax = vreduce_max(am);
+      float s = amax / (mode == ActQuant::Int8 ? 127.0f : 448.0f);
+      if (!(s > 0.0f)) s = 1.0f;  // an all-zero unit
+      const V vs = vset1(s);
+      for (k = k0; k < k1; k += L) {
+        const int n = k1 - k < L ? int(k1 - k) : L;
+        const V v = vdiv(vload_n(row + k, n), vs);  // x / s, a true division as act_quant.h says
+        V r;
+        if (mode == ActQuant::Int8) r = vmin(vmax(vround_ne(v), vset1(-127.0f)), vset1(127.0f));
+        else r = round_e4m3(v);
+        vstore_n(row + k, vmul(r, vs), n);
+      }
+    }
+  }
+}
+
+inline bool quant_linear_float(const QuantProblem& q);
+
+inline bool quant_linear_impl(const QuantProblem& qin) {
+  QuantProblem q = qin;
+  GemmProblem pq = *qin.p;
+  if (q.act != ActQuant::None) {
+    // Quantize the activations (the permutation folds in), then run the float kernels on them.
+    float* buf = static_cast<float*>(thread_scratch(2, size_t((pq.M + 1) * pq.K) * sizeof(float)));
+    if (!buf) return false;
+    quantize_act(pq, q.perm, q.act, q.act_block, buf, buf + pq.M * pq.K);
+    pq.x = buf;
+    pq.xdt = DType::F32;
+    q.p = &pq;
+    q.perm = nullptr;
+    q.act = ActQuant::None;
+    // x now sits in scratch slot 2, which quant_prepare_x would reuse: it is float32 and
+    // unpermuted, so quant_prepare_x returns it as it is.
+  }
+  return quant_linear_float(q);
+}
+
+inline bool quant_linear_float(const QuantProblem& q) {
   const GemmProblem& p = *q.p;
   const Tuning& tn = tuning();
   const int64_t direct_up_to = tn.sparse_m > 0 ? tn.sparse_m : kQuantDirectUpToM;

@@ -8,6 +8,7 @@
 #include "../common/quant_format.h"
 #include "../common/scratch.h"
 #include "../common/thread_pool.h"
+#include "act_quant.h"
 #include "kernels.h"
 
 namespace cg {
@@ -69,11 +70,22 @@ bool quant_linear(const QuantProblem& q) {
   const GemmProblem& p = *q.p;
   if (p.M <= 0 || p.N <= 0) return true;
   const float* x = static_cast<const float*>(p.x);
-  if (p.xdt != DType::F32 || q.perm) {
+  float* xq = nullptr;
+  if (q.act != ActQuant::None) {
+    // Quantized activations (act_quant.h): per row, or per row and K block; a permutation of
+    // the columns (INT4 act-order) does not change a row's scale, so it can come after.
+    xq = static_cast<float*>(thread_scratch(1, size_t(p.M * p.K) * sizeof(float)));
+    if (!xq) return false;
+    quantize_activations(p.x, p.xdt, p.M, p.K, q.act, q.act_block, p.threads, xq);
+    x = xq;
+  }
+  const DType xdt = xq ? DType::F32 : p.xdt;
+  const void* xsrc = xq ? static_cast<const void*>(xq) : p.x;
+  if (xdt != DType::F32 || q.perm) {
     float* buf = static_cast<float*>(thread_scratch(2, size_t(p.M * p.K) * sizeof(float)));
     if (!buf) return false;
     for (int64_t m = 0; m < p.M; ++m)
-      for (int64_t k = 0; k < p.K; ++k) buf[m * p.K + k] = load_as_f32(p.x, p.xdt, m * p.K + (q.perm ? q.perm[k] : k));
+      for (int64_t k = 0; k < p.K; ++k) buf[m * p.K + k] = load_as_f32(xsrc, xdt, m * p.K + (q.perm ? q.perm[k] : k));
     x = buf;
   }
   auto ctx = new (std::nothrow) Ctx;

@@ -127,3 +127,25 @@ inline void vfp8x2_e5m2(const uint8_t* p, V& k0, V& k1) {
   k0 = vfp8_e5m2(p);
   k1 = vfp8_e5m2(p + 16);
 }
+
+// ---- more lane arithmetic (activation quantization) -------------------------------------------
+inline V vabs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+inline V vmax(V a, V b) { return _mm256_max_ps(a, b); }
+inline V vmin(V a, V b) { return _mm256_min_ps(a, b); }
+inline V vmin_keepnan(V a, V b) { return _mm256_min_ps(a, b); }  // b when either is NaN
+inline V vdiv(V a, V b) { return _mm256_div_ps(a, b); }
+inline V vround_ne(V a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+inline VI vcast_f2i(V a) { return _mm256_castps_si256(a); }
+inline V vcast_i2f(VI a) { return _mm256_castsi256_ps(a); }
+inline VI vadd_i(VI a, VI b) { return _mm256_add_epi32(a, b); }
+inline V vblend_lt(V a, V b, V x, V y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
+inline V vblend_nan(V a, V r) { return _mm256_blendv_ps(r, a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q)); }
+inline V vcopysign(V mag, V sgn) {
+  const V m = _mm256_set1_ps(-0.0f);
+  return _mm256_or_ps(_mm256_andnot_ps(m, mag), _mm256_and_ps(m, sgn));
+}
+inline float vreduce_max(V a) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+}

@@ -118,3 +118,21 @@ inline void vfp8x2_e5m2(const uint8_t* p, V& k0, V& k1) {
   k0 = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
   k1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w, 1));
 }
+
+// ---- more lane arithmetic (activation quantization) -------------------------------------------
+inline V vabs(V a) { return _mm512_abs_ps(a); }
+inline V vmax(V a, V b) { return _mm512_max_ps(a, b); }
+inline V vmin(V a, V b) { return _mm512_min_ps(a, b); }
+inline V vmin_keepnan(V a, V b) { return _mm512_min_ps(a, b); }  // b when either is NaN
+inline V vdiv(V a, V b) { return _mm512_div_ps(a, b); }
+inline V vround_ne(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+inline VI vcast_f2i(V a) { return _mm512_castps_si512(a); }
+inline V vcast_i2f(VI a) { return _mm512_castsi512_ps(a); }
+inline VI vadd_i(VI a, VI b) { return _mm512_add_epi32(a, b); }
+inline V vblend_lt(V a, V b, V x, V y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x); }
+inline V vblend_nan(V a, V r) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), r, a); }
+inline V vcopysign(V mag, V sgn) {
+  const __m512i m = _mm512_set1_epi32(int(0x80000000u));
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_andnot_si512(m, _mm512_castps_si512(mag)), _mm512_and_si512(m, _mm512_castps_si512(sgn))));
+}
+inline float vreduce_max(V a) { return _mm512_reduce_max_ps(a); }
