@@ -13,13 +13,13 @@
     {
       "target_name": "cg_kernels_avx2",
       "type": "static_library",
-      "sources": ["native/cpu/dense_avx2.cc", "native/cpu/sparse24_avx2.cc", "native/cpu/quant_avx2.cc", "native/cpu/fma_peak_avx2.cc"],
+      "sources": ["native/cpu/dense_avx2.cc", "native/cpu/sparse24_avx2.cc", "native/cpu/quant_avx2.cc", "native/cpu/lowrank_avx2.cc", "native/cpu/fma_peak_avx2.cc"],
       "conditions": [["target_arch=='x64'", { "cflags": ["-mavx2", "-mfma", "-mf16c"] }]]
     },
     {
       "target_name": "cg_kernels_avx512",
       "type": "static_library",
-      "sources": ["native/cpu/dense_avx512.cc", "native/cpu/sparse24_avx512.cc", "native/cpu/quant_avx512.cc", "native/cpu/fma_peak_avx512.cc"],
+      "sources": ["native/cpu/dense_avx512.cc", "native/cpu/sparse24_avx512.cc", "native/cpu/quant_avx512.cc", "native/cpu/lowrank_avx512.cc", "native/cpu/fma_peak_avx512.cc"],
       "conditions": [["target_arch=='x64'", {
         "cflags": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma", "-mf16c", "-Wno-maybe-uninitialized"]
       }]]
@@ -47,6 +47,8 @@
         "native/cpu/sparse24_scalar.cc",
         "native/cpu/quant_scalar.cc",
         "native/cpu/act_quant.cc",
+        "native/cpu/lowrank.cc",
+        "native/cpu/lowrank_scalar.cc",
         "native/cpu/dispatch.cc",
         "native/binding/binding_cpu.cc"
       ]

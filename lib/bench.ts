@@ -11,6 +11,8 @@ import { linear } from './linear';
 import { DenseWeight, Sparse24Weight, Weight } from './weights';
 import { Fp8Weight, Int4Weight } from './quant';
 import { PEER_KINDS, PeerKind, loadOrt, makePeer } from './peers';
+import { LoraAdapter, lowRankUpdate } from './lora';
+import { linearMultiLora } from './linear';
 
 export interface BenchOptions {
   quick: boolean;
@@ -93,6 +95,44 @@ const int4g128 = (d: Float32Array, N: number, K: number) => Int4Weight.quantize(
 const fp8ch = (d: Float32Array, N: number, K: number) => Fp8Weight.quantize(d, [N, K], { format: 'e4m3', scaling: 'channel' });
 const fp8blk = (d: Float32Array, N: number, K: number) => Fp8Weight.quantize(d, [N, K], { format: 'e4m3', scaling: { block: [128, 128] } });
 
+function randomFactors(seed: number, N: number, K: number, r: number): { A: Float32Array; B: Float32Array } {
+  const rand = mulberry32(seed);
+  const A = new Float32Array(r * K);
+  const B = new Float32Array(N * r);
+  for (let i = 0; i < A.length; ++i) A[i] = (rand() * 2 - 1) / Math.sqrt(K);
+  for (let i = 0; i < B.length; ++i) B[i] = (rand() * 2 - 1) / Math.sqrt(r);
+  return { A, B };
+}
+
+/** linear with a fused LoRA term of rank r (one adapter for every row). */
+function loraOp(name: string, describe: string, make: (d: Float32Array, N: number, K: number) => Weight, r: number): OpSpec {
+  return {
+    name,
+    describe,
+    setup(wdata, N, K) {
+      const w = make(wdata, N, K);
+      const adapter = new LoraAdapter({ ...randomFactors(7, N, K, r), alpha: 0.5 }, [N, K]);
+      return { weightBytes: w.byteLength, run: (x, M, out) => void linear(x, [M, K], w, { out, lora: adapter }) };
+    },
+  };
+}
+
+/** linearMultiLora with `count` adapters of rank r, row m taking adapter m % count. */
+function multiLoraOp(name: string, describe: string, count: number, r: number): OpSpec {
+  return {
+    name,
+    describe,
+    setup(wdata, N, K) {
+      const w = DenseWeight.from(wdata, [N, K]);
+      const adapters = Array.from({ length: count }, (_, i) => new LoraAdapter({ ...randomFactors(11 + i, N, K, r), alpha: 0.5 }, [N, K]));
+      return {
+        weightBytes: w.byteLength,
+        run: (x, M, out) => void linearMultiLora(x, [M, K], w, adapters, Int32Array.from({ length: M }, (_, m) => m % count), { out }),
+      };
+    },
+  };
+}
+
 const f32: FloatDType = 'float32';
 export const OPS: OpSpec[] = [
   linearOp('dense-f32', 'dense float32 weight (the baseline)', (d, N, K) => DenseWeight.from(d, [N, K], { dtype: f32 })),
@@ -106,6 +146,9 @@ export const OPS: OpSpec[] = [
   linearOp('int4-g128-fp8', 'INT4 weight, groups of 128, e4m3 activations per row (W4A8)', int4g128, 'fp8'),
   linearOp('fp8-e4m3', 'FP8 e4m3 weight, channel scales, float32 activations', fp8ch),
   linearOp('fp8-e4m3-a8', 'FP8 e4m3 weight and activations, 128x128 / 1x128 block scales (W8A8)', fp8blk, 'fp8'),
+  loraOp('dense-f32+lora16', 'dense float32 weight with a fused LoRA term of rank 16', (d, N, K) => DenseWeight.from(d, [N, K]), 16),
+  loraOp('2:4-f32+lora16', '2:4 float32 weight with a fused LoRA term of rank 16', (d, N, K) => Sparse24Weight.prune(d, [N, K]), 16),
+  multiLoraOp('dense-f32+8x16', 'dense float32 weight, 8 LoRA adapters of rank 16, one per row (m % 8)', 8, 16),
 ];
 
 /** onnxruntime-node's ops (lib/peers.ts), when it is installed; none otherwise. */
@@ -184,7 +227,7 @@ export async function runBench(opts: BenchOptions, peak: number | null): Promise
   const be = backend();
   const all = [...OPS, ...(opts.peers ? peerOps(be.cpu.threads) : [])];
   const ops = opts.ops ? all.filter((o) => opts.ops!.includes(o.name)) : all;
-  const unknown = (opts.ops ?? []).filter((n) => !all.some((o) => o.name === n));
+  const unknown = (opts.ops ?? []).filter((n) => n !== 'lowRankUpdate' && !all.some((o) => o.name === n));
   if (unknown.length) throw new Error(`unknown op(s) ${unknown.join(', ')}; known: ${all.map((o) => o.name).join(', ')}`);
   // The baseline is always measured, so every ratio comes from this run.
   const withBaseline = ops.some((o) => o.name === 'dense-f32') ? ops : [OPS[0], ...ops];
@@ -278,7 +321,7 @@ export function formatChart(results: BenchResult[]): string {
   return parts.join('\n');
 }
 
-export function writeOutputs(results: BenchResult[], opts: BenchOptions, command: string, peak: number | null): void {
+export function writeOutputs(results: BenchResult[], opts: BenchOptions, command: string, peak: number | null, updates: UpdateResult[] = []): void {
   const be = backend();
   if (opts.json) {
     const doc = {
@@ -288,8 +331,65 @@ export function writeOutputs(results: BenchResult[], opts: BenchOptions, command
       backend: be,
       fmaPeakGflops: peak,
       results,
+      updates,
     };
     fs.writeFileSync(opts.json, JSON.stringify(doc, null, 2));
   }
   if (opts.chart) fs.writeFileSync(opts.chart, formatChart(results));
+}
+
+export interface UpdateResult {
+  op: string;
+  N: number;
+  K: number;
+  r: number;
+  medianMs: number;
+  gflops: number;
+  ofPeak: number | null;
+  peakScratchBytes: number;
+}
+
+/**
+ * lowRankUpdate on a dense float32 weight of each shape, rank 16: W += alpha B A, alternately
+ * +alpha and -alpha so the weight stays the same size. GFLOP/s counts 2 N K r.
+ */
+export function runUpdateBench(opts: BenchOptions, peak: number | null): UpdateResult[] {
+  const shapes = opts.shapes ?? (opts.quick ? QUICK_SHAPES : DEFAULT_SHAPES);
+  const repeats = opts.repeats ?? (opts.quick ? 3 : 7);
+  const rand = mulberry32(opts.seed + 1);
+  const results: UpdateResult[] = [];
+  const r = 16;
+  for (const [N, K] of shapes) {
+    progress(`lowRankUpdate N=${N} K=${K} r=${r}`);
+    const w = DenseWeight.from(randomArray(N * K, rand), [N, K]);
+    const { A, B } = randomFactors(3, N, K, r);
+    let sign = 1;
+    let scratch = 0;
+    const run = () => {
+      scratch = lowRankUpdate(w, B, A, { alpha: 0.5 * sign }).peakScratchBytes;
+      sign = -sign;
+    };
+    run();
+    const times: number[] = [];
+    for (let i = 0; i < repeats; ++i) {
+      const t0 = process.hrtime.bigint();
+      run();
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    const med = median(times);
+    const gflops = (2 * N * K * r) / (med * 1e6);
+    results.push({ op: 'lowRankUpdate-f32-r16', N, K, r, medianMs: med, gflops, ofPeak: peak === null ? null : gflops / peak, peakScratchBytes: scratch });
+  }
+  progress('done: lowRankUpdate', true);
+  return results;
+}
+
+export function formatUpdateTable(results: UpdateResult[]): string {
+  const head = ['op', 'N', 'K', 'r', 'median ms', 'GFLOP/s', '% FMA peak', 'scratch KiB'];
+  const rows = results.map((u) => [u.op, String(u.N), String(u.K), String(u.r), u.medianMs.toFixed(3), u.gflops.toFixed(1),
+    u.ofPeak === null ? '-' : `${(100 * u.ofPeak).toFixed(0)}%`, (u.peakScratchBytes / 1024).toFixed(1)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i < 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+  const sep = `|${widths.map((w, i) => (i < 1 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(head), sep, ...rows.map(line)].join('\n');
 }

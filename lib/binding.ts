@@ -30,6 +30,8 @@ export interface NativeLinearArgs {
   fp8Format?: number;
   bn?: number;
   bk?: number;
+  /** Low-rank terms: packed adapters, and each row's adapter (null: adapter 0 for all rows) */
+  lora?: { adapters: Array<{ a: ArrayBuffer; b: ArrayBuffer; r: number; alpha: number }>; rowAdapter: Int32Array | null } | null;
 }
 
 export interface CpuAddon {
@@ -60,6 +62,9 @@ export interface CpuAddon {
   awqToCanonical(a: PackedInt4Args): void;
   linear(a: NativeLinearArgs): void;
   linearAsync(a: NativeLinearArgs): Promise<void>;
+  /** Returns the scratch bytes used. */
+  lowRankUpdate(a: Record<string, unknown>): number;
+  lowRankUpdateAsync(a: Record<string, unknown>): Promise<number>;
 }
 
 /** The canonical INT4 format's arrays (native/common/quant_format.h); scaleDtype 0 = float32, 1 = float16. */

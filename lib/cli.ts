@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** `npx compressed-gemm <command>`: bench (the main job) and info. */
 import { backend, cudaStatus, setThreads } from './backend';
-import { BenchOptions, OPS, formatTable, measureFmaPeak, runBench, writeOutputs } from './bench';
+import { BenchOptions, OPS, formatTable, formatUpdateTable, measureFmaPeak, runBench, runUpdateBench, writeOutputs } from './bench';
 import { loadOrt } from './peers';
 
 const USAGE = `usage: compressed-gemm <command> [options]
@@ -14,7 +14,8 @@ bench options:
   --quick             a run under a minute (M in {1,128}, N=K=4096, 3 repeats)
   --peers             also time onnxruntime-node's MatMul / MatMulNBits when it is installed
                       (npm install --ignore-scripts onnxruntime-node)
-  --ops a,b           operations to run (${OPS.map((o) => o.name).join(', ')}); dense-f32 always runs as the baseline
+  --ops a,b           operations to run (${OPS.map((o) => o.name).join(', ')}, lowRankUpdate);
+                      dense-f32 always runs as the baseline
   --m 1,16            batch sizes M (default 1,16,128,512)
   --shapes NxK,...    weight shapes (default 4096x4096,11008x4096,4096x11008)
   --threads N         CPU threads (default: COMPRESSED_GEMM_THREADS or all cores)
@@ -88,7 +89,9 @@ async function main(argv: string[]): Promise<void> {
     }
     const results = await runBench(opts, peak);
     process.stdout.write(`${formatTable(results)}\n`);
-    writeOutputs(results, opts, command, peak);
+    const updates = opts.ops === null || opts.ops.includes('lowRankUpdate') ? runUpdateBench(opts, peak) : [];
+    if (updates.length) process.stdout.write(`\nlowRankUpdate (W += alpha B A in place, dense float32, rank 16; GFLOP/s counts 2 N K r):\n\n${formatUpdateTable(updates)}\n`);
+    writeOutputs(results, opts, command, peak, updates);
     return;
   }
   if (cmd === 'info') {

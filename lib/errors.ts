@@ -28,6 +28,8 @@ export const ErrorCodes = {
   ERR_DETACHED: 'ERR_DETACHED',
   /** An output array shares memory with an input. */
   ERR_OVERLAP: 'ERR_OVERLAP',
+  /** The weight is being updated, or read by calls in flight that an update would disturb. */
+  ERR_BUSY: 'ERR_BUSY',
   /** An option has a wrong type or value. */
   ERR_INVALID_ARG: 'ERR_INVALID_ARG',
   /** A weight object was not created by this library. */

@@ -9,6 +9,7 @@ import { CgRangeError, CgTypeError, fromNative, notSupported } from './errors';
 import { checkFloatArray, checkOptions, checkProduct, checkShape2, checkThreads, overlaps } from './validate';
 import { DenseWeight, Sparse24Weight, Weight, isWeight, packedOf } from './weights';
 import { Fp8Weight, Int4Weight, fp8StateOf, int4StateOf } from './quant';
+import { LoraAdapter, LoraFactors, adapterArgs, adapterFor, checkReadable, readDuring } from './lora';
 
 export interface LinearOptions {
   /** dtype of x: needed when x is a Uint16Array ('float16' or 'bfloat16'). */
@@ -27,16 +28,20 @@ export interface LinearOptions {
    * weights) to int8 per row, before the product (README "Quantized activations").
    */
   activations?: 'native' | 'fp8' | 'int8';
-  /** Fused LoRA term; arrives with the low-rank work. */
-  lora?: unknown;
+  /** Fused LoRA term alpha (X Aᵀ) Bᵀ: a LoraAdapter, or { A [r, K], B [N, r], alpha } (checked and packed per call). */
+  lora?: LoraAdapter | LoraFactors;
 }
 
 interface Prepared {
   args: NativeLinearArgs;
   out: FloatArray;
+  weight: Weight;
 }
 
-function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown): Prepared {
+/** Adapters for the native call: one for every row (fused LoRA) or one per row (multi-LoRA). */
+type LoraArgs = { adapters: Array<ReturnType<typeof adapterArgs>>; rowAdapter: Int32Array | null } | null;
+
+function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, multi?: { adapters: unknown; index: unknown }): Prepared {
   const [M, K] = checkShape2(xShape, ['M', 'K']);
   const o = checkOptions(options, 'options') as LinearOptions & Record<string, unknown>;
   const xa = checkFloatArray(x, o.dtype, M * K, 'x');
@@ -55,7 +60,14 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown): Pre
   if (activations === 'int8' && weight instanceof Fp8Weight) {
     notSupported("activations: 'int8' with an FP8 weight (use 'fp8' or 'native')");
   }
-  if (o.lora !== undefined && o.lora !== null) notSupported('the fused LoRA term (lora option)');
+  let lora: LoraArgs = null;
+  if (multi) {
+    if (o.lora !== undefined && o.lora !== null) throw new CgTypeError('ERR_INVALID_ARG', 'linearMultiLora takes its adapters as arguments, not the lora option');
+    lora = multiLoraArgs(multi.adapters, multi.index, M, N, K);
+  } else if (o.lora !== undefined && o.lora !== null) {
+    lora = { adapters: [adapterArgs(adapterFor(o.lora, N, K, 'lora'))], rowAdapter: null };
+  }
+  checkReadable(weight);
 
   const outDtype = o.outDtype ?? xa.dtype;
   if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${String(outDtype)} (float32, float16, bfloat16)`);
@@ -89,6 +101,7 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown): Pre
     threads, isa: s.isaCode,
     act: activations === 'fp8' ? 1 : activations === 'int8' ? 2 : 0,
     actBlock: 0,
+    lora,
   };
   let args: NativeLinearArgs;
   if (weight instanceof DenseWeight) {
@@ -106,7 +119,26 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown): Pre
   } else {
     return notSupported(`linear with a ${weight.format} weight`);
   }
-  return { args, out };
+  return { args, out, weight };
+}
+
+/** Checks linearMultiLora's adapters and per-row indices (integers in -1 .. adapters.length - 1). */
+function multiLoraArgs(adapters: unknown, index: unknown, M: number, N: number, K: number): LoraArgs {
+  if (!Array.isArray(adapters)) throw new CgTypeError('ERR_INVALID_ARG', 'adapters must be an array of LoraAdapter or { A, B, alpha }');
+  const idx = index instanceof Int32Array ? index : Array.isArray(index) ? index : null;
+  if (!idx) throw new CgTypeError('ERR_INVALID_ARG', 'adapterIndexPerRow must be an Int32Array or an array of integers');
+  if (idx.length !== M) throw new CgRangeError('ERR_SHAPE_MISMATCH', `adapterIndexPerRow has ${idx.length} entries; x has M = ${M} rows`);
+  const rowAdapter = new Int32Array(M);
+  let used = false;
+  for (let m = 0; m < M; ++m) {
+    const a = idx[m] as unknown;
+    if (typeof a !== 'number' || !Number.isInteger(a)) throw new CgRangeError('ERR_INVALID_ARG', `adapterIndexPerRow[${m}] = ${String(a)} is not an integer`);
+    if (a < -1 || a >= adapters.length) throw new CgRangeError('ERR_INVALID_ARG', `adapterIndexPerRow[${m}] = ${a} is not -1 or an adapter index (0..${adapters.length - 1})`);
+    rowAdapter[m] = a;
+    used = used || a >= 0;
+  }
+  const list = adapters.map((a, i) => adapterArgs(adapterFor(a, N, K, `adapters[${i}]`)));
+  return used ? { adapters: list, rowAdapter } : null;
 }
 
 /** Y = X · Wᵀ (+ bias) for x [M, K] and a weight [N, K]; returns Y [M, N] (or fills `out`). */
@@ -126,19 +158,44 @@ export function linear(x: FloatArray, xShape: [number, number], w: Weight, optio
  * written into `out` (or a new array) when the promise resolves.
  */
 export async function linearAsync(x: FloatArray, xShape: [number, number], w: Weight, options?: LinearOptions): Promise<FloatArray> {
-  const { args, out } = prepare(x, xShape, w, options);
+  const { args, out, weight } = prepare(x, xShape, w, options);
   try {
-    await selectBackend().cpuAddon.linearAsync(args);
+    await readDuring(weight, selectBackend().cpuAddon.linearAsync(args));
   } catch (e) {
     throw fromNative(e);
   }
   return out;
 }
 
-export function lowRankUpdate(..._args: unknown[]): never {
-  return notSupported('lowRankUpdate (blockwise low-rank updates)');
+/**
+ * Many LoRA adapters in one batch (S-LoRA / Punica): row m of x gets adapter
+ * adapters[adapterIndexPerRow[m]], or none for -1. Y = X Wᵀ + alpha_a (X_a A_aᵀ) B_aᵀ row by
+ * row; the rows of each adapter are gathered and multiplied together (a segment), and the terms
+ * are added in the kernel's epilogue. Adapters may have different ranks.
+ */
+export function linearMultiLora(
+  x: FloatArray, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
+  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
+): FloatArray {
+  const { args, out } = prepare(x, xShape, w, options, { adapters, index: adapterIndexPerRow });
+  try {
+    selectBackend().cpuAddon.linear(args);
+  } catch (e) {
+    throw fromNative(e);
+  }
+  return out;
 }
 
-export function linearMultiLora(..._args: unknown[]): never {
-  return notSupported('linearMultiLora (many LoRA adapters per batch)');
+/** linearMultiLora off the event loop. */
+export async function linearMultiLoraAsync(
+  x: FloatArray, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
+  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
+): Promise<FloatArray> {
+  const { args, out, weight } = prepare(x, xShape, w, options, { adapters, index: adapterIndexPerRow });
+  try {
+    await readDuring(weight, selectBackend().cpuAddon.linearAsync(args));
+  } catch (e) {
+    throw fromNative(e);
+  }
+  return out;
 }

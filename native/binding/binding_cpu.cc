@@ -17,6 +17,7 @@
 #include "../common/thread_pool.h"
 #include "../cpu/fma_peak.h"
 #include "../cpu/kernels.h"
+#include "../cpu/lowrank.h"
 
 namespace {
 
@@ -513,6 +514,44 @@ struct LinearCall {
   std::vector<Napi::ObjectReference> keep;
   std::vector<uint8_t> xcopy, biascopy, ybuf;
   Napi::ObjectReference out_ref;
+  // Low-rank terms (fused LoRA, or one adapter per row): the adapters' packed A and B, and
+  // each row's adapter (empty: adapter 0 for every row).
+  std::vector<cg::LoraAdapterRef> adapters;
+  std::vector<int32_t> row_adapter;
+
+  void capture_lora(const Napi::Object& o) {
+    Napi::Env env = o.Env();
+    Napi::Value lv = o.Get("lora");
+    if (lv.IsNull() || lv.IsUndefined()) return;
+    if (!lv.IsObject()) throw_type(env, "lora must be an object");
+    Napi::Object lo = lv.As<Napi::Object>();
+    Napi::Value av = lo.Get("adapters");
+    if (!av.IsArray()) throw_type(env, "lora.adapters must be an array");
+    Napi::Array arr = av.As<Napi::Array>();
+    need(env, arr.Length() >= 1 && arr.Length() <= 65536, "lora.adapters must hold 1 to 65536 adapters");
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value e = arr.Get(i);
+      if (!e.IsObject()) throw_type(env, "each adapter must be an object");
+      Napi::Object ao = e.As<Napi::Object>();
+      const int r = int(int_of(ao, "r", 1, 65536));
+      Bytes a = hold(ao, "a"), b = hold(ao, "b");
+      need(env, a.length == size_t(cg::dense_packed_elems(r, K)) * 4, "adapter A has the wrong length");
+      need(env, b.length == size_t(cg::dense_packed_elems(N, r)) * 4, "adapter B has the wrong length");
+      Napi::Value al = ao.Get("alpha");
+      if (!al.IsNumber()) throw_type(env, "adapter alpha must be a number");
+      const float alpha = float(al.As<Napi::Number>().DoubleValue());
+      need(env, std::isfinite(alpha), "adapter alpha must be finite");
+      adapters.push_back({a.data, reinterpret_cast<const float*>(b.data), r, alpha});
+    }
+    Napi::Value rv = lo.Get("rowAdapter");
+    if (!rv.IsNull() && !rv.IsUndefined()) {
+      Bytes rb = bytes_of(rv, "rowAdapter");
+      need(env, rb.length == size_t(M) * 4, "rowAdapter must hold one index per row");
+      const int32_t* ri = reinterpret_cast<const int32_t*>(rb.data);
+      row_adapter.assign(ri, ri + M);  // a copy: an async call must not read the caller's array later
+      for (int32_t a : row_adapter) need(env, a >= -1 && a < int32_t(adapters.size()), "rowAdapter entries must be -1 or adapter indices");
+    }
+  }
 
   void capture(const Napi::Object& o, bool is_async) {
     Napi::Env env = o.Env();
@@ -555,6 +594,7 @@ struct LinearCall {
       fp8_format = cg::Fp8Format(int_of(o, "fp8Format", 0, 1));
       need(env, w.length == size_t(cg::fp8_bytes(fp8)), "packed FP8 weight has the wrong length");
     }
+    capture_lora(o);
     act = o.Get("act").IsUndefined() ? cg::ActQuant::None : cg::ActQuant(int_of(o, "act", 0, 2));
     need(env, act == cg::ActQuant::None || kind == WeightKind::Int4 || kind == WeightKind::Fp8, "quantized activations need an INT4 or FP8 weight");
     act_block = o.Get("actBlock").IsUndefined() ? 0 : int_of(o, "actBlock", 0, kMaxDim);
@@ -592,6 +632,28 @@ struct LinearCall {
     p.bias = bias.data ? reinterpret_cast<const float*>(bias.data) : nullptr;
     p.y = y.data; p.ydt = ydt;
     p.threads = threads;
+    // Low-rank terms: t = alpha * x · Aᵀ first (per adapter segment), added in the epilogue.
+    std::vector<float> t;
+    std::vector<const float*> bs;
+    std::vector<int32_t> ranks;
+    cg::LoraEpilogue lora;
+    if (!adapters.empty()) {
+      int rmax = 0;
+      for (const auto& a : adapters) rmax = a.r > rmax ? a.r : rmax;
+      t.assign(size_t(M) * size_t(rmax), 0.0f);  // may throw std::bad_alloc: out of memory
+      const int32_t* ra = row_adapter.empty() ? nullptr : row_adapter.data();
+      if (!cg::lora_first_product(isa, p, adapters.data(), int(adapters.size()), ra, t.data(), rmax)) throw std::bad_alloc();
+      for (const auto& a : adapters) {
+        bs.push_back(a.b_packed);
+        ranks.push_back(a.r);
+      }
+      lora.t = t.data();
+      lora.tstride = rmax;
+      lora.row_adapter = ra;
+      lora.b = bs.data();
+      lora.rank = ranks.data();
+      p.lora = &lora;
+    }
     bool ok;
     if (kind == WeightKind::Dense) {
       ok = cg::dense_linear(isa, p, w.data, wdt);
@@ -691,6 +753,131 @@ Napi::Value LinearAsync(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// ---- lowRankUpdate ----------------------------------------------------------------------------
+
+// lowRankUpdate({ kind, N, K, r, alpha, b, a, abDtype, w, wDtype, reprune, group, perm, symmetric,
+//   scaleDtype, bn, bk, fp8Format, tileK, threads, isa }) -> scratch bytes used. The weight's
+// buffer is updated in place; A and B are copied when the call is made (async calls).
+struct UpdateCall {
+  cg::LowRankUpdate u;
+  cg::Isa isa = cg::Isa::Scalar;
+  std::vector<uint8_t> acopy, bcopy;
+  std::vector<int32_t> perm;
+  Napi::ObjectReference keep_w;
+  int64_t result = 0;
+
+  void capture(const Napi::Object& o) {
+    Napi::Env env = o.Env();
+    u.kind = cg::UpdateKind(int_of(o, "kind", 0, 3));
+    u.N = int_of(o, "N", 1, kMaxDim);
+    u.K = int_of(o, "K", 1, kMaxDim);
+    need(env, u.N * u.K < kMaxDim, "N*K must be below 2^31");
+    u.r = int(int_of(o, "r", 1, kMaxDim));
+    Napi::Value al = o.Get("alpha");
+    if (!al.IsNumber()) throw_type(env, "alpha must be a number");
+    u.alpha = float(al.As<Napi::Number>().DoubleValue());
+    need(env, std::isfinite(u.alpha), "alpha must be finite");
+    u.abdt = dtype_of(o, "abDtype");
+    const size_t es = size_t(cg::dtype_size(u.abdt));
+    Bytes a = bytes_of(o.Get("a"), "a"), b = bytes_of(o.Get("b"), "b");
+    need(env, a.length == size_t(u.r) * size_t(u.K) * es && b.length == size_t(u.N) * size_t(u.r) * es, "A and B have the wrong lengths");
+    acopy.assign(a.data, a.data + a.length);
+    bcopy.assign(b.data, b.data + b.length);
+    u.a = acopy.data();
+    u.b = bcopy.data();
+    Napi::Value wv = o.Get("w");
+    Bytes w = bytes_of(wv, "w");
+    keep_w = Napi::Persistent(wv.As<Napi::Object>());
+    u.w = w.data;
+    u.tile_k = int_of(o, "tileK", 1, kMaxDim);
+    u.threads = int(int_of(o, "threads", 1, 1024));
+    isa = cg::Isa(int_of(o, "isa", 0, 2));
+    need(env, isa_supported(isa), "this CPU cannot run the requested instruction set");
+    switch (u.kind) {
+      case cg::UpdateKind::Dense:
+        u.wdt = dtype_of(o, "wDtype");
+        need(env, w.length == size_t(cg::dense_packed_elems(u.N, u.K)) * size_t(cg::dtype_size(u.wdt)), "w has the wrong length");
+        break;
+      case cg::UpdateKind::Sparse24:
+        u.wdt = dtype_of(o, "wDtype");
+        need(env, u.K % 4 == 0 && w.length == size_t(cg::sp24_packed_bytes(u.N, u.K, cg::dtype_size(u.wdt))), "w has the wrong length");
+        u.reprune = o.Get("reprune").ToBoolean();
+        break;
+      case cg::UpdateKind::Int4: {
+        u.int4 = cg::Int4Dims{u.N, u.K, int_of(o, "group", 8, kMaxDim)};
+        need(env, u.K % 8 == 0 && u.K % u.int4.group == 0 && u.int4.group % 8 == 0, "bad INT4 group");
+        need(env, w.length == size_t(cg::int4_layout(u.int4).bytes), "w has the wrong length");
+        u.symmetric = o.Get("symmetric").ToBoolean();
+        u.scale_dt = dtype_of(o, "scaleDtype");
+        Napi::Value pv = o.Get("perm");
+        if (!pv.IsNull() && !pv.IsUndefined()) {
+          Bytes pb = bytes_of(pv, "perm");
+          need(env, pb.length == size_t(u.K) * 4, "perm has the wrong length");
+          perm.assign(reinterpret_cast<const int32_t*>(pb.data), reinterpret_cast<const int32_t*>(pb.data) + u.K);
+          for (int32_t c : perm) need(env, c >= 0 && c < u.K, "perm entries must be columns");
+          u.perm = perm.data();
+        }
+        break;
+      }
+      default:
+        u.fp8 = cg::Fp8Dims{u.N, u.K, int_of(o, "bn", 1, kMaxDim), int_of(o, "bk", 1, kMaxDim)};
+        u.fp8_format = cg::Fp8Format(int_of(o, "fp8Format", 0, 1));
+        need(env, w.length == size_t(cg::fp8_bytes(u.fp8)), "w has the wrong length");
+        break;
+    }
+  }
+};
+
+Napi::Error update_error(Napi::Env env, int64_t r) {
+  if (r == -1) return out_of_memory(env);
+  return coded(Napi::RangeError::New(env, "compressed-gemm: the update would give a group or block a scale its dtype cannot hold "
+                                          "(non-finite values, or past float16 scales); the weight is unchanged"),
+               "ERR_SCALE");
+}
+
+Napi::Value LowRankUpdateSync(const Napi::CallbackInfo& info) {
+  UpdateCall call;
+  try {
+    call.capture(object_arg(info));
+  } catch (const std::bad_alloc&) {
+    throw out_of_memory(info.Env());
+  }
+  const int64_t r = cg::lowrank_update(call.isa, call.u);
+  if (r < 0) throw update_error(info.Env(), r);
+  return Napi::Number::New(info.Env(), double(r));
+}
+
+class UpdateWorker : public Napi::AsyncWorker {
+ public:
+  UpdateWorker(Napi::Env env, std::unique_ptr<UpdateCall> call)
+      : Napi::AsyncWorker(env, "compressed-gemm:lowRankUpdate"), call_(std::move(call)), deferred_(env) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override { result_ = cg::lowrank_update(call_->isa, call_->u); }
+  void OnOK() override {
+    call_.reset();
+    if (result_ < 0) deferred_.Reject(update_error(Env(), result_).Value());
+    else deferred_.Resolve(Napi::Number::New(Env(), double(result_)));
+  }
+
+ private:
+  std::unique_ptr<UpdateCall> call_;
+  Napi::Promise::Deferred deferred_;
+  int64_t result_ = 0;
+};
+
+Napi::Value LowRankUpdateAsync(const Napi::CallbackInfo& info) {
+  auto call = std::make_unique<UpdateCall>();
+  try {
+    call->capture(object_arg(info));
+  } catch (const std::bad_alloc&) {
+    throw out_of_memory(info.Env());
+  }
+  auto* worker = new UpdateWorker(info.Env(), std::move(call));
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo));
   exports.Set("densePack", Napi::Function::New(env, DensePack));
@@ -714,6 +901,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("convert", Napi::Function::New(env, Convert));
   exports.Set("linear", Napi::Function::New(env, Linear));
   exports.Set("linearAsync", Napi::Function::New(env, LinearAsync));
+  exports.Set("lowRankUpdate", Napi::Function::New(env, LowRankUpdateSync));
+  exports.Set("lowRankUpdateAsync", Napi::Function::New(env, LowRankUpdateAsync));
   return exports;
 }
 

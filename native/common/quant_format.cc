@@ -100,6 +100,30 @@ void int4_dequant(const Int4Dims& d, const uint8_t* codes, const float* cpu_scal
   }
 }
 
+bool int4_quantize_group(const float* w, int64_t g, bool symmetric, DType sdt, uint8_t* q, float* s_out, int* z_out) {
+  float lo = 0.0f, hi = 0.0f, amax = 0.0f;
+  for (int64_t k = 0; k < g; ++k) {
+    lo = std::fmin(lo, w[k]);
+    hi = std::fmax(hi, w[k]);
+    amax = std::fmax(amax, std::fabs(w[k]));
+  }
+  float s = scale_round_up(symmetric ? 2.0 * double(amax) : double(hi) - double(lo), sdt);
+  if (!std::isfinite(s)) return false;
+  if (!(s > 0.0f)) s = 1.0f;  // an all-zero group (or one whose scale underflows)
+  int z = 8;
+  if (!symmetric) {
+    z = int(std::nearbyint(-lo / s));
+    z = z < 0 ? 0 : (z > 15 ? 15 : z);
+  }
+  for (int64_t k = 0; k < g; ++k) {
+    int v = int(std::nearbyint(w[k] / s)) + z;
+    q[k] = uint8_t(v < 0 ? 0 : (v > 15 ? 15 : v));
+  }
+  *s_out = s;
+  *z_out = z;
+  return true;
+}
+
 int64_t int4_quantize(const Int4Dims& d, const float* w, bool symmetric, DType sdt, uint8_t* qweight, void* scales,
                       uint8_t* zeros, int* reason) {
   const int64_t G = d.groups();
@@ -110,35 +134,22 @@ int64_t int4_quantize(const Int4Dims& d, const float* w, bool symmetric, DType s
       return i;
     }
   std::memset(qweight, 0, size_t(d.N * (d.K / 2)));
+  uint8_t* q = new uint8_t[size_t(d.group)];
   for (int64_t n = 0; n < d.N; ++n) {
     for (int64_t g = 0; g < G; ++g) {
-      const float* row = w + n * d.K + g * d.group;
-      float lo = 0.0f, hi = 0.0f, amax = 0.0f;
-      for (int64_t k = 0; k < d.group; ++k) {
-        lo = std::fmin(lo, row[k]);
-        hi = std::fmax(hi, row[k]);
-        amax = std::fmax(amax, std::fabs(row[k]));
-      }
-      float s = scale_round_up(symmetric ? 2.0 * double(amax) : double(hi) - double(lo), sdt);
-      if (!std::isfinite(s)) {
+      float s;
+      int z;
+      if (!int4_quantize_group(w + n * d.K + g * d.group, d.group, symmetric, sdt, q, &s, &z)) {
+        delete[] q;
         *reason = 2;
         return n * d.K + g * d.group;
       }
-      if (!(s > 0.0f)) s = 1.0f;  // an all-zero group (or one whose scale underflows)
-      int z = 8;
-      if (!symmetric) {
-        z = int(std::nearbyint(-lo / s));
-        z = z < 0 ? 0 : (z > 15 ? 15 : z);
-        zeros[n * G + g] = uint8_t(z);
-      }
+      if (!symmetric) zeros[n * G + g] = uint8_t(z);
       store_from_f32(scales, sdt, n * G + g, s);
-      for (int64_t k = 0; k < d.group; ++k) {
-        int q = int(std::nearbyint(row[k] / s)) + z;
-        q = q < 0 ? 0 : (q > 15 ? 15 : q);
-        q_put(qweight, d.K, n, g * d.group + k, q);
-      }
+      for (int64_t k = 0; k < d.group; ++k) q_put(qweight, d.K, n, g * d.group + k, q[k]);
     }
   }
+  delete[] q;
   return -1;
 }
 

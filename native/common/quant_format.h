@@ -89,6 +89,10 @@ void int4_dequant(const Int4Dims& d, const uint8_t* codes, const float* cpu_scal
 int64_t int4_quantize(const Int4Dims& d, const float* w, bool symmetric, DType sdt, uint8_t* qweight, void* scales,
                       uint8_t* zeros, int* reason);
 
+// One group of int4_quantize: w[0..g) -> codes q[0..g) (0..15), scale *s (representable in
+// sdt), zero *z (8 when symmetric). false when the scale does not fit sdt.
+bool int4_quantize_group(const float* w, int64_t g, bool symmetric, DType sdt, uint8_t* q, float* s, int* z);
+
 // GPTQ (AutoGPTQ v1 checkpoints): qweight int32 [K/8, N] (column k at bits 4 (k % 8) of row
 // k / 8), qzeros int32 [G, N/8] (row n at bits 4 (n % 8), holding zero - 1), scales [G, N].
 // -> canonical qweight [N, K/2], zeros [N, G] (stored + 1, so 1..16), scales [N, G] (same dtype).

@@ -5,6 +5,7 @@
 
 #include "../common/thread_pool.h"
 #include "kernels.h"
+#include "lowrank.h"
 
 namespace cg {
 namespace scalar {
@@ -32,7 +33,8 @@ void task(void* ctx, int t, int ntasks) {
         const float xv = load_as_f32(p.x, p.xdt, m * K + k);
         for (int j = 0; j < kDensePanel; ++j) acc[j] += xv * load_as_f32(c.w, c.wdt, base + k * kDensePanel + j);
       }
-      for (int j = 0; j < rows; ++j) store_from_f32(p.y, p.ydt, m * N + n0 + j, acc[j] + (p.bias ? p.bias[n0 + j] : 0.0f));
+      for (int j = 0; j < rows; ++j)
+        store_from_f32(p.y, p.ydt, m * N + n0 + j, acc[j] + (p.bias ? p.bias[n0 + j] : 0.0f) + (p.lora ? lora_term(*p.lora, m, n0 + j) : 0.0f));
     }
   }
 }

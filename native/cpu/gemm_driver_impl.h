@@ -80,6 +80,8 @@ void driver_task(void* vctx, int t, int nt) {
       TileOut o;
       o.accumulate = k0 > 0;
       o.bias = p.bias;
+      o.final = k0 + kl >= K;
+      o.lora = p.lora;
       if (p.ydt == DType::F32) {
         o.c = static_cast<float*>(p.y);
         o.ldc = N;

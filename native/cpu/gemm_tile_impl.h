@@ -19,11 +19,70 @@ struct TileOut {
   int64_t crow0 = 0, ccol0 = 0;
   // Quantized activations: row m's results are multiplied by row_scale[m] (before the bias).
   const float* row_scale = nullptr;
+  // The block that completes the K loop: the low-rank terms (if any) are added by this store.
+  bool final = true;
+  const LoraEpilogue* lora = nullptr;
 };
+
+// v[i][j] += the low-rank terms of rows m0.., columns n0.. (LoraEpilogue). With one adapter for
+// every row, each B vector is loaded once for all rows of the tile; with an adapter per row, each
+// row walks its own adapter's B.
+template <int MR, int NV>
+inline void lora_add(V (&v)[MR][NV], const LoraEpilogue& e, int64_t m0, int64_t n0) {
+  if (!e.row_adapter) {
+    const int r = e.rank[0];
+    const float* b = e.b[0] + (n0 / 16) * r * 16 + n0 % 16;
+    for (int j = 0; j < r; ++j) {
+      V bv[NV];
+#pragma GCC unroll 8
+      for (int q = 0; q < NV; ++q) bv[q] = vload(b + ((q * L) / 16) * r * 16 + j * 16 + (q * L) % 16);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const V tv = vbcast(e.t + (m0 + i) * e.tstride + j);
+#pragma GCC unroll 8
+        for (int q = 0; q < NV; ++q) v[i][q] = vfma(tv, bv[q], v[i][q]);
+      }
+    }
+    return;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    const int a = e.row_adapter[m0 + i];
+    if (a < 0) continue;
+    const int r = e.rank[a];
+    const float* b = e.b[a] + (n0 / 16) * r * 16 + n0 % 16;
+    const float* t = e.t + (m0 + i) * e.tstride;
+    for (int j = 0; j < r; ++j) {
+      const V tv = vbcast(t + j);
+#pragma GCC unroll 8
+      for (int q = 0; q < NV; ++q) v[i][q] = vfma(tv, vload(b + ((q * L) / 16) * r * 16 + j * 16 + (q * L) % 16), v[i][q]);
+    }
+  }
+}
 
 // Stores rows m0..m0+MR-1, columns n0..n0+ncols-1 (ncols <= NV*L) of a register tile.
 template <int MR, int NV>
 inline void store_tile(V (&acc)[MR][NV], const TileOut& o, int64_t m0, int64_t n0, int ncols) {
+  if (o.final && o.lora) {
+    // The low-rank terms come after the row scale and the bias: fold those into acc first.
+    V b0[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      const int nj = ncols - j * L;
+      b0[j] = (o.accumulate || !o.bias || nj <= 0) ? vzero() : (nj >= L ? vload(o.bias + n0 + j * L) : vload_n(o.bias + n0 + j * L, nj));
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = o.row_scale ? vfma(acc[i][j], vbcast(o.row_scale + m0 + i), b0[j]) : vadd(acc[i][j], b0[j]);
+    lora_add<MR, NV>(acc, *o.lora, m0, n0);
+    TileOut plain = o;
+    plain.lora = nullptr;
+    plain.row_scale = nullptr;
+    plain.bias = nullptr;
+    store_tile<MR, NV>(acc, plain, m0, n0, ncols);
+    return;
+  }
   V b[NV];
 #pragma GCC unroll 8
   for (int j = 0; j < NV; ++j) {

@@ -151,6 +151,7 @@ void task(void* vctx, int ti, int nt) {
   const GemmProblem& p = *c.q->p;
   const int64_t t0 = c.ntiles * ti / nt, t1 = c.ntiles * (ti + 1) / nt;
   TileOut o;
+  o.lora = p.lora;
   if (p.ydt == DType::F32) {
     o.c = static_cast<float*>(p.y);
     o.ldc = p.N;

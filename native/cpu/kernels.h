@@ -36,6 +36,18 @@ void dense_unpack(const void* packed, DType dt, int64_t N, int64_t K, void* w);
 // ---- 2:4 sparse weights: the CPU layout of common/sparse24_format.h (panels of 16 rows,
 // superblocks of 32 columns), made from the canonical format by sparse24_pack.
 
+// ---- Low-rank terms added in a kernel's epilogue (fused LoRA, many adapters per batch) ------
+// y[m][n] += sum_j t[m][j] * B_a[n][j] for row m's adapter a (t already holds alpha * x_m · A_aᵀ).
+// Each B_a is packed like a dense float32 weight of shape [N, r_a]: element (n, j) at
+// ((n / 16) * r_a + j) * 16 + n % 16, N padded to a multiple of 32 with zero rows.
+struct LoraEpilogue {
+  const float* t = nullptr;             // [M][tstride]
+  int64_t tstride = 0;
+  const int32_t* row_adapter = nullptr; // [M] adapter of each row, -1 for none; nullptr: adapter 0 for all
+  const float* const* b = nullptr;      // per adapter: its packed B
+  const int32_t* rank = nullptr;        // per adapter: r_a
+};
+
 // ---- One linear problem: y = x . W^T (+ bias) ------------------------------------------------
 struct GemmProblem {
   const void* x = nullptr;      // [M, K] row-major, dtype xdt (16-bit types as raw bits)
@@ -45,6 +57,7 @@ struct GemmProblem {
   void* y = nullptr;            // [M, N] row-major, dtype ydt; every element is written, none read first
   DType ydt = DType::F32;
   int threads = 1;              // how many threads may work on it (caller included)
+  const LoraEpilogue* lora = nullptr;  // low-rank terms to add (after the bias), or nullptr
 };
 
 // Block sizes the kernels would otherwise pick (0 = pick). Only for tuning experiments

@@ -327,6 +327,7 @@ inline void quant_direct_task(void* vctx, int t, int nt) {
   const GemmProblem& p = *c.q->p;
   const int64_t t0 = c.ntiles * t / nt, t1 = c.ntiles * (t + 1) / nt;
   TileOut o;
+  o.lora = p.lora;
   if (p.ydt == DType::F32) {
     o.c = static_cast<float*>(p.y);
     o.ldc = p.N;

@@ -10,6 +10,7 @@
 #include "../common/thread_pool.h"
 #include "act_quant.h"
 #include "kernels.h"
+#include "lowrank.h"
 
 namespace cg {
 namespace scalar {
@@ -59,7 +60,7 @@ void task(void* vctx, int t, int ntasks) {
           acc += part * sc[b * kQuantPanel + lane];
         }
       }
-      store_from_f32(p.y, p.ydt, m * N + n, acc + (p.bias ? p.bias[n] : 0.0f));
+      store_from_f32(p.y, p.ydt, m * N + n, acc + (p.bias ? p.bias[n] : 0.0f) + (p.lora ? lora_term(*p.lora, m, n) : 0.0f));
     }
   }
 }

@@ -115,6 +115,7 @@ void perm_task(void* vctx, int t, int nt) {
   const int64_t pstride = S * sp24_super_bytes(dtype_bytes<WT>());
   const int64_t t0 = c.ntiles * t / nt, t1 = c.ntiles * (t + 1) / nt;
   TileOut o;
+  o.lora = p.lora;
   if (p.ydt == DType::F32) {
     o.c = static_cast<float*>(p.y);
     o.ldc = p.N;
@@ -305,7 +306,9 @@ void colwise_task(void* vctx, int t, int nt) {
   const int64_t M = p.M, N = p.N, K = p.K;
   const int64_t S = sp24_supers(K), Kp = S * kSp24SuperCols;
   const int64_t SB = sp24_super_bytes(dtype_bytes<WT>()), pstride = S * SB;
-  const int64_t nb = N * t / nt, ne = N * (t + 1) / nt;
+  // Thread ranges start at multiples of 16 columns, so every chunk starts on a panel (the
+  // low-rank epilogue reads B panel by panel).
+  const int64_t nb = (N * t / nt) / 16 * 16, ne = t + 1 == nt ? N : (N * (t + 1) / nt) / 16 * 16;
   if (nb >= ne) return;
   const int64_t ks_max = Kp < kColKS ? Kp : kColKS;
   float* xt = static_cast<float*>(thread_scratch(0, size_t(ks_max) * kColMB * sizeof(float)));
@@ -354,9 +357,25 @@ void colwise_task(void* vctx, int t, int nt) {
           }
         }
       }
-      // The chunk is done: y[m0 + i][n0 + j] = ct[j][i] + bias[n0 + j], rounded once.
+      // The chunk is done: y[m0 + i][n0 + j] = ct[j][i] + bias[n0 + j] (+ the low-rank terms),
+      // rounded once.
       for (int i = 0; i < rows; ++i) {
         for (int j = 0; j < ncols; ++j) row[j] = ct[j * kColMB + i] + (p.bias ? p.bias[n0 + j] : 0.0f);
+        if (p.lora) {
+          const LoraEpilogue& e = *p.lora;
+          const int a = e.row_adapter ? e.row_adapter[m0 + i] : 0;
+          if (a >= 0) {
+            const int r = e.rank[a];
+            const float* tr = e.t + (m0 + i) * e.tstride;
+            for (int j = 0; j < ncols; j += L) {
+              const int64_t n = n0 + j;
+              const float* b = e.b[a] + (n / 16) * r * 16 + n % 16;
+              V v = vload(row + j);  // row has room for kColNC floats; B is padded to 32 rows
+              for (int q = 0; q < r; ++q) v = vfma(vbcast(tr + q), vload(b + q * 16), v);
+              vstore(row + j, v);
+            }
+          }
+        }
         int j = 0;
         for (; j + L <= ncols; j += L) store_any_n(p.y, p.ydt, (m0 + i) * N + n0 + j, vload(row + j), L);
         if (j < ncols) store_any_n(p.y, p.ydt, (m0 + i) * N + n0 + j, vload_n(row + j, ncols - j), ncols - j);

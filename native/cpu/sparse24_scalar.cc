@@ -7,6 +7,7 @@
 #include "../common/sparse24_format.h"
 #include "../common/thread_pool.h"
 #include "kernels.h"
+#include "lowrank.h"
 
 namespace cg {
 namespace scalar {
@@ -41,7 +42,7 @@ void task(void* ctx, int t, int ntasks) {
         acc += load_as_f32(p.x, p.xdt, m * K + 4 * g + (code & 3)) * v0;
         acc += load_as_f32(p.x, p.xdt, m * K + 4 * g + (code >> 2)) * v1;
       }
-      store_from_f32(p.y, p.ydt, m * N + n, acc + (p.bias ? p.bias[n] : 0.0f));
+      store_from_f32(p.y, p.ydt, m * N + n, acc + (p.bias ? p.bias[n] : 0.0f) + (p.lora ? lora_term(*p.lora, m, n) : 0.0f));
     }
   }
 }
