@@ -4,7 +4,8 @@
  *
  * Int4Weight.quantize / fromGPTQ / fromAWQ and Fp8Weight.quantize are implemented now (tested in
  * int4.test.ts and fp8-weight.test.ts), so they are no longer listed here. linear() with an INT4
- * or FP8 weight is deliberately not tested here: its kernels are landing.
+ * or FP8 weight, lowRankUpdate, linearMultiLora and the `lora` option are implemented too (tested
+ * in linear.quant, lora and lowrank-update tests).
  */
 import * as cg from '../lib';
 import { expectRejectsCode, expectThrowsCode } from './helpers/expect-error';
@@ -21,11 +22,8 @@ type AnyFn = (...a: unknown[]) => unknown;
 
 describe('ERR_NOT_SUPPORTED', () => {
   const calls: Array<[string, () => unknown]> = [
-    ['lowRankUpdate', () => (cg.lowRankUpdate as AnyFn)(dense, new Float32Array(N * 2), new Float32Array(2 * K), { alpha: 1 })],
-    ['linearMultiLora', () => (cg.linearMultiLora as AnyFn)(x, [M, K], dense, [], new Int32Array(M))],
     ["linear(..., { activations: 'fp8' })", () => cg.linear(x, [M, K], dense, { activations: 'fp8' })],
     ["linear(..., { activations: 'int8' }) on a 2:4 weight", () => cg.linear(x, [M, K], sparse, { activations: 'int8' })],
-    ['linear(..., { lora })', () => cg.linear(x, [M, K], dense, { lora: { A: new Float32Array(2 * K), B: new Float32Array(N * 2), alpha: 1 } })],
   ];
   test.each(calls)('%s throws, and returns nothing', (_name, fn) => {
     const e = expectThrowsCode(fn, Error, 'ERR_NOT_SUPPORTED');
@@ -35,7 +33,6 @@ describe('ERR_NOT_SUPPORTED', () => {
   test.each([
     ["activations: 'fp8'", { activations: 'fp8' as const }],
     ["activations: 'int8'", { activations: 'int8' as const }],
-    ['lora', { lora: { A: new Float32Array(2 * K), B: new Float32Array(N * 2), alpha: 0.5 } }],
   ])('linearAsync with %s rejects', async (_name, opts) => {
     await expectRejectsCode(() => cg.linearAsync(x, [M, K], sparse, opts), Error, 'ERR_NOT_SUPPORTED');
   });
