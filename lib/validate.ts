@@ -34,14 +34,41 @@ export function checkProduct(a: number, b: number, what: string): void {
   }
 }
 
+// The intrinsic TypedArray accessors: a user can shadow `length`, `buffer` or `constructor` on an
+// instance or swap its prototype, but not these, which read the array's internal slots (and
+// answer undefined for anything that is not a real TypedArray, a Proxy included).
+const TYPED_ARRAY_PROTO = Object.getPrototypeOf(Uint8Array.prototype) as object;
+function intrinsic(key: PropertyKey): (this: unknown) => unknown {
+  return Object.getOwnPropertyDescriptor(TYPED_ARRAY_PROTO, key)!.get! as (this: unknown) => unknown;
+}
+const TAG = intrinsic(Symbol.toStringTag);
+const LENGTH = intrinsic('length');
+const BUFFER = intrinsic('buffer');
+const ARRAY_BUFFER_BYTES = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')!.get!;
+
+export type TypedArrayKind =
+  | 'Float32Array' | 'Float64Array' | 'Uint16Array' | 'Int16Array' | 'Uint8Array' | 'Int8Array' | 'Uint8ClampedArray'
+  | 'Int32Array' | 'Uint32Array' | 'BigInt64Array' | 'BigUint64Array';
+
+/** What a value really is, whatever its prototype or own properties say: a TypedArray kind, or undefined. */
+export function typedArrayKind(a: unknown): TypedArrayKind | undefined {
+  if (typeof a !== 'object' || a === null) return undefined;
+  return TAG.call(a) as TypedArrayKind | undefined;
+}
+
+/** The real element count of a TypedArray (0 once detached). */
+export function typedLength(a: ArrayBufferView): number {
+  return LENGTH.call(a) as number;
+}
+
 export function isDetached(a: ArrayBufferView): boolean {
-  const buf = a.buffer as ArrayBuffer & { detached?: boolean };
-  if (typeof buf.detached === 'boolean') return buf.detached;
-  if (a.byteLength !== 0 || buf.byteLength !== 0) return false;
+  if (typedLength(a) !== 0) return false;
+  const buf = BUFFER.call(a) as ArrayBuffer;
+  if (buf instanceof ArrayBuffer && ARRAY_BUFFER_BYTES.call(buf) !== 0) return false;
   // Node 20 has no ArrayBuffer.prototype.detached: an empty view is either a real empty array or
   // a detached one, and only a detached buffer refuses a new view.
   try {
-    new Uint8Array(buf as ArrayBuffer, 0, 0);
+    new Uint8Array(buf, 0, 0);
     return false;
   } catch {
     return true;
@@ -50,6 +77,26 @@ export function isDetached(a: ArrayBufferView): boolean {
 
 export function checkNotDetached(a: ArrayBufferView, name: string): void {
   if (isDetached(a)) throw new CgTypeError('ERR_DETACHED', `${name}'s ArrayBuffer is detached (was it transferred?)`);
+}
+
+function describeValue(a: unknown): string {
+  if (a === null) return 'null';
+  if (typeof a !== 'object') return typeof a;
+  return 'an object that is not a TypedArray';
+}
+
+/**
+ * A TypedArray of one kind (subclasses count as their base kind; objects that merely inherit a
+ * TypedArray prototype do not), not detached, with `length` elements when given.
+ */
+export function checkTypedArray<T extends ArrayBufferView>(a: unknown, kind: TypedArrayKind, name: string, length?: number): T {
+  const k = typedArrayKind(a);
+  if (k !== kind) throw new CgTypeError('ERR_DTYPE', `${name} must be a ${kind}, got ${k ?? describeValue(a)}`);
+  checkNotDetached(a as ArrayBufferView, name);
+  if (length !== undefined && typedLength(a as ArrayBufferView) !== length) {
+    throw new CgRangeError('ERR_SHAPE_MISMATCH', `${name} has ${typedLength(a as ArrayBufferView)} elements; its shape needs ${length}`);
+  }
+  return a as T;
 }
 
 /**
@@ -62,14 +109,13 @@ export function checkFloatArray(
   length: number,
   name: string,
 ): { array: FloatArray; dtype: FloatDType } {
-  if (!(a instanceof Float32Array) && !(a instanceof Uint16Array)) {
-    const got = a === null ? 'null' : typeof a === 'object' ? (a as object).constructor?.name ?? 'object' : typeof a;
-    throw new CgTypeError('ERR_DTYPE', `${name} must be a Float32Array (float32) or a Uint16Array (float16/bfloat16 bits), got ${got}`);
+  const kind = typedArrayKind(a);
+  if (kind !== 'Float32Array' && kind !== 'Uint16Array') {
+    throw new CgTypeError('ERR_DTYPE', `${name} must be a Float32Array (float32) or a Uint16Array (float16/bfloat16 bits), got ${kind ?? describeValue(a)}`);
   }
-  checkNotDetached(a, name);
   let dt: FloatDType;
   if (dtype === undefined) {
-    if (a instanceof Uint16Array) {
+    if (kind === 'Uint16Array') {
       throw new CgTypeError('ERR_DTYPE', `${name} is a Uint16Array: say whether it holds 'float16' or 'bfloat16' with the dtype option`);
     }
     dt = 'float32';
@@ -78,19 +124,29 @@ export function checkFloatArray(
     dt = dtype;
   }
   const want = FLOAT_DTYPES[dt].array;
-  if (a.constructor.name !== want) {
-    throw new CgTypeError('ERR_DTYPE', `${name} has dtype ${dt}, which travels in a ${want}, but got a ${a.constructor.name}`);
-  }
-  if (a.length !== length) {
-    throw new CgRangeError('ERR_SHAPE_MISMATCH', `${name} has ${a.length} elements; its shape needs ${length}`);
-  }
-  return { array: a, dtype: dt };
+  if (kind !== want) throw new CgTypeError('ERR_DTYPE', `${name} has dtype ${dt}, which travels in a ${want}, but got a ${kind}`);
+  return { array: checkTypedArray<FloatArray>(a, kind, name, length), dtype: dt };
 }
 
-export function checkOptions(opts: unknown, name: string): Record<string, unknown> {
+/**
+ * Reads an options object once: each of `keys` is read exactly one time (a getter runs once, a
+ * Proxy's trap once per key), in order, and the plain snapshot is what the call acts on. A
+ * getter that throws gives ERR_INVALID_ARG.
+ */
+export function readOptions<K extends string>(opts: unknown, name: string, keys: readonly K[]): Partial<Record<K, unknown>> {
   if (opts === undefined || opts === null) return {};
   if (typeof opts !== 'object' || Array.isArray(opts)) throw new CgTypeError('ERR_INVALID_ARG', `${name} must be an object`);
-  return opts as Record<string, unknown>;
+  const out: Partial<Record<K, unknown>> = {};
+  for (const k of keys) {
+    let v: unknown;
+    try {
+      v = (opts as Record<string, unknown>)[k];
+    } catch (e) {
+      throw new CgTypeError('ERR_INVALID_ARG', `${name}.${k} could not be read: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
 }
 
 export function checkThreads(v: unknown, name: string): number {
@@ -101,8 +157,4 @@ export function checkThreads(v: unknown, name: string): number {
   return v;
 }
 
-/** Whether two views share any byte of memory (same buffer, overlapping ranges). */
-export function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
-  if (a.buffer !== b.buffer) return false;
-  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
-}
+

@@ -30,7 +30,7 @@ function buildTypeScript() {
     throw new Error('dist/ is missing and the TypeScript compiler is not installed (run npm install without --omit=dev)');
   }
   run(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')], 'TypeScript');
-  fs.chmodSync(path.join(root, 'dist', 'cli.js'), 0o755);
+  fs.chmodSync(path.join(root, 'dist', 'tools', 'cli.js'), 0o755);
 }
 
 // node-gyp must not download headers (the build machines reach no such server): point it at

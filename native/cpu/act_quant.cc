@@ -1,9 +1,9 @@
-#include "act_quant.h"
+#include "cpu/act_quant.h"
 
 #include <cmath>
 
-#include "../common/fp8.h"
-#include "../common/thread_pool.h"
+#include "cg/fp8.h"
+#include "cpu/runtime/thread_pool.h"
 
 namespace cg {
 namespace {

@@ -9,8 +9,8 @@
 #pragma once
 #include <cstdint>
 
-#include "../common/dtype.h"
-#include "kernels.h"
+#include "cg/dtype.h"
+#include "cpu/kernels.h"
 
 namespace cg {
 

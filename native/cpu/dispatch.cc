@@ -2,10 +2,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "../common/cpu_features.h"
-#include "../common/scratch.h"
-#include "act_quant.h"
-#include "kernels.h"
+#include "cpu/runtime/cpu_features.h"
+#include "cpu/runtime/scratch.h"
+#include "cpu/act_quant.h"
+#include "cpu/kernels.h"
 
 namespace cg {
 
@@ -71,10 +71,39 @@ bool quant_float_linear(Isa isa, const QuantProblem& q) {
 
 bool quant_linear(Isa isa, const QuantProblem& q) {
 #if defined(__x86_64__)
-  if (isa == Isa::Avx512 && q.kind == QuantKind::Int4 && q.act == ActQuant::Int8 && cpu_features().avx512_vnni)
+  if (isa == Isa::Avx512 && q.format == WeightFormat::Int4 && q.act == ActQuant::Int8 && cpu_features().avx512_vnni)
     return avx512vnni::int4_int8_linear(q);
 #endif
   return quant_float_linear(isa, q);  // each ISA quantizes activations itself when asked
+}
+
+bool linear(Isa isa, const GemmProblem& p, const WeightDesc& w, ActQuant act, int64_t act_block) {
+  switch (w.format) {
+    // Dense and 2:4: the ISA's panel kernels read the placement as it is. Quantized activations
+    // go with quantized weights only (the routing table in lib/ sends them nowhere else, and the
+    // binding refuses them).
+    case WeightFormat::Dense: return dense_linear(isa, p, w.data, w.dtype);
+    case WeightFormat::Sparse24: return sparse24_linear(isa, p, w.data, w.dtype);
+    // INT4 and FP8: quant_linear picks the VNNI int8 kernel or the ISA's float kernels.
+    case WeightFormat::Int4:
+    case WeightFormat::Fp8: {
+      QuantProblem q;
+      q.p = &p;
+      q.format = w.format;
+      q.packed = w.data;
+      q.act = act;
+      q.act_block = act_block;
+      if (w.format == WeightFormat::Int4) {
+        q.int4 = Int4Dims{w.N, w.K, w.group};
+        q.perm = w.perm;
+      } else {
+        q.fp8 = Fp8Dims{w.N, w.K, w.bn, w.bk};
+        q.fp8_format = w.fp8_format;
+      }
+      return quant_linear(isa, q);
+    }
+  }
+  return false;
 }
 
 }  // namespace cg

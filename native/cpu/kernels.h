@@ -6,16 +6,17 @@
 //   - everything sits in namespace cg::<isa>, helpers in an anonymous namespace inside it;
 //   - small helpers in shared headers are `static inline` (each TU gets its own copy);
 //   - no STL containers or algorithms, no templates shared with other TUs except the
-//     ISA-specific ones in cpu/simd_<isa>.h (whose types differ per ISA) and the plain-C-like
-//     helpers of common/dtype.h (only called from baseline code; kernels convert with intrinsics
+//     ISA-specific ones in cpu/impl/simd_<isa>.h (whose types differ per ISA) and the plain-C-like
+//     helpers of cg/dtype.h (only called from baseline code; kernels convert with intrinsics
 //     or with their own static helpers).
 // The templates shared by the vector ISAs (simd_<isa>.h, convert_impl.h, gemm_tile_impl.h,
 // gemm_driver_impl.h, dense_impl.h, sparse24_impl.h) are textually included inside each ISA's
 // namespace for that reason: each ISA gets its own copy, compiled with its own flags.
 #pragma once
 #include <cstdint>
-#include "../common/dtype.h"
-#include "../common/quant_format.h"
+#include "cg/dtype.h"
+#include "cg/weight.h"
+#include "cpu/layout/fp8.h"
 
 namespace cg {
 
@@ -33,7 +34,7 @@ static inline int64_t dense_packed_elems(int64_t N, int64_t K) { return dense_pa
 void dense_pack(const void* w, DType dt, int64_t N, int64_t K, void* packed);
 void dense_unpack(const void* packed, DType dt, int64_t N, int64_t K, void* w);
 
-// ---- 2:4 sparse weights: the CPU layout of common/sparse24_format.h (panels of 16 rows,
+// ---- 2:4 sparse weights: the CPU layout of cpu/layout/sparse24.h (panels of 16 rows,
 // superblocks of 32 columns), made from the canonical format by sparse24_pack.
 
 // ---- Low-rank terms added in a kernel's epilogue (fused LoRA, many adapters per batch) ------
@@ -73,14 +74,12 @@ const Tuning& tuning();
 bool dense_linear(Isa isa, const GemmProblem& p, const void* wpacked, DType wdt);
 bool sparse24_linear(Isa isa, const GemmProblem& p, const void* packed, DType wdt);
 
-// ---- INT4 and FP8 weights (the CPU layouts of common/quant_format.h) ------------------------
-enum class QuantKind : int32_t { Int4 = 0, Fp8 = 1 };
-
+// ---- INT4 and FP8 weights (the CPU layouts of cpu/layout/int4.h, cpu/layout/fp8.h) ------------------------
 enum class ActQuant : int32_t { None = 0, Fp8 = 1, Int8 = 2 };
 
 struct QuantProblem {
   const GemmProblem* p = nullptr;
-  QuantKind kind = QuantKind::Int4;
+  WeightFormat format = WeightFormat::Int4;  // Int4 or Fp8
   const uint8_t* packed = nullptr;
   Int4Dims int4{};                 // kind Int4
   const int32_t* perm = nullptr;   // INT4 act-order: the layout's column c is x's column perm[c]
@@ -95,8 +94,12 @@ struct QuantProblem {
 // (act_quant.h) and the ISA's float kernels run.
 bool quant_linear(Isa isa, const QuantProblem& q);
 
+// The CPU backend's one dispatch table: the kernel for (weight format, activation mode, ISA),
+// each choice with its reason in dispatch.cc. w.data is the weight's CPU placement.
+bool linear(Isa isa, const GemmProblem& p, const WeightDesc& w, ActQuant act, int64_t act_block);
+
 namespace avx512vnni {
-bool int4_int8_linear(const QuantProblem& q);  // q.kind == Int4, q.act == Int8
+bool int4_int8_linear(const QuantProblem& q);  // q.format == Int4, q.act == Int8
 }  // namespace avx512vnni
 
 namespace scalar {

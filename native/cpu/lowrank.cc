@@ -1,10 +1,10 @@
 // The ISA dispatch of lowRankUpdate, and the fused LoRA forward's first product (lowrank.h).
-#include "lowrank.h"
+#include "cpu/lowrank.h"
 
 #include <cstring>
 #include <vector>
 
-#include "../common/scratch.h"
+#include "cpu/runtime/scratch.h"
 
 namespace cg {
 

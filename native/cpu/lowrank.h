@@ -3,18 +3,17 @@
 #pragma once
 #include <cstdint>
 
-#include "../common/dtype.h"
-#include "../common/quant_format.h"
-#include "kernels.h"
+#include "cg/dtype.h"
+#include "cpu/layout/fp8.h"
+#include "cpu/kernels.h"
 
 namespace cg {
 
 // ---- W <- W + alpha * B * A --------------------------------------------------------------------
 
-enum class UpdateKind : int32_t { Dense = 0, Sparse24 = 1, Int4 = 2, Fp8 = 3 };
 
 struct LowRankUpdate {
-  UpdateKind kind = UpdateKind::Dense;
+  WeightFormat format = WeightFormat::Dense;
   int64_t N = 0, K = 0;
   int r = 0;
   float alpha = 1.0f;

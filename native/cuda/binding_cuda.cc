@@ -13,8 +13,8 @@
 #include <exception>
 #include <string>
 
-#include "cuda_check.h"
-#include "device_query.h"
+#include "cuda/cuda_check.h"
+#include "cuda/device_query.h"
 
 namespace {
 

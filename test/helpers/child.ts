@@ -42,7 +42,7 @@ const MARK = '@@cg-child-result@@';
 let libCache: string | undefined;
 
 /**
- * lib/*.ts transpiled once per test process (with the project's own `typescript`) into a JSON
+ * Every .ts file under lib/ transpiled once per test process (with the project's own `typescript`) into a JSON
  * file { path: js } that the children's require hook reads: a child then starts in ~0.1 s
  * instead of loading the TypeScript compiler itself.
  */
@@ -52,7 +52,7 @@ function transpiledLib(): string {
   const ts = require('typescript') as typeof import('typescript');
   const libDir = path.join(ROOT, 'lib');
   const files: Record<string, string> = {};
-  for (const f of fs.readdirSync(libDir)) {
+  for (const f of fs.readdirSync(libDir, { recursive: true }) as string[]) {
     if (!f.endsWith('.ts') || f.endsWith('.d.ts')) continue;
     const file = path.join(libDir, f);
     files[file] = ts.transpileModule(fs.readFileSync(file, 'utf8'), {

@@ -1,0 +1,61 @@
+/**
+ * The CPU backend: placements in the CPU layouts (native/cpu/layout/), kernels chosen by the
+ * CPU addon's dispatch table (native/cpu/dispatch.cc) for the instruction set selected at load
+ * time or by setCpuIsa.
+ */
+import type { CanonicalArrays, WeightParams } from '../native/descriptor';
+import type { CpuAddon } from '../native/cpu';
+import { fromNative } from '../errors';
+import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
+import { selectBackend } from './select';
+
+function addon(): CpuAddon {
+  return selectBackend().cpuAddon;
+}
+
+function isa() {
+  return selectBackend().info.cpu.isa;
+}
+
+/** Native errors arrive as this library's error classes, their codes kept. */
+function native<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+async function nativeAsync<T>(p: () => Promise<T>): Promise<T> {
+  try {
+    return await p();
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+export const cpuBackend: Backend = {
+  name: 'cpu',
+  place(params: WeightParams, canonical: CanonicalArrays): Placement {
+    const data = native(() => addon().place({ weight: params, ...canonical }));
+    return Object.freeze({ backend: 'cpu' as const, data, byteLength: data.byteLength });
+  },
+  canonical(params, p, out) {
+    native(() => addon().canonical({ weight: { ...params, data: p.data }, ...out }));
+  },
+  toDense(params, p, out) {
+    native(() => addon().toDense({ weight: { ...params, data: p.data }, out }));
+  },
+  linear(params, p, plan: LinearPlan) {
+    native(() => addon().linear({ ...plan, weight: { ...params, data: p.data }, isa: isa() }));
+  },
+  linearAsync(params, p, plan: LinearPlan) {
+    return nativeAsync(() => addon().linearAsync({ ...plan, weight: { ...params, data: p.data }, isa: isa() }));
+  },
+  lowRankUpdate(params, p, plan: UpdatePlan) {
+    return native(() => addon().lowRankUpdate({ ...plan, weight: { ...params, data: p.data }, isa: isa() }));
+  },
+  lowRankUpdateAsync(params, p, plan: UpdatePlan) {
+    return nativeAsync(() => addon().lowRankUpdateAsync({ ...plan, weight: { ...params, data: p.data }, isa: isa() }));
+  },
+};

@@ -1,0 +1,95 @@
+/**
+ * The routing table: for each (operation, weight format, activation mode), which backend runs
+ * it when the process runs on the CPU backend or on the CUDA backend, or that none does, each
+ * entry with its reason. lib/ops/ asks `route()` before every call; `cg.backend()` lists the
+ * table as it applies to this process. Adding a kernel is editing one row here.
+ */
+import { CgError } from '../errors';
+import type { WeightFormat } from '../native/descriptor';
+import type { Backend, BackendName } from './backend';
+import { cpuBackend } from './cpu';
+
+export type Op = 'linear' | 'linear+lora' | 'lowRankUpdate';
+export type Activations = 'native' | 'fp8' | 'int8';
+
+/** Where an op runs on a backend: that backend, another one (a fallback), or nowhere (why). */
+type Target = BackendName | { none: string };
+
+interface Route {
+  op: Op;
+  format: WeightFormat;
+  activations: Activations;
+  /** On the CPU backend. */
+  cpu: Target;
+  /** On the CUDA backend: no CUDA kernel exists yet, so every op that runs falls back to the CPU kernels. */
+  cuda: Target;
+  why: string;
+}
+
+const NOT_QUANTIZED = { none: 'quantized activations go with INT4 and FP8 weights' };
+const INT8_FP8 = { none: "int8 activations go with INT4 weights (use 'fp8' or 'native' with an FP8 weight)" };
+
+const ROUTES: Route[] = [
+  { op: 'linear', format: 'dense', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'packed panel GEMM per ISA' },
+  { op: 'linear', format: '2:4', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: '2:4 panel kernel (M-vectorised from M = 128)' },
+  { op: 'linear', format: 'int4', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'direct decode at small M, dequantized tiles at large M' },
+  { op: 'linear', format: 'int4', activations: 'fp8', cpu: 'cpu', cuda: 'cpu', why: 'x quantized to e4m3 per row, then the INT4 kernels' },
+  { op: 'linear', format: 'int4', activations: 'int8', cpu: 'cpu', cuda: 'cpu', why: 'AVX512-VNNI u8 x s8 kernel where the CPU has it' },
+  { op: 'linear', format: 'fp8', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'FP8 weight decoded in registers' },
+  { op: 'linear', format: 'fp8', activations: 'fp8', cpu: 'cpu', cuda: 'cpu', why: 'x quantized to e4m3 per row or K block' },
+  { op: 'linear', format: 'fp8', activations: 'int8', cpu: INT8_FP8, cuda: INT8_FP8, why: 'no such kernel' },
+  { op: 'linear', format: 'dense', activations: 'fp8', cpu: NOT_QUANTIZED, cuda: NOT_QUANTIZED, why: 'no such kernel' },
+  { op: 'linear', format: 'dense', activations: 'int8', cpu: NOT_QUANTIZED, cuda: NOT_QUANTIZED, why: 'no such kernel' },
+  { op: 'linear', format: '2:4', activations: 'fp8', cpu: NOT_QUANTIZED, cuda: NOT_QUANTIZED, why: 'no such kernel' },
+  { op: 'linear', format: '2:4', activations: 'int8', cpu: NOT_QUANTIZED, cuda: NOT_QUANTIZED, why: 'no such kernel' },
+];
+
+// The fused LoRA epilogue exists wherever the linear kernel does (same activations rule).
+for (const r of ROUTES.slice()) ROUTES.push({ ...r, op: 'linear+lora', why: `${r.why}; t = alpha x Aᵀ first, t Bᵀ added in the epilogue` });
+for (const format of ['dense', '2:4', 'int4', 'fp8'] as const) {
+  ROUTES.push({ op: 'lowRankUpdate', format, activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'tile by tile on the CPU placement' });
+}
+
+const BACKENDS: Record<BackendName, Backend | null> = { cpu: cpuBackend, cuda: null };
+
+function find(op: Op, format: WeightFormat, activations: Activations): Route | undefined {
+  return ROUTES.find((r) => r.op === op && r.format === format && r.activations === activations);
+}
+
+function describe(op: Op, format: WeightFormat, activations: Activations): string {
+  return `${op} with a ${format} weight${activations === 'native' ? '' : ` and activations: '${activations}'`}`;
+}
+
+/**
+ * The backend that runs (op, format, activations) in a process whose backend is `on`, or an
+ * ERR_NOT_SUPPORTED error that says why none does.
+ */
+export function route(op: Op, format: WeightFormat, activations: Activations, on: BackendName): Backend {
+  const r = find(op, format, activations);
+  const t = r ? r[on] : { none: 'no route' };
+  if (typeof t === 'object') throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: ${describe(op, format, activations)} is not supported yet (${t.none})`);
+  const b = BACKENDS[t];
+  if (!b) throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: ${describe(op, format, activations)} is not supported yet (no ${t} backend)`);
+  return b;
+}
+
+/** One row of the table as cg.backend() reports it. */
+export interface RouteInfo {
+  op: Op;
+  format: WeightFormat;
+  activations: Activations;
+  /** The backend that runs it in this process, or null when nothing does. */
+  runsOn: BackendName | null;
+  /** Why: the kernel, the fallback, or why not. */
+  note: string;
+}
+
+/** The table as it applies to a process on backend `on`. */
+export function routes(on: BackendName): RouteInfo[] {
+  return ROUTES.map((r) => {
+    const t = r[on];
+    if (typeof t === 'object') return { op: r.op, format: r.format, activations: r.activations, runsOn: null, note: t.none };
+    const fallback = t !== on ? ` (the ${on.toUpperCase()} backend has no kernel for it yet: it runs on the ${t.toUpperCase()} kernels)` : '';
+    return { op: r.op, format: r.format, activations: r.activations, runsOn: t, note: r.why + fallback };
+  });
+}

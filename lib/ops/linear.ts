@@ -1,0 +1,182 @@
+/**
+ * cg.linear: Y = X · Wᵀ (+ bias) (+ low-rank terms), dispatched by the routing table.
+ *
+ * Every call has two phases. First each argument is read exactly once, into plain values: that
+ * is the only time user code (getters, Proxies) can run. Then those values are checked and the
+ * call acts on them alone, so nothing a getter does can change what was checked: no getter runs
+ * after the busy check or between a check and the native call.
+ */
+import { route } from '../backends/routing';
+import { selectBackend } from '../backends/select';
+import { FloatArray, FloatDType, allocFloat, isFloatDType } from '../dtype';
+import { CgRangeError, CgTypeError } from '../errors';
+import type { WeightParams } from '../native/descriptor';
+import { checkFloatArray, checkProduct, checkShape2, checkThreads, readOptions, typedArrayKind } from '../validate';
+import { Weight, checkReadable, paramsOf, placementOn, useDuring } from '../weights/weight';
+import type { LinearPlan } from '../backends/backend';
+import { LoraAdapter, LoraFactors, MAX_ADAPTERS, adapterFor, asFloat32, loraArgs } from './lora';
+
+export interface LinearOptions {
+  /** dtype of x: needed when x is a Uint16Array ('float16' or 'bfloat16'). */
+  dtype?: FloatDType;
+  /** [N] bias: a Float32Array, or a Uint16Array in x's dtype. */
+  bias?: FloatArray;
+  /** dtype of the result; defaults to x's dtype (as torch.nn.functional.linear does). */
+  outDtype?: FloatDType;
+  /** Write the result here ([M, N], the TypedArray of outDtype) instead of a new array. */
+  out?: FloatArray;
+  /** CPU threads for this call (default: cg.setThreads / COMPRESSED_GEMM_THREADS / all cores). */
+  threads?: number;
+  /**
+   * 'native' (default): activations as given. With an INT4 or FP8 weight, 'fp8' quantizes them to
+   * e4m3 per row (per row and K block when the FP8 weight has block scales) and 'int8' (INT4
+   * weights) to int8 per row, before the product (README "Quantized activations").
+   */
+  activations?: 'native' | 'fp8' | 'int8';
+  /** Fused LoRA term alpha (X Aᵀ) Bᵀ: a LoraAdapter, or { A [r, K], B [N, r], alpha } (checked and packed per call). */
+  lora?: LoraAdapter | LoraFactors;
+}
+
+const OPTION_KEYS = ['dtype', 'bias', 'outDtype', 'out', 'threads', 'activations', 'lora'] as const;
+
+interface Prepared {
+  weight: Weight;
+  params: WeightParams;
+  plan: LinearPlan;
+  out: FloatArray;
+  op: 'linear' | 'linear+lora';
+}
+
+/** Reads an array-like argument once: its length, then each element, as plain values. */
+function readList(v: unknown, name: string, max: number): unknown[] {
+  let len: unknown;
+  try {
+    len = (v as { length: unknown }).length;
+  } catch (e) {
+    throw new CgTypeError('ERR_INVALID_ARG', `${name} could not be read: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (!Number.isSafeInteger(len) || (len as number) < 0) throw new CgTypeError('ERR_INVALID_ARG', `${name} has no valid length`);
+  if ((len as number) > max) throw new CgRangeError('ERR_INVALID_ARG', `${name} has ${len} entries; at most ${max}`);
+  const out = new Array<unknown>(len as number);
+  try {
+    for (let i = 0; i < out.length; ++i) out[i] = (v as Record<number, unknown>)[i];
+  } catch (e) {
+    throw new CgTypeError('ERR_INVALID_ARG', `${name} could not be read: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return out;
+}
+
+function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, multi?: { adapters: unknown; index: unknown }): Prepared {
+  // ---- phase 1: read every argument once (user code can run only here) ----
+  const [M, K] = checkShape2(xShape, ['M', 'K']);
+  const params = paramsOf(w);
+  const weight = w as Weight;
+  const N = params.N;
+  if (params.K !== K) throw new CgRangeError('ERR_SHAPE_MISMATCH', `x has K = ${K} columns but the weight has K = ${params.K}`);
+  checkProduct(M, N, 'M*N');
+  const o = readOptions(options, 'options', OPTION_KEYS);
+  let adapters: LoraAdapter[] = [];
+  let rowAdapter: Int32Array | null = null;
+  if (multi) {
+    if (o.lora !== undefined && o.lora !== null) throw new CgTypeError('ERR_INVALID_ARG', 'linearMultiLora takes its adapters as arguments, not the lora option');
+    if (!Array.isArray(multi.adapters)) throw new CgTypeError('ERR_INVALID_ARG', 'adapters must be an array of LoraAdapter or { A, B, alpha }');
+    const specs = readList(multi.adapters, 'adapters', MAX_ADAPTERS);
+    const kind = typedArrayKind(multi.index);
+    if (kind !== 'Int32Array' && !Array.isArray(multi.index)) throw new CgTypeError('ERR_INVALID_ARG', 'adapterIndexPerRow must be an Int32Array or an array of integers');
+    const idx = kind === 'Int32Array' ? Array.from(multi.index as Int32Array) : readList(multi.index, 'adapterIndexPerRow', M + 1);
+    if (idx.length !== M) throw new CgRangeError('ERR_SHAPE_MISMATCH', `adapterIndexPerRow has ${idx.length} entries; x has M = ${M} rows`);
+    adapters = specs.map((a, i) => adapterFor(a, N, K, `adapters[${i}]`));
+    rowAdapter = new Int32Array(M);
+    let used = false;
+    for (let m = 0; m < M; ++m) {
+      const a = idx[m];
+      if (typeof a !== 'number' || !Number.isInteger(a)) throw new CgRangeError('ERR_INVALID_ARG', `adapterIndexPerRow[${m}] = ${String(a)} is not an integer`);
+      if (a < -1 || a >= adapters.length) throw new CgRangeError('ERR_INVALID_ARG', `adapterIndexPerRow[${m}] = ${a} is not -1 or an adapter index (0..${adapters.length - 1})`);
+      rowAdapter[m] = a;
+      used = used || a >= 0;
+    }
+    if (!used) adapters = [];
+  } else if (o.lora !== undefined && o.lora !== null) {
+    adapters = [adapterFor(o.lora, N, K, 'lora')];
+  }
+
+  // ---- phase 2: check the values read; no user code runs from here on ----
+  const activations = o.activations === undefined ? 'native' : o.activations;
+  if (activations !== 'native' && activations !== 'fp8' && activations !== 'int8') {
+    throw new CgRangeError('ERR_INVALID_ARG', `activations must be 'native', 'fp8' or 'int8', got ${String(o.activations)}`);
+  }
+  const op = adapters.length > 0 ? 'linear+lora' : 'linear';
+  route(op, params.format, activations, selectBackend().info.kind); // ERR_NOT_SUPPORTED says why
+  const xa = checkFloatArray(x, o.dtype, M * K, 'x');
+  const outDtype = o.outDtype ?? xa.dtype;
+  if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${String(outDtype)} (float32, float16, bfloat16)`);
+  const out = o.out === undefined ? allocFloat(outDtype, M * N) : checkFloatArray(o.out, outDtype, M * N, 'out').array;
+  let bias: Float32Array | null = null;
+  if (o.bias !== undefined && o.bias !== null) {
+    const kind = typedArrayKind(o.bias);
+    if (kind === 'Float32Array') {
+      bias = checkFloatArray(o.bias, 'float32', N, 'bias').array as Float32Array;
+    } else if (kind === 'Uint16Array' && xa.dtype !== 'float32') {
+      bias = asFloat32(checkFloatArray(o.bias, xa.dtype, N, 'bias').array, xa.dtype);
+    } else {
+      throw new CgTypeError('ERR_DTYPE', "bias must be a Float32Array, or a Uint16Array in x's 16-bit dtype");
+    }
+  }
+  const threads = o.threads === undefined ? selectBackend().threads : checkThreads(o.threads, 'threads');
+  checkReadable(weight);
+  // fp8 activations get one scale per row, or per K block where the FP8 weight has block scales.
+  const actBlock = activations === 'fp8' && params.format === 'fp8' && params.bk < K ? params.bk : 0;
+  const plan: LinearPlan = {
+    M, x: xa.array, xDtype: xa.dtype, bias, out, outDtype, threads, activations, actBlock,
+    lora: adapters.length > 0 ? loraArgs(adapters, multi ? rowAdapter : null) : null,
+  };
+  return { weight, params, plan, out, op };
+}
+
+function run(p: Prepared): FloatArray {
+  const backend = route(p.op, p.params.format, p.plan.activations, selectBackend().info.kind);
+  backend.linear(p.params, placementOn(p.weight, backend), p.plan);
+  return p.out;
+}
+
+async function runAsync(p: Prepared): Promise<FloatArray> {
+  const backend = route(p.op, p.params.format, p.plan.activations, selectBackend().info.kind);
+  const placement = placementOn(p.weight, backend);
+  await useDuring(p.weight, 'read', () => backend.linearAsync(p.params, placement, p.plan));
+  return p.out;
+}
+
+/** Y = X · Wᵀ (+ bias) for x [M, K] and a weight [N, K]; returns Y [M, N] (or fills `out`). */
+export function linear(x: FloatArray, xShape: [number, number], w: Weight, options?: LinearOptions): FloatArray {
+  return run(prepare(x, xShape, w, options));
+}
+
+/**
+ * Same as linear, computed off the event loop (the libuv thread pool on the CPU backend). x and
+ * the bias are copied when the call is made, so they may be reused at once; the result is
+ * written into `out` (or a new array) when the promise resolves.
+ */
+export async function linearAsync(x: FloatArray, xShape: [number, number], w: Weight, options?: LinearOptions): Promise<FloatArray> {
+  return runAsync(prepare(x, xShape, w, options));
+}
+
+/**
+ * Many LoRA adapters in one batch (S-LoRA / Punica): row m of x gets adapter
+ * adapters[adapterIndexPerRow[m]], or none for -1. Y = X Wᵀ + alpha_a (X_a A_aᵀ) B_aᵀ row by
+ * row; the rows of each adapter are gathered and multiplied together (a segment), and the terms
+ * are added in the kernel's epilogue. Adapters may have different ranks.
+ */
+export function linearMultiLora(
+  x: FloatArray, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
+  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
+): FloatArray {
+  return run(prepare(x, xShape, w, options, { adapters, index: adapterIndexPerRow }));
+}
+
+/** linearMultiLora off the event loop. */
+export async function linearMultiLoraAsync(
+  x: FloatArray, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
+  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
+): Promise<FloatArray> {
+  return runAsync(prepare(x, xShape, w, options, { adapters, index: adapterIndexPerRow }));
+}

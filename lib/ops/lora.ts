@@ -1,0 +1,124 @@
+/**
+ * Low-rank factors: A [r, K] and B [N, r] with a scale alpha, as LoRA, EoRA-style error
+ * compensation, LQ-LoRA and GaLore-style steps use them. Three uses:
+ *   - cg.lowRankUpdate(w, B, A, { alpha }): W <- W + alpha * B * A in place (lowrank-update.ts);
+ *   - cg.linear(x, [M, K], w, { lora: { A, B, alpha } }): Y = X Wᵀ + alpha (X Aᵀ) Bᵀ, fused;
+ *   - cg.linearMultiLora(x, [M, K], w, adapters, adapterIndexPerRow): one adapter per row.
+ * A LoraAdapter checks and packs its factors once, so that a server reuses it across calls.
+ */
+import { cpuBackend } from '../backends/cpu';
+import { selectBackend } from '../backends/select';
+import { FloatArray, FloatDType } from '../dtype';
+import { CgRangeError, CgTypeError } from '../errors';
+import type { NativeLoraArgs } from '../native/cpu';
+import { checkFloatArray, readOptions, typedArrayKind, typedLength } from '../validate';
+
+/** Factors as plain arrays: A [r, K], B [N, r], row-major; 16-bit factors say their dtype. */
+export interface LoraFactors {
+  A: FloatArray;
+  B: FloatArray;
+  alpha?: number;
+  dtype?: FloatDType;
+}
+
+/** The largest rank, and the most adapters in one call: 65,536 (what the kernels index). */
+export const MAX_RANK = 65536;
+export const MAX_ADAPTERS = 65536;
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** A scale: finite, and finite as float32 (the kernels compute in float32). */
+export function checkAlpha(v: unknown, name = 'alpha'): number {
+  if (v === undefined) return 1;
+  if (typeof v !== 'number') throw new CgTypeError('ERR_INVALID_ARG', `${name} must be a number, got ${typeof v}`);
+  if (!Number.isFinite(v) || Math.abs(v) > FLOAT32_MAX) throw new CgRangeError('ERR_INVALID_ARG', `${name} must be finite in float32, got ${v}`);
+  return v;
+}
+
+/** The rank that A [r, K] and B [N, r] share, from their real lengths. */
+export function rankOf(A: unknown, B: unknown, N: number, K: number): number {
+  for (const [a, name] of [[A, 'A'], [B, 'B']] as const) {
+    const kind = typedArrayKind(a);
+    if (kind !== 'Float32Array' && kind !== 'Uint16Array') throw new CgTypeError('ERR_DTYPE', `${name} must be a Float32Array or a Uint16Array`);
+  }
+  const la = typedLength(A as FloatArray);
+  const lb = typedLength(B as FloatArray);
+  if (la === 0 || la % K !== 0) throw new CgRangeError('ERR_SHAPE_MISMATCH', `A has ${la} elements, not [r, K] for K = ${K}`);
+  const r = la / K;
+  if (r > MAX_RANK) throw new CgRangeError('ERR_INVALID_ARG', `rank ${r} is above ${MAX_RANK}`);
+  if (lb !== N * r) {
+    throw new CgRangeError('ERR_SHAPE_MISMATCH', `A is [${r}, ${K}] but B has ${lb} elements, not [N, r] = [${N}, ${r}]: the ranks of A and B differ`);
+  }
+  return r;
+}
+
+export function asFloat32(a: FloatArray, dtype: FloatDType): Float32Array {
+  if (dtype === 'float32') return a as Float32Array;
+  const out = new Float32Array(a.length);
+  selectBackend().cpuAddon.convert({ src: a, srcDtype: dtype, dst: out, dstDtype: 'float32' });
+  return out;
+}
+
+interface AdapterState {
+  a: ArrayBuffer; // A as a dense float32 weight [r, K], CPU placement
+  b: ArrayBuffer; // B as a dense float32 weight [N, r]
+}
+
+const ADAPTERS = new WeakMap<object, AdapterState>();
+
+/** A LoRA adapter for weights of shape [N, K]: checked and packed once, reusable across calls. */
+export class LoraAdapter {
+  readonly shape: readonly [number, number];
+  readonly rank: number;
+  readonly alpha: number;
+
+  constructor(factors: LoraFactors, shape: [number, number]) {
+    const f = readOptions(factors, 'factors', ['A', 'B', 'alpha', 'dtype'] as const);
+    if (!Array.isArray(shape) || shape.length !== 2) throw new CgTypeError('ERR_SHAPE', 'shape must be [N, K], two positive integers');
+    const N = shape[0] as unknown;
+    const K = shape[1] as unknown;
+    if (!Number.isSafeInteger(N) || !Number.isSafeInteger(K) || (N as number) < 1 || (K as number) < 1 || (N as number) * (K as number) >= 2 ** 31) {
+      throw new CgTypeError('ERR_SHAPE', 'shape must be [N, K], two positive integers with N*K below 2^31');
+    }
+    const n = N as number;
+    const k = K as number;
+    const alpha = checkAlpha(f.alpha);
+    const r = rankOf(f.A, f.B, n, k);
+    const a = checkFloatArray(f.A, f.dtype, r * k, 'A');
+    const b = checkFloatArray(f.B, f.dtype, n * r, 'B');
+    const state: AdapterState = {
+      a: cpuBackend.place({ format: 'dense', N: r, K: k, dtype: 'float32' }, { values: asFloat32(a.array, a.dtype) }).data,
+      b: cpuBackend.place({ format: 'dense', N: n, K: r, dtype: 'float32' }, { values: asFloat32(b.array, b.dtype) }).data,
+    };
+    this.shape = Object.freeze([n, k]) as readonly [number, number];
+    this.rank = r;
+    this.alpha = alpha;
+    ADAPTERS.set(this, state);
+    Object.freeze(this);
+  }
+}
+
+/** An adapter given as a LoraAdapter or as plain factors, for a weight of shape [N, K]. */
+export function adapterFor(spec: unknown, N: number, K: number, name: string): LoraAdapter {
+  if (typeof spec === 'object' && spec !== null && ADAPTERS.has(spec)) {
+    const a = spec as LoraAdapter;
+    if (a.shape[0] !== N || a.shape[1] !== K) {
+      throw new CgRangeError('ERR_SHAPE_MISMATCH', `${name} was made for [${a.shape.join(', ')}] but the weight is [${N}, ${K}]`);
+    }
+    return a;
+  }
+  if (typeof spec !== 'object' || spec === null || spec instanceof LoraAdapter) {
+    throw new CgTypeError('ERR_INVALID_ARG', `${name} must be a LoraAdapter or { A, B, alpha }`);
+  }
+  return new LoraAdapter(spec as LoraFactors, [N, K]);
+}
+
+/** @internal What the native call needs of some adapters. */
+export function loraArgs(adapters: LoraAdapter[], rowAdapter: Int32Array | null): NativeLoraArgs {
+  return {
+    adapters: adapters.map((a) => {
+      const s = ADAPTERS.get(a)!;
+      return { a: s.a, b: s.b, r: a.rank, alpha: a.alpha };
+    }),
+    rowAdapter,
+  };
+}

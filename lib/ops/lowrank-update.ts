@@ -1,0 +1,108 @@
+/**
+ * cg.lowRankUpdate: W <- W + alpha * B * A in place, one tile at a time, on the weight's
+ * placement (the routing table says which backend). Arguments are read once, then checked, as
+ * in linear.ts.
+ */
+import type { UpdatePlan } from '../backends/backend';
+import { route } from '../backends/routing';
+import { selectBackend } from '../backends/select';
+import { FloatArray, FloatDType } from '../dtype';
+import { CgRangeError, CgTypeError } from '../errors';
+import type { WeightParams } from '../native/descriptor';
+import { checkFloatArray, checkThreads, readOptions } from '../validate';
+import { Weight, checkWritable, paramsOf, placementOn, useDuring } from '../weights/weight';
+import { asFloat32, checkAlpha, rankOf } from './lora';
+
+export interface LowRankUpdateOptions {
+  /** The scale of B·A (default 1). 0 leaves the weight bit for bit as it is. */
+  alpha?: number;
+  /** Tile size: columns per tile, or [rows, columns] (rows are whole panels of 16). Default 256 columns. */
+  blockSize?: number | [number, number];
+  /** 2:4 weights: choose the 2 largest of every 4 again after the update (default: keep the mask). */
+  reprune?: boolean;
+  /** dtype of A and B when they are Uint16Arrays. */
+  dtype?: FloatDType;
+  /** CPU threads for this call. */
+  threads?: number;
+}
+
+export interface LowRankUpdateResult {
+  /** The scratch memory the update used, all threads together: at most one tile per thread. */
+  peakScratchBytes: number;
+}
+
+const OPTION_KEYS = ['alpha', 'blockSize', 'reprune', 'dtype', 'threads'] as const;
+
+/** A tile extent: a positive integer up to 2^31 - 1. */
+function tileExtent(v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) > 0 && (v as number) < 2 ** 31;
+}
+
+function prepareUpdate(w: unknown, B: unknown, A: unknown, options: unknown): { weight: Weight; params: WeightParams; plan: UpdatePlan } {
+  // phase 1: read once
+  const params = paramsOf(w);
+  const weight = w as Weight;
+  const { N, K } = params;
+  const o = readOptions(options, 'options', OPTION_KEYS);
+  let bs = o.blockSize;
+  if (Array.isArray(bs)) {
+    const [rows, cols] = [bs[0], bs[1]];
+    const len = bs.length;
+    bs = { len, rows, cols };
+  }
+  // phase 2: check the values read
+  const alpha = checkAlpha(o.alpha);
+  const r = rankOf(A, B, N, K);
+  const a = checkFloatArray(A, o.dtype, r * K, 'A');
+  const b = checkFloatArray(B, o.dtype, N * r, 'B');
+  if (a.dtype !== b.dtype) throw new CgTypeError('ERR_DTYPE', 'A and B must have the same dtype');
+  let tileK = 256;
+  if (bs !== undefined) {
+    if (tileExtent(bs)) tileK = bs;
+    else if (typeof bs === 'object' && bs !== null && (bs as { len: number }).len === 2 && tileExtent((bs as { rows: unknown }).rows) && tileExtent((bs as { cols: unknown }).cols)) {
+      tileK = (bs as { cols: number }).cols;
+    } else throw new CgRangeError('ERR_INVALID_ARG', 'blockSize must be a positive integer below 2^31, or [rows, columns]');
+  }
+  if (o.reprune !== undefined && typeof o.reprune !== 'boolean') throw new CgTypeError('ERR_INVALID_ARG', 'reprune must be a boolean');
+  if (o.reprune && params.format !== '2:4') throw new CgRangeError('ERR_INVALID_ARG', 'reprune applies to 2:4 weights only');
+  const threads = o.threads === undefined ? selectBackend().threads : checkThreads(o.threads, 'threads');
+  if (params.format === 'int4' || params.format === 'fp8') {
+    // Requantization needs finite numbers: refuse NaN/Inf factors before anything is written.
+    for (const [arr, name] of [[a, 'A'], [b, 'B']] as const) {
+      const f = asFloat32(arr.array, arr.dtype);
+      for (let i = 0; i < f.length; ++i) {
+        if (!Number.isFinite(f[i])) throw new CgRangeError('ERR_INVALID_ARG', `${name}[${i}] = ${f[i]}: a quantized weight's update must be finite`);
+      }
+    }
+  }
+  const plan: UpdatePlan = { r, alpha, a: a.array, b: b.array, abDtype: a.dtype, tileK, threads, reprune: o.reprune === true };
+  return { weight, params, plan };
+}
+
+/**
+ * W <- W + alpha * B * A in place (B [N, r], A [r, K]), one tile of one panel (16 rows) by
+ * blockSize columns at a time: the full B·A is never materialised, and the scratch memory is at
+ * most one tile (plus one panel's B and, for 16-bit or permuted A, one tile of A) per thread.
+ * Dense: the increment is summed in float32 and rounded once into the weight's dtype. 2:4: only
+ * kept positions change, unless reprune. INT4/FP8: every group or scale unit is dequantized,
+ * updated and quantized again with a fresh scale (and zero point), by the same rule as quantize.
+ * Everything is checked before the first write: a refused call leaves the weight as it was.
+ */
+export function lowRankUpdate(w: Weight, B: FloatArray, A: FloatArray, options?: LowRankUpdateOptions): LowRankUpdateResult {
+  const { weight, params, plan } = prepareUpdate(w, B, A, options);
+  checkWritable(weight);
+  if (plan.alpha === 0) return { peakScratchBytes: 0 };
+  const backend = route('lowRankUpdate', params.format, 'native', selectBackend().info.kind);
+  return { peakScratchBytes: backend.lowRankUpdate(params, placementOn(weight, backend), plan) };
+}
+
+/** lowRankUpdate off the event loop; the weight refuses other calls (ERR_BUSY) until it settles. */
+export async function lowRankUpdateAsync(w: Weight, B: FloatArray, A: FloatArray, options?: LowRankUpdateOptions): Promise<LowRankUpdateResult> {
+  const { weight, params, plan } = prepareUpdate(w, B, A, options);
+  checkWritable(weight);
+  if (plan.alpha === 0) return { peakScratchBytes: 0 };
+  const backend = route('lowRankUpdate', params.format, 'native', selectBackend().info.kind);
+  const placement = placementOn(weight, backend);
+  const scratch = await useDuring(weight, 'write', () => backend.lowRankUpdateAsync(params, placement, plan));
+  return { peakScratchBytes: scratch };
+}

@@ -1,0 +1,27 @@
+// The dense linear, AVX2 build of dense_impl.h (6 x 16 register tiles).
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "cpu/runtime/scratch.h"
+#include "cpu/runtime/thread_pool.h"
+#include "cpu/kernels.h"
+
+namespace cg {
+namespace avx2 {
+namespace {
+#include "cpu/impl/simd_avx2.h"
+#include "cpu/impl/convert_impl.h"
+#include "cpu/impl/gemm_tile_impl.h"
+#include "cpu/impl/gemm_driver_impl.h"
+constexpr int kDenseMR = 6;
+constexpr int kDenseNV = 2;
+#include "cpu/impl/dense_impl.h"
+}  // namespace
+
+bool dense_linear(const GemmProblem& p, const void* wpacked, DType wdt) { return dense_linear_impl(p, wpacked, wdt); }
+
+}  // namespace avx2
+}  // namespace cg
+#endif

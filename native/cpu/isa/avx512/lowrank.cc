@@ -1,0 +1,28 @@
+// W <- W + alpha * B * A (lowrank.h), AVX-512 build of lowrank_impl.h.
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "cg/fp8.h"
+#include "cpu/layout/fp8.h"
+#include "cpu/runtime/scratch.h"
+#include "cpu/layout/sparse24.h"
+#include "cpu/runtime/thread_pool.h"
+#include "cpu/kernels.h"
+#include "cpu/lowrank.h"
+
+namespace cg {
+namespace avx512 {
+namespace {
+#include "cpu/impl/simd_avx512.h"
+#include "cpu/impl/convert_impl.h"
+#include "cpu/impl/lowrank_impl.h"
+}  // namespace
+
+int64_t lowrank_update(const LowRankUpdate& u) { return lowrank_update_impl(u); }
+
+}  // namespace avx512
+}  // namespace cg
+#endif

@@ -1,0 +1,41 @@
+/**
+ * The (backend x ISA) matrix: every place this process can run a kernel, as rows that a test
+ * iterates. A numerics test writes its cases once and runs them on `targets()`; a new backend
+ * (the simulated CUDA device, a real GPU) is a new row here, not an edit of every test file.
+ *
+ * The backend is chosen once per process (COMPRESSED_GEMM_BACKEND), so the rows are the chosen
+ * backend's: on the CPU backend, one row per instruction set this CPU runs (scalar, avx2,
+ * avx512). `use()` makes a row current; `restore()` puts back what was current before.
+ */
+import * as cg from '../../lib';
+
+export interface Target {
+  /** e.g. 'cpu/avx512': printed in test names, so a failure says where it ran. */
+  readonly label: string;
+  readonly backend: cg.BackendKind;
+  /** The CPU instruction set of a CPU row. */
+  readonly isa: cg.CpuIsa | null;
+  /** Makes this row the one the next calls run on. */
+  use(): void;
+}
+
+const INFO = cg.backend();
+
+function cpuRow(isa: cg.CpuIsa): Target {
+  return { label: `cpu/${isa}`, backend: 'cpu', isa, use: () => cg.setCpuIsa(isa) };
+}
+
+/** Every row this process can run, cheapest first (scalar before the vector ISAs). */
+export function targets(): Target[] {
+  return INFO.cpu.isas.map(cpuRow);
+}
+
+/** Puts back the instruction set that was current when this module loaded (call in afterAll). */
+export function restore(): void {
+  cg.setCpuIsa(INFO.cpu.isa);
+}
+
+/** For test.each / describe.each: [label, target] pairs. */
+export function targetTable(): Array<[string, Target]> {
+  return targets().map((t) => [t.label, t]);
+}
