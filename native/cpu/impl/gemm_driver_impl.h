@@ -86,7 +86,7 @@ void driver_task(void* vctx, int t, int nt) {
         o.c = static_cast<float*>(p.y);
         o.ldc = N;
       } else if (single_k) {
-        o.direct = true;
+        o.store_y = true;
         o.y = p.y;
         o.ydt = p.ydt;
         o.ldy = N;

@@ -5,13 +5,13 @@
 
 // Where a register tile's results go. `c` is a float32 [.., ldc] array (y itself when y is
 // float32): the first K block writes it (adding the bias), later ones add to it. When the
-// whole K range is one block and y is 16-bit, `direct` skips `c` and rounds straight into y.
+// whole K range is one block and y is 16-bit, `store_y` skips `c` and rounds straight into y.
 struct TileOut {
   float* c = nullptr;
   int64_t ldc = 0;
   bool accumulate = false;  // add to c instead of overwriting it
   const float* bias = nullptr;  // applied by the first block only
-  bool direct = false;      // write y (dtype ydt, row stride ldy) instead of c
+  bool store_y = false;     // write y (dtype ydt, row stride ldy) instead of c
   void* y = nullptr;
   DType ydt = DType::F32;
   int64_t ldy = 0;
@@ -97,7 +97,7 @@ inline void store_tile(V (&acc)[MR][NV], const TileOut& o, int64_t m0, int64_t n
       if (nj <= 0) break;
       const int n = nj >= L ? L : nj;
       V v = o.row_scale ? vfma(acc[i][j], vbcast(o.row_scale + m0 + i), b[j]) : vadd(acc[i][j], b[j]);
-      if (o.direct) {
+      if (o.store_y) {
         store_any_n(o.y, o.ydt, (m0 + i) * o.ldy + n0 + j * L, v, n);
       } else {
         float* c = o.c + (m0 + i - o.crow0) * o.ldc + (n0 - o.ccol0) + j * L;

@@ -332,7 +332,7 @@ inline void quant_direct_task(void* vctx, int t, int nt) {
     o.c = static_cast<float*>(p.y);
     o.ldc = p.N;
   } else {
-    o.direct = true;
+    o.store_y = true;
     o.y = p.y;
     o.ydt = p.ydt;
     o.ldy = p.N;

@@ -41,7 +41,7 @@ inline uint64_t load_u64(const uint8_t* p) {
 //   xp: the row block's x packed [group][R][4] (float32, zero past K)
 //   w:  the tile's first panel at superblock 0; panels are `pstride` bytes apart
 template <int R, DType WT>
-inline void perm_tile(const float* __restrict xp, const uint8_t* __restrict w, int64_t pstride, int64_t S,
+inline void panel_tile(const float* __restrict xp, const uint8_t* __restrict w, int64_t pstride, int64_t S,
                       V (&acc)[R][kPermNV]) {
   constexpr int es = dtype_bytes<WT>();
   constexpr int64_t VB = int64_t(kSp24SuperGroups) * 2 * kSp24Panel * es;
@@ -75,25 +75,25 @@ inline void perm_tile(const float* __restrict xp, const uint8_t* __restrict w, i
 }
 
 template <int R, DType WT>
-inline void perm_run(const float* xp, const uint8_t* w, int64_t pstride, int64_t S, const TileOut& o, int64_t m0, int64_t n0,
+inline void panel_run(const float* xp, const uint8_t* w, int64_t pstride, int64_t S, const TileOut& o, int64_t m0, int64_t n0,
                      int ncols) {
   V acc[R][kPermNV];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < kPermNV; ++v) acc[r][v] = vzero();
-  perm_tile<R, WT>(xp, w, pstride, S, acc);
+  panel_tile<R, WT>(xp, w, pstride, S, acc);
   store_tile<R, kPermNV>(acc, o, m0, n0, ncols);
 }
 
 template <DType WT, int R = kPermMR>
-inline void perm_rows(int rows, const float* xp, const uint8_t* w, int64_t pstride, int64_t S, const TileOut& o, int64_t m0,
+inline void panel_rows(int rows, const float* xp, const uint8_t* w, int64_t pstride, int64_t S, const TileOut& o, int64_t m0,
                       int64_t n0, int ncols) {
   if constexpr (R == 1) {
-    perm_run<1, WT>(xp, w, pstride, S, o, m0, n0, ncols);
+    panel_run<1, WT>(xp, w, pstride, S, o, m0, n0, ncols);
   } else {
-    if (rows == R) perm_run<R, WT>(xp, w, pstride, S, o, m0, n0, ncols);
-    else perm_rows<WT, R - 1>(rows, xp, w, pstride, S, o, m0, n0, ncols);
+    if (rows == R) panel_run<R, WT>(xp, w, pstride, S, o, m0, n0, ncols);
+    else panel_rows<WT, R - 1>(rows, xp, w, pstride, S, o, m0, n0, ncols);
   }
 }
 
@@ -107,7 +107,7 @@ struct PermCtx {
 };
 
 template <DType WT>
-void perm_task(void* vctx, int t, int nt) {
+void panel_task(void* vctx, int t, int nt) {
   const PermCtx& c = *static_cast<const PermCtx*>(vctx);
   const GemmProblem& p = *c.p;
   constexpr int TC = kPermNV * L;
@@ -120,7 +120,7 @@ void perm_task(void* vctx, int t, int nt) {
     o.c = static_cast<float*>(p.y);
     o.ldc = p.N;
   } else {
-    o.direct = true;
+    o.store_y = true;
     o.y = p.y;
     o.ydt = p.ydt;
     o.ldy = p.N;
@@ -131,12 +131,12 @@ void perm_task(void* vctx, int t, int nt) {
     const int ncols = p.N - n0 < TC ? int(p.N - n0) : TC;
     const uint8_t* w = c.w + (n0 / kSp24Panel) * pstride;
     for (int b = 0; b < c.nb; ++b)
-      perm_rows<WT>(int(c.starts[b + 1] - c.starts[b]), c.xp + c.starts[b] * G * 4, w, pstride, S, o, c.starts[b], n0, ncols);
+      panel_rows<WT>(int(c.starts[b + 1] - c.starts[b]), c.xp + c.starts[b] * G * 4, w, pstride, S, o, c.starts[b], n0, ncols);
   }
 }
 
 template <DType WT>
-bool sparse24_perm(const GemmProblem& p, const uint8_t* w) {
+bool sparse24_panel(const GemmProblem& p, const uint8_t* w) {
   const int64_t S = sp24_supers(p.K), G = S * kSp24SuperGroups, Kg = p.K / 4;
   int64_t starts[kMaxRowBlocks + 1];
   const int nb = split_rows(p.M, kPermMR, starts, kMaxRowBlocks);  // M <= kPermMR * kMaxRowBlocks here
@@ -170,7 +170,7 @@ bool sparse24_perm(const GemmProblem& p, const uint8_t* w) {
   PermCtx c{&p, w, xp, starts, nb, (p.N + TC - 1) / TC};
   const int threads = p.threads < 1 ? 1 : p.threads;
   const int ntasks = c.ntiles < threads ? int(c.ntiles) : threads;
-  parallel_for(ntasks, threads, perm_task<WT>, &c);
+  parallel_for(ntasks, threads, panel_task<WT>, &c);
   return true;
 }
 
@@ -398,7 +398,7 @@ bool sparse24_linear_t(const GemmProblem& p, const uint8_t* w) {
   const Tuning& t = tuning();
   const int64_t threshold = t.sparse_m > 0 ? t.sparse_m : kSparseColwiseFromM;
   if (p.M >= threshold || p.M > int64_t(kPermMR) * kMaxRowBlocks) return sparse24_colwise<WT>(p, w);
-  return sparse24_perm<WT>(p, w);
+  return sparse24_panel<WT>(p, w);
 }
 
 inline bool sparse24_linear_impl(const GemmProblem& p, const void* packed, DType wdt) {

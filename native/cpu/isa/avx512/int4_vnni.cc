@@ -156,7 +156,7 @@ void task(void* vctx, int ti, int nt) {
     o.c = static_cast<float*>(p.y);
     o.ldc = p.N;
   } else {
-    o.direct = true;
+    o.store_y = true;
     o.y = p.y;
     o.ydt = p.ydt;
     o.ldy = p.N;
