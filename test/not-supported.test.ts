@@ -5,7 +5,8 @@
  * Int4Weight.quantize / fromGPTQ / fromAWQ and Fp8Weight.quantize are implemented now (tested in
  * int4.test.ts and fp8-weight.test.ts), so they are no longer listed here. linear() with an INT4
  * or FP8 weight, lowRankUpdate, linearMultiLora and the `lora` option are implemented too (tested
- * in linear.quant, lora and lowrank-update tests).
+ * in linear.quant.test.ts, ops/lowrank-update.test.ts, ops/lora.test.ts and
+ * ops/multi-lora.test.ts).
  */
 import * as cg from '../lib';
 import { expectRejectsCode, expectThrowsCode } from './helpers/expect-error';

@@ -11,7 +11,7 @@ import { selectBackend } from '../backends/select';
 import { FloatArray, FloatDType } from '../dtype';
 import { CgRangeError, CgTypeError } from '../errors';
 import type { NativeLoraArgs } from '../native/cpu';
-import { checkFloatArray, readOptions, typedArrayKind, typedLength } from '../validate';
+import { checkFloatArray, checkNotDetached, checkShape2, readOptions, typedArrayKind, typedLength } from '../validate';
 
 /** Factors as plain arrays: A [r, K], B [N, r], row-major; 16-bit factors say their dtype. */
 export interface LoraFactors {
@@ -39,6 +39,7 @@ export function rankOf(A: unknown, B: unknown, N: number, K: number): number {
   for (const [a, name] of [[A, 'A'], [B, 'B']] as const) {
     const kind = typedArrayKind(a);
     if (kind !== 'Float32Array' && kind !== 'Uint16Array') throw new CgTypeError('ERR_DTYPE', `${name} must be a Float32Array or a Uint16Array`);
+    checkNotDetached(a as FloatArray, name);
   }
   const la = typedLength(A as FloatArray);
   const lb = typedLength(B as FloatArray);
@@ -73,14 +74,7 @@ export class LoraAdapter {
 
   constructor(factors: LoraFactors, shape: [number, number]) {
     const f = readOptions(factors, 'factors', ['A', 'B', 'alpha', 'dtype'] as const);
-    if (!Array.isArray(shape) || shape.length !== 2) throw new CgTypeError('ERR_SHAPE', 'shape must be [N, K], two positive integers');
-    const N = shape[0] as unknown;
-    const K = shape[1] as unknown;
-    if (!Number.isSafeInteger(N) || !Number.isSafeInteger(K) || (N as number) < 1 || (K as number) < 1 || (N as number) * (K as number) >= 2 ** 31) {
-      throw new CgTypeError('ERR_SHAPE', 'shape must be [N, K], two positive integers with N*K below 2^31');
-    }
-    const n = N as number;
-    const k = K as number;
+    const [n, k] = checkShape2(shape, ['N', 'K']);
     const alpha = checkAlpha(f.alpha);
     const r = rankOf(f.A, f.B, n, k);
     const a = checkFloatArray(f.A, f.dtype, r * k, 'A');

@@ -44,12 +44,8 @@ function prepareUpdate(w: unknown, B: unknown, A: unknown, options: unknown): { 
   const weight = w as Weight;
   const { N, K } = params;
   const o = readOptions(options, 'options', OPTION_KEYS);
-  let bs = o.blockSize;
-  if (Array.isArray(bs)) {
-    const [rows, cols] = [bs[0], bs[1]];
-    const len = bs.length;
-    bs = { len, rows, cols };
-  }
+  // blockSize: a number, or [rows, columns] read once into plain values.
+  const bsArray = Array.isArray(o.blockSize) ? { len: (o.blockSize as unknown[]).length, rows: (o.blockSize as unknown[])[0], cols: (o.blockSize as unknown[])[1] } : null;
   // phase 2: check the values read
   const alpha = checkAlpha(o.alpha);
   const r = rankOf(A, B, N, K);
@@ -57,11 +53,11 @@ function prepareUpdate(w: unknown, B: unknown, A: unknown, options: unknown): { 
   const b = checkFloatArray(B, o.dtype, N * r, 'B');
   if (a.dtype !== b.dtype) throw new CgTypeError('ERR_DTYPE', 'A and B must have the same dtype');
   let tileK = 256;
-  if (bs !== undefined) {
-    if (tileExtent(bs)) tileK = bs;
-    else if (typeof bs === 'object' && bs !== null && (bs as { len: number }).len === 2 && tileExtent((bs as { rows: unknown }).rows) && tileExtent((bs as { cols: unknown }).cols)) {
-      tileK = (bs as { cols: number }).cols;
-    } else throw new CgRangeError('ERR_INVALID_ARG', 'blockSize must be a positive integer below 2^31, or [rows, columns]');
+  if (o.blockSize !== undefined) {
+    if (typeof o.blockSize !== 'number' && !bsArray) throw new CgTypeError('ERR_INVALID_ARG', 'blockSize must be a number or an array [rows, columns]');
+    if (tileExtent(o.blockSize)) tileK = o.blockSize;
+    else if (bsArray && bsArray.len === 2 && tileExtent(bsArray.rows) && tileExtent(bsArray.cols)) tileK = bsArray.cols;
+    else throw new CgRangeError('ERR_INVALID_ARG', 'blockSize must be a positive integer below 2^31, or [rows, columns]');
   }
   if (o.reprune !== undefined && typeof o.reprune !== 'boolean') throw new CgTypeError('ERR_INVALID_ARG', 'reprune must be a boolean');
   if (o.reprune && params.format !== '2:4') throw new CgRangeError('ERR_INVALID_ARG', 'reprune applies to 2:4 weights only');
@@ -82,7 +78,8 @@ function prepareUpdate(w: unknown, B: unknown, A: unknown, options: unknown): { 
 /**
  * W <- W + alpha * B * A in place (B [N, r], A [r, K]), one tile of one panel (16 rows) by
  * blockSize columns at a time: the full B·A is never materialised, and the scratch memory is at
- * most one tile (plus one panel's B and, for 16-bit or permuted A, one tile of A) per thread.
+ * most one tile (plus one panel's B and, for 16-bit or permuted A, one tile of A) per thread;
+ * a blockSize above K acts as K.
  * Dense: the increment is summed in float32 and rounded once into the weight's dtype. 2:4: only
  * kept positions change, unless reprune. INT4/FP8: every group or scale unit is dequantized,
  * updated and quantized again with a fresh scale (and zero point), by the same rule as quantize.

@@ -201,7 +201,7 @@ inline void lr_int4_panel(const LrCtx& c, const LrBuffers& b, int64_t p) {
   lr_build_bp(u, p, b.bp);
   // Whole groups per tile (tile_k is at least one group: the caller sees to it).
   const int64_t gpt = u.tile_k / d.group;
-  float* vals = b.at + u.r * u.tile_k;  // [group] after the A tile
+  float* vals = b.at + (c.a_direct ? 0 : u.r * u.tile_k);  // [group] after the A tile, if there is one
   uint8_t* q = reinterpret_cast<uint8_t*>(vals + d.group);
   for (int64_t g0 = 0; g0 < G; g0 += gpt) {
     const int64_t k0 = g0 * d.group;
@@ -310,6 +310,7 @@ void lr_task(void* vctx, int t, int nt) {
 
 inline int64_t lowrank_update_impl(const LowRankUpdate& uin) {
   LowRankUpdate u = uin;
+  if (u.tile_k > u.K) u.tile_k = u.K;  // a tile never needs more columns than the weight has
   if (u.format == WeightFormat::Int4 && u.tile_k < u.int4.group) u.tile_k = u.int4.group;  // whole groups
   if (u.format == WeightFormat::Int4) u.tile_k = u.tile_k / u.int4.group * u.int4.group;
   if (u.format == WeightFormat::Sparse24 && u.tile_k < kSp24SuperCols) u.tile_k = kSp24SuperCols;
@@ -320,7 +321,7 @@ inline int64_t lowrank_update_impl(const LowRankUpdate& uin) {
   // Per thread: bp [r][16], d [tile_k][16], the A tile [r][tile_k] when A cannot be read in
   // place, and for INT4 one group's values and codes.
   const int64_t extra = u.format == WeightFormat::Int4 ? u.int4.group * 4 + u.int4.group : 0;
-  const int64_t at = c.a_direct && u.format != WeightFormat::Int4 ? 0 : int64_t(u.r) * u.tile_k;
+  const int64_t at = c.a_direct ? 0 : int64_t(u.r) * u.tile_k;
   c.per_thread = ((int64_t(u.r) * 16 + u.tile_k * 16 + at) * 4 + extra + 63) / 64 * 64;
   const int threads = u.format == WeightFormat::Fp8 ? 1 : (u.threads < 1 ? 1 : (c.npanels < u.threads ? int(c.npanels) : u.threads));
   const int64_t fp8_bytes_extra = u.format == WeightFormat::Fp8 ? u.fp8.scales() * 4 : 0;
