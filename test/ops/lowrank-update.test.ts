@@ -52,6 +52,7 @@ import {
   randomFactors,
 } from '../helpers/lowrank-reference';
 import { Target, restore, targetTable, targets } from '../helpers/matrix';
+import { buildWeight as build } from '../helpers/weights';
 import { DType, DTYPES, decode, encode, mulberry32, outRounding, randomFloat32, seedFor, seedNote } from '../helpers/reference';
 
 afterAll(restore);
@@ -97,17 +98,6 @@ function variants(): Variant[] {
 }
 
 /** A fresh weight from the recipe (every update mutates its weight). */
-function build(tw: TestWeight): cg.Weight {
-  const r = tw.recipe;
-  const shape: [number, number] = [tw.N, tw.K];
-  switch (r.make) {
-    case 'dense': return cg.DenseWeight.from(r.data, shape, { dtype: r.dtype });
-    case 'prune': return cg.Sparse24Weight.prune(r.data, shape, { dtype: r.dtype });
-    case 'int4.quantize': return cg.Int4Weight.quantize(r.data, shape, { groupSize: r.groupSize, symmetric: r.symmetric, scaleDtype: r.scaleDtype });
-    case 'int4.fromCanonical': return cg.Int4Weight.fromCanonical({ qweight: r.qweight, scales: r.scales, zeros: r.zeros, gIdx: r.gIdx }, shape);
-    default: return cg.Fp8Weight.quantize(r.data, shape, { format: r.format, scaling: r.scaling });
-  }
-}
 
 type Part = [string, Float32Array | Uint16Array | Uint8Array | Int32Array];
 
