@@ -26,6 +26,9 @@ import {
   keepColumnsBits,
   bitsOf,
 } from './helpers/reference';
+import { restore, targets } from './helpers/matrix';
+
+afterAll(restore);
 
 describe('float16 / bfloat16 codecs of the tests', () => {
   test('float16: known codes', () => {
@@ -148,18 +151,17 @@ describe('the error-bound checker', () => {
     'tail column copied from its neighbour': (m, n) => dot(m, n === N - 1 ? n - 1 : n, 0, K) + bd[n],
   };
 
-  test('accepts the correctly rounded reference, and the library result on every ISA', () => {
+  test('accepts the correctly rounded reference, and the library result on every (backend x ISA) row', () => {
     for (const od of ['float32', 'float16', 'bfloat16'] as DType[]) {
       expect(checkLinear(encode(ref, od), od, ref, absSum, M, N, K, `rounded reference ${od}; ${note}`)).toBeNull();
     }
     const weight = cg.DenseWeight.from(w, [N, K], { dtype: 'bfloat16' });
-    const isa0 = cg.backend().cpu.isa;
-    for (const isa of cg.backend().cpu.isas) {
-      cg.setCpuIsa(isa);
+    for (const t of targets()) {
+      t.use();
       const y = cg.linear(x, [M, K], weight, { dtype: 'float16', bias, outDtype: 'float32' });
-      expect(checkLinear(y, 'float32', ref, absSum, M, N, K, `library ${isa}; ${note}`)).toBeNull();
+      expect(checkLinear(y, 'float32', ref, absSum, M, N, K, `library ${t.label}; ${note}`)).toBeNull();
     }
-    cg.setCpuIsa(isa0);
+    restore();
   });
 
   test.each(Object.keys(bugs))('rejects a result with a bug: %s', (name) => {

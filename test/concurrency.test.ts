@@ -22,9 +22,12 @@ import {
   seedFor,
   seedNote,
 } from './helpers/reference';
+import { cpuTargets, restore } from './helpers/matrix';
 
-const INFO = cg.backend();
-afterAll(() => cg.setCpuIsa(INFO.cpu.isa));
+// The calls deliberately mix CPU instruction sets in flight (each call runs on the ISA current
+// when it was made): the matrix's CPU rows, set by their ISA.
+const CPU_ROWS = cpuTargets();
+afterAll(restore);
 
 interface Pending {
   promise: Promise<Float32Array | Uint16Array>;
@@ -52,7 +55,7 @@ function launch(i: number, baseLabel: string, sync = false): Pending {
   const xd = DTYPES[randInt(rng, 3)];
   const wd = DTYPES[randInt(rng, 3)];
   const outDtype = DTYPES[randInt(rng, 3)];
-  const isa = INFO.cpu.isas[i % INFO.cpu.isas.length];
+  const row = CPU_ROWS[i % CPU_ROWS.length];
   const threads = 1 + (i % 3);
   const x = encode(randomFloat32(rng, M * K), xd);
   const wEnc = encode(randomFloat32(rng, N * K), wd);
@@ -68,10 +71,10 @@ function launch(i: number, baseLabel: string, sync = false): Pending {
   const bias = i % 3 === 0 ? randomFloat32(rng, N) : undefined;
   const { ref, absSum } = linearRef(decode(x, xd), wd64, bias ? decode(bias, 'float32') : null, M, N, K);
   const out = i % 4 === 1 ? (outDtype === 'float32' ? new Float32Array(M * N).fill(NaN) : new Uint16Array(M * N).fill(0x7fff)) : undefined;
-  cg.setCpuIsa(isa);
+  cg.setCpuIsa(row.isa);
   const opts: cg.LinearOptions = { dtype: xd === 'float32' ? undefined : xd, bias, outDtype, out, threads };
   const promise = sync ? Promise.resolve(cg.linear(x, [M, K], w, opts)) : cg.linearAsync(x, [M, K], w, opts);
-  const what = `${sync ? 'sync' : 'async'} call ${i}: ${format} M=${M} N=${N} K=${K} x ${xd} w ${wd} out ${outDtype} ${isa} threads ${threads}${bias ? ' bias' : ''}; ${seedNote(seed)}`;
+  const what = `${sync ? 'sync' : 'async'} call ${i}: ${format} M=${M} N=${N} K=${K} x ${xd} w ${wd} out ${outDtype} ${row.label} threads ${threads}${bias ? ' bias' : ''}; ${seedNote(seed)}`;
   return { promise, outDtype, ref, absSum, M, N, K, what, out };
 }
 
@@ -118,7 +121,7 @@ test('linearAsync runs off the event loop: a setImmediate callback runs before a
   const p = cg.linearAsync(x, [M, K], w, { threads: 1 }).then(() => order.push('resolved'));
   setImmediate(() => order.push('immediate'));
   await p;
-  cg.setCpuIsa(INFO.cpu.isa);
+  restore();
   expect(order).toEqual(['immediate', 'resolved']);
 });
 

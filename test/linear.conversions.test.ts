@@ -1,5 +1,6 @@
 /**
- * The kernels' own conversions, exactly, on every ISA and both weight formats: products that are
+ * The kernels' own conversions, exactly, on every row of the (backend x ISA) matrix
+ * (test/helpers/matrix.ts) and both weight formats: products that are
  * exact (a value times 1, plus zeros), so y must be the input value itself, rounded once to the
  * output dtype by round to nearest even (checked against the tests' own encoders):
  *   - x in float16/bfloat16: every one of the 65536 codes decodes exactly (subnormals, max,
@@ -10,13 +11,14 @@
  * A zero may come out with either sign (the accumulator starts at +0); a NaN must stay NaN.
  */
 import * as cg from '../lib';
+import { Target, restore, targets } from './helpers/matrix';
 import { DType, TRICKY_F32_BITS, f16ToNumber, bf16ToNumber, numberToBf16, numberToF16 } from './helpers/reference';
 
-const INFO = cg.backend();
-const ISAS = INFO.cpu.isas;
+const ROWS = targets();
 const FORMATS = ['dense', '2:4'] as const;
+type Format = (typeof FORMATS)[number];
 
-afterAll(() => cg.setCpuIsa(INFO.cpu.isa));
+afterAll(restore);
 
 /** The bits expected when `v` (exact) is rounded into outDtype; null for NaN. */
 function expectedBits(v: number, outDtype: DType): number | null {
@@ -69,9 +71,9 @@ const CODE_VALUES: Record<'float16' | 'bfloat16', Float64Array> = {
 
 describe('x in float16 / bfloat16: all 65536 codes pass through exactly', () => {
   // x row m = [code_m, 1, 1, 1]; every weight row = [1, 0, 0, 0]: y[m, n] = x[m, 0] exactly.
-  const cases = ISAS.flatMap((isa) => FORMATS.flatMap((f) => (['float16', 'bfloat16'] as const).map((d) => [isa, f, d] as const)));
-  test.each(cases)('%s %s x %s', (isa, format, xd) => {
-    cg.setCpuIsa(isa);
+  const cases = ROWS.flatMap((t) => FORMATS.flatMap((f) => (['float16', 'bfloat16'] as const).map((d): [string, Format, typeof d, Target] => [t.label, f, d, t])));
+  test.each(cases)('%s %s x %s', (_label, format, xd, t) => {
+    t.use();
     const M = 65536;
     const K = 4;
     const one = xd === 'float16' ? 0x3c00 : 0x3f80;
@@ -81,21 +83,21 @@ describe('x in float16 / bfloat16: all 65536 codes pass through exactly', () => 
     const w = makeWeight(format, new Float32Array(N * K).map((_, i) => (i % K === 0 ? 1 : 0)), [N, K], 'float32');
     for (const outDtype of ['float32', xd] as DType[]) {
       const y = cg.linear(x, [M, K], w, { dtype: xd, outDtype });
-      expect(compareExact(y, outDtype, values, N, `${isa} ${format} x ${xd} -> ${outDtype}`)).toBeNull();
+      expect(compareExact(y, outDtype, values, N, `${t.label} ${format} x ${xd} -> ${outDtype}`)).toBeNull();
     }
     // A few rows alone too (the single-row kernels).
     for (const m of [0x0001, 0x03ff, 0x7bff, 0x7c00, 0x8001, 0xfe00, 0x3555]) {
       const y = cg.linear(x.subarray(m * K, m * K + K), [1, K], w, { dtype: xd, outDtype: 'float32' });
-      expect(compareExact(y, 'float32', [values[m]], N, `${isa} ${format} x ${xd} code 0x${m.toString(16)}, M=1`)).toBeNull();
+      expect(compareExact(y, 'float32', [values[m]], N, `${t.label} ${format} x ${xd} code 0x${m.toString(16)}, M=1`)).toBeNull();
     }
   });
 });
 
 describe('weights in float16 / bfloat16: all 65536 codes pass through exactly', () => {
   // weight row n = [code_n, 0, 0, 0]; x rows = [1, 0.5, 0.5, 0.5]: y[m, n] = w[n, 0] exactly.
-  const cases = ISAS.flatMap((isa) => FORMATS.flatMap((f) => (['float16', 'bfloat16'] as const).map((d) => [isa, f, d] as const)));
-  test.each(cases)('%s %s weight %s', (isa, format, wd) => {
-    cg.setCpuIsa(isa);
+  const cases = ROWS.flatMap((t) => FORMATS.flatMap((f) => (['float16', 'bfloat16'] as const).map((d): [string, Format, typeof d, Target] => [t.label, f, d, t])));
+  test.each(cases)('%s %s weight %s', (_label, format, wd, t) => {
+    t.use();
     const Nw = 65536;
     const K = 4;
     const data = new Uint16Array(Nw * K);
@@ -115,7 +117,7 @@ describe('weights in float16 / bfloat16: all 65536 codes pass through exactly', 
       }
       expect(rowsOk).toBe(true);
       yt.set(y.subarray(0, Nw));
-      expect(compareExact(yt, 'float32', values, 1, `${isa} ${format} weight ${wd}, M=${M}`)).toBeNull();
+      expect(compareExact(yt, 'float32', values, 1, `${t.label} ${format} weight ${wd}, M=${M}`)).toBeNull();
     }
   });
 });
@@ -127,16 +129,16 @@ describe('float32 results rounded into float16 / bfloat16 output (RNE, subnormal
   const rows: number[] = [];
   while (rows.length < 140) rows.push(...values);
   rows.length = 140;
-  const cases = ISAS.flatMap((isa) => FORMATS.flatMap((f) => (['float32', 'float16', 'bfloat16'] as const).map((d) => [isa, f, d] as const)));
-  test.each(cases)('%s %s -> %s', (isa, format, outDtype) => {
-    cg.setCpuIsa(isa);
+  const cases = ROWS.flatMap((t) => FORMATS.flatMap((f) => (['float32', 'float16', 'bfloat16'] as const).map((d): [string, Format, typeof d, Target] => [t.label, f, d, t])));
+  test.each(cases)('%s %s -> %s', (_label, format, outDtype, t) => {
+    t.use();
     const K = 4;
     const w = makeWeight(format, new Float32Array(N * K).map((_, i) => (i % K === 0 ? 1 : 0)), [N, K], 'float32');
     for (const M of [rows.length, 5, 1]) {
       const x = new Float32Array(M * K).fill(1);
       for (let m = 0; m < M; m++) x[m * K] = rows[m];
       const y = cg.linear(x, [M, K], w, { outDtype });
-      expect(compareExact(y, outDtype, rows.slice(0, M), N, `${isa} ${format} -> ${outDtype}, M=${M}`)).toBeNull();
+      expect(compareExact(y, outDtype, rows.slice(0, M), N, `${t.label} ${format} -> ${outDtype}, M=${M}`)).toBeNull();
     }
   });
 });

@@ -1,5 +1,6 @@
 /**
- * Edges of the kernels' tiling, on every ISA and both formats: tiny and boundary shapes (N
+ * Edges of the kernels' tiling, on every row of the (backend x ISA) matrix (test/helpers/matrix.ts)
+ * and both formats: tiny and boundary shapes (N
  * around the 16-row panels and 32-row pairs, M around the register tiles and the 2:4 kernel
  * switch at M = 128, K of one group or around the 32-column superblocks), TypedArray views at
  * an offset inside a larger buffer (results land exactly in the view: guard elements on both
@@ -20,11 +21,12 @@ import {
   seedFor,
   seedNote,
 } from './helpers/reference';
+import { Target, restore, targets } from './helpers/matrix';
 
-const INFO = cg.backend();
-const ISAS = INFO.cpu.isas;
+const ROWS = targets();
 const FORMATS = ['dense', '2:4'] as const;
-afterAll(() => cg.setCpuIsa(INFO.cpu.isa));
+type Format = (typeof FORMATS)[number];
+afterAll(restore);
 
 interface Problem {
   x: Float32Array | Uint16Array;
@@ -77,16 +79,16 @@ const BOUNDARY_SHAPES: Array<[number, number, number]> = [
 ];
 
 describe('boundary shapes', () => {
-  const cases = ISAS.flatMap((isa) => FORMATS.map((f) => [isa, f] as const));
-  test.each(cases)('%s %s', (isa, format) => {
-    cg.setCpuIsa(isa);
+  const cases = ROWS.flatMap((t) => FORMATS.map((f): [string, Format, Target] => [t.label, f, t]));
+  test.each(cases)('%s %s', (_label, format, t) => {
+    t.use();
     const failures: string[] = [];
     BOUNDARY_SHAPES.forEach(([M, N, K], i) => {
       const xd: DType = (['float32', 'float16', 'bfloat16'] as const)[i % 3];
       const wd: DType = (['float32', 'bfloat16', 'float16'] as const)[(i >> 1) % 3];
       const p = problem(format, M, N, K, xd, wd, `edge ${format} ${M} ${N} ${K}`);
       const y = cg.linear(p.x, [M, K], p.w, { dtype: xd === 'float32' ? undefined : xd, outDtype: 'float32' });
-      const msg = checkLinear(y, 'float32', p.ref, p.absSum, M, N, K, `${isa} ${format} M=${M} N=${N} K=${K} x ${xd} w ${wd}; ${seedNote(p.seed)}`);
+      const msg = checkLinear(y, 'float32', p.ref, p.absSum, M, N, K, `${t.label} ${format} M=${M} N=${N} K=${K} x ${xd} w ${wd}; ${seedNote(p.seed)}`);
       if (msg) failures.push(msg);
     });
     expect(failures).toEqual([]);
@@ -95,9 +97,9 @@ describe('boundary shapes', () => {
 
 describe('views at an offset inside a larger buffer', () => {
   const G = 7; // guard elements on each side
-  const cases = ISAS.flatMap((isa) => FORMATS.flatMap((f) => (['float32', 'float16', 'bfloat16'] as const).map((d) => [isa, f, d] as const)));
-  test.each(cases)('%s %s, x and out %s: reads x and bias at their offsets, writes only inside out', async (isa, format, dt) => {
-    cg.setCpuIsa(isa);
+  const cases = ROWS.flatMap((t) => FORMATS.flatMap((f) => (['float32', 'float16', 'bfloat16'] as const).map((d): [string, Format, typeof d, Target] => [t.label, f, d, t])));
+  test.each(cases)('%s %s, x and out %s: reads x and bias at their offsets, writes only inside out', async (_label, format, dt, t) => {
+    t.use();
     for (const [M, N, K] of [
       [3, 33, 36],
       [130, 45, 68],
@@ -120,7 +122,7 @@ describe('views at an offset inside a larger buffer', () => {
       const opts: cg.LinearOptions = { dtype: dt === 'float32' ? undefined : dt, bias: biasBig.subarray(G, G + N), out };
       const y = await cg.linearAsync(xBig.subarray(G, G + M * K), [M, K], p.w, opts);
       expect(y).toBe(out);
-      expect(checkLinear(out, dt, ref, absSum, M, N, K, `${isa} ${format} ${dt} M=${M}; ${seedNote(p.seed)}`)).toBeNull();
+      expect(checkLinear(out, dt, ref, absSum, M, N, K, `${t.label} ${format} ${dt} M=${M}; ${seedNote(p.seed)}`)).toBeNull();
       const guards = [...Array.from(outBig.subarray(0, G)), ...Array.from(outBig.subarray(G + M * N))];
       expect(guards).toEqual(new Array(2 * G).fill(SENT));
     }
@@ -133,13 +135,13 @@ describe('thread counts', () => {
     const N = 45;
     const K = 100;
     const p = problem(format, M, N, K, 'float32', 'float32', `threads ${format}`);
-    for (const isa of ISAS) {
-      cg.setCpuIsa(isa);
+    for (const t of ROWS) {
+      t.use();
       for (const threads of [1, 2, 3, 7, 64, 1024]) {
         const a = cg.linear(p.x, [M, K], p.w, { threads });
         const b = await cg.linearAsync(p.x, [M, K], p.w, { threads });
         for (const [y, how] of [[a, 'sync'], [b, 'async']] as const) {
-          expect(checkLinear(y, 'float32', p.ref, p.absSum, M, N, K, `${format} ${isa} threads ${threads} ${how}; ${seedNote(p.seed)}`)).toBeNull();
+          expect(checkLinear(y, 'float32', p.ref, p.absSum, M, N, K, `${format} ${t.label} threads ${threads} ${how}; ${seedNote(p.seed)}`)).toBeNull();
         }
       }
     }

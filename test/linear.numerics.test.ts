@@ -1,13 +1,13 @@
 /**
  * cg.linear / cg.linearAsync against a float64 reference (test/helpers/reference.ts), on every
- * CPU instruction set this machine runs.
+ * row of the (backend x ISA) matrix (test/helpers/matrix.ts).
  *
  * Covering design: every weight format {dense, 2:4} x activation dtype x weight dtype gets its
- * own inputs (fresh, seeded, never zero) for 7 ragged shapes, and each ISA x {sync, async} runs
+ * own inputs (fresh, seeded, never zero) for 7 ragged shapes, and each row x {sync, async} runs
  * all 7 shapes on them. Across the shapes the other options rotate (no bias / float32 bias /
  * 16-bit bias; outDtype default / float32 / float16 / bfloat16; a caller-owned `out` poisoned
  * with NaN or a fresh result; default / 1 / 3 threads; for 16-bit weights a Float32Array rounded
- * by the library or raw bits; for 2:4 prune or compress), so each ISA x format x x-dtype x
+ * by the library or raw bits; for 2:4 prune or compress), so each row x format x x-dtype x
  * w-dtype x mode sees every value of every option.
  *
  * Shapes: N odd (33, 45: tails of every 16/32-column tile), K a multiple of 4 but not of 16
@@ -31,10 +31,11 @@ import {
   seedNote,
   bitsOf,
 } from './helpers/reference';
+import { Target, cpuTargets, restore, targets } from './helpers/matrix';
 
 const INFO = cg.backend();
-const ISAS = INFO.cpu.isas;
 const DEFAULT_ISA = INFO.cpu.isa;
+const ROWS = targets();
 
 const SHAPES = [
   { M: 1, N: 33, K: 36 },
@@ -113,14 +114,14 @@ const OUT_CHOICES: Array<DType | undefined> = [undefined, 'float32', 'float16', 
 const BIAS_CHOICES: BiasKind[] = ['none', 'float32', 'x-dtype'];
 const THREAD_CHOICES: Array<number | undefined> = [undefined, 1, 3];
 
-async function runCase(c: Case, xd: DType, isaIdx: number, mode: 'sync' | 'async', s: number, label: string): Promise<void> {
+async function runCase(c: Case, xd: DType, rowIdx: number, mode: 'sync' | 'async', s: number, label: string): Promise<void> {
   const j = mode === 'sync' ? 0 : 1;
-  const outChoice = OUT_CHOICES[(s + 2 * isaIdx + 3 * j) % 4];
+  const outChoice = OUT_CHOICES[(s + 2 * rowIdx + 3 * j) % 4];
   const outDtype: DType = outChoice ?? xd;
-  let biasKind = BIAS_CHOICES[(s + isaIdx + j) % 3];
+  let biasKind = BIAS_CHOICES[(s + rowIdx + j) % 3];
   if (biasKind === 'x-dtype' && xd === 'float32') biasKind = 'float32';
-  const useOut = (s + isaIdx + j) % 2 === 0;
-  const threads = THREAD_CHOICES[(s + j + 2 * isaIdx) % 3];
+  const useOut = (s + rowIdx + j) % 2 === 0;
+  const threads = THREAD_CHOICES[(s + j + 2 * rowIdx) % 3];
   const { M, N, K } = c;
 
   const options: cg.LinearOptions = {};
@@ -153,9 +154,11 @@ async function runCase(c: Case, xd: DType, isaIdx: number, mode: 'sync' | 'async
   expect(checkLinear(y, outDtype, ref, absSum, M, N, K, what)).toBeNull();
 }
 
-afterAll(() => cg.setCpuIsa(DEFAULT_ISA));
+afterAll(restore);
 
 test('the machine offers at least the scalar ISA, and the default is the best one', () => {
+  // About the CPU instruction sets as such: the matrix's CPU rows.
+  const ISAS = cpuTargets().map((t) => t.isa);
   expect(ISAS).toContain('scalar');
   // (COMPRESSED_GEMM_CPU_ISA set by whoever runs the tests picks another default.)
   if (!(process.env.COMPRESSED_GEMM_CPU_ISA ?? '').trim()) expect(DEFAULT_ISA).toBe(ISAS[ISAS.length - 1]);
@@ -169,13 +172,13 @@ for (const format of ['dense', '2:4'] as Format[]) {
         beforeAll(() => {
           cases = SHAPES.map((_, s) => makeCase(format, xd, wd, s));
         });
-        ISAS.forEach((isa, isaIdx) => {
+        ROWS.forEach((t, rowIdx) => {
           for (const mode of ['sync', 'async'] as const) {
-            test(`${isa} ${mode}: every output within the float32-accumulation bound`, async () => {
-              cg.setCpuIsa(isa);
-              expect(cg.backend().cpu.isa).toBe(isa);
+            test(`${t.label} ${mode}: every output within the float32-accumulation bound`, async () => {
+              t.use();
+              if (t.isa !== null) expect(cg.backend().cpu.isa).toBe(t.isa);
               for (let s = 0; s < SHAPES.length; s++) {
-                await runCase(cases[s], xd, isaIdx, mode, s, `${format} w=${wd} x=${xd} isa=${isa} ${mode}`);
+                await runCase(cases[s], xd, rowIdx, mode, s, `${format} w=${wd} x=${xd} ${t.label} ${mode}`);
               }
             });
           }
@@ -186,16 +189,16 @@ for (const format of ['dense', '2:4'] as Format[]) {
 }
 
 describe('ISA paths agree with each other', () => {
-  // Same inputs through every ISA: each result is checked against the reference (above) and,
+  // Same inputs through every row: each result is checked against the reference (above) and,
   // here, the paths may differ only by float32 summation order, never by more than the bound.
   test.each(['dense', '2:4'] as Format[])('%s: M=130 N=45 K=260, float32', (format) => {
     const c = makeCase(format, 'float32', 'float32', 4);
-    for (const isa of ISAS) {
-      cg.setCpuIsa(isa);
+    for (const t of ROWS) {
+      t.use();
       const y = cg.linear(c.x, [c.M, c.K], c.w) as Float32Array;
-      expect(checkLinear(y, 'float32', c.ref, c.absSum, c.M, c.N, c.K, `${format} ${isa}; ${seedNote(c.seed)}`)).toBeNull();
+      expect(checkLinear(y, 'float32', c.ref, c.absSum, c.M, c.N, c.K, `${format} ${t.label}; ${seedNote(c.seed)}`)).toBeNull();
     }
-    cg.setCpuIsa(DEFAULT_ISA);
+    restore();
   });
 });
 
@@ -208,10 +211,12 @@ describe('bias is added exactly once, to the right column', () => {
     [40, 33, 1028],
     [130, 45, 68],
   ];
-  test.each(ISAS.flatMap((isa) => (['dense', '2:4'] as Format[]).map((f) => [isa, f] as const)))('%s %s, sync and async', async (isa, format) => {
-    cg.setCpuIsa(isa);
+  const cases = ROWS.flatMap((t) => (['dense', '2:4'] as Format[]).map((f): [string, Format, Target] => [t.label, f, t]));
+  test.each(cases)('%s %s, sync and async', async (_label, format, t) => {
+    t.use();
     for (const [M, N, K] of SHAPES_B) {
-      const seed = seedFor(`bias ${isa} ${format} ${M}`);
+      // (Seeded by the ISA name on a CPU row, as before the matrix: the same inputs.)
+      const seed = seedFor(`bias ${t.isa ?? t.label} ${format} ${M}`);
       const rng = mulberry32(seed);
       const x = randomFloat32(rng, M * K);
       const w = new Float32Array(N * K);
@@ -221,10 +226,10 @@ describe('bias is added exactly once, to the right column', () => {
       const weight = format === 'dense' ? cg.DenseWeight.from(w, [N, K]) : cg.Sparse24Weight.compress(w, [N, K]);
       const { ref, absSum } = linearRef(decode(x, 'float32'), decode(w, 'float32'), decode(bias, 'float32'), M, N, K);
       const y1 = cg.linear(x, [M, K], weight, { bias }) as Float32Array;
-      expect(checkLinear(y1, 'float32', ref, absSum, M, N, K, `${isa} ${format} bias sync; ${seedNote(seed)}`)).toBeNull();
+      expect(checkLinear(y1, 'float32', ref, absSum, M, N, K, `${t.label} ${format} bias sync; ${seedNote(seed)}`)).toBeNull();
       const y2 = (await cg.linearAsync(x, [M, K], weight, { bias, outDtype: 'float32' })) as Float32Array;
-      expect(checkLinear(y2, 'float32', ref, absSum, M, N, K, `${isa} ${format} bias async; ${seedNote(seed)}`)).toBeNull();
+      expect(checkLinear(y2, 'float32', ref, absSum, M, N, K, `${t.label} ${format} bias async; ${seedNote(seed)}`)).toBeNull();
     }
-    cg.setCpuIsa(DEFAULT_ISA);
+    restore();
   });
 });

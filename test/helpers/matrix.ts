@@ -39,3 +39,18 @@ export function restore(): void {
 export function targetTable(): Array<[string, Target]> {
   return targets().map((t) => [t.label, t]);
 }
+
+/** A CPU row: its instruction set is never null. */
+export interface CpuTarget extends Target {
+  readonly backend: 'cpu';
+  readonly isa: cg.CpuIsa;
+}
+
+/**
+ * The rows that are CPU instruction sets, for the tests that are about the ISAs as such (which
+ * ISAs this machine offers, ISAs mixed across concurrent calls by cg.setCpuIsa): `t.isa` is the
+ * instruction set, `t.label` names it in messages.
+ */
+export function cpuTargets(): CpuTarget[] {
+  return targets().filter((t): t is CpuTarget => t.backend === 'cpu' && t.isa !== null);
+}
