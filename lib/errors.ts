@@ -75,6 +75,31 @@ export class CgError extends Error {
   }
 }
 
+/**
+ * A value as an error message shows it. Never throws and runs no user code (no toString, no
+ * getters, no Proxy traps): a message must not turn a typed error into an untyped one.
+ */
+export function show(v: unknown): string {
+  switch (typeof v) {
+    case 'string': return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
+    case 'number': case 'boolean': case 'undefined': return String(v);
+    case 'bigint': return `${v.toString()}n`;
+    case 'symbol': return 'a symbol';
+    case 'function': return 'a function';
+    default: return v === null ? 'null' : 'an object';
+  }
+}
+
+/** Why reading a caller's value threw, for a message (the thrown value itself is not trusted). */
+export function thrownReason(e: unknown): string {
+  try {
+    if (e instanceof Error && typeof e.message === 'string') return e.message;
+  } catch {
+    // a Proxy or a getter that throws again
+  }
+  return `it threw ${show(e)}`;
+}
+
 export function notSupported(what: string): never {
   throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: ${what} is not supported yet`);
 }

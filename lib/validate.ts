@@ -2,7 +2,7 @@
  * Argument checks that run before any native call. Each failure is a typed error with a code
  * (lib/errors.ts), so bad input from a request can never reach the kernels.
  */
-import { CgRangeError, CgTypeError } from './errors';
+import { CgRangeError, CgTypeError, show, thrownReason } from './errors';
 import { FLOAT_DTYPES, FloatArray, FloatDType, isFloatDType } from './dtype';
 
 /** Past this many elements a dimension product no longer fits the kernels' 32-bit indexing. */
@@ -44,11 +44,16 @@ function intrinsic(key: PropertyKey): (this: unknown) => unknown {
 const TAG = intrinsic(Symbol.toStringTag);
 const LENGTH = intrinsic('length');
 const BUFFER = intrinsic('buffer');
+const BYTE_OFFSET = intrinsic('byteOffset');
 const ARRAY_BUFFER_BYTES = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')!.get!;
 
-export type TypedArrayKind =
-  | 'Float32Array' | 'Float64Array' | 'Uint16Array' | 'Int16Array' | 'Uint8Array' | 'Int8Array' | 'Uint8ClampedArray'
-  | 'Int32Array' | 'Uint32Array' | 'BigInt64Array' | 'BigUint64Array';
+// The constructors, as they were when this module loaded.
+const CTORS = {
+  Float32Array, Float64Array, Uint16Array, Int16Array, Uint8Array, Int8Array, Uint8ClampedArray, Int32Array, Uint32Array,
+  BigInt64Array, BigUint64Array,
+} as const;
+
+export type TypedArrayKind = keyof typeof CTORS;
 
 /** What a value really is, whatever its prototype or own properties say: a TypedArray kind, or undefined. */
 export function typedArrayKind(a: unknown): TypedArrayKind | undefined {
@@ -87,16 +92,58 @@ function describeValue(a: unknown): string {
 
 /**
  * A TypedArray of one kind (subclasses count as their base kind; objects that merely inherit a
- * TypedArray prototype do not), not detached, with `length` elements when given.
+ * TypedArray prototype do not), not detached, with `length` elements when given. Returns a
+ * fresh plain view of the same memory, read from the array's internal slots: whatever the
+ * caller's object says about its `length`, prototype or methods, lib/ goes on with this view.
  */
 export function checkTypedArray<T extends ArrayBufferView>(a: unknown, kind: TypedArrayKind, name: string, length?: number): T {
   const k = typedArrayKind(a);
   if (k !== kind) throw new CgTypeError('ERR_DTYPE', `${name} must be a ${kind}, got ${k ?? describeValue(a)}`);
   checkNotDetached(a as ArrayBufferView, name);
-  if (length !== undefined && typedLength(a as ArrayBufferView) !== length) {
-    throw new CgRangeError('ERR_SHAPE_MISMATCH', `${name} has ${typedLength(a as ArrayBufferView)} elements; its shape needs ${length}`);
+  const n = typedLength(a as ArrayBufferView);
+  if (length !== undefined && n !== length) {
+    throw new CgRangeError('ERR_SHAPE_MISMATCH', `${name} has ${n} elements; its shape needs ${length}`);
   }
-  return a as T;
+  const C = CTORS[kind] as unknown as new (b: ArrayBufferLike, o: number, n: number) => T;
+  return new C(BUFFER.call(a) as ArrayBufferLike, BYTE_OFFSET.call(a) as number, n);
+}
+
+const DATA_VIEW_BUFFER = Object.getOwnPropertyDescriptor(DataView.prototype, 'buffer')!.get!;
+const DATA_VIEW_OFFSET = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteOffset')!.get!;
+const DATA_VIEW_BYTES = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteLength')!.get!;
+
+/** Whether a value is a real DataView (by its internal slots). */
+export function isDataView(a: unknown): a is DataView {
+  try {
+    DATA_VIEW_BUFFER.call(a);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The bytes a DataView covers, as a fresh Uint8Array (ERR_DETACHED when its buffer was transferred). */
+export function dataViewBytes(a: DataView): Uint8Array {
+  try {
+    return new Uint8Array(DATA_VIEW_BUFFER.call(a) as ArrayBuffer, DATA_VIEW_OFFSET.call(a) as number, DATA_VIEW_BYTES.call(a) as number);
+  } catch {
+    throw new CgTypeError('ERR_DETACHED', 'the DataView\'s buffer is detached (was it transferred?)');
+  }
+}
+
+/** An ArrayBuffer (not a view), not detached: the bytes it holds, as a fresh Uint8Array. */
+export function checkArrayBuffer(a: unknown, name: string): Uint8Array | undefined {
+  let n: number;
+  try {
+    n = ARRAY_BUFFER_BYTES.call(a) as number;
+  } catch {
+    return undefined; // not an ArrayBuffer
+  }
+  try {
+    return new Uint8Array(a as ArrayBuffer, 0, n);
+  } catch {
+    throw new CgTypeError('ERR_DETACHED', `${name} is a detached ArrayBuffer (was it transferred?)`);
+  }
 }
 
 /**
@@ -120,7 +167,7 @@ export function checkFloatArray(
     }
     dt = 'float32';
   } else {
-    if (!isFloatDType(dtype)) throw new CgTypeError('ERR_DTYPE', `unknown dtype ${String(dtype)} (float32, float16, bfloat16)`);
+    if (!isFloatDType(dtype)) throw new CgTypeError('ERR_DTYPE', `unknown dtype ${show(dtype)} (float32, float16, bfloat16)`);
     dt = dtype;
   }
   const want = FLOAT_DTYPES[dt].array;
@@ -142,7 +189,7 @@ export function readOptions<K extends string>(opts: unknown, name: string, keys:
     try {
       v = (opts as Record<string, unknown>)[k];
     } catch (e) {
-      throw new CgTypeError('ERR_INVALID_ARG', `${name}.${k} could not be read: ${e instanceof Error ? e.message : String(e)}`);
+      throw new CgTypeError('ERR_INVALID_ARG', `${name}.${k} could not be read: ${thrownReason(e)}`);
     }
     if (v !== undefined) out[k] = v;
   }
@@ -152,7 +199,7 @@ export function readOptions<K extends string>(opts: unknown, name: string, keys:
 export function checkThreads(v: unknown, name: string): number {
   if (typeof v !== 'number') throw new CgTypeError('ERR_INVALID_ARG', `${name} must be a number, got ${typeof v}`);
   if (!Number.isSafeInteger(v) || v < 1 || v > 1024) {
-    throw new CgRangeError('ERR_INVALID_ARG', `${name} must be an integer from 1 to 1024, got ${String(v)}`);
+    throw new CgRangeError('ERR_INVALID_ARG', `${name} must be an integer from 1 to 1024, got ${show(v)}`);
   }
   return v;
 }

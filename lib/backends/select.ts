@@ -8,7 +8,7 @@ import * as os from 'os';
 import type { CpuAddon } from '../native/cpu';
 import type { CudaAddon, CudaProbe } from '../native/cuda';
 import { loadCpuAddon, loadCudaAddon } from '../native/load';
-import { CgError, CgRangeError } from '../errors';
+import { CgError, CgRangeError, show } from '../errors';
 import { checkThreads } from '../validate';
 import { RouteInfo, routes } from './routing';
 
@@ -182,7 +182,7 @@ export function setThreads(n: number): void {
 export function setCpuIsa(isa: CpuIsa): void {
   const s = selectBackend();
   if (typeof isa !== 'string' || !(ISA_ORDER as string[]).includes(isa)) {
-    throw new CgRangeError('ERR_INVALID_ARG', `isa must be one of ${ISA_ORDER.join(', ')}, got ${String(isa)}`);
+    throw new CgRangeError('ERR_INVALID_ARG', `isa must be one of ${ISA_ORDER.join(', ')}, got ${show(isa)}`);
   }
   if (!s.info.cpu.isas.includes(isa)) {
     throw new CgError('ERR_BACKEND_UNAVAILABLE', `this CPU runs ${s.info.cpu.isas.join(', ')}, not ${isa}`);

@@ -12,7 +12,8 @@
  * for that type and a copy otherwise. A malformed file is an ERR_FORMAT error that says what is
  * wrong; nothing is read out of bounds.
  */
-import { CgRangeError, CgTypeError } from '../errors';
+import { checkArrayBuffer, checkTypedArray, dataViewBytes, isDataView, typedArrayKind } from '../validate';
+import { CgRangeError, CgTypeError, show } from '../errors';
 
 export type SafetensorsDType =
   | 'F64' | 'F32' | 'F16' | 'BF16' | 'F8_E4M3' | 'F8_E5M2'
@@ -60,12 +61,21 @@ function bad(msg: string): never {
   throw new CgRangeError('ERR_FORMAT', `safetensors: ${msg}`);
 }
 
-/** Parses a safetensors file held in memory (a Buffer, Uint8Array or ArrayBuffer). */
+/** Parses a safetensors file held in memory (a Buffer, any TypedArray, a DataView or an ArrayBuffer). */
 export function read(input: ArrayBuffer | ArrayBufferView): SafetensorsFile {
+  // The bytes, read from the input's internal slots (a spoofed buffer or length is not believed).
+  const kind = typedArrayKind(input);
   let bytes: Uint8Array;
-  if (input instanceof ArrayBuffer) bytes = new Uint8Array(input);
-  else if (ArrayBuffer.isView(input)) bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
-  else throw new CgTypeError('ERR_INVALID_ARG', 'safetensors.read takes a Buffer, Uint8Array or ArrayBuffer');
+  if (kind !== undefined) {
+    const view = checkTypedArray<ArrayBufferView>(input, kind, 'input');
+    bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  } else if (isDataView(input)) {
+    bytes = dataViewBytes(input);
+  } else {
+    const b = checkArrayBuffer(input, 'input');
+    if (!b) throw new CgTypeError('ERR_INVALID_ARG', 'safetensors.read takes a Buffer, a TypedArray, a DataView or an ArrayBuffer');
+    bytes = b;
+  }
   if (bytes.byteLength < 8) bad(`the file has ${bytes.byteLength} bytes, fewer than the 8 of its header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = view.getBigUint64(0, true);
@@ -95,7 +105,7 @@ export function read(input: ArrayBuffer | ArrayBufferView): SafetensorsFile {
     if (typeof entry !== 'object' || entry === null) bad(`tensor '${name}' is not an object`);
     const { dtype, shape, data_offsets: offsets } = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(DTYPES, dtype)) {
-      bad(`tensor '${name}' has unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(DTYPES).join(', ')})`);
+      bad(`tensor '${name}' has unknown dtype ${show(dtype)} (known: ${Object.keys(DTYPES).join(', ')})`);
     }
     const spec = DTYPES[dtype as SafetensorsDType];
     if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {

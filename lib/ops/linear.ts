@@ -9,9 +9,9 @@
 import { route } from '../backends/routing';
 import { selectBackend } from '../backends/select';
 import { FloatArray, FloatDType, allocFloat, isFloatDType } from '../dtype';
-import { CgRangeError, CgTypeError } from '../errors';
+import { CgRangeError, CgTypeError, show, thrownReason } from '../errors';
 import type { WeightParams } from '../native/descriptor';
-import { checkFloatArray, checkProduct, checkShape2, checkThreads, readOptions, typedArrayKind } from '../validate';
+import { checkFloatArray, checkProduct, checkShape2, checkThreads, checkTypedArray, readOptions, typedArrayKind } from '../validate';
 import { Weight, checkReadable, paramsOf, placementOn, useDuring } from '../weights/weight';
 import type { LinearPlan } from '../backends/backend';
 import { LoraAdapter, LoraFactors, MAX_ADAPTERS, adapterFor, asFloat32, loraArgs } from './lora';
@@ -43,6 +43,7 @@ interface Prepared {
   weight: Weight;
   params: WeightParams;
   plan: LinearPlan;
+  /** What the call returns: the caller's own `out` object, or the new array. */
   out: FloatArray;
   op: 'linear' | 'linear+lora';
 }
@@ -53,7 +54,7 @@ function readList(v: unknown, name: string, max: number): unknown[] {
   try {
     len = (v as { length: unknown }).length;
   } catch (e) {
-    throw new CgTypeError('ERR_INVALID_ARG', `${name} could not be read: ${e instanceof Error ? e.message : String(e)}`);
+    throw new CgTypeError('ERR_INVALID_ARG', `${name} could not be read: ${thrownReason(e)}`);
   }
   if (!Number.isSafeInteger(len) || (len as number) < 0) throw new CgTypeError('ERR_INVALID_ARG', `${name} has no valid length`);
   if ((len as number) > max) throw new CgRangeError('ERR_INVALID_ARG', `${name} has ${len} entries; at most ${max}`);
@@ -61,7 +62,7 @@ function readList(v: unknown, name: string, max: number): unknown[] {
   try {
     for (let i = 0; i < out.length; ++i) out[i] = (v as Record<number, unknown>)[i];
   } catch (e) {
-    throw new CgTypeError('ERR_INVALID_ARG', `${name} could not be read: ${e instanceof Error ? e.message : String(e)}`);
+    throw new CgTypeError('ERR_INVALID_ARG', `${name} could not be read: ${thrownReason(e)}`);
   }
   return out;
 }
@@ -83,14 +84,14 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, mult
     const specs = readList(multi.adapters, 'adapters', MAX_ADAPTERS);
     const kind = typedArrayKind(multi.index);
     if (kind !== 'Int32Array' && !Array.isArray(multi.index)) throw new CgTypeError('ERR_INVALID_ARG', 'adapterIndexPerRow must be an Int32Array or an array of integers');
-    const idx = kind === 'Int32Array' ? Array.from(multi.index as Int32Array) : readList(multi.index, 'adapterIndexPerRow', M + 1);
+    const idx = kind === 'Int32Array' ? Array.from(checkTypedArray<Int32Array>(multi.index, 'Int32Array', 'adapterIndexPerRow')) : readList(multi.index, 'adapterIndexPerRow', M + 1);
     if (idx.length !== M) throw new CgRangeError('ERR_SHAPE_MISMATCH', `adapterIndexPerRow has ${idx.length} entries; x has M = ${M} rows`);
     adapters = specs.map((a, i) => adapterFor(a, N, K, `adapters[${i}]`));
     rowAdapter = new Int32Array(M);
     let used = false;
     for (let m = 0; m < M; ++m) {
       const a = idx[m];
-      if (typeof a !== 'number' || !Number.isInteger(a)) throw new CgRangeError('ERR_INVALID_ARG', `adapterIndexPerRow[${m}] = ${String(a)} is not an integer`);
+      if (typeof a !== 'number' || !Number.isInteger(a)) throw new CgRangeError('ERR_INVALID_ARG', `adapterIndexPerRow[${m}] = ${show(a)} is not an integer`);
       if (a < -1 || a >= adapters.length) throw new CgRangeError('ERR_INVALID_ARG', `adapterIndexPerRow[${m}] = ${a} is not -1 or an adapter index (0..${adapters.length - 1})`);
       rowAdapter[m] = a;
       used = used || a >= 0;
@@ -103,13 +104,13 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, mult
   // ---- phase 2: check the values read; no user code runs from here on ----
   const activations = o.activations === undefined ? 'native' : o.activations;
   if (activations !== 'native' && activations !== 'fp8' && activations !== 'int8') {
-    throw new CgRangeError('ERR_INVALID_ARG', `activations must be 'native', 'fp8' or 'int8', got ${String(o.activations)}`);
+    throw new CgRangeError('ERR_INVALID_ARG', `activations must be 'native', 'fp8' or 'int8', got ${show(o.activations)}`);
   }
   const op = adapters.length > 0 ? 'linear+lora' : 'linear';
   route(op, params.format, activations, selectBackend().info.kind); // ERR_NOT_SUPPORTED says why
   const xa = checkFloatArray(x, o.dtype, M * K, 'x');
   const outDtype = o.outDtype ?? xa.dtype;
-  if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${String(outDtype)} (float32, float16, bfloat16)`);
+  if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${show(outDtype)} (float32, float16, bfloat16)`);
   const out = o.out === undefined ? allocFloat(outDtype, M * N) : checkFloatArray(o.out, outDtype, M * N, 'out').array;
   let bias: Float32Array | null = null;
   if (o.bias !== undefined && o.bias !== null) {
@@ -130,7 +131,7 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, mult
     M, x: xa.array, xDtype: xa.dtype, bias, out, outDtype, threads, activations, actBlock,
     lora: adapters.length > 0 ? loraArgs(adapters, multi ? rowAdapter : null) : null,
   };
-  return { weight, params, plan, out, op };
+  return { weight, params, plan, out: o.out === undefined ? out : (o.out as FloatArray), op };
 }
 
 function run(p: Prepared): FloatArray {

@@ -1,7 +1,7 @@
 /** Dense weights: float32, float16 or bfloat16 values [N, K], row-major. */
 import { selectBackend } from '../backends/select';
 import { FloatArray, FloatDType, allocFloat, isFloatDType } from '../dtype';
-import { CgTypeError } from '../errors';
+import { CgTypeError, show } from '../errors';
 import { checkFloatArray, checkShape2, readOptions, typedArrayKind } from '../validate';
 import { Weight } from './weight';
 
@@ -11,7 +11,7 @@ import { Weight } from './weight';
  */
 export function weightValues(data: unknown, N: number, K: number, dtype: unknown): { array: FloatArray; dtype: FloatDType } {
   if (dtype !== undefined && !isFloatDType(dtype)) {
-    throw new CgTypeError('ERR_DTYPE', `unknown dtype ${String(dtype)} (float32, float16, bfloat16)`);
+    throw new CgTypeError('ERR_DTYPE', `unknown dtype ${show(dtype)} (float32, float16, bfloat16)`);
   }
   if (typedArrayKind(data) === 'Float32Array' && dtype !== undefined && dtype !== 'float32') {
     const src = checkFloatArray(data, 'float32', N * K, 'data').array;

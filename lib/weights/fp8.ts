@@ -5,7 +5,7 @@
  */
 import { selectBackend } from '../backends/select';
 import { FloatArray } from '../dtype';
-import { CgRangeError, CgTypeError } from '../errors';
+import { CgRangeError, CgTypeError, show } from '../errors';
 import type { Fp8Format, WeightParams } from '../native/descriptor';
 import { checkShape2, checkTypedArray, readOptions } from '../validate';
 import { checkFp8Format, checkScales, floatData } from './quantized';
@@ -34,15 +34,16 @@ function scalingUnit(scaling: unknown, N: number, K: number): { bn: number; bk: 
   if (typeof scaling !== 'string' && (typeof scaling !== 'object' || scaling === null)) {
     throw new CgTypeError('ERR_INVALID_ARG', `scaling must be 'tensor', 'channel' or { block: [bn, bk] }, got ${typeof scaling}`);
   }
-  if (typeof scaling === 'object' && scaling !== null && Array.isArray((scaling as { block?: unknown }).block)) {
-    const b = (scaling as { block: unknown[] }).block;
-    if (b.length !== 2 || !b.every((v) => Number.isSafeInteger(v) && (v as number) > 0)) {
-      throw new CgRangeError('ERR_INVALID_ARG', 'scaling.block must be [bn, bk], two positive integers');
+  const block = typeof scaling === 'object' && scaling !== null ? readOptions(scaling, 'scaling', ['block'] as const).block : undefined;
+  if (Array.isArray(block)) {
+    const [len, bn, bk] = [block.length, block[0], block[1]] as unknown[]; // each read once
+    const ok = (v: unknown) => Number.isSafeInteger(v) && (v as number) > 0 && (v as number) < 2 ** 31;
+    if (len !== 2 || !ok(bn) || !ok(bk)) {
+      throw new CgRangeError('ERR_INVALID_ARG', 'scaling.block must be [bn, bk], two positive integers below 2^31');
     }
-    const [bn, bk] = b as number[];
-    return { bn, bk, scaling: Object.freeze({ block: Object.freeze([bn, bk]) as [number, number] }) };
+    return { bn: bn as number, bk: bk as number, scaling: Object.freeze({ block: Object.freeze([bn, bk]) as [number, number] }) };
   }
-  throw new CgRangeError('ERR_INVALID_ARG', `scaling must be 'tensor', 'channel' or { block: [bn, bk] }, got ${JSON.stringify(scaling)}`);
+  throw new CgRangeError('ERR_INVALID_ARG', `scaling must be 'tensor', 'channel' or { block: [bn, bk] }, got ${show(scaling)}`);
 }
 
 export class Fp8Weight extends Weight {
@@ -90,10 +91,11 @@ export class Fp8Weight extends Weight {
     let scales: Float32Array;
     if (typeof p.scales === 'number') scales = Float32Array.of(p.scales);
     else scales = checkTypedArray<Float32Array>(p.scales, 'Float32Array', 'scales');
-    if (scales.length !== want) throw new CgRangeError('ERR_SHAPE_MISMATCH', `scales has ${scales.length} entries; ${JSON.stringify(scaling)} scaling needs ${want}`);
+    if (scales.length !== want) throw new CgRangeError('ERR_SHAPE_MISMATCH', `scales has ${scales.length} entries; ${show(scaling)} scaling needs ${want}`);
     checkScales(scales, 'scales');
     if (fmt === 'e4m3') {
-      const nan = codes.findIndex((c) => (c & 0x7f) === 0x7f);
+      let nan = -1;
+      for (let i = 0; i < codes.length && nan < 0; ++i) if ((codes[i] & 0x7f) === 0x7f) nan = i;
       if (nan >= 0) throw new CgRangeError('ERR_FORMAT', `codes[${nan}] is an e4m3 NaN (0x${codes[nan].toString(16)}): not a weight`);
     }
     return new Fp8Weight({ format: 'fp8', N, K, fp8Format: fmt, bn, bk }, scaling, codes.slice(), scales.slice());

@@ -5,7 +5,7 @@
  */
 import { selectBackend } from '../backends/select';
 import { FloatArray } from '../dtype';
-import { CgRangeError, CgTypeError } from '../errors';
+import { CgRangeError, CgTypeError, show } from '../errors';
 import type { CanonicalArrays, ScaleDType, WeightParams } from '../native/descriptor';
 import { checkShape2, checkTypedArray, readOptions, typedArrayKind } from '../validate';
 import { checkScaleArray, checkScales, floatData } from './quantized';
@@ -99,7 +99,7 @@ export class Int4Weight extends Weight {
     const o = readOptions(opts, 'options', ['groupSize', 'symmetric', 'scaleDtype', 'dtype'] as const);
     const groupSize = o.groupSize === undefined ? 128 : o.groupSize;
     if (![32, 64, 128, -1].includes(groupSize as number)) {
-      throw new CgRangeError('ERR_GROUP_SIZE', `groupSize must be 32, 64, 128 or -1 (per channel), got ${String(groupSize)}`);
+      throw new CgRangeError('ERR_GROUP_SIZE', `groupSize must be 32, 64, 128 or -1 (per channel), got ${show(groupSize)}`);
     }
     if (K % 8 !== 0) throw new CgRangeError('ERR_K_ALIGNMENT', `INT4 packs 8 columns per word: K must be a multiple of 8, got ${K}`);
     const group = groupSize === -1 ? K : (groupSize as number);
@@ -108,7 +108,7 @@ export class Int4Weight extends Weight {
     if (typeof symmetric !== 'boolean') throw new CgTypeError('ERR_INVALID_ARG', 'symmetric must be a boolean');
     const scaleDtype = o.scaleDtype === undefined ? 'float16' : o.scaleDtype;
     if (scaleDtype !== 'float16' && scaleDtype !== 'float32') {
-      throw new CgTypeError('ERR_DTYPE', `scaleDtype must be 'float16' or 'float32', got ${String(scaleDtype)}`);
+      throw new CgTypeError('ERR_DTYPE', `scaleDtype must be 'float16' or 'float32', got ${show(scaleDtype)}`);
     }
     const w = floatData(data, N, K, o.dtype);
     const G = K / group;
@@ -151,7 +151,8 @@ export class Int4Weight extends Weight {
     let zeros: Uint8Array | null = null;
     if (p.zeros !== undefined && p.zeros !== null) {
       zeros = checkTypedArray<Uint8Array>(p.zeros, 'Uint8Array', 'zeros', N * G);
-      const bad = zeros.findIndex((z) => z > 16);
+      let bad = -1;
+      for (let i = 0; i < zeros.length && bad < 0; ++i) if (zeros[i] > 16) bad = i;
       if (bad >= 0) throw new CgRangeError('ERR_FORMAT', `zeros[${bad}] = ${zeros[bad]}: zero points are 0..16`);
     }
     let gIdx: Int32Array | null = null;

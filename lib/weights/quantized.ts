@@ -4,7 +4,7 @@
  * native/formats/int4.h, native/formats/fp8_weight.h and native/include/cg/fp8.h, and in the README.
  */
 import { selectBackend } from '../backends/select';
-import { CgRangeError, CgTypeError } from '../errors';
+import { CgRangeError, CgTypeError, show } from '../errors';
 import type { Fp8Format } from '../native/descriptor';
 import { checkFloatArray, checkTypedArray, typedArrayKind } from '../validate';
 
@@ -16,7 +16,7 @@ const FP8_MAX: Record<Fp8Format, number> = { e4m3: 448, e5m2: 57344 };
 
 export function checkFp8Format(f: unknown): Fp8Format {
   if (f === 'e4m3' || f === 'e5m2') return f;
-  throw new CgRangeError('ERR_INVALID_ARG', `unknown FP8 format ${JSON.stringify(f)} (e4m3 or e5m2)`);
+  throw new CgRangeError('ERR_INVALID_ARG', `unknown FP8 format ${show(f)} (e4m3 or e5m2)`);
 }
 
 /**

@@ -64,11 +64,11 @@ export class Sparse24Weight extends Weight {
 
   /** Canonical values [N, K/2] in the weight dtype (a fresh copy; see canonical()). */
   get values(): FloatArray {
-    return this.canonical().values;
+    return Sparse24Weight.prototype.canonical.call(this).values;
   }
 
   /** Canonical meta [N, ceil(K/8)] (a fresh copy; see canonical()). */
   get meta(): Uint8Array {
-    return this.canonical().meta;
+    return Sparse24Weight.prototype.canonical.call(this).meta;
   }
 }
