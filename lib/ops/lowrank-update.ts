@@ -10,7 +10,7 @@ import { FloatArray, FloatDType } from '../dtype';
 import { CgRangeError, CgTypeError } from '../errors';
 import type { WeightParams } from '../native/descriptor';
 import { checkFloatArray, checkThreads, readOptions } from '../validate';
-import { Weight, checkWritable, paramsOf, placementOn, useDuring } from '../weights/weight';
+import { Weight, checkWritable, keepOnlyPlacement, paramsOf, placementOn, useDuring } from '../weights/weight';
 import { asFloat32, checkAlpha, rankOf } from './lora';
 
 export interface LowRankUpdateOptions {
@@ -90,7 +90,9 @@ export function lowRankUpdate(w: Weight, B: FloatArray, A: FloatArray, options?:
   checkWritable(weight);
   if (plan.alpha === 0) return { peakScratchBytes: 0 };
   const backend = route('lowRankUpdate', params.format, 'native', selectBackend().info.kind);
-  return { peakScratchBytes: backend.lowRankUpdate(params, placementOn(weight, backend), plan) };
+  const scratch = backend.lowRankUpdate(params, placementOn(weight, backend), plan);
+  keepOnlyPlacement(weight, backend);
+  return { peakScratchBytes: scratch };
 }
 
 /** lowRankUpdate off the event loop; the weight refuses other calls (ERR_BUSY) until it settles. */
@@ -101,5 +103,6 @@ export async function lowRankUpdateAsync(w: Weight, B: FloatArray, A: FloatArray
   const backend = route('lowRankUpdate', params.format, 'native', selectBackend().info.kind);
   const placement = placementOn(weight, backend);
   const scratch = await useDuring(weight, 'write', () => backend.lowRankUpdateAsync(params, placement, plan));
+  keepOnlyPlacement(weight, backend);
   return { peakScratchBytes: scratch };
 }

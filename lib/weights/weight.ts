@@ -128,6 +128,15 @@ export function placementOn(w: Weight, backend: Backend): Placement {
   return p;
 }
 
+/**
+ * @internal After an update of `backend`'s placement, the weight's other placements hold the old
+ * values: they are dropped, and made again from the updated one when next needed.
+ */
+export function keepOnlyPlacement(w: Weight, backend: Backend): void {
+  const s = stateOf(w);
+  for (const name of [...s.placements.keys()]) if (name !== backend.name) s.placements.delete(name);
+}
+
 // ---- which calls use a weight now -------------------------------------------------------------
 //
 // A weight read by async calls in flight must not be updated meanwhile, and one being updated by
