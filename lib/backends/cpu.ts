@@ -3,7 +3,7 @@
  * CPU addon's dispatch table (native/cpu/dispatch.cc) for the instruction set selected at load
  * time or by setCpuIsa.
  */
-import type { CanonicalArrays, WeightParams } from '../native/descriptor';
+import type { CanonicalArrays, WeightDescriptor, WeightParams } from '../native/descriptor';
 import type { CpuAddon } from '../native/cpu';
 import { fromNative } from '../errors';
 import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
@@ -34,6 +34,18 @@ async function nativeAsync<T>(p: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Each placement's descriptor, made once (a call passes the same object every time). */
+const DESCRIPTORS = new WeakMap<Placement, WeightDescriptor>();
+
+function descriptor(params: WeightParams, p: Placement): WeightDescriptor {
+  let d = DESCRIPTORS.get(p);
+  if (!d) {
+    d = Object.freeze({ ...params, data: p.data }) as WeightDescriptor;
+    DESCRIPTORS.set(p, d);
+  }
+  return d;
+}
+
 export const cpuBackend: Backend = {
   name: 'cpu',
   place(params: WeightParams, canonical: CanonicalArrays): Placement {
@@ -41,21 +53,21 @@ export const cpuBackend: Backend = {
     return Object.freeze({ backend: 'cpu' as const, data, byteLength: data.byteLength });
   },
   canonical(params, p, out) {
-    native(() => addon().canonical({ weight: { ...params, data: p.data }, ...out }));
+    native(() => addon().canonical({ weight: descriptor(params, p), ...out }));
   },
   toDense(params, p, out) {
-    native(() => addon().toDense({ weight: { ...params, data: p.data }, out }));
+    native(() => addon().toDense({ weight: descriptor(params, p), out }));
   },
   linear(params, p, plan: LinearPlan) {
-    native(() => addon().linear({ ...plan, weight: { ...params, data: p.data }, isa: isa() }));
+    native(() => addon().linear({ ...plan, weight: descriptor(params, p), isa: isa() }));
   },
   linearAsync(params, p, plan: LinearPlan) {
-    return nativeAsync(() => addon().linearAsync({ ...plan, weight: { ...params, data: p.data }, isa: isa() }));
+    return nativeAsync(() => addon().linearAsync({ ...plan, weight: descriptor(params, p), isa: isa() }));
   },
   lowRankUpdate(params, p, plan: UpdatePlan) {
-    return native(() => addon().lowRankUpdate({ ...plan, weight: { ...params, data: p.data }, isa: isa() }));
+    return native(() => addon().lowRankUpdate({ ...plan, weight: descriptor(params, p), isa: isa() }));
   },
   lowRankUpdateAsync(params, p, plan: UpdatePlan) {
-    return nativeAsync(() => addon().lowRankUpdateAsync({ ...plan, weight: { ...params, data: p.data }, isa: isa() }));
+    return nativeAsync(() => addon().lowRankUpdateAsync({ ...plan, weight: descriptor(params, p), isa: isa() }));
   },
 };

@@ -13,7 +13,7 @@ import { CgRangeError, CgTypeError, show, thrownReason } from '../errors';
 import type { WeightParams } from '../native/descriptor';
 import { checkFloatArray, checkProduct, checkShape2, checkThreads, checkTypedArray, readOptions, typedArrayKind } from '../validate';
 import { Weight, checkReadable, paramsOf, placementOn, useDuring } from '../weights/weight';
-import type { LinearPlan } from '../backends/backend';
+import type { Backend, LinearPlan } from '../backends/backend';
 import { LoraAdapter, LoraFactors, MAX_ADAPTERS, adapterFor, asFloat32, loraArgs } from './lora';
 
 export interface LinearOptions {
@@ -40,12 +40,12 @@ export interface LinearOptions {
 const OPTION_KEYS = ['dtype', 'bias', 'outDtype', 'out', 'threads', 'activations', 'lora'] as const;
 
 interface Prepared {
+  backend: Backend;
   weight: Weight;
   params: WeightParams;
   plan: LinearPlan;
   /** What the call returns: the caller's own `out` object, or the new array. */
   out: FloatArray;
-  op: 'linear' | 'linear+lora';
 }
 
 /** Reads an array-like argument once: its length, then each element, as plain values. */
@@ -107,7 +107,7 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, mult
     throw new CgRangeError('ERR_INVALID_ARG', `activations must be 'native', 'fp8' or 'int8', got ${show(o.activations)}`);
   }
   const op = adapters.length > 0 ? 'linear+lora' : 'linear';
-  route(op, params.format, activations, selectBackend().info.kind); // ERR_NOT_SUPPORTED says why
+  const backend = route(op, params.format, activations, selectBackend().info.kind); // ERR_NOT_SUPPORTED says why
   const xa = checkFloatArray(x, o.dtype, M * K, 'x');
   const outDtype = o.outDtype ?? xa.dtype;
   if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${show(outDtype)} (float32, float16, bfloat16)`);
@@ -131,19 +131,17 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, mult
     M, x: xa.array, xDtype: xa.dtype, bias, out, outDtype, threads, activations, actBlock,
     lora: adapters.length > 0 ? loraArgs(adapters, multi ? rowAdapter : null) : null,
   };
-  return { weight, params, plan, out: o.out === undefined ? out : (o.out as FloatArray), op };
+  return { backend, weight, params, plan, out: o.out === undefined ? out : (o.out as FloatArray) };
 }
 
 function run(p: Prepared): FloatArray {
-  const backend = route(p.op, p.params.format, p.plan.activations, selectBackend().info.kind);
-  backend.linear(p.params, placementOn(p.weight, backend), p.plan);
+  p.backend.linear(p.params, placementOn(p.weight, p.backend), p.plan);
   return p.out;
 }
 
 async function runAsync(p: Prepared): Promise<FloatArray> {
-  const backend = route(p.op, p.params.format, p.plan.activations, selectBackend().info.kind);
-  const placement = placementOn(p.weight, backend);
-  await useDuring(p.weight, 'read', () => backend.linearAsync(p.params, placement, p.plan));
+  const placement = placementOn(p.weight, p.backend);
+  await useDuring(p.weight, 'read', () => p.backend.linearAsync(p.params, placement, p.plan));
   return p.out;
 }
 
