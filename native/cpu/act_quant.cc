@@ -26,7 +26,15 @@ void task(void* vctx, int t, int nt) {
     for (int64_t k0 = 0; k0 < c.K; k0 += unit) {
       const int64_t k1 = k0 + unit < c.K ? k0 + unit : c.K;
       float amax = 0.0f;
-      for (int64_t k = k0; k < k1; ++k) amax = std::fmax(amax, std::fabs(row[k]));
+      bool finite = true;
+      for (int64_t k = k0; k < k1; ++k) {
+        amax = std::fmax(amax, std::fabs(row[k]));
+        finite = finite && std::isfinite(row[k]);
+      }
+      if (!finite) {  // a NaN or an infinity makes the whole unit NaN (act_quant.h)
+        for (int64_t k = k0; k < k1; ++k) row[k] = NAN;
+        continue;
+      }
       if (c.mode == ActQuant::Fp8) {
         float s = amax / 448.0f;
         if (!(s > 0.0f)) s = 1.0f;  // an all-zero unit

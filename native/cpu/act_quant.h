@@ -6,6 +6,9 @@
 //          x' = q * s.
 // Divisions and products in float32, as written. The kernels then see exactly the values the
 // quantization represents (each rounded once to float32).
+// A unit (a row for 'int8', a row or K block for 'fp8') that holds a NaN or an infinity becomes
+// all NaN, so that row of y is NaN, identically on every ISA and kernel (the int8 kernels give
+// it scale NaN and codes 0: a NaN is never cast to an integer).
 #pragma once
 #include <cstdint>
 

@@ -412,6 +412,10 @@ inline void quantize_act(const GemmProblem& p, const int32_t* perm, ActQuant mod
       const float amax = vreduce_max(am);
       float s = amax / (mode == ActQuant::Int8 ? 127.0f : 448.0f);
       if (!(s > 0.0f)) s = 1.0f;  // an all-zero unit
+      // A NaN or an infinity makes the whole unit NaN (act_quant.h), on every ISA alike.
+      bool finite = true;
+      for (k = k0; k < k1 && finite; ++k) finite = row[k] - row[k] == 0.0f;
+      if (!finite) s = __builtin_nanf("");
       const V vs = vset1(s);
       for (k = k0; k < k1; k += L) {
         const int n = k1 - k < L ? int(k1 - k) : L;

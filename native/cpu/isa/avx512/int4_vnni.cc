@@ -54,6 +54,15 @@ void quantize_row(const GemmProblem& p, const int32_t* perm, int64_t m, float* t
   for (; k + L <= K; k += L) amax = _mm512_max_ps(amax, _mm512_abs_ps(vload(tmp + k)));
   float a = _mm512_reduce_max_ps(amax);
   for (; k < K; ++k) a = std::fmax(a, std::fabs(tmp[k]));
+  // A NaN or an infinity makes the whole row NaN (act_quant.h): scale NaN, codes 0 (a NaN must
+  // never be cast to int8, nor clamped into a finite code).
+  for (k = 0; k < K; ++k) {
+    if (!(tmp[k] - tmp[k] == 0.0f)) {
+      *scale = NAN;
+      for (k = 0; k < K; ++k) out[k] = 0;
+      return;
+    }
+  }
   float s = a / 127.0f;
   if (!(s > 0.0f)) s = 1.0f;
   *scale = s;
