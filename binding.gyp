@@ -67,6 +67,22 @@
         "native/binding/cpu/linear.cc",
         "native/binding/cpu/lowrank.cc"
       ]
+    },
+    {
+      # The simulated CUDA device: the CUDA addon's kernel sources compiled by the host compiler
+      # over native/cuda/sim/ (native/cuda/kernel.h), built on every machine so that every test
+      # run executes them (COMPRESSED_GEMM_BACKEND=cuda-sim).
+      "target_name": "compressed_gemm_cuda_sim",
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "cflags_cc": ["-pthread"],
+      "ldflags": ["-pthread"],
+      "sources": [
+        "native/cuda/sim/sim.cc",
+        "native/binding/args.cc",
+        "native/binding/cuda_sim/addon.cc",
+        "native/binding/cuda_sim/probes.cc",
+        "native/binding/cuda_sim/refusals.cc"
+      ]
     }
   ]
 }

@@ -1,0 +1,47 @@
+// The prelude of every kernel source: one source, two executors. Under nvcc it is CUDA itself;
+// under the host compiler (the simulated device, sim/sim.h) the CUDA keywords and built-ins a
+// kernel uses are defined over the simulator:
+//   __global__, __device__, __host__, __forceinline__, threadIdx, blockIdx, blockDim, gridDim,
+//   __syncthreads(), and cg::dynamic_smem() (kernels use dynamic shared memory only: a static
+//   `__shared__` array has no host equivalent).
+// Launch with CG_LAUNCH(kernel, grid, block, smem_bytes, stream, args...): kernel<<<...>>> under
+// nvcc; cg::sim::launch(...) in the simulator (whose LaunchResult the caller must check).
+#pragma once
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#include <cuda_runtime.h>
+
+namespace cg {
+using LaunchDim = dim3;
+__device__ __forceinline__ uint8_t* dynamic_smem() {
+  extern __shared__ __align__(16) uint8_t cg_dynamic_smem[];
+  return cg_dynamic_smem;
+}
+}  // namespace cg
+
+#define CG_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__)
+
+#else  // the simulated device
+#include "cuda/sim/sim.h"
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define threadIdx (::cg::sim::thread_idx())
+#define blockIdx (::cg::sim::block_idx())
+#define blockDim (::cg::sim::block_dim())
+#define gridDim (::cg::sim::grid_dim())
+#define __syncthreads() (::cg::sim::sync_threads())
+
+namespace cg {
+using LaunchDim = sim::Dim3;
+inline uint8_t* dynamic_smem() { return sim::shared_base(); }
+}  // namespace cg
+
+// The stream is ignored by the simulator's synchronous launch; the result says whether it ran.
+#define CG_LAUNCH(kernel, grid, block, smem, stream, ...) \
+  ::cg::sim::launch(#kernel, (grid), (block), (smem), [&]() { kernel(__VA_ARGS__); })
+
+#endif

@@ -1,0 +1,392 @@
+/**
+ * The PTX wrappers' simulated faces (native/cuda/ptx/) against the ISA and CuTe
+ * (test/helpers/ptx-reference.ts), through the probe kernels (native/cuda/probes/) that dump each
+ * lane's raw registers on the simulated device (runProbe of compressed_gemm_cuda_sim.node).
+ *
+ * Inputs are identity-coded where a layout is checked (a 16-bit value names the element it came
+ * from), and small integers where arithmetic is checked (every partial sum of the mma is exact in
+ * float32, so the result is exact whatever the summation order: the ISA leaves it unspecified).
+ */
+import * as path from 'path';
+import {
+  LDMATRIX_FORMS,
+  LdmatrixForm,
+  cute,
+  isa,
+  ldmatrixNum,
+  lop3Ref,
+  lutOf,
+  matmulRef,
+  packC,
+  packFragment,
+  prmtRef,
+  shflRef,
+} from '../helpers/ptx-reference';
+import { bf16ToNumber, f16ToNumber, mulberry32, numberToBf16, numberToF16, seedFor, seedNote } from '../helpers/reference';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const ADDON = path.join(ROOT, 'build', 'Release', 'compressed_gemm_cuda_sim.node');
+
+interface ProbeResult {
+  ok: boolean;
+  error: string | null;
+  regs: number[];
+}
+interface SimAddon {
+  simulated: boolean;
+  runProbe(args: Record<string, unknown> & { kind: string }): ProbeResult;
+}
+
+const sim: SimAddon = require(ADDON);
+
+function run(args: Record<string, unknown> & { kind: string }): number[] {
+  const r = sim.runProbe(args);
+  if (!r.ok) throw new Error(`probe ${args.kind} refused: ${r.error}`);
+  return r.regs;
+}
+
+const hex = (x: number) => '0x' + (x >>> 0).toString(16).padStart(8, '0');
+const f32 = (bits: number) => new Float32Array(new Uint32Array([bits]).buffer)[0];
+
+/** Fails with every lane/register that differs (the first few), not just the first. */
+function expectRegs(got: number[], want: number[], what: string, perLane: number): void {
+  expect(got.length).toBe(want.length);
+  const bad: string[] = [];
+  for (let i = 0; i < want.length; i++) {
+    if (got[i] >>> 0 !== want[i] >>> 0) bad.push(`lane ${Math.floor(i / perLane)} reg ${i % perLane}: got ${hex(got[i])}, want ${hex(want[i])}`);
+  }
+  if (bad.length) throw new Error(`${what}: ${bad.length} registers differ\n  ${bad.slice(0, 8).join('\n  ')}`);
+}
+
+// ---- the two sources ----------------------------------------------------------------------------
+
+test('the ISA formulas and CuTe layouts agree on every lane of mma m16n8k16 and of all six ldmatrix forms', () => {
+  const aSeen = new Set<string>(), bSeen = new Set<string>(), cSeen = new Set<string>();
+  for (let lane = 0; lane < 32; lane++) {
+    for (let r = 0; r < 4; r++) {
+      for (let h = 0; h < 2; h++) {
+        expect(cute.mmaA(lane, r, h)).toEqual(isa.mmaA(lane, r, h));
+        const e = isa.mmaA(lane, r, h);
+        aSeen.add(`${e.row},${e.col}`);
+      }
+    }
+    for (let r = 0; r < 2; r++) {
+      for (let h = 0; h < 2; h++) {
+        expect(cute.mmaB(lane, r, h)).toEqual(isa.mmaB(lane, r, h));
+        const e = isa.mmaB(lane, r, h);
+        bSeen.add(`${e.row},${e.col}`);
+      }
+    }
+    for (let i = 0; i < 4; i++) {
+      expect(cute.mmaC(lane, i)).toEqual(isa.mmaC(lane, i));
+      const e = isa.mmaC(lane, i);
+      cSeen.add(`${e.row},${e.col}`);
+    }
+  }
+  // Each fragment covers its matrix exactly once.
+  expect([aSeen.size, bSeen.size, cSeen.size]).toEqual([256, 128, 128]);
+
+  for (const form of LDMATRIX_FORMS) {
+    const num = ldmatrixNum(form), trans = form.endsWith('trans');
+    for (let m = 0; m < num; m++) for (let row = 0; row < 8; row++) expect(cute.ldmatrixRowLane(form, 8 * m + row)).toBe(isa.ldmatrixRowLane(m, row));
+    for (let lane = 0; lane < 32; lane++) {
+      for (let r = 0; r < num; r++) for (let h = 0; h < 2; h++) expect(cute.ldmatrix(form, lane, r, h)).toEqual(isa.ldmatrix(lane, r, h, trans));
+    }
+  }
+});
+
+// ---- ldmatrix -------------------------------------------------------------------------------------
+
+// The probe's shared memory: the row that lane L addresses holds L * 256 + c in column c.
+const ldmCode = (rowLane: number, col: number) => rowLane * 256 + col;
+
+function ldmatrixWant(form: LdmatrixForm, source: 'isa' | 'cute'): number[] {
+  const num = ldmatrixNum(form), trans = form.endsWith('trans');
+  const want: number[] = [];
+  for (let lane = 0; lane < 32; lane++) {
+    for (let r = 0; r < num; r++) {
+      const half = (h: number) => {
+        if (source === 'isa') {
+          const e = isa.ldmatrix(lane, r, h, trans);
+          return ldmCode(isa.ldmatrixRowLane(e.matrix, e.row), e.col);
+        }
+        const e = cute.ldmatrix(form, lane, r, h);
+        return ldmCode(cute.ldmatrixRowLane(form, 8 * e.matrix + e.row), e.col);
+      };
+      want.push((half(0) | (half(1) << 16)) >>> 0);
+    }
+  }
+  return want;
+}
+
+describe('ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{,.trans}.shared.b16', () => {
+  test.each(LDMATRIX_FORMS)('%s: every lane register as the ISA and CuTe say', (form) => {
+    const regs = run({ kind: `ldmatrix_${form}` });
+    expectRegs(regs, ldmatrixWant(form, 'isa'), `ldmatrix ${form} vs ISA`, ldmatrixNum(form));
+    expectRegs(regs, ldmatrixWant(form, 'cute'), `ldmatrix ${form} vs CuTe`, ldmatrixNum(form));
+  });
+
+  test.each([
+    ['x1', 8],
+    ['x1_trans', 31],
+    ['x2', 16],
+    ['x2_trans', 20],
+  ] as [LdmatrixForm, number][])('%s ignores the address of lane %d, which it does not use', (form, lane) => {
+    for (const fault of ['outside', 'misaligned']) {
+      const regs = run({ kind: `ldmatrix_${form}`, faultLane: lane, fault });
+      expectRegs(regs, ldmatrixWant(form, 'isa'), `ldmatrix ${form} with lane ${lane} ${fault}`, ldmatrixNum(form));
+    }
+  });
+
+  test.each([
+    ['x4', 5, 'misaligned', /not 16-byte aligned/],
+    ['x4_trans', 31, 'outside', /not inside the block's shared memory/],
+    ['x2', 13, 'outside', /not inside the block's shared memory/],
+    ['x1', 7, 'misaligned', /not 16-byte aligned/],
+  ] as [LdmatrixForm, number, string, RegExp][])('%s refuses lane %d\'s %s row address, naming the lane', (form, lane, fault, why) => {
+    const r = sim.runProbe({ kind: `ldmatrix_${form}`, faultLane: lane, fault });
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatch(new RegExp(`kernel probe_ldmatrix, block \\(0,0,0\\), thread \\(${lane},0,0\\)`));
+    expect(r.error).toMatch(new RegExp(`lane ${lane}'s address`));
+    expect(r.error).toMatch(why);
+    expect(r.error).toContain(`ldmatrix.sync.aligned.m8n8.${form.replace('_', '.')}.shared.b16`);
+  });
+});
+
+// ---- mma ------------------------------------------------------------------------------------------
+
+type Dt = 'f16' | 'bf16';
+const toBits = (dt: Dt, v: number) => (dt === 'f16' ? numberToF16(v) : numberToBf16(v));
+const fromBits = (dt: Dt, h: number) => (dt === 'f16' ? f16ToNumber(h) : bf16ToNumber(h));
+
+function matrix(rows: number, cols: number, f: (r: number, c: number) => number): number[][] {
+  return Array.from({ length: rows }, (_, r) => Array.from({ length: cols }, (_, c) => f(r, c)));
+}
+
+/** Encodes a matrix of exactly representable values; throws if one is not. */
+function encode(dt: Dt, m: number[][]): number[][] {
+  return m.map((row) =>
+    row.map((v) => {
+      const h = toBits(dt, v);
+      if (fromBits(dt, h) !== v) throw new Error(`${v} is not exact in ${dt}`);
+      return h;
+    }),
+  );
+}
+
+/** Runs the mma probe on A (16x16), B (16x8), C (16x8); returns D (16x8) read back through the ISA's C layout. */
+function mma(dt: Dt, a: number[][], b: number[][], c: number[][]): { d: number[][]; regs: number[] } {
+  const regs = run({
+    kind: `mma_${dt}`,
+    a: packFragment(encode(dt, a), 4, isa.mmaA),
+    b: packFragment(encode(dt, b), 2, isa.mmaB),
+    c: packC(c),
+  });
+  const d = matrix(16, 8, () => NaN);
+  for (let lane = 0; lane < 32; lane++) {
+    for (let i = 0; i < 4; i++) {
+      const e = isa.mmaC(lane, i);
+      d[e.row][e.col] = f32(regs[lane * 4 + i]);
+    }
+  }
+  return { d, regs };
+}
+
+function expectMatrix(got: number[][], want: number[][], what: string): void {
+  const bad: string[] = [];
+  for (let r = 0; r < want.length; r++) {
+    for (let c = 0; c < want[0].length; c++) if (!Object.is(got[r][c], want[r][c])) bad.push(`(${r},${c}): got ${got[r][c]}, want ${want[r][c]}`);
+  }
+  if (bad.length) throw new Error(`${what}: ${bad.length} elements differ\n  ${bad.slice(0, 8).join('\n  ')}`);
+}
+
+const zeros = (r: number, c: number) => matrix(r, c, () => 0);
+
+describe.each(['f16', 'bf16'] as Dt[])('mma.sync.aligned.m16n8k16.row.col.f32.%s', (dt) => {
+  test('A = I: D is B, each D register where the ISA and CuTe put (row, col)', () => {
+    const a = matrix(16, 16, (r, c) => (r === c ? 1 : 0));
+    const b = matrix(16, 8, (k, n) => k * 8 + n + 1); // 1..128, exact in bf16 too
+    const { regs } = mma(dt, a, b, zeros(16, 8));
+    for (let lane = 0; lane < 32; lane++) {
+      for (let i = 0; i < 4; i++) {
+        const e = isa.mmaC(lane, i), ec = cute.mmaC(lane, i);
+        expect(f32(regs[lane * 4 + i])).toBe(b[e.row][e.col]);
+        expect(f32(regs[lane * 4 + i])).toBe(b[ec.row][ec.col]);
+      }
+    }
+  });
+
+  test('B = the unit columns k = n and k = n + 8: D is A\'s left and right halves', () => {
+    const a = matrix(16, 16, (r, k) => r * 16 + k); // 0..255, exact in bf16 too
+    for (const shift of [0, 8]) {
+      const b = matrix(16, 8, (k, n) => (k === n + shift ? 1 : 0));
+      const { d } = mma(dt, a, b, zeros(16, 8));
+      expectMatrix(d, matrix(16, 8, (r, n) => a[r][n + shift]), `B picks columns ${shift}..${shift + 7}`);
+    }
+  });
+
+  test('A = B = 0: D is C, read and written in place (d aliases c)', () => {
+    const c = matrix(16, 8, (r, n) => r * 8 + n + 0.5);
+    expectMatrix(mma(dt, zeros(16, 16), zeros(16, 8), c).d, c, 'D = C');
+  });
+
+  test('random small integers: D equals the float64 A·B + C exactly', () => {
+    const seed = seedFor(`mma ${dt} random`);
+    const rng = mulberry32(seed);
+    const int = (lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
+    for (let rep = 0; rep < 4; rep++) {
+      const a = matrix(16, 16, () => int(-8, 8));
+      const b = matrix(16, 8, () => int(-8, 8));
+      const c = matrix(16, 8, () => int(-64, 64) / 4);
+      expectMatrix(mma(dt, a, b, c).d, matmulRef(a, b, c), `rep ${rep}, ${seedNote(seed)}`);
+    }
+  });
+
+  test('from shared memory: cp.async 16 + ldmatrix.x4 (A) + ldmatrix.x2.trans (B) over K = 32 equal the float64 product', () => {
+    const seed = seedFor(`mma ${dt} tile`);
+    const rng = mulberry32(seed);
+    const int = (lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
+    const a = matrix(16, 32, () => int(-6, 6));
+    const b = matrix(32, 8, () => int(-6, 6));
+    const regs = run({
+      kind: `mma_${dt}_tile`,
+      a: Uint16Array.from(encode(dt, a).flat()),
+      b: Uint16Array.from(encode(dt, b).flat()),
+    });
+    const d = matrix(16, 8, () => NaN);
+    for (let lane = 0; lane < 32; lane++) {
+      for (let i = 0; i < 4; i++) {
+        const e = isa.mmaC(lane, i);
+        d[e.row][e.col] = f32(regs[lane * 4 + i]);
+      }
+    }
+    expectMatrix(d, matmulRef(a, b, null), `tile, ${seedNote(seed)}`);
+  });
+});
+
+// ---- cp.async -------------------------------------------------------------------------------------
+
+describe('cp.async.{ca,cg}.shared.global with zero-fill', () => {
+  test.each([4, 8, 16])('cp-size %d: src-size bytes copied, the rest zeros; wait_group 1 completes only the older group', (bytes) => {
+    const seed = seedFor(`cp.async ${bytes}`);
+    const rng = mulberry32(seed);
+    const src = new Uint8Array(64 * bytes);
+    for (let i = 0; i < src.length; i++) src[i] = 1 + ((i * 37 + 11) % 254); // never 0 nor 0xFF
+    const srcBytes = new Int32Array(64);
+    for (let i = 0; i < 64; i++) srcBytes[i] = i < bytes + 1 ? i : Math.floor(rng() * (bytes + 1)); // every size 0..bytes, then random
+    const regs = run({ kind: 'cp_async', bytes, srcBytes, src });
+    const words = bytes / 4;
+    const landed = (slot: number) => {
+      const out = new Uint8Array(bytes);
+      for (let i = 0; i < bytes; i++) out[i] = i < srcBytes[slot] ? src[slot * bytes + i] : 0;
+      return Array.from(new Uint32Array(out.buffer));
+    };
+    const want: number[] = [];
+    const poisoned = new Array(words).fill(0xffffffff);
+    for (let lane = 0; lane < 32; lane++) {
+      // after wait_group 1: group 1 landed, group 2 still pending (the simulator keeps it poisoned)
+      want.push(...landed(lane), ...poisoned);
+      // after wait_group 0: both landed
+      want.push(...landed(lane), ...landed(32 + lane));
+    }
+    expectRegs(regs, want, `cp.async ${bytes}, ${seedNote(seed)}`, 4 * words);
+  });
+});
+
+// ---- shfl.sync ------------------------------------------------------------------------------------
+
+describe('shfl.sync.{idx,bfly,down}.b32 over the full warp', () => {
+  const values = Uint32Array.from({ length: 32 }, (_, l) => (0xa5000000 | (l * 0x010101)) >>> 0);
+
+  test('idx: uniform and per-lane source lanes (b taken mod 32)', () => {
+    const rng = mulberry32(seedFor('shfl idx'));
+    const cases = [
+      new Uint32Array(32).fill(0),
+      new Uint32Array(32).fill(17),
+      Uint32Array.from({ length: 32 }, (_, l) => 31 - l),
+      Uint32Array.from({ length: 32 }, () => Math.floor(rng() * 32)),
+      Uint32Array.from({ length: 32 }, () => 32 + Math.floor(rng() * 200)), // beyond 31: b[4:0]
+    ];
+    for (const operand of cases) expectRegs(run({ kind: 'shfl', mode: 'idx', values, operand }), shflRef('idx', values, operand), 'shfl idx', 1);
+  });
+
+  test('bfly: the reduction masks 16, 8, 4, 2, 1, 0 and per-lane masks', () => {
+    const rng = mulberry32(seedFor('shfl bfly'));
+    const cases = [16, 8, 4, 2, 1, 0].map((m) => new Uint32Array(32).fill(m));
+    cases.push(Uint32Array.from({ length: 32 }, () => Math.floor(rng() * 32)));
+    for (const operand of cases) expectRegs(run({ kind: 'shfl', mode: 'bfly', values, operand }), shflRef('bfly', values, operand), 'shfl bfly', 1);
+  });
+
+  test('down: deltas 0, 1, 5, 16, 31 (lanes past 31 keep their own value) and per-lane deltas', () => {
+    const rng = mulberry32(seedFor('shfl down'));
+    const cases = [0, 1, 5, 16, 31].map((d) => new Uint32Array(32).fill(d));
+    cases.push(Uint32Array.from({ length: 32 }, () => Math.floor(rng() * 32)));
+    for (const operand of cases) expectRegs(run({ kind: 'shfl', mode: 'down', values, operand }), shflRef('down', values, operand), 'shfl down', 1);
+    // a spot check of the formula itself: delta 1 shifts down, lane 31 keeps its own
+    const one = shflRef('down', values, new Uint32Array(32).fill(1));
+    expect(one[0]).toBe(values[1]);
+    expect(one[31]).toBe(values[31]);
+  });
+});
+
+// ---- lop3, prmt -----------------------------------------------------------------------------------
+
+function randomWords(rng: () => number): Uint32Array {
+  return Uint32Array.from({ length: 32 }, () => Math.floor(rng() * 0x100000000) >>> 0);
+}
+
+describe('lop3.b32 and prmt.b32', () => {
+  test('lop3: all 256 LUTs on random inputs, bit by bit as the ISA defines', () => {
+    const seed = seedFor('lop3');
+    const rng = mulberry32(seed);
+    const a = randomWords(rng), b = randomWords(rng), c = randomWords(rng);
+    a[0] = 0; b[0] = 0; c[0] = 0; // and the corners: every (a, b, c) bit combination in lane 1
+    a[1] = 0xf0f0f0f0; b[1] = 0xcccccccc; c[1] = 0xaaaaaaaa;
+    const luts = Uint32Array.from({ length: 256 }, (_, i) => i);
+    const regs = run({ kind: 'lop3', a, b, c, luts });
+    const want: number[] = [];
+    for (let lane = 0; lane < 32; lane++) for (let l = 0; l < 256; l++) want.push(lop3Ref(l, a[lane], b[lane], c[lane]));
+    expectRegs(regs, want, `lop3, ${seedNote(seed)}`, 256);
+    // On (0xF0.., 0xCC.., 0xAA..) every LUT reproduces itself in each byte.
+    for (let l = 0; l < 256; l++) expect(regs[1 * 256 + l] >>> 0).toBe((l * 0x01010101) >>> 0);
+  });
+
+  test('lop3: the LUTs the dequantizers use compute the functions their names say (F(0xF0, 0xCC, 0xAA))', () => {
+    const named: [number, (a: number, b: number, c: number) => number][] = [
+      [0xea, (a, b, c) => (a & b) | c],
+      [0x6a, (a, b, c) => (a & b) ^ c],
+      [0x96, (a, b, c) => a ^ b ^ c],
+      [0xf0, (a) => a],
+      [0xcc, (_a, b) => b],
+      [0xaa, (_a, _b, c) => c],
+      [0xe8, (a, b, c) => (a & b) | (a & c) | (b & c)],
+      [0xca, (a, b, c) => (a & b) | (~a & c)],
+      [0x80, (a, b, c) => a & b & c],
+      [0xfe, (a, b, c) => a | b | c],
+    ];
+    const rng = mulberry32(seedFor('lop3 named'));
+    const a = randomWords(rng), b = randomWords(rng), c = randomWords(rng);
+    const regs = run({ kind: 'lop3', a, b, c, luts: Uint32Array.from(named.map(([l]) => l)) });
+    named.forEach(([lut, f], i) => {
+      expect(lutOf(f)).toBe(lut);
+      for (let lane = 0; lane < 32; lane++) expect(regs[lane * named.length + i] >>> 0).toBe(f(a[lane], b[lane], c[lane]) >>> 0);
+    });
+  });
+
+  test('prmt (default mode): random selectors with and without sign replication, and the usual ones', () => {
+    const seed = seedFor('prmt');
+    const rng = mulberry32(seed);
+    const a = randomWords(rng), b = randomWords(rng), c = randomWords(rng); // c's upper 16 bits are ignored
+    const usual = [0x3210, 0x7654, 0x0123, 0x5410, 0x7632, 0x4140, 0x8888, 0xfedc, 0x9b8a, 0x1f2f3f4f];
+    usual.forEach((sel, i) => (c[i] = sel));
+    a[0] = 0x80ff7f01; b[0] = 0x00817e80; // bytes on both sides of the sign bit
+    const regs = run({ kind: 'prmt', a, b, c });
+    expectRegs(regs, Array.from(a, (_, l) => prmtRef(a[l], b[l], c[l])), `prmt, ${seedNote(seed)}`, 1);
+    expect(regs[0] >>> 0).toBe(a[0]); // 0x3210: a itself
+    expect(regs[1] >>> 0).toBe(b[1]); // 0x7654: b itself
+  });
+});
+
+test('the addon is the simulated device', () => {
+  expect(sim.simulated).toBe(true);
+});

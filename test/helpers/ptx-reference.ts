@@ -1,0 +1,276 @@
+/**
+ * What the PTX wrappers (native/cuda/ptx/) must compute, from two sources written down here
+ * independently of native/:
+ *   - the PTX ISA (9.0; sections named at each function, summarised in ../shared/PTX.md), in the
+ *     ISA's own phrasing where it has one (e.g. mma's "row = groupID for a0, a1, a4, a5");
+ *   - CUTLASS/CuTe's thread-value layouts (include/cute/atom/mma_traits_sm80.hpp,
+ *     include/cute/atom/copy_traits_sm75.hpp), copied as shape:stride data and evaluated by the
+ *     small layout evaluator below.
+ * The tests check that the two agree, then that the simulator agrees with them.
+ */
+
+// ---- CuTe layouts -------------------------------------------------------------------------------
+
+/** A CuTe shape or stride: an integer or a tuple of them, nested. */
+export type Nested = number | Nested[];
+
+function flatten(x: Nested): number[] {
+  return typeof x === 'number' ? [x] : x.flatMap(flatten);
+}
+
+/**
+ * A CuTe layout shape:stride as a function of a 1-D coordinate: the coordinate is split
+ * colexicographically over the (flattened) shape, first mode fastest, and dotted with the strides.
+ */
+export function layout(shape: Nested, stride: Nested): (i: number) => number {
+  const s = flatten(shape);
+  const d = flatten(stride);
+  if (s.length !== d.length) throw new Error('layout: shape and stride differ in rank');
+  const size = s.reduce((a, b) => a * b, 1);
+  return (i: number) => {
+    if (!(i >= 0 && i < size)) throw new Error(`layout: coordinate ${i} outside size ${size}`);
+    let off = 0;
+    for (let m = 0; m < s.length; m++) {
+      off += (i % s[m]) * d[m];
+      i = Math.floor(i / s[m]);
+    }
+    return off;
+  };
+}
+
+/** A thread-value layout ((thread shape, value shape) : (thread stride, value stride)). */
+export function tvLayout(thrShape: Nested, thrStride: Nested, valShape: Nested, valStride: Nested): (thr: number, val: number) => number {
+  const t = layout(thrShape, thrStride);
+  const v = layout(valShape, valStride);
+  return (thr, val) => t(thr) + v(val);
+}
+
+/** Row/column of a matrix element (for B of mma: row = k, col = n). */
+export interface Elem {
+  row: number;
+  col: number;
+}
+
+/** An element of matrix `matrix` of an ldmatrix (its rows given by lanes 8*matrix .. 8*matrix+7). */
+export interface LdmElem {
+  matrix: number;
+  row: number;
+  col: number;
+}
+
+// ---- the ISA's formulas -----------------------------------------------------------------------
+
+export const isa = {
+  /**
+   * mma.m16n8k16 A fragment, f16/bf16 (ISA §9.7.14.5.8, "Matrix Fragments for mma.m16n8k16 with
+   * floating point type"): a thread holds a0..a7, two per register (a_{2r} in bits [15:0] of
+   * register r); groupID = laneid >> 2, threadID_in_group = laneid % 4;
+   *   row = groupID for a0, a1, a4, a5; groupID + 8 for a2, a3, a6, a7
+   *   col = threadID_in_group * 2 + (i & 0x1) for a_i, i < 4; + 8 for i >= 4.
+   */
+  mmaA(lane: number, reg: number, half: number): Elem {
+    const i = 2 * reg + half;
+    const groupID = lane >> 2, tig = lane % 4;
+    const row = i < 2 || (i >= 4 && i < 6) ? groupID : groupID + 8;
+    const col = i < 4 ? tig * 2 + (i & 1) : tig * 2 + (i & 1) + 8;
+    return { row, col };
+  },
+  /** B fragment (16x8, row = k): b0..b3; row = tig * 2 + (i & 1) for i < 2, + 8 for i >= 2; col = groupID. */
+  mmaB(lane: number, reg: number, half: number): Elem {
+    const i = 2 * reg + half;
+    const groupID = lane >> 2, tig = lane % 4;
+    const row = i < 2 ? tig * 2 + (i & 1) : tig * 2 + (i & 1) + 8;
+    return { row, col: groupID };
+  },
+  /** C/D fragment (16x8 float32): c0..c3; row = groupID for c0, c1, groupID + 8 for c2, c3; col = tig * 2 + (i & 1). */
+  mmaC(lane: number, i: number): Elem {
+    const groupID = lane >> 2, tig = lane % 4;
+    return { row: i < 2 ? groupID : groupID + 8, col: tig * 2 + (i & 1) };
+  },
+  /** The lane whose address gives row `row` of matrix `matrix` (ISA §9.7.14.5.15: addr0..addr7 are matrix 0's rows, ...). */
+  ldmatrixRowLane(matrix: number, row: number): number {
+    return 8 * matrix + row;
+  },
+  /**
+   * ldmatrix .m8n8 .b16 (ISA §9.7.14.5.15): each register of a thread holds a fragment of one
+   * matrix (register j: matrix j); a group of four threads holds one row: thread L gets row L / 4,
+   * elements 2(L % 4) and 2(L % 4) + 1 (the lower in bits [15:0]). With .trans the matrix is read
+   * column-major: the same positions of the transpose, i.e. [row 2(L % 4) + half][col L / 4].
+   */
+  ldmatrix(lane: number, reg: number, half: number, trans: boolean): LdmElem {
+    const r = Math.floor(lane / 4), c = 2 * (lane % 4) + half;
+    return trans ? { matrix: reg, row: c, col: r } : { matrix: reg, row: r, col: c };
+  },
+};
+
+// ---- CuTe's layouts -----------------------------------------------------------------------------
+
+// mma_traits_sm80.hpp, SM80_16x8x16_F16F16F16F16_TN (which the F32F16F16F32 and F32BF16BF16F32
+// traits inherit): ALayout ((4,8),(2,2,2)):((32,1),(16,8,128)) into (M16,K16); BLayout
+// ((4,8),(2,2)):((16,1),(8,64)) into (N8,K16); CLayout SM80_16x8_Row ((4,8),(2,2)):((32,1),(16,8))
+// into (M16,N8). Coordinates are column-major (m + 16k, n + 8k, m + 16n). Value v of a 16-bit
+// operand is half v % 2 of register v / 2.
+const cuteA = tvLayout([4, 8], [32, 1], [2, 2, 2], [16, 8, 128]);
+const cuteB = tvLayout([4, 8], [16, 1], [2, 2], [8, 64]);
+const cuteC = tvLayout([4, 8], [32, 1], [2, 2], [16, 8]);
+
+// copy_traits_sm75.hpp. SrcLayout: (thread, value) -> bit of the reference, which is the rows of
+// all matrices one after another, 128 bits each; evaluated at value 0 it gives the row a thread
+// addresses. x1 ((8,4),128):((128,0),1), x2 ((16,2),128):((128,0),1), x4 (32,128):(128,1): the
+// stride-0 mode makes the upper lanes repeat the lower ones' rows. DstLayout: (thread, value) ->
+// bit of the reference. _N (SM75_U32x{1,2,4}_LDSM_N): value = bit + 32 * register. _T
+// (SM75_U16x{2,4,8}_LDSM_T): value = bit + 16 * half + 32 * register.
+interface LdsmTraits {
+  src: (thr: number) => number;
+  dst: (thr: number, val: number) => number;
+}
+const SRC_X1 = layout([8, 4], [128, 0]);
+const SRC_X2 = layout([16, 2], [128, 0]);
+const SRC_X4 = layout(32, 128);
+const LDSM: Record<LdmatrixForm, LdsmTraits> = {
+  x1: { src: SRC_X1, dst: tvLayout(32, 32, 32, 1) },
+  x2: { src: SRC_X2, dst: tvLayout(32, 32, [32, 2], [1, 1024]) },
+  x4: { src: SRC_X4, dst: tvLayout(32, 32, [32, 4], [1, 1024]) },
+  x1_trans: { src: SRC_X1, dst: tvLayout([4, 8], [256, 16], [16, 2], [1, 128]) },
+  x2_trans: { src: SRC_X2, dst: tvLayout([4, 8], [256, 16], [16, 2, 2], [1, 128, 1024]) },
+  x4_trans: { src: SRC_X4, dst: tvLayout([4, 8], [256, 16], [16, 2, 4], [1, 128, 1024]) },
+};
+
+export const cute = {
+  mmaA(lane: number, reg: number, half: number): Elem {
+    const off = cuteA(lane, 2 * reg + half);
+    return { row: off % 16, col: Math.floor(off / 16) };
+  },
+  mmaB(lane: number, reg: number, half: number): Elem {
+    const off = cuteB(lane, 2 * reg + half);
+    return { row: Math.floor(off / 8), col: off % 8 }; // (n, k) column-major: n = off % 8, k = off / 8
+  },
+  mmaC(lane: number, i: number): Elem {
+    const off = cuteC(lane, i);
+    return { row: off % 16, col: Math.floor(off / 16) };
+  },
+  /** The lowest lane whose SrcLayout row is reference row `refRow` (lanes mapped by stride 0 repeat lower ones). */
+  ldmatrixRowLane(form: LdmatrixForm, refRow: number): number {
+    const src = LDSM[form].src;
+    for (let t = 0; t < 32; t++) if (src(t) === 128 * refRow) return t;
+    throw new Error(`no lane addresses row ${refRow} in ${form}`);
+  },
+  /** ldmatrix element of register `reg`, half `half` of `lane`, as (matrix, row, col) of the reference rows. */
+  ldmatrix(form: LdmatrixForm, lane: number, reg: number, half: number): LdmElem {
+    const t = LDSM[form];
+    // _N: value = bit + 32 * reg, the half's first bit is 16 * half; _T: value = bit + 16 * half + 32 * reg.
+    const bit = t.dst(lane, 32 * reg + 16 * half);
+    const refRow = Math.floor(bit / 128), col = (bit % 128) / 16;
+    if (!Number.isInteger(col)) throw new Error('ldmatrix: a 16-bit value not on a 16-bit boundary');
+    return { matrix: Math.floor(refRow / 8), row: refRow % 8, col };
+  },
+};
+
+export type LdmatrixForm = 'x1' | 'x2' | 'x4' | 'x1_trans' | 'x2_trans' | 'x4_trans';
+export const LDMATRIX_FORMS: LdmatrixForm[] = ['x1', 'x2', 'x4', 'x1_trans', 'x2_trans', 'x4_trans'];
+export function ldmatrixNum(form: LdmatrixForm): number {
+  return Number(form[1]);
+}
+
+// ---- bit operations ------------------------------------------------------------------------------
+
+/** lop3.b32 (ISA §9.7.8.6), bit by bit: bit i of d is bit ((a_i << 2) | (b_i << 1) | c_i) of immLut. */
+export function lop3Ref(immLut: number, a: number, b: number, c: number): number {
+  let d = 0;
+  for (let i = 0; i < 32; i++) {
+    const idx = (((a >>> i) & 1) << 2) | (((b >>> i) & 1) << 1) | ((c >>> i) & 1);
+    d |= ((immLut >>> idx) & 1) << i;
+  }
+  return d >>> 0;
+}
+
+/** The immLut of a bitwise function F (ISA §9.7.8.6): F(0xF0, 0xCC, 0xAA). */
+export function lutOf(f: (a: number, b: number, c: number) => number): number {
+  return f(0xf0, 0xcc, 0xaa) & 0xff;
+}
+
+/**
+ * prmt.b32, default mode (ISA §9.7.9.7): tmp64 = (b << 32) | a; for result byte k, ctl[k] =
+ * c[4k+3:4k]; ReadByte copies byte ctl & 7 of tmp64, or, when ctl & 8, replicates that byte's
+ * sign (its msb) over all 8 bits.
+ */
+export function prmtRef(a: number, b: number, c: number): number {
+  const bytes = [a, a >>> 8, a >>> 16, a >>> 24, b, b >>> 8, b >>> 16, b >>> 24].map((x) => x & 0xff);
+  let d = 0;
+  for (let k = 0; k < 4; k++) {
+    const ctl = (c >>> (4 * k)) & 0xf;
+    let byte = bytes[ctl & 7];
+    if (ctl & 8) byte = byte & 0x80 ? 0xff : 0x00;
+    d |= byte << (8 * k);
+  }
+  return d >>> 0;
+}
+
+export type ShflMode = 'idx' | 'bfly' | 'down';
+
+/**
+ * shfl.sync.{idx,bfly,down}.b32 d, a, b, c, 0xffffffff (ISA §9.7.9.6), the ISA's pseudo-code:
+ * bval = b[4:0], cval = c[4:0], mask = c[12:8]; maxLane = (lane & mask) | (cval & ~mask); minLane
+ * = lane & mask; j per mode; if !pval, j = lane; d = a of lane j. Returns each lane's d.
+ */
+export function shflRef(mode: ShflMode, a: ArrayLike<number>, b: ArrayLike<number>, c = 0x1f): number[] {
+  const out: number[] = [];
+  for (let lane = 0; lane < 32; lane++) {
+    const bval = b[lane] & 0x1f, cval = c & 0x1f, mask = (c >>> 8) & 0x1f;
+    const maxLane = (lane & mask) | (cval & ~mask);
+    const minLane = lane & mask;
+    let j: number;
+    let pval: boolean;
+    switch (mode) {
+      case 'down': j = lane + bval; pval = j <= maxLane; break;
+      case 'bfly': j = lane ^ bval; pval = j <= maxLane; break;
+      case 'idx': j = minLane | (bval & ~mask); pval = j <= maxLane; break;
+    }
+    if (!pval) j = lane;
+    out.push(a[j] >>> 0);
+  }
+  return out;
+}
+
+// ---- mma operands as fragments --------------------------------------------------------------------
+
+type Layout16 = (lane: number, reg: number, half: number) => Elem;
+
+/** Packs a matrix of 16-bit codes (bits[row][col]) into 32 lanes x `regs` registers by `where`. */
+export function packFragment(bits: number[][], regs: number, where: Layout16): Uint32Array {
+  const out = new Uint32Array(32 * regs);
+  for (let lane = 0; lane < 32; lane++) {
+    for (let r = 0; r < regs; r++) {
+      const lo = where(lane, r, 0), hi = where(lane, r, 1);
+      out[lane * regs + r] = (bits[lo.row][lo.col] | (bits[hi.row][hi.col] << 16)) >>> 0;
+    }
+  }
+  return out;
+}
+
+/** C (16x8 numbers) as the 32 x 4 float32 accumulator fragment. */
+export function packC(c: number[][]): Float32Array {
+  const out = new Float32Array(32 * 4);
+  for (let lane = 0; lane < 32; lane++) {
+    for (let i = 0; i < 4; i++) {
+      const e = isa.mmaC(lane, i);
+      out[lane * 4 + i] = c[e.row][e.col];
+    }
+  }
+  return out;
+}
+
+/** D = A·B + C in float64 (A m x k, B k x n, C m x n or null). */
+export function matmulRef(a: number[][], b: number[][], c: number[][] | null): number[][] {
+  const m = a.length, k = b.length, n = b[0].length;
+  const d: number[][] = [];
+  for (let i = 0; i < m; i++) {
+    d.push([]);
+    for (let j = 0; j < n; j++) {
+      let s = c ? c[i][j] : 0;
+      for (let p = 0; p < k; p++) s += a[i][p] * b[p][j];
+      d[i].push(s);
+    }
+  }
+  return d;
+}
