@@ -1,13 +1,14 @@
 /**
  * Backend selection, once, at first use: CUDA when the CUDA addon is built and a device answers,
- * else the CPU. COMPRESSED_GEMM_BACKEND=cpu|cuda|auto forces it; COMPRESSED_GEMM_CPU_ISA picks a
+ * else the CPU. COMPRESSED_GEMM_BACKEND=cpu|cuda|auto forces it (cuda-sim: the CUDA backend on
+ * the simulated device); COMPRESSED_GEMM_CPU_ISA picks a
  * lower CPU instruction set (so tests can cover every path); COMPRESSED_GEMM_THREADS sizes the
  * CPU kernels' thread count.
  */
 import * as os from 'os';
 import type { CpuAddon } from '../native/cpu';
 import type { CudaAddon, CudaProbe } from '../native/cuda';
-import { loadCpuAddon, loadCudaAddon } from '../native/load';
+import { loadCpuAddon, loadCudaAddon, loadCudaSimAddon } from '../native/load';
 import { CgError, CgRangeError, show } from '../errors';
 import { checkThreads } from '../validate';
 import { RouteInfo, routes } from './routing';
@@ -24,8 +25,11 @@ export interface BackendInfo {
   features: string[];
   /** CPU kernels in use: the instruction set and the thread count. */
   cpu: { isa: CpuIsa; isas: CpuIsa[]; threads: number; hardwareThreads: number };
-  /** CUDA device and what the addon holds; null on the CPU backend. */
-  cuda: { device: number; name: string; sm: number; compiledArchitectures: number[] } | null;
+  /**
+   * CUDA device and what the addon holds; null on the CPU backend. `simulated`: the simulated
+   * device (COMPRESSED_GEMM_BACKEND=cuda-sim), the CUDA backend's own kernel sources run on the CPU.
+   */
+  cuda: { device: number; name: string; sm: number; compiledArchitectures: number[]; simulated: boolean } | null;
   /** Operations whose CUDA kernels do not exist yet run on the CPU kernels (see README). */
   notes: string[];
   /** The routing table as it applies here: each (op, format, activations), where it runs and why. */
@@ -112,8 +116,8 @@ function selectThreads(hardware: number): number {
 export function selectBackend(): State {
   if (state) return state;
   const wanted = envValue('COMPRESSED_GEMM_BACKEND') ?? 'auto';
-  if (!['auto', 'cpu', 'cuda'].includes(wanted)) {
-    throw new CgRangeError('ERR_ENV', `COMPRESSED_GEMM_BACKEND=${wanted} is not one of auto, cpu, cuda`);
+  if (!['auto', 'cpu', 'cuda', 'cuda-sim'].includes(wanted)) {
+    throw new CgRangeError('ERR_ENV', `COMPRESSED_GEMM_BACKEND=${wanted} is not one of auto, cpu, cuda, cuda-sim`);
   }
   const cpuAddon = cpuAddonOrThrow();
   const ci = cpuAddon.cpuInfo();
@@ -128,13 +132,28 @@ export function selectBackend(): State {
   let cudaInfo: BackendInfo['cuda'] = null;
   let device = os.cpus()[0]?.model?.trim() || 'cpu';
   let features = ci.features;
-  if (wanted !== 'cpu') {
+  if (wanted === 'cuda-sim') {
+    const sim = loadCudaSimAddon();
+    if (!sim.addon) {
+      throw new CgError(
+        'ERR_BACKEND_UNAVAILABLE',
+        'compressed-gemm: COMPRESSED_GEMM_BACKEND=cuda-sim, but the simulated device\'s addon could not be loaded. Tried:\n' +
+          sim.attempts.map((a) => `  - ${a.path}: ${a.error}`).join('\n') +
+          '\nIt is built with the CPU addon by `npm install` (node-gyp, binding.gyp); rebuild with `npm rebuild compressed-gemm`.',
+      );
+    }
+    kind = 'cuda';
+    // The simulated device stands for the oldest architecture the kernels target (sm_80).
+    cudaInfo = { device: 0, name: 'cuda-sim', sm: 80, compiledArchitectures: [80], simulated: true };
+    device = 'simulated CUDA device (cuda-sim: the CUDA kernels\' source, run on the CPU)';
+    features = ['simulated', 'sm_80'];
+  } else if (wanted !== 'cpu') {
     const { reasons, addon, probe } = probeCuda();
     if (reasons.length === 0 && addon && probe) {
       const d = probe.devices[0];
       kind = 'cuda';
       cudaAddon = addon;
-      cudaInfo = { device: 0, name: d.name, sm: d.sm, compiledArchitectures: addon.compiledArchitectures() };
+      cudaInfo = { device: 0, name: d.name, sm: d.sm, compiledArchitectures: addon.compiledArchitectures(), simulated: false };
       device = d.name;
       features = [`sm_${d.sm}`];
     } else if (wanted === 'cuda') {

@@ -14,3 +14,8 @@ export interface CudaAddon {
   probe(): CudaProbe;
   compiledArchitectures(): number[];
 }
+
+/** The simulated device's addon (native/binding/cuda_sim/): the CUDA kernel sources built by the host compiler. */
+export interface CudaSimAddon {
+  simulated: true;
+}

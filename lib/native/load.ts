@@ -5,7 +5,7 @@
  */
 import * as path from 'path';
 import type { CpuAddon } from './cpu';
-import type { CudaAddon } from './cuda';
+import type { CudaAddon, CudaSimAddon } from './cuda';
 
 export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
 
@@ -45,6 +45,14 @@ let cuda: LoadResult<CudaAddon> | undefined;
 export function loadCpuAddon(): LoadResult<CpuAddon> {
   if (!cpu) cpu = loadFirst<CpuAddon>(candidates(['build/Release', 'build/Debug'], 'compressed_gemm_cpu.node'));
   return cpu;
+}
+
+let cudaSim: LoadResult<CudaSimAddon> | undefined;
+
+/** The simulated CUDA device (built by binding.gyp on every machine, beside the CPU addon). */
+export function loadCudaSimAddon(): LoadResult<CudaSimAddon> {
+  if (!cudaSim) cudaSim = loadFirst<CudaSimAddon>(candidates(['build/Release', 'build/Debug'], 'compressed_gemm_cuda_sim.node'));
+  return cudaSim;
 }
 
 export function loadCudaAddon(): LoadResult<CudaAddon> {
