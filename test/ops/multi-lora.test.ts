@@ -29,6 +29,7 @@ import {
   loraLinearRef,
   makeTestWeight,
   randomFactors,
+  LORA_TEST_WEIGHTS,
 } from '../helpers/lowrank-reference';
 import { Target, restore, targetTable, targets } from '../helpers/matrix';
 import { buildWeight as build } from '../helpers/weights';
@@ -36,20 +37,7 @@ import { DType, DTYPES, decode, encode, mulberry32, randInt, randomFloat32, seed
 
 afterAll(restore);
 
-const SPECS: WeightSpec[] = [
-  { kind: 'dense', dtype: 'float32', N: 33, K: 40 },
-  { kind: 'dense', dtype: 'float16', N: 45, K: 72 },
-  { kind: 'dense', dtype: 'bfloat16', N: 17, K: 104 },
-  { kind: '2:4', dtype: 'float32', N: 45, K: 72 },
-  { kind: '2:4', dtype: 'float16', N: 33, K: 40 },
-  { kind: '2:4', dtype: 'bfloat16', N: 19, K: 264 },
-  { kind: 'int4', groupSize: 32, symmetric: true, scaleDtype: 'float16', N: 33, K: 96 },
-  { kind: 'int4', groupSize: 64, symmetric: false, scaleDtype: 'float32', N: 21, K: 192 },
-  { kind: 'int4-act-order', group: 32, withZeros: true, scaleDtype: 'float16', N: 17, K: 96 },
-  { kind: 'fp8', fmt: 'e4m3', scaling: 'channel', N: 45, K: 72 },
-  { kind: 'fp8', fmt: 'e5m2', scaling: { block: [16, 24] }, N: 33, K: 56 },
-  { kind: 'fp8', fmt: 'e4m3', scaling: 'tensor', N: 19, K: 104 },
-];
+const SPECS = LORA_TEST_WEIGHTS;
 
 
 /** Three adapters of ranks 1, 3, 16 for a [N, K] weight, as the library takes them and as exact values. */
