@@ -78,10 +78,13 @@
       "ldflags": ["-pthread"],
       "sources": [
         "native/cuda/sim/sim.cc",
+        "native/cuda/runtime/runtime_sim.cc",
         "native/binding/args.cc",
         "native/binding/cuda_sim/addon.cc",
         "native/binding/cuda_sim/probes.cc",
-        "native/binding/cuda_sim/refusals.cc"
+        "native/binding/cuda_sim/refusals.cc",
+        "native/binding/cuda_sim/gemm.cc",
+        "native/binding/cuda_sim/device.cc"
       ]
     }
   ]

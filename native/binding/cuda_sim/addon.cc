@@ -9,6 +9,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("simulated", Napi::Boolean::New(env, true));
   cg::binding::register_probes(env, exports);
   cg::binding::register_refusals(env, exports);
+  cg::binding::register_gemm(env, exports);
+  cg::binding::register_device(env, exports);
   return exports;
 }
 

@@ -1,0 +1,261 @@
+// runProbe's arguments and result, shared by both addons' runProbe: the simulated device's
+// (native/binding/cuda_sim/probes.cc) and the real CUDA addon's (native/cuda/binding_probes.cc),
+// so that one JS call means the same probe, with the same inputs, on either.
+//
+// parse_probe(o) reads and checks args (see probes.cc for what each kind takes) into a
+// ProbeRequest: the probe to launch and its input bytes, in the order its launcher takes them.
+// Each addon copies the inputs into its own "global memory" (16-byte aligned host memory on the
+// simulated device, cudaMalloc'd memory on a GPU), launches, and reads back out_words uint32
+// registers; probe_result() makes the JS answer { ok, error, regs }.
+//
+// Header-only and self-contained (N-API and the standard library; no binding/args.cc), because
+// the CUDA addon does not link args.cc. Its argument errors are those of binding/args.h: a
+// TypeError or RangeError with code ERR_NATIVE and the message prefix "compressed-gemm native
+// check: ". Plain C++: the CUDA addon's .cc files are compiled by the host compiler.
+#pragma once
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace cg {
+namespace binding {
+namespace probe_args {
+
+// Sizes that the probe kernels (native/cuda/probes/probe_kernels.cuh) take as given; the
+// simulated device's probes.cc static_asserts that they equal the kernels' own constants.
+constexpr size_t kLdmSmemBytes = 32 * 32;  // probes::kLdmSmemBytes
+constexpr size_t kTileABytes = 16 * 32 * 2;  // probes::kTileABytes: A 16x32, 16-bit
+constexpr size_t kTileBBytes = 32 * 8 * 2;   // probes::kTileBBytes: B 32x8, 16-bit
+constexpr size_t kTileSmemBytes = kTileABytes + kTileBBytes;
+constexpr unsigned kWarp = 32;
+
+// probes::LdmatrixFault and probes::ShflProbeMode, by value.
+enum Fault : int { kFaultNone = 0, kFaultMisaligned = 1, kFaultOutside = 2 };
+enum ShflMode : int { kShflIdx = 0, kShflBfly = 1, kShflDown = 2 };
+
+enum class Kind { kLdmatrix, kMma, kMmaTile, kCpAsync, kShfl, kLop3, kPrmt };
+
+using Blob = std::vector<uint8_t>;
+
+struct ProbeRequest {
+  Kind kind = Kind::kPrmt;
+  std::string name;  // args.kind as given, e.g. 'ldmatrix_x2_trans'
+  // ldmatrix
+  int num = 0;
+  bool trans = false;
+  int fault_lane = -1;
+  int fault = kFaultNone;
+  // mma, mma tile
+  bool bf16 = false;
+  // cp.async
+  int bytes = 0;
+  // shfl
+  int mode = kShflIdx;
+  // lop3
+  int nluts = 0;
+  // Inputs, by the launchers' parameter names (those a kind does not take stay empty):
+  //   mma: a, b, c   mma tile: a, b   cp_async: src_bytes, src   shfl: values, operand
+  //   lop3: a, b, c, luts   prmt: a, b, c
+  Blob a, b, c, src_bytes, src, values, operand, luts;
+  size_t out_words = 0;  // uint32 registers the probe returns (its regs / d buffer)
+};
+
+// ---- readers (binding/args.h's, restated: same checks, same errors) -----------------------------
+
+inline Napi::Error coded(Napi::Error e, const char* code) {
+  e.Set("code", Napi::String::New(e.Env(), code));
+  return e;
+}
+[[noreturn]] inline void throw_type(const Napi::Env& env, const std::string& msg) {
+  throw coded(Napi::TypeError::New(env, "compressed-gemm native check: " + msg), "ERR_NATIVE");
+}
+[[noreturn]] inline void throw_range(const Napi::Env& env, const std::string& msg) {
+  throw coded(Napi::RangeError::New(env, "compressed-gemm native check: " + msg), "ERR_NATIVE");
+}
+inline void need(const Napi::Env& env, bool ok, const std::string& msg) {
+  if (!ok) throw_range(env, msg);
+}
+
+inline Napi::Object object_arg(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsObject()) throw_type(info.Env(), "expected one object argument");
+  return info[0].As<Napi::Object>();
+}
+
+// A TypedArray's or ArrayBuffer's bytes, copied (a detached view reads as empty).
+inline Blob blob_of(const Napi::Object& o, const char* key) {
+  const Napi::Value v = o.Get(key);
+  napi_env env = o.Env();
+  if (v.IsTypedArray()) {
+    napi_typedarray_type type;
+    size_t length = 0, offset = 0;
+    void* data = nullptr;
+    napi_value ab;
+    if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok)
+      throw_type(o.Env(), std::string(key) + ": cannot read the TypedArray");
+    size_t elem = 4;
+    switch (type) {
+      case napi_int8_array: case napi_uint8_array: case napi_uint8_clamped_array: elem = 1; break;
+      case napi_int16_array: case napi_uint16_array: elem = 2; break;
+      case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: elem = 8; break;
+      default: elem = 4; break;
+    }
+    const uint8_t* p = static_cast<const uint8_t*>(data);
+    return p ? Blob(p, p + length * elem) : Blob();
+  }
+  if (v.IsArrayBuffer()) {
+    auto ab = v.As<Napi::ArrayBuffer>();
+    const uint8_t* p = static_cast<const uint8_t*>(ab.Data());
+    return p ? Blob(p, p + ab.ByteLength()) : Blob();
+  }
+  throw_type(o.Env(), std::string(key) + " must be a TypedArray");
+}
+
+inline Blob blob_sized(const Napi::Object& o, const char* key, size_t length) {
+  Blob b = blob_of(o, key);
+  need(o.Env(), b.size() == length, std::string(key) + " has the wrong length");
+  return b;
+}
+
+inline int64_t int_of(const Napi::Object& o, const char* key, int64_t lo, int64_t hi) {
+  const Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw_type(o.Env(), std::string(key) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= double(lo) && d <= double(hi)) || std::floor(d) != d) throw_range(o.Env(), std::string(key) + " out of range");
+  return int64_t(d);
+}
+
+inline std::string string_of(const Napi::Object& o, const char* key) {
+  const Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw_type(o.Env(), std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+inline uint32_t u32_at(const Blob& b, size_t i) {
+  uint32_t x;
+  std::memcpy(&x, b.data() + 4 * i, 4);
+  return x;
+}
+
+// ---- the request ----------------------------------------------------------------------------------
+
+inline ProbeRequest parse_probe(const Napi::Object& o) {
+  Napi::Env env = o.Env();
+  ProbeRequest r;
+  r.name = string_of(o, "kind");
+  const std::string& kind = r.name;
+
+  struct Ldm {
+    const char* name;
+    int num;
+    bool trans;
+  };
+  static const Ldm kLdm[] = {{"ldmatrix_x1", 1, false},      {"ldmatrix_x2", 2, false},
+                             {"ldmatrix_x4", 4, false},      {"ldmatrix_x1_trans", 1, true},
+                             {"ldmatrix_x2_trans", 2, true}, {"ldmatrix_x4_trans", 4, true}};
+  for (const Ldm& l : kLdm) {
+    if (kind != l.name) continue;
+    r.kind = Kind::kLdmatrix;
+    r.num = l.num;
+    r.trans = l.trans;
+    if (!o.Get("faultLane").IsUndefined()) r.fault_lane = int(int_of(o, "faultLane", -1, 31));
+    if (!o.Get("fault").IsUndefined()) {
+      const std::string f = string_of(o, "fault");
+      if (f == "misaligned") {
+        r.fault = kFaultMisaligned;
+      } else if (f == "outside") {
+        r.fault = kFaultOutside;
+      } else {
+        need(env, f == "none", "fault must be 'none', 'misaligned' or 'outside'");
+      }
+    }
+    r.out_words = 32 * size_t(l.num);
+    return r;
+  }
+  if (kind == "mma_f16" || kind == "mma_bf16") {
+    r.kind = Kind::kMma;
+    r.bf16 = kind == "mma_bf16";
+    r.a = blob_sized(o, "a", 32 * 4 * 4);
+    r.b = blob_sized(o, "b", 32 * 2 * 4);
+    r.c = blob_sized(o, "c", 32 * 4 * 4);
+    r.out_words = 32 * 4;
+    return r;
+  }
+  if (kind == "mma_f16_tile" || kind == "mma_bf16_tile") {
+    r.kind = Kind::kMmaTile;
+    r.bf16 = kind == "mma_bf16_tile";
+    r.a = blob_sized(o, "a", kTileABytes);
+    r.b = blob_sized(o, "b", kTileBBytes);
+    r.out_words = 32 * 4;
+    return r;
+  }
+  if (kind == "cp_async") {
+    r.kind = Kind::kCpAsync;
+    r.bytes = int(int_of(o, "bytes", 4, 16));
+    need(env, r.bytes == 4 || r.bytes == 8 || r.bytes == 16, "bytes must be 4, 8 or 16");
+    r.src_bytes = blob_sized(o, "srcBytes", 64 * 4);
+    for (size_t i = 0; i < 64; ++i) {
+      const int32_t n = int32_t(u32_at(r.src_bytes, i));
+      need(env, n >= 0 && n <= r.bytes, "srcBytes must be within 0..bytes");
+    }
+    r.src = blob_sized(o, "src", 64 * size_t(r.bytes));
+    r.out_words = 32 * size_t(r.bytes);
+    return r;
+  }
+  if (kind == "shfl") {
+    r.kind = Kind::kShfl;
+    const std::string m = string_of(o, "mode");
+    if (m == "bfly") {
+      r.mode = kShflBfly;
+    } else if (m == "down") {
+      r.mode = kShflDown;
+    } else {
+      need(env, m == "idx", "mode must be 'idx', 'bfly' or 'down'");
+      r.mode = kShflIdx;
+    }
+    r.values = blob_sized(o, "values", 32 * 4);
+    r.operand = blob_sized(o, "operand", 32 * 4);
+    r.out_words = 32;
+    return r;
+  }
+  if (kind == "lop3") {
+    r.kind = Kind::kLop3;
+    r.a = blob_sized(o, "a", 32 * 4);
+    r.b = blob_sized(o, "b", 32 * 4);
+    r.c = blob_sized(o, "c", 32 * 4);
+    r.luts = blob_of(o, "luts");
+    const size_t n = r.luts.size() / 4;
+    need(env, n >= 1 && n <= 256 && r.luts.size() % 4 == 0, "luts must hold 1 to 256 uint32 values");
+    for (size_t i = 0; i < n; ++i) need(env, u32_at(r.luts, i) <= 0xFF, "each lut must be within 0..255");
+    r.nluts = int(n);
+    r.out_words = 32 * n;
+    return r;
+  }
+  if (kind == "prmt") {
+    r.kind = Kind::kPrmt;
+    r.a = blob_sized(o, "a", 32 * 4);
+    r.b = blob_sized(o, "b", 32 * 4);
+    r.c = blob_sized(o, "c", 32 * 4);
+    r.out_words = 32;
+    return r;
+  }
+  throw_range(env, "unknown probe kind '" + kind + "'");
+}
+
+// { ok, error, regs }: regs as uint32 numbers (float results as their bits); error null when ok.
+inline Napi::Object probe_result(Napi::Env env, bool ok, const std::string& error, const uint32_t* regs, size_t n) {
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("ok", Napi::Boolean::New(env, ok));
+  r.Set("error", ok ? env.Null() : Napi::String::New(env, error));
+  Napi::Array a = Napi::Array::New(env, n);
+  for (size_t i = 0; i < n; ++i) a.Set(uint32_t(i), Napi::Number::New(env, double(regs[i])));
+  r.Set("regs", a);
+  return r;
+}
+
+}  // namespace probe_args
+}  // namespace binding
+}  // namespace cg

@@ -1,0 +1,388 @@
+// The dense GEMM on tensor cores: Y = X·Wᵀ (+ bias), the torch.nn.Linear product.
+//
+//   X    [M, K] row-major, float16 or bfloat16 (16-bit bits in uint16_t), 16-byte aligned
+//   W    [N, K] row-major (torch.nn.Linear's weight layout), the same type as X, 16-byte aligned
+//   bias [N] float32, optional (nullptr: none)
+//   Y    [M, N] row-major, float32, float16 or bfloat16 (rounded to nearest even once, from the
+//        float32 accumulator plus the bias)
+// Any M >= 1 and N >= 1; K >= 8 and a multiple of 8, so that every row of X and W is a whole
+// number of 16-byte chunks (cp.async copies 16 bytes) and every chunk is wholly inside or wholly
+// outside the matrix.
+//
+// One source, two executors (kernel.h): nvcc compiles this file (gemm_dense.cu) into the CUDA
+// addon; the host compiler compiles it over the simulated device (native/binding/cuda_sim/gemm.cc),
+// where every PTX wrapper (native/cuda/ptx/) is the ISA's emulation and every misuse is refused.
+//
+// ---- The design, and why ---------------------------------------------------------------------------
+// Block tile 64 x 64 (M x N), K-step 32; 4 warps (128 threads) as 2 x 2, each warp a 32 x 32 tile
+// = 2 (m16) x 4 (n8) mma tiles, so one K-step is 2 k16 slices x 8 mma.sync.m16n8k16 per warp.
+//   Why: 32 float32 accumulators per thread leave ptxas room (no spills on sm_80/89/90a, see the
+//   report in the .cu), the per-warp ratio of ldmatrix to mma (4 ldmatrix.x4 : 8 mma per k16) is
+//   Marlin's/CUTLASS's usual, and a 64-wide tile wastes little on ragged edges. This is the
+//   correctness-first configuration; larger tiles (128 x 128, 8 warps) and a small-M variant
+//   (M <= 16: one m16 row of warps, split-K) are later configurations of the same template.
+// Pipeline: kStages = 3 shared-memory stages filled by cp.async (global -> shared without
+//   registers). K-step kt is multiplied while K-steps kt+1 and kt+2 are in flight; one commit
+//   group per K-step (empty groups past the end keep the wait count uniform), wait_group
+//   kStages-2 then one __syncthreads per K-step (cp.async data is visible to the issuing thread
+//   only; the barrier also tells every thread that the stage about to be refilled is no longer
+//   read).
+// Shared memory per stage: the X tile [64 rows][32 k] then the W tile [64 rows][32 k], each row
+//   padded from 64 to 80 bytes (kRowPitchBytes). Bank model (PTX.md, a model, not a fact): an
+//   8-row ldmatrix phase is conflict-free when its 8 row addresses fall in distinct 16-byte bank
+//   groups ((addr / 16) % 8). With an 80-byte pitch, row r, chunk c sits in group (5r + c) % 8:
+//   8 consecutive rows give 8 distinct groups (5 is odd, so r -> 5r is a bijection mod 8). A
+//   64-byte pitch would give (4r + c) % 8: only 2 groups, a 4-way conflict. The pad costs 25% of
+//   shared memory (30 KiB in all, under the 48 KiB every launch gets without opting in); an XOR
+//   swizzle would save it and is the choice for larger tiles. The pad bytes are never read.
+// Edges: every 16-byte chunk of every stage is written by a cp.async, with src-size 0 (all zeros)
+//   for chunks past M (rows of X), past N (rows of W) or past K; so zero rows/columns enter the
+//   mma and no poisoned or stale shared memory ever does. The epilogue writes only (m < M, n < N).
+//
+// ---- Fragments (PTX ISA §9.7.14.5.8, §9.7.14.5.15; ptx/mma.h, ptx/ldmatrix.h) --------------------
+// g = lane / 4, t = lane % 4.
+// FragA (4 x b32): the m16 x k16 slice of X: a[0] = X[g][2t..2t+1], a[1] = X[g+8][2t..2t+1],
+//   a[2] = X[g][2t+8..2t+9], a[3] = X[g+8][2t+8..2t+9]. One ldmatrix.x4: lane L points at row
+//   L % 16, column 8 (L / 16) of the slice (matrices 0..3 = rows 0-7/8-15 x columns 0-7/8-15,
+//   in the order a[0..3] wants).
+// FragB (2 x b32): the k16 x n8 slice of B = Wᵀ ("col": B[k][n] = W[n][k], k contiguous in W's
+//   rows, which is exactly how W is stored). b[0] = B[2t..2t+1][g] = W[n0+g][k0+2t..k0+2t+1] and
+//   b[1] = W[n0+g][k0+2t+8..+9]. A non-transposed ldmatrix of the 8 x 8 matrix whose rows are
+//   W's rows n0..n0+7 and columns k0..k0+7 gives lane L row L / 4 = g, columns 2(L % 4) = 2t and
+//   2t+1: that is b[0]; the matrix at k0+8 gives b[1]. One ldmatrix.x4 loads two n8 tiles: lane L
+//   points at W-row n0 + 8 (L / 16) + L % 8, column k0 + 8 ((L / 8) % 2); registers 0, 1 are the
+//   FragB of n0..n0+7 and registers 2, 3 that of n0+8..n0+15. No .trans needed.
+// FragC (4 x f32): c[0] = (g, 2t), c[1] = (g, 2t+1), c[2] = (g+8, 2t), c[3] = (g+8, 2t+1) of the
+//   m16 x n8 tile: each (m, n) of the block tile belongs to exactly one warp, one (mt, nt) tile
+//   and one lane/register, so every output element is written exactly once.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "cg/dtype.h"
+#include "cuda/kernel.h"
+#include "cuda/ptx/cp_async.h"
+#include "cuda/ptx/ldmatrix.h"
+#include "cuda/ptx/mma.h"
+
+#if defined(__CUDACC__)
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#endif
+
+namespace cg {
+namespace gemm {
+
+// ---- Register fragments ---------------------------------------------------------------------------
+using FragA = uint32_t[4];  // m16 x k16 of X, two 16-bit values per register
+using FragB = uint32_t[2];  // k16 x n8 of Wᵀ
+using FragC = float[4];     // m16 x n8 float32 accumulators
+
+// ---- The configuration ----------------------------------------------------------------------------
+struct DenseTile {
+  static constexpr int kBlockM = 64;  // rows of X (and Y) per block
+  static constexpr int kBlockN = 64;  // rows of W (columns of Y) per block
+  static constexpr int kBlockK = 32;  // K per pipeline stage (two k16 mma slices)
+  static constexpr int kWarpsM = 2;   // warps along M
+  static constexpr int kWarpsN = 2;   // warps along N
+  static constexpr int kStages = 3;   // shared-memory stages in flight
+
+  static constexpr int kWarps = kWarpsM * kWarpsN;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kWarpM = kBlockM / kWarpsM;  // 32 rows per warp
+  static constexpr int kWarpN = kBlockN / kWarpsN;  // 32 columns per warp
+  static constexpr int kMmaM = kWarpM / 16;         // m16 tiles per warp: 2
+  static constexpr int kMmaN = kWarpN / 8;          // n8 tiles per warp: 4
+  static constexpr int kSlicesK = kBlockK / 16;     // k16 slices per stage: 2
+
+  // Shared memory: a stage is the X tile then the W tile, rows of kBlockK values + 16 pad bytes.
+  static constexpr int kChunksPerRow = kBlockK * 2 / 16;         // 16-byte chunks per row: 4
+  static constexpr int kRowPitchBytes = kBlockK * 2 + 16;        // 80 (see "Bank model" above)
+  static constexpr int kTileXBytes = kBlockM * kRowPitchBytes;   // 5120
+  static constexpr int kTileWBytes = kBlockN * kRowPitchBytes;   // 5120
+  static constexpr int kStageBytes = kTileXBytes + kTileWBytes;  // 10240
+  static constexpr int kSmemBytes = kStages * kStageBytes;       // 30720
+  // cp.async chunks per thread per stage.
+  static constexpr int kChunksXPerThread = kBlockM * kChunksPerRow / kThreads;  // 2
+  static constexpr int kChunksWPerThread = kBlockN * kChunksPerRow / kThreads;  // 2
+};
+
+static_assert(DenseTile::kWarpM % 16 == 0 && DenseTile::kWarpN % 16 == 0,
+              "a warp covers whole m16 tiles and whole pairs of n8 tiles (one ldmatrix.x4 loads two)");
+static_assert(DenseTile::kBlockK % 16 == 0, "a stage holds whole k16 slices");
+static_assert((DenseTile::kRowPitchBytes / 16) % 2 == 1,
+              "an odd pitch in 16-byte units spreads 8 consecutive rows over the 8 bank groups");
+static_assert(DenseTile::kBlockM * DenseTile::kChunksPerRow % DenseTile::kThreads == 0 &&
+                  DenseTile::kBlockN * DenseTile::kChunksPerRow % DenseTile::kThreads == 0,
+              "every thread copies the same number of chunks");
+static_assert(DenseTile::kSmemBytes <= 48 * 1024, "no opt-in to more than 48 KiB of dynamic shared memory");
+static_assert(DenseTile::kStages >= 2, "a pipeline needs at least two stages");
+
+// ---- Small device helpers (each the one thing it names) ---------------------------------------------
+
+// Y's element types, rounded to nearest even from float32 (cvt.rn).
+template <DType kOut>
+__device__ __forceinline__ void store_output(void* out, size_t i, float v) {
+  if constexpr (kOut == DType::F32) {
+    static_cast<float*>(out)[i] = v;
+  } else if constexpr (kOut == DType::F16) {
+#if defined(__CUDACC__)
+    static_cast<uint16_t*>(out)[i] = __half_as_ushort(__float2half_rn(v));
+#else
+    static_cast<uint16_t*>(out)[i] = f32_to_f16(v);
+#endif
+  } else {
+#if defined(__CUDACC__)
+    static_cast<uint16_t*>(out)[i] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+#else
+    static_cast<uint16_t*>(out)[i] = f32_to_bf16(v);
+#endif
+  }
+}
+
+// D = A·B + C in float32 with A, B of the kernel's input type.
+template <bool kBf16>
+__device__ __forceinline__ void mma(FragC& acc, const FragA& a, const FragB& b) {
+  if constexpr (kBf16) {
+    ::cg::ptx::mma_m16n8k16_bf16f32(acc, a, b, acc);
+  } else {
+    ::cg::ptx::mma_m16n8k16_f16f32(acc, a, b, acc);
+  }
+}
+
+// ---- The kernel -------------------------------------------------------------------------------------
+// kBf16: X and W are bfloat16 (else float16); the mma instruction follows.
+// kOut:  Y's element type (F32, F16, BF16); the epilogue's conversion follows.
+// Grid: (ceil(N / 64), ceil(M / 64)); block: 128 threads; dynamic shared memory kSmemBytes.
+template <bool kBf16, DType kOut>
+__global__ void dense_gemm_kernel(const uint16_t* x, const uint16_t* w, const float* bias, void* out, int M, int N,
+                                  int K) {
+  using T = DenseTile;
+  uint8_t* const smem = ::cg::dynamic_smem();
+  const int tid = int(threadIdx.x);
+  const int lane = tid % 32;
+  const int warp = tid / 32;
+  const int warp_m = warp / T::kWarpsN;  // this warp's rows: warp_m * 32 .. +31 of the block tile
+  const int warp_n = warp % T::kWarpsN;  // this warp's columns: warp_n * 32 .. +31
+  const int block_m0 = int(blockIdx.y) * T::kBlockM;
+  const int block_n0 = int(blockIdx.x) * T::kBlockN;
+  const int k_steps = (K + T::kBlockK - 1) / T::kBlockK;
+
+  // Step: fetch_to_shared. Thread tid copies chunks tid, tid + 128, ... of the X tile and of the
+  // W tile of K-step `ks` into `stage` (chunk i: row i / 4, 16-byte column i % 4: consecutive
+  // threads read consecutive 16 bytes of a row). Past M, N or K: src-size 0 (zeros) from the
+  // matrix's base address (aligned; nothing is read from it). Past the last K-step: nothing,
+  // but the group is still committed by the caller.
+  auto fetch_to_shared = [&](int stage, int ks) {
+    if (ks >= k_steps) return;
+    uint8_t* const sx = smem + stage * T::kStageBytes;
+    uint8_t* const sw = sx + T::kTileXBytes;
+    const int k0 = ks * T::kBlockK;
+    for (int j = 0; j < T::kChunksXPerThread; ++j) {
+      const int i = tid + j * T::kThreads;
+      const int row = i / T::kChunksPerRow, chunk = i % T::kChunksPerRow;
+      const int m = block_m0 + row, k = k0 + chunk * 8;
+      const bool inside = m < M && k < K;
+      const uint16_t* src = inside ? x + size_t(m) * size_t(K) + size_t(k) : x;
+      ::cg::ptx::cp_async<16>(sx + row * T::kRowPitchBytes + chunk * 16, src, inside ? 16 : 0);
+    }
+    for (int j = 0; j < T::kChunksWPerThread; ++j) {
+      const int i = tid + j * T::kThreads;
+      const int row = i / T::kChunksPerRow, chunk = i % T::kChunksPerRow;
+      const int n = block_n0 + row, k = k0 + chunk * 8;
+      const bool inside = n < N && k < K;
+      const uint16_t* src = inside ? w + size_t(n) * size_t(K) + size_t(k) : w;
+      ::cg::ptx::cp_async<16>(sw + row * T::kRowPitchBytes + chunk * 16, src, inside ? 16 : 0);
+    }
+  };
+
+  // Step: wait_for_stage. This thread's copies of the oldest pending K-step have landed, and
+  // after the barrier every thread's have (and every thread is done reading the stage that the
+  // next fetch refills: the one multiplied in the previous iteration).
+  auto wait_for_stage = [&]() {
+    ::cg::ptx::cp_async_wait<T::kStages - 2>();
+    __syncthreads();
+  };
+
+  FragC acc[T::kMmaM][T::kMmaN];
+  for (int mt = 0; mt < T::kMmaM; ++mt)
+    for (int nt = 0; nt < T::kMmaN; ++nt)
+      for (int r = 0; r < 4; ++r) acc[mt][nt][r] = 0.f;
+
+  // Step: matmul. The warp's 32 x 32 tile over one stage: per k16 slice, FragA of its two m16
+  // tiles and FragB of its four n8 tiles by ldmatrix (addresses in the header), then 8 mma.
+  auto matmul = [&](int stage) {
+    const uint8_t* const sx = smem + stage * T::kStageBytes;
+    const uint8_t* const sw = sx + T::kTileXBytes;
+    for (int kk = 0; kk < T::kSlicesK; ++kk) {
+      FragA a[T::kMmaM];
+      FragB b[T::kMmaN];
+      for (int mt = 0; mt < T::kMmaM; ++mt) {
+        const int row = warp_m * T::kWarpM + mt * 16 + lane % 16;
+        const int col = kk * 16 + (lane / 16) * 8;
+        ::cg::ptx::ldmatrix_x4(a[mt], sx + row * T::kRowPitchBytes + col * 2);
+      }
+      for (int np = 0; np < T::kMmaN / 2; ++np) {
+        const int row = warp_n * T::kWarpN + np * 16 + (lane / 16) * 8 + lane % 8;
+        const int col = kk * 16 + ((lane / 8) % 2) * 8;
+        uint32_t pair[4];
+        ::cg::ptx::ldmatrix_x4(pair, sw + row * T::kRowPitchBytes + col * 2);
+        b[2 * np][0] = pair[0];
+        b[2 * np][1] = pair[1];
+        b[2 * np + 1][0] = pair[2];
+        b[2 * np + 1][1] = pair[3];
+      }
+      for (int mt = 0; mt < T::kMmaM; ++mt)
+        for (int nt = 0; nt < T::kMmaN; ++nt) mma<kBf16>(acc[mt][nt], a[mt], b[nt]);
+    }
+  };
+
+  // Step: write_result. Each accumulator (plus bias[n]) goes straight from its FragC position to
+  // Y, only where m < M and n < N. (Per-element stores: N may be odd, so pairs are not aligned;
+  // a staged, vectorised epilogue is a later optimisation.)
+  auto write_result = [&]() {
+    const int g = lane / 4, t = lane % 4;
+    for (int mt = 0; mt < T::kMmaM; ++mt) {
+      for (int nt = 0; nt < T::kMmaN; ++nt) {
+        for (int r = 0; r < 4; ++r) {
+          const int m = block_m0 + warp_m * T::kWarpM + mt * 16 + g + 8 * (r / 2);
+          const int n = block_n0 + warp_n * T::kWarpN + nt * 8 + 2 * t + r % 2;
+          if (m < M && n < N) {
+            const float v = acc[mt][nt][r] + (bias ? bias[n] : 0.f);
+            store_output<kOut>(out, size_t(m) * size_t(N) + size_t(n), v);
+          }
+        }
+      }
+    }
+  };
+
+  // The pipeline: kStages - 1 K-steps in flight before the first multiply, then per K-step:
+  // wait for the oldest, refill the stage freed by the previous multiply, multiply.
+  for (int s = 0; s < T::kStages - 1; ++s) {
+    fetch_to_shared(s, s);
+    ::cg::ptx::cp_async_commit();
+  }
+  for (int ks = 0; ks < k_steps; ++ks) {
+    wait_for_stage();
+    fetch_to_shared((ks + T::kStages - 1) % T::kStages, ks + T::kStages - 1);
+    ::cg::ptx::cp_async_commit();
+    matmul(ks % T::kStages);
+  }
+  ::cg::ptx::cp_async_wait<0>();  // only empty groups remain; no copy outlives the block
+  write_result();
+}
+
+// ---- The host launcher ------------------------------------------------------------------------------
+
+#if defined(__CUDACC__)
+using DenseGemmStream = cudaStream_t;
+using DenseGemmLaunchStatus = cudaError_t;  // the launch's own result (cudaGetLastError)
+#else
+using DenseGemmStream = void*;                           // the simulator's launch is synchronous
+using DenseGemmLaunchStatus = ::cg::sim::LaunchResult;  // ok, or the simulator's first refusal
+#endif
+
+// A configuration the kernel does not run (checked before any launch).
+enum class DenseGemmError : int {
+  kNone = 0,
+  kBadShape,               // M, N or K below 1, or M above the grid's reach
+  kKNotMultipleOf8,        // K % 8 != 0
+  kDtypeMismatch,          // X and W of different types
+  kUnsupportedInputDtype,  // X and W must be float16 or bfloat16
+  kMisaligned,             // X or W not 16-byte aligned, bias or Y not aligned to their element
+  kNullPointer,            // X, W or Y missing
+};
+
+inline const char* dense_gemm_error_message(DenseGemmError e) {
+  switch (e) {
+    case DenseGemmError::kNone: return "";
+    case DenseGemmError::kBadShape:
+      return "dense GEMM: M, N and K must be at least 1 (and M at most 65535 * 64, the grid's reach)";
+    case DenseGemmError::kKNotMultipleOf8:
+      return "dense GEMM: K must be a multiple of 8 (rows of X and W are copied as 16-byte chunks of 8 values)";
+    case DenseGemmError::kDtypeMismatch:
+      return "dense GEMM: X and W must have the same dtype (the mma takes two float16 or two bfloat16 operands)";
+    case DenseGemmError::kUnsupportedInputDtype:
+      return "dense GEMM: X and W must be float16 or bfloat16";
+    case DenseGemmError::kMisaligned:
+      return "dense GEMM: X and W must be 16-byte aligned, bias and Y aligned to their element size";
+    case DenseGemmError::kNullPointer: return "dense GEMM: X, W and Y must not be null";
+  }
+  return "dense GEMM: unknown error";
+}
+
+struct DenseGemmArgs {
+  int M = 0, N = 0, K = 0;
+  DType x_dtype = DType::F16;  // F16 or BF16, the same as w_dtype
+  DType w_dtype = DType::F16;
+  DType out_dtype = DType::F32;  // F32, F16 or BF16
+  const uint16_t* x = nullptr;   // [M, K] row-major, 16-byte aligned (device pointer)
+  const uint16_t* w = nullptr;   // [N, K] row-major, 16-byte aligned
+  const float* bias = nullptr;   // [N] or nullptr
+  void* out = nullptr;           // [M, N] row-major of out_dtype; must not overlap x, w, bias
+};
+
+struct DenseGemmStatus {
+  DenseGemmError error = DenseGemmError::kNone;  // a refused configuration: nothing was launched
+  DenseGemmLaunchStatus launch{};                // the launch's result when error == kNone
+};
+
+inline DenseGemmError validate_dense_gemm(const DenseGemmArgs& a) {
+  if (a.M < 1 || a.N < 1 || a.K < 1) return DenseGemmError::kBadShape;
+  if ((int64_t(a.M) + DenseTile::kBlockM - 1) / DenseTile::kBlockM > 65535) return DenseGemmError::kBadShape;
+  if (a.K % 8 != 0) return DenseGemmError::kKNotMultipleOf8;
+  if (a.x_dtype != a.w_dtype) return DenseGemmError::kDtypeMismatch;
+  if (a.x_dtype != DType::F16 && a.x_dtype != DType::BF16) return DenseGemmError::kUnsupportedInputDtype;
+  if (!a.x || !a.w || !a.out) return DenseGemmError::kNullPointer;
+  const auto addr = [](const void* p) { return reinterpret_cast<uintptr_t>(p); };
+  if (addr(a.x) % 16 || addr(a.w) % 16 || addr(a.bias) % 4 || addr(a.out) % size_t(dtype_size(a.out_dtype)))
+    return DenseGemmError::kMisaligned;
+  return DenseGemmError::kNone;
+}
+
+// The compiled configurations: {f16, bf16} inputs x {f32, f16, bf16} outputs, one tile
+// (DenseTile). Anything else is refused by validate_dense_gemm with a DenseGemmError.
+template <bool kBf16, DType kOut>
+inline DenseGemmLaunchStatus launch_dense_gemm_config(const DenseGemmArgs& a, DenseGemmStream stream) {
+  LaunchDim grid, block;
+  grid.x = unsigned((a.N + DenseTile::kBlockN - 1) / DenseTile::kBlockN);
+  grid.y = unsigned((a.M + DenseTile::kBlockM - 1) / DenseTile::kBlockM);
+  grid.z = 1;
+  block.x = unsigned(DenseTile::kThreads);
+  block.y = 1;
+  block.z = 1;
+  // A named pointer: the template's commas cannot pass through CG_LAUNCH, and the simulator
+  // names the kernel by this token in its refusals.
+  auto* const dense_gemm = &dense_gemm_kernel<kBf16, kOut>;
+#if defined(__CUDACC__)
+  CG_LAUNCH(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, a.x, a.w, a.bias, a.out, a.M, a.N, a.K);
+  return cudaGetLastError();
+#else
+  (void)stream;
+  return CG_LAUNCH(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, a.x, a.w, a.bias, a.out, a.M, a.N, a.K);
+#endif
+}
+
+template <bool kBf16>
+inline DenseGemmLaunchStatus launch_dense_gemm_input(const DenseGemmArgs& a, DenseGemmStream stream) {
+  switch (a.out_dtype) {
+    case DType::F32: return launch_dense_gemm_config<kBf16, DType::F32>(a, stream);
+    case DType::F16: return launch_dense_gemm_config<kBf16, DType::F16>(a, stream);
+    default: return launch_dense_gemm_config<kBf16, DType::BF16>(a, stream);
+  }
+}
+
+// Validates, then launches on `stream` (asynchronously under nvcc; synchronously, on host
+// memory, on the simulated device). status.error != kNone: nothing ran; else status.launch is
+// the launch's result.
+inline DenseGemmStatus launch_dense_gemm(const DenseGemmArgs& a, DenseGemmStream stream) {
+  DenseGemmStatus status;
+  status.error = validate_dense_gemm(a);
+  if (status.error != DenseGemmError::kNone) return status;
+  status.launch = a.x_dtype == DType::BF16 ? launch_dense_gemm_input<true>(a, stream)
+                                           : launch_dense_gemm_input<false>(a, stream);
+  return status;
+}
+
+}  // namespace gemm
+}  // namespace cg

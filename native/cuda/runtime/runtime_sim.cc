@@ -1,0 +1,322 @@
+// The device runtime on the simulated device (device_runtime.h): one device, "cuda-sim", sm 80.
+//
+// Memory: aligned host memory (256 bytes, as cudaMalloc), registered in a table {base -> size}
+// so that a copy can check that its "device" range lies inside one allocation (and refuse,
+// cudaErrorInvalidValue, otherwise). The device holds at most COMPRESSED_GEMM_SIM_MEMORY bytes
+// (a decimal byte count, read once; default 4 GiB), so that out-of-memory is testable.
+//
+// Streams: a worker thread per stream running a FIFO queue of tasks (copies, kernels, events,
+// host callbacks). One mutex per stream guards its queue, its counters and its sticky error; the
+// worker runs each task outside the lock. synchronize() waits until the tasks enqueued before it
+// have run. The destructor drains the queue, then joins the worker.
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <new>
+#include <thread>
+
+#include "cuda/runtime/device_runtime.h"
+
+namespace cg {
+namespace rt {
+namespace {
+
+constexpr size_t kAlign = 256;
+constexpr uint64_t kDefaultLimit = uint64_t(4) << 30;
+
+uint64_t memory_limit() {
+  static const uint64_t limit = [] {
+    const char* s = std::getenv("COMPRESSED_GEMM_SIM_MEMORY");
+    if (!s || !*s) return kDefaultLimit;
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(s, &end, 10);
+    if (!end || *end != '\0' || s[0] == '-') return kDefaultLimit;
+    return uint64_t(v);
+  }();
+  return limit;
+}
+
+struct Table {
+  std::mutex mu;
+  std::map<uintptr_t, size_t> blocks;  // base -> size
+  uint64_t bytes = 0, peak = 0;
+  bool used = false;
+};
+
+Table& table() {
+  static Table* t = new Table;  // never destroyed: streams and finalizers may outlive statics
+  return *t;
+}
+
+void check_device(int device, const char* call) {
+  if (device != 0) throw Error("cudaErrorInvalidDevice", call, "the simulator has one device, 0; got " + std::to_string(device));
+}
+
+// Whether [p, p + n) lies inside one allocation.
+bool is_device_range(const void* p, size_t n) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  Table& t = table();
+  std::lock_guard<std::mutex> lk(t.mu);
+  auto it = t.blocks.upper_bound(a);
+  if (it == t.blocks.begin()) return false;
+  --it;
+  return a >= it->first && n <= it->second && a - it->first <= it->second - n;
+}
+
+void check_range(const void* p, size_t n, const char* call, const char* side) {
+  if (!is_device_range(p, n))
+    throw Error("cudaErrorInvalidValue", call,
+                std::string("the ") + side + " range of " + std::to_string(n) + " bytes is not inside one device allocation");
+}
+
+}  // namespace
+
+// ---- devices ------------------------------------------------------------------------------------
+int device_count() { return 1; }
+
+DeviceInfo device_info(int device) {
+  check_device(device, "device_info");
+  DeviceInfo d;
+  d.index = 0;
+  d.name = "cuda-sim";
+  d.sm = 80;
+  d.total_memory = memory_limit();
+  d.simulated = true;
+  return d;
+}
+
+bool simulated() noexcept { return true; }
+
+// ---- memory -------------------------------------------------------------------------------------
+void* alloc(int device, size_t bytes) {
+  check_device(device, "alloc");
+  if (bytes == 0) throw Error("cudaErrorInvalidValue", "alloc", "0 bytes");
+  Table& t = table();
+  {
+    std::lock_guard<std::mutex> lk(t.mu);
+    t.used = true;
+    if (bytes > memory_limit() || t.bytes > memory_limit() - bytes)
+      throw OutOfMemory(0, bytes, size_t(t.bytes), "the simulated device holds " + std::to_string(memory_limit()) + " bytes (COMPRESSED_GEMM_SIM_MEMORY)");
+    t.bytes += bytes;  // reserved before the host allocation, so that racing allocs respect the limit
+    t.peak = std::max(t.peak, t.bytes);
+  }
+  void* p = ::operator new(bytes, std::align_val_t(kAlign), std::nothrow);
+  std::lock_guard<std::mutex> lk(t.mu);
+  if (!p) {
+    t.bytes -= bytes;
+    throw OutOfMemory(0, bytes, size_t(t.bytes), "the host could not provide the memory");
+  }
+  try {
+    t.blocks.emplace(reinterpret_cast<uintptr_t>(p), bytes);
+  } catch (...) {
+    t.bytes -= bytes;
+    ::operator delete(p, std::align_val_t(kAlign));
+    throw;
+  }
+  return p;
+}
+
+void free(void* p) {
+  if (!p) return;
+  Table& t = table();
+  {
+    std::lock_guard<std::mutex> lk(t.mu);
+    auto it = t.blocks.find(reinterpret_cast<uintptr_t>(p));
+    if (it == t.blocks.end()) throw Error("cudaErrorInvalidValue", "free", "not a pointer alloc() returned (or freed twice)");
+    t.bytes -= it->second;
+    t.blocks.erase(it);
+  }
+  ::operator delete(p, std::align_val_t(kAlign));
+}
+
+std::vector<MemoryStats> memory() {
+  Table& t = table();
+  std::lock_guard<std::mutex> lk(t.mu);
+  std::vector<MemoryStats> v;
+  if (t.used) v.push_back(MemoryStats{0, t.bytes, t.peak});
+  return v;
+}
+
+// ---- events -------------------------------------------------------------------------------------
+struct Event::Impl {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::chrono::steady_clock::time_point at;
+};
+
+Event::Event(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Event::~Event() = default;
+
+bool Event::done() {
+  std::lock_guard<std::mutex> lk(impl_->mu);
+  return impl_->done;
+}
+
+void Event::synchronize() {
+  std::unique_lock<std::mutex> lk(impl_->mu);
+  impl_->cv.wait(lk, [&] { return impl_->done; });
+}
+
+float Event::elapsed_ms_since(Event& earlier) {
+  std::chrono::steady_clock::time_point a, b;
+  {
+    std::lock_guard<std::mutex> lk(earlier.impl_->mu);
+    if (!earlier.impl_->done) throw Error("cudaErrorNotReady", "elapsed_ms_since", "the earlier event has not completed");
+    a = earlier.impl_->at;
+  }
+  {
+    std::lock_guard<std::mutex> lk(impl_->mu);
+    if (!impl_->done) throw Error("cudaErrorNotReady", "elapsed_ms_since", "the event has not completed");
+    b = impl_->at;
+  }
+  return std::chrono::duration<float, std::milli>(b - a).count();
+}
+
+// ---- streams ------------------------------------------------------------------------------------
+struct Stream::Impl {
+  // Runs on the worker; `error` is the sticky error (null when none). A task that fails sets it
+  // through its return value.
+  using Task = std::function<std::exception_ptr(std::exception_ptr error)>;
+
+  int device = 0;
+  std::mutex mu;
+  std::condition_variable wake;  // the worker: a task or stop
+  std::condition_variable idle;  // synchronize(): `completed` moved
+  std::deque<Task> queue;
+  uint64_t enqueued = 0, completed = 0;
+  std::exception_ptr error;  // sticky: the first failure
+  bool stop = false;
+  std::thread worker;
+
+  void push(Task task) {
+    std::lock_guard<std::mutex> lk(mu);
+    queue.push_back(std::move(task));
+    ++enqueued;
+    wake.notify_one();
+  }
+
+  void run() noexcept {
+    for (;;) {
+      Task task;
+      std::exception_ptr err;
+      {
+        std::unique_lock<std::mutex> lk(mu);
+        wake.wait(lk, [&] { return stop || !queue.empty(); });
+        if (queue.empty()) return;  // stop, and drained
+        task = std::move(queue.front());
+        queue.pop_front();
+        err = error;
+      }
+      std::exception_ptr failed;
+      try {
+        failed = task(err);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      task = nullptr;  // release what the task holds before the work counts as done
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        if (failed && !error) error = failed;
+        ++completed;
+        idle.notify_all();
+      }
+    }
+  }
+};
+
+Stream::Stream(int device) : impl_(new Impl) {
+  check_device(device, "Stream");
+  impl_->device = device;
+  Impl* s = impl_.get();
+  impl_->worker = std::thread([s] { s->run(); });
+}
+
+Stream::~Stream() {
+  {
+    std::lock_guard<std::mutex> lk(impl_->mu);
+    impl_->stop = true;
+    impl_->wake.notify_one();
+  }
+  if (impl_->worker.joinable()) impl_->worker.join();
+}
+
+int Stream::device() const noexcept { return impl_->device; }
+void* Stream::native() const noexcept { return nullptr; }
+
+void Stream::copy_h2d(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  check_range(dst, bytes, "copy_h2d", "destination");
+  impl_->push([=](std::exception_ptr err) -> std::exception_ptr {
+    if (!err) std::memcpy(dst, src, bytes);
+    return nullptr;
+  });
+}
+
+void Stream::copy_d2h(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  check_range(src, bytes, "copy_d2h", "source");
+  impl_->push([=](std::exception_ptr err) -> std::exception_ptr {
+    if (!err) std::memcpy(dst, src, bytes);
+    return nullptr;
+  });
+}
+
+void Stream::copy_d2d(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  check_range(dst, bytes, "copy_d2d", "destination");
+  check_range(src, bytes, "copy_d2d", "source");
+  impl_->push([=](std::exception_ptr err) -> std::exception_ptr {
+    if (!err) std::memmove(dst, src, bytes);
+    return nullptr;
+  });
+}
+
+void Stream::launch(const Kernel& kernel) {
+  if (!kernel) throw Error("cudaErrorInvalidValue", "launch", "no kernel");
+  impl_->push([kernel](std::exception_ptr err) -> std::exception_ptr {
+    if (err) return nullptr;
+    std::string failure = kernel(nullptr);
+    if (failure.empty()) return nullptr;
+    return std::make_exception_ptr(Error("cudaErrorLaunchFailure", "launch", failure));
+  });
+}
+
+std::shared_ptr<Event> Stream::record() {
+  auto impl = std::make_shared<Event::Impl>();
+  auto ev = std::make_shared<Event>(impl);
+  impl_->push([impl](std::exception_ptr) -> std::exception_ptr {
+    std::lock_guard<std::mutex> lk(impl->mu);
+    impl->done = true;
+    impl->at = std::chrono::steady_clock::now();
+    impl->cv.notify_all();
+    return nullptr;
+  });
+  return ev;
+}
+
+void Stream::then(HostFn fn) {
+  if (!fn) throw Error("cudaErrorInvalidValue", "then", "no function");
+  impl_->push([fn](std::exception_ptr err) -> std::exception_ptr {
+    try {
+      fn(err);
+    } catch (...) {
+    }
+    return nullptr;
+  });
+}
+
+void Stream::synchronize() {
+  std::unique_lock<std::mutex> lk(impl_->mu);
+  const uint64_t ticket = impl_->enqueued;
+  impl_->idle.wait(lk, [&] { return impl_->completed >= ticket; });
+  if (impl_->error) std::rethrow_exception(impl_->error);
+}
+
+}  // namespace rt
+}  // namespace cg

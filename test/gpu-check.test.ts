@@ -1,0 +1,324 @@
+/**
+ * The GPU check (scripts/gpu-check.sh and scripts/gpu-check/), as far as a machine without a GPU
+ * can check it:
+ *   - the scripts parse, and the check stops at once, cleanly, when there is no GPU or driver;
+ *   - the plain-JS port of the PTX formulas (scripts/gpu-check/ptx-formulas.js), which the GPU's
+ *     registers are compared with there, agrees with test/helpers/ptx-reference.ts on every lane
+ *     of every form, and probe-cases.js's seeds and float codecs with test/helpers/reference.ts;
+ *   - the probe harness (run-probes.js) passes every case on the simulated device, and replays
+ *     its own dumps (as it will replay a GPU's dumps against the simulator);
+ *   - the real CUDA addon's runProbe throws a coded ERR_CUDA error here (no driver), and the same
+ *     ERR_NATIVE argument errors as the simulated device's runProbe (binding/probe_args.h).
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ref from './helpers/ptx-reference';
+import { BASE_SEED, mulberry32 as refMulberry32, numberToBf16, numberToF16, seedFor as refSeedFor } from './helpers/reference';
+
+const ROOT = path.resolve(__dirname, '..');
+const SCRIPT = path.join(ROOT, 'scripts', 'gpu-check.sh');
+const DIR = path.join(ROOT, 'scripts', 'gpu-check');
+const CUDA_ADDON = path.join(ROOT, 'build-cuda', 'Release', 'compressed_gemm_cuda.node');
+const SIM_ADDON = path.join(ROOT, 'build', 'Release', 'compressed_gemm_cuda_sim.node');
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const F = require(path.join(DIR, 'ptx-formulas.js'));
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const C = require(path.join(DIR, 'probe-cases.js'));
+
+function hasGpu(): boolean {
+  const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 20000 });
+  return r.status === 0 && /^GPU /m.test(r.stdout || '');
+}
+
+function tmpDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+// ---- the scripts ----------------------------------------------------------------------------------
+
+describe('scripts/gpu-check.sh', () => {
+  test.each(['scripts/gpu-check.sh', 'scripts/gpu-check/pack.sh'])('bash -n %s', (file) => {
+    const r = spawnSync('bash', ['-n', path.join(ROOT, file)], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  test('the helper scripts parse (node --check; python3 ast.parse)', () => {
+    for (const f of ['ptx-formulas.js', 'probe-cases.js', 'run-probes.js', 'js-checks.js', 'bench-ours.js']) {
+      const r = spawnSync(process.execPath, ['--check', path.join(DIR, f)], { encoding: 'utf8' });
+      expect({ f, status: r.status, stderr: r.stderr }).toEqual({ f, status: 0, stderr: '' });
+    }
+    const py = spawnSync('python3', ['-c', 'import ast,sys; ast.parse(open(sys.argv[1]).read())', path.join(DIR, 'torch_baseline.py')], { encoding: 'utf8' });
+    if (py.error) return; // no python3 here
+    expect(py.stderr).toBe('');
+    expect(py.status).toBe(0);
+  });
+
+  const noGpu = !hasGpu();
+  (noGpu ? test : test.skip)('without a GPU it stops after the environment report: exit 2, summary and env.txt written', () => {
+    const out = tmpDir('cg-gpu-check-');
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env };
+      delete env.CG_GPU_CHECK_ALLOW_NO_GPU;
+      delete env.CG_GPU_CHECK_STEPS;
+      const started = Date.now();
+      const r = spawnSync('bash', [SCRIPT, path.join(out, 'o')], { encoding: 'utf8', env, timeout: 60000 });
+      expect(Date.now() - started).toBeLessThan(30000);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/no GPU\/driver present/);
+      const summary = fs.readFileSync(path.join(out, 'o', 'summary.txt'), 'utf8');
+      expect(summary).toMatch(/^step 1 env: FAIL .* - no GPU\/driver present/m);
+      expect(summary).toMatch(/^result: STOPPED: no GPU\/driver present/m);
+      expect(summary).not.toMatch(/^step 2/m); // nothing after it ran
+      expect(fs.readFileSync(path.join(out, 'o', 'env.txt'), 'utf8')).toMatch(/## nvidia-smi/);
+      // At most 8 files come back from a device run: this one left 2.
+      expect(fs.readdirSync(path.join(out, 'o')).sort()).toEqual(['env.txt', 'probes', 'summary.txt']);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  test('without an OUT_DIR it says how to call it (exit 2)', () => {
+    const r = spawnSync('bash', [SCRIPT], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/usage: bash scripts\/gpu-check.sh OUT_DIR/);
+  });
+
+  test('the timing hook for our own kernel reports "not built yet", never a number', () => {
+    const r = spawnSync(process.execPath, [path.join(DIR, 'bench-ours.js'), '--addon', CUDA_ADDON], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    const o = JSON.parse(r.stdout);
+    expect(o.status).toBe('not built yet');
+    expect(o.results).toBeUndefined();
+  });
+});
+
+// ---- the formulas -----------------------------------------------------------------------------------
+
+describe('scripts/gpu-check/ptx-formulas.js is test/helpers/ptx-reference.ts', () => {
+  test('mma m16n8k16 A, B, C and ldmatrix (all six forms): isa and cute, every lane, register and half', () => {
+    for (const src of ['isa', 'cute'] as const) {
+      for (let lane = 0; lane < 32; lane++) {
+        for (let r = 0; r < 4; r++) for (let h = 0; h < 2; h++) expect(F[src].mmaA(lane, r, h)).toEqual(ref[src].mmaA(lane, r, h));
+        for (let r = 0; r < 2; r++) for (let h = 0; h < 2; h++) expect(F[src].mmaB(lane, r, h)).toEqual(ref[src].mmaB(lane, r, h));
+        for (let i = 0; i < 4; i++) expect(F[src].mmaC(lane, i)).toEqual(ref[src].mmaC(lane, i));
+      }
+    }
+    expect(F.LDMATRIX_FORMS).toEqual(ref.LDMATRIX_FORMS);
+    for (const form of ref.LDMATRIX_FORMS) {
+      const num = ref.ldmatrixNum(form), trans = form.endsWith('trans');
+      expect(F.ldmatrixNum(form)).toBe(num);
+      for (let m = 0; m < 4; m++) {
+        for (let row = 0; row < 8; row++) {
+          expect(F.isa.ldmatrixRowLane(m, row)).toBe(ref.isa.ldmatrixRowLane(m, row));
+          if (m < num) expect(F.cute.ldmatrixRowLane(form, 8 * m + row)).toBe(ref.cute.ldmatrixRowLane(form, 8 * m + row));
+        }
+      }
+      for (let lane = 0; lane < 32; lane++) {
+        for (let r = 0; r < num; r++) {
+          for (let h = 0; h < 2; h++) {
+            expect(F.isa.ldmatrix(lane, r, h, trans)).toEqual(ref.isa.ldmatrix(lane, r, h, trans));
+            expect(F.cute.ldmatrix(form, lane, r, h)).toEqual(ref.cute.ldmatrix(form, lane, r, h));
+          }
+        }
+      }
+    }
+  });
+
+  test('layout and tvLayout on nested shapes', () => {
+    const shapes: [ref.Nested, ref.Nested][] = [[[4, 8], [32, 1]], [[2, [2, 2]], [16, [8, 128]]], [32, 128], [[8, 4], [128, 0]]];
+    for (const [s, d] of shapes) {
+      const a = F.layout(s, d), b = ref.layout(s, d);
+      const dims = (x: ref.Nested): number[] => (typeof x === 'number' ? [x] : x.flatMap(dims));
+      const size = dims(s).reduce((x, y) => x * y, 1);
+      for (let i = 0; i < size; i++) expect(a(i)).toBe(b(i));
+    }
+    const t1 = F.tvLayout([4, 8], [256, 16], [16, 2, 4], [1, 128, 1024]), t2 = ref.tvLayout([4, 8], [256, 16], [16, 2, 4], [1, 128, 1024]);
+    for (let t = 0; t < 32; t++) for (let v = 0; v < 128; v++) expect(t1(t, v)).toBe(t2(t, v));
+  });
+
+  test('lop3 (all 256 LUTs), prmt, shfl (every mode, with clamps and segment masks), lutOf: random words', () => {
+    const rng = refMulberry32(12345);
+    const word = () => Math.floor(rng() * 0x100000000) >>> 0;
+    for (let i = 0; i < 64; i++) {
+      const a = word(), b = word(), c = word();
+      for (let l = 0; l < 256; l++) expect(F.lop3Ref(l, a, b, c)).toBe(ref.lop3Ref(l, a, b, c));
+      expect(F.prmtRef(a, b, c)).toBe(ref.prmtRef(a, b, c));
+    }
+    const fns: ((a: number, b: number, c: number) => number)[] = [(a, b, c) => (a & b) | c, (a, b, c) => a ^ b ^ c, (a, _b, c) => ~a & c];
+    for (const f of fns) expect(F.lutOf(f)).toBe(ref.lutOf(f));
+    const values = Uint32Array.from({ length: 32 }, word);
+    for (const mode of ['idx', 'bfly', 'down'] as const) {
+      for (const c of [0x1f, 0x0, 0x0f, 0x181f, 0x1c1f]) {
+        for (let k = 0; k < 8; k++) {
+          const operand = Uint32Array.from({ length: 32 }, () => Math.floor(rng() * 64));
+          expect(F.shflRef(mode, values, operand, c)).toEqual(ref.shflRef(mode, values, operand, c));
+        }
+      }
+    }
+  });
+
+  test('packFragment, packC and matmulRef', () => {
+    const rng = refMulberry32(777);
+    const m = (r: number, c: number) => Array.from({ length: r }, () => Array.from({ length: c }, () => Math.floor(rng() * 0x10000)));
+    const a = m(16, 16), b = m(16, 8);
+    expect(Array.from(F.packFragment(a, 4, F.isa.mmaA))).toEqual(Array.from(ref.packFragment(a, 4, ref.isa.mmaA)));
+    expect(Array.from(F.packFragment(b, 2, F.cute.mmaB))).toEqual(Array.from(ref.packFragment(b, 2, ref.cute.mmaB)));
+    const c = m(16, 8).map((row) => row.map((x) => x / 4 - 8000));
+    expect(Array.from(F.packC(c))).toEqual(Array.from(ref.packC(c)));
+    const sa = m(16, 32).map((row) => row.map((x) => (x % 13) - 6)), sb = m(32, 8).map((row) => row.map((x) => (x % 13) - 6));
+    expect(F.matmulRef(sa, sb, null)).toEqual(ref.matmulRef(sa, sb, null));
+    expect(F.matmulRef(sa.map((r) => r.slice(0, 16)), sb.slice(0, 16), c)).toEqual(ref.matmulRef(sa.map((r) => r.slice(0, 16)), sb.slice(0, 16), c));
+  });
+
+  test("probe-cases.js: the tests' seeding and exact f16/bf16 encodings", () => {
+    for (const label of ['mma f16 random', 'cp.async 16', 'lop3', 'prmt']) {
+      expect(C.seedFor(BASE_SEED, label)).toBe(refSeedFor(label));
+      const r1 = C.mulberry32(refSeedFor(label)), r2 = refMulberry32(refSeedFor(label));
+      for (let i = 0; i < 16; i++) expect(r1()).toBe(r2());
+    }
+    for (let v = -300; v <= 300; v += 0.25) {
+      if (v === 0) continue;
+      expect(C.exactBits16('f16', v)).toBe(numberToF16(v));
+      if (Number.isInteger(v) && Math.abs(v) <= 256) expect(C.exactBits16('bf16', v)).toBe(numberToBf16(v));
+    }
+    expect(C.exactBits16('f16', 0)).toBe(0);
+    expect(C.exactBits16('f16', -0)).toBe(0x8000);
+    expect(() => C.exactBits16('bf16', 257)).toThrow(/not exact/);
+    expect(() => C.exactBits16('f16', 0.1)).toThrow(/not exact/);
+  });
+
+  test('every probe kind of the simulated device has cases, and each case\'s expectations are complete', () => {
+    const cases = C.buildCases();
+    const kinds = new Set(cases.map((c: { args: { kind: string } }) => c.args.kind));
+    for (const k of ['ldmatrix_x1', 'ldmatrix_x2', 'ldmatrix_x4', 'ldmatrix_x1_trans', 'ldmatrix_x2_trans', 'ldmatrix_x4_trans', 'mma_f16', 'mma_bf16',
+      'mma_f16_tile', 'mma_bf16_tile', 'cp_async', 'shfl', 'lop3', 'prmt']) expect(kinds).toContain(k);
+    const names = new Set<string>();
+    for (const c of cases) {
+      expect(names.has(c.name)).toBe(false);
+      names.add(c.name);
+      if (c.isolate) continue;
+      for (const want of Object.values(c.wants) as (number | null)[][]) {
+        expect(want.length % c.perLane).toBe(0);
+        expect(want.length / c.perLane).toBe(32);
+      }
+    }
+  });
+});
+
+// ---- the harness on the simulated device ----------------------------------------------------------
+
+describe('scripts/gpu-check/run-probes.js', () => {
+  const haveSim = fs.existsSync(SIM_ADDON);
+  (haveSim ? test : test.skip)('passes every case on the simulated device, records the undefined ones, and replays its own dumps', () => {
+    const out = tmpDir('cg-run-probes-');
+    try {
+      const r = spawnSync(process.execPath, [path.join(DIR, 'run-probes.js'), '--addon', SIM_ADDON, '--out', out], { encoding: 'utf8', timeout: 60000 });
+      expect(r.stdout).not.toMatch(/^FAIL/m);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/^# 56 passed, 0 failed, 4 undefined-behaviour cases recorded/m);
+      // the simulator refuses what the ISA leaves undefined; the child process reports it
+      expect(r.stdout).toMatch(/^INFO ldmatrix_x4_lane5_misaligned: refused: .*not 16-byte aligned/m);
+      const dumps = JSON.parse(fs.readFileSync(path.join(out, 'probes', 'dumps.json'), 'utf8'));
+      expect(dumps.addon.simulated).toBe(true);
+      expect(dumps.cases).toHaveLength(60);
+      const cp = dumps.cases.find((c: { name: string }) => c.name === 'cp_async_16');
+      expect(cp.notCompared).toHaveLength(128);
+      expect(cp.pendingGroup).toEqual({ words: 128, equalToLanded: 0, all0xFF: 128 });
+      const replay = spawnSync(process.execPath, [path.join(DIR, 'run-probes.js'), '--addon', SIM_ADDON, '--replay', path.join(out, 'probes', 'dumps.json')], { encoding: 'utf8', timeout: 60000 });
+      expect(replay.status).toBe(0);
+      expect(replay.stdout).toMatch(/^# 56 passed, 0 failed/m);
+
+      // A recorded register that differs is reported with its lane and register.
+      const lop = dumps.cases.find((c: { name: string }) => c.name === 'prmt');
+      lop.result.regs[5] = (lop.result.regs[5] ^ 1) >>> 0;
+      fs.writeFileSync(path.join(out, 'bad.json'), JSON.stringify(dumps));
+      const bad = spawnSync(process.execPath, [path.join(DIR, 'run-probes.js'), '--addon', SIM_ADDON, '--replay', path.join(out, 'bad.json'), '--only', '^prmt$'], { encoding: 'utf8', timeout: 60000 });
+      expect(bad.status).toBe(1);
+      expect(bad.stdout).toMatch(/FAIL prmt:\n {2}vs recorded: 1 of 32 registers differ\n {4}lane 5 reg 0: got 0x[0-9a-f]{8}, want 0x[0-9a-f]{8}/);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  test('js-checks.js: the formulas agree with themselves where the GPU machine runs them', () => {
+    const r = spawnSync(process.execPath, [path.join(DIR, 'js-checks.js')], { encoding: 'utf8' });
+    expect(r.stdout).toMatch(/# all checks passed/);
+    expect(r.status).toBe(0);
+  });
+});
+
+// ---- the real addon's runProbe --------------------------------------------------------------------
+
+describe("the CUDA addon's runProbe (native/cuda/binding_probes.cc)", () => {
+  const haveCuda = fs.existsSync(CUDA_ADDON);
+
+  // Run in a child process: a crash would show as a signal, not take the test runner down.
+  function outcomes(addon: string, calls: string): Record<string, unknown>[] {
+    const code = `
+      const a = require(${JSON.stringify(addon)});
+      const u32 = (n) => new Uint32Array(n);
+      const calls = ${calls};
+      const out = calls.map((args) => {
+        try {
+          const r = a.runProbe(args);
+          return { returned: { ok: r.ok, error: r.error, n: r.regs.length } };
+        } catch (e) {
+          return { threw: { name: e.constructor.name, code: e.code, cudaError: e.cudaError, cudaErrorCode: e.cudaErrorCode, message: e.message } };
+        }
+      });
+      process.stdout.write(JSON.stringify(out));`;
+    const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 60000 });
+    expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 0, signal: null, stderr: '' });
+    return JSON.parse(r.stdout);
+  }
+
+  const GOOD = `[
+    { kind: 'prmt', a: u32(32), b: u32(32), c: u32(32) },
+    { kind: 'ldmatrix_x4_trans' },
+    { kind: 'mma_bf16', a: u32(128), b: u32(64), c: new Float32Array(128) },
+    { kind: 'lop3', a: u32(32), b: u32(32), c: u32(32), luts: Uint32Array.of(0xea, 0x6a) },
+  ]`;
+  const BAD = `[
+    { kind: 'nope' },
+    { kind: 'prmt', a: u32(32), b: u32(31), c: u32(32) },
+    { kind: 'lop3', a: u32(32), b: u32(32), c: u32(32), luts: Uint32Array.of(256) },
+    { kind: 'cp_async', bytes: 12, srcBytes: new Int32Array(64), src: new Uint8Array(768) },
+    { kind: 'shfl', mode: 'up', values: u32(32), operand: u32(32) },
+    { kind: 'ldmatrix_x1', faultLane: 32 },
+    { kind: 'mma_f16', a: 'no', b: u32(64), c: u32(128) },
+  ]`;
+
+  (haveCuda ? test : test.skip)('has runProbe; without a driver each probe throws a coded ERR_CUDA error (with a GPU, it runs)', () => {
+    const got = outcomes(CUDA_ADDON, GOOD);
+    if (hasGpu()) {
+      for (const o of got) expect(o).toEqual({ returned: { ok: true, error: null, n: expect.any(Number) } });
+      return;
+    }
+    for (const o of got) {
+      expect(o.threw).toEqual({
+        name: 'Error',
+        code: 'ERR_CUDA',
+        cudaError: expect.stringMatching(/^cudaError/),
+        cudaErrorCode: expect.any(Number),
+        message: expect.stringMatching(/^cudaError\w+: .*\(cudaSetDevice\(0\) at .*binding_probes\.cc:\d+\)$/),
+      });
+    }
+  });
+
+  (haveCuda ? test : test.skip)('bad arguments throw ERR_NATIVE before any CUDA call, as on the simulated device (binding/probe_args.h)', () => {
+    const real = outcomes(CUDA_ADDON, BAD);
+    for (const o of real) expect((o.threw as { code: string }).code).toBe('ERR_NATIVE');
+    if (fs.existsSync(SIM_ADDON)) expect(outcomes(SIM_ADDON, BAD)).toEqual(real);
+  });
+
+  (haveCuda ? test : test.skip)('the probe kernels it launches are defined inside the addon (no undefined cg::probes symbol)', () => {
+    const r = spawnSync('nm', ['-D', '--undefined-only', '-C', CUDA_ADDON], { encoding: 'utf8' });
+    if (r.error) return; // no binutils here
+    expect(r.status).toBe(0);
+    expect(r.stdout).not.toMatch(/cg::probes::/);
+  });
+});
