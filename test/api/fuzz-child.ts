@@ -1656,9 +1656,12 @@ function randomCase(all: Target[], seed: number, i: number): CaseSpec {
   const target = pool[Math.floor(r() * pool.length)];
   const n = r() < 0.3 && target.slots.length > 1 ? 2 : 1;
   const mutations: Mutation[] = [];
-  while (mutations.length < n) {
+  for (let tries = 0; mutations.length < n && tries < 50; ++tries) {
     const s = target.slots[Math.floor(r() * target.slots.length)];
-    if (mutations.some((m) => m.slot === s)) continue;
+    // Two slots where one lies inside the other (options.lora and options.lora.B): the outer
+    // mutation would replace the inner one's value, so the pair would not test both.
+    const nested = (a: string, b: string) => a === b || a.startsWith(`${b}.`) || b.startsWith(`${a}.`);
+    if (mutations.some((m) => nested(m.slot.path, s.path))) continue;
     mutations.push({ slot: s, hostile: s.families[Math.floor(r() * s.families.length)] });
   }
   return { target, mutations, variant: Math.floor(r() * 1000) };
