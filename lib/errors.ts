@@ -42,6 +42,12 @@ export const ErrorCodes = {
   ERR_NOT_SUPPORTED: 'ERR_NOT_SUPPORTED',
   /** A kernel could not allocate its scratch memory. */
   ERR_OUT_OF_MEMORY: 'ERR_OUT_OF_MEMORY',
+  /** A CUDA runtime call failed (the error says which, with the CUDA error's name in `cudaError`). */
+  ERR_CUDA: 'ERR_CUDA',
+  /** A device allocation failed: the GPU (or the simulated device's limit) is out of memory. */
+  ERR_CUDA_OOM: 'ERR_CUDA_OOM',
+  /** A device tensor or weight was used after dispose(). */
+  ERR_DISPOSED: 'ERR_DISPOSED',
   /** The native addon failed in a way the checks did not foresee. */
   ERR_NATIVE: 'ERR_NATIVE',
 } as const;
