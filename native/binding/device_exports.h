@@ -295,6 +295,7 @@ struct EnvState {
 struct AsyncOp {
   std::shared_ptr<EnvState> state;
   std::shared_ptr<Allocation> alloc;  // the device memory stays until the op is gone
+  std::vector<std::shared_ptr<Allocation>> keep;  // more of it, for ops over several (gemm_exports.h)
   std::vector<uint8_t> staging;
   napi_deferred deferred = nullptr;
   napi_ref dst = nullptr;  // copyToHostAsync's destination

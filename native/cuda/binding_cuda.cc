@@ -116,9 +116,11 @@ Napi::Value SelfTest(const Napi::CallbackInfo& info) {
 
 namespace cg {
 namespace binding {
-// Defined by binding_device.cc (device memory and streams) and binding_probes.cc (the probe
-// kernels of scripts/gpu-check.sh).
+// Defined by binding_device.cc (device memory and streams), binding_gemm.cu (the dense GEMM
+// over device memory: linearDense, linearDenseAsync) and binding_probes.cc (the probe kernels of
+// scripts/gpu-check.sh).
 void register_device_exports(Napi::Env env, Napi::Object exports);
+void register_gemm_exports(Napi::Env env, Napi::Object exports);
 void register_probe_exports(Napi::Env env, Napi::Object exports);
 }  // namespace binding
 }  // namespace cg
@@ -127,6 +129,7 @@ namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cg::binding::register_device_exports(env, exports);
+  cg::binding::register_gemm_exports(env, exports);
   cg::binding::register_probe_exports(env, exports);
   exports.Set("probe", Napi::Function::New(env, Guard<Probe>, "probe"));
   exports.Set("compiledArchitectures", Napi::Function::New(env, Guard<CompiledArchitectures>, "compiledArchitectures"));

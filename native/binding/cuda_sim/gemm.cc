@@ -16,6 +16,15 @@
 // different dtypes, float32 inputs: its message) or a launch the simulator refused (its first
 // refusal, naming kernel, block and thread); error is null when ok. Malformed arguments throw
 // (ERR_NATIVE, binding/args.h).
+//
+// linearDense(args) [sync] and linearDenseAsync(args) -> Promise: the same GEMM over device
+// memory handles (deviceAlloc), on the device's stream: binding/gemm_exports.h, shared with the
+// CUDA addon (cuda/binding_gemm.cu), documents them.
+//
+// faultStream(device = 0) [sim only, for tests]: enqueues on the device's stream (the one every
+// copy and linearDense use) a kernel the simulator refuses, so the stream holds the sticky
+// cudaErrorLaunchFailure a faulted kernel leaves: every later call on that device fails with
+// ERR_CUDA for the rest of the process (tests call it in a child process).
 #include <napi.h>
 
 #include <cstring>
@@ -25,6 +34,7 @@
 
 #include "binding/args.h"
 #include "binding/cuda_sim/entry_points.h"
+#include "binding/gemm_exports.h"
 #include "cuda/gemm_dense.cuh"
 
 namespace cg {
@@ -111,10 +121,34 @@ Napi::Value RunDenseGemm(const Napi::CallbackInfo& info) {
   }
 }
 
+// Thread 0 returns while the others wait at the barrier: the simulator refuses it.
+__global__ void fault_stream_kernel() {
+  if (threadIdx.x == 0) return;
+  __syncthreads();
+}
+
+Napi::Value FaultStream(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int device = 0;
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    if (!info[0].IsNumber()) device_exports::bad_type(env, "faultStream(device): device must be a number");
+    const double d = info[0].As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d < 1024) || double(int(d)) != d) device_exports::bad_range(env, "faultStream(device): device out of range");
+    device = int(d);
+  }
+  device_exports::stream_for(device).launch([](void*) {
+    const sim::LaunchResult lr = CG_LAUNCH(fault_stream_kernel, sim::Dim3{1}, sim::Dim3{64}, 0, nullptr);
+    return lr.ok ? std::string() : lr.error;
+  });
+  return env.Undefined();
+}
+
 }  // namespace
 
 void register_gemm(Napi::Env env, Napi::Object exports) {
   exports.Set("runDenseGemm", Napi::Function::New(env, RunDenseGemm, "runDenseGemm"));
+  gemm_exports::register_all_gemm(env, exports);
+  exports.Set("faultStream", Napi::Function::New(env, device_exports::guard<FaultStream>, "faultStream"));
 }
 
 }  // namespace binding

@@ -1,0 +1,219 @@
+// The dense GEMM over device memory (native/cuda/gemm_dense.cuh), Y = X·Wᵀ (+ bias), as Node
+// exports that are the same in both addons: the simulated device's (binding/cuda_sim/gemm.cc) and
+// the CUDA addon's (cuda/binding_gemm.cu, compiled by nvcc). Each of those files includes this
+// header once and calls register_all_gemm(); device memory, handles, the per-device stream and
+// the async completion are binding/device_exports.h's (whose platform_failure() each addon
+// defines once, in device.cc / binding_device.cc).
+//
+//   linearDense({ x, w, bias, out, M, N, K, dtype, outDtype })       [sync] -> undefined
+//   linearDenseAsync({ x, w, bias, out, M, N, K, dtype, outDtype })  -> Promise<undefined>
+//
+//   x    device handle (deviceAlloc): [M, K] row-major of dtype, at least M*K*2 bytes
+//   w    device handle: [N, K] row-major of dtype (torch.nn.Linear's layout), at least N*K*2 bytes
+//   bias device handle: [N] float32, at least N*4 bytes; or null / undefined (no bias)
+//   out  device handle: [M, N] row-major of outDtype, at least M*N*sizeof(outDtype) bytes; only
+//        its first M*N elements are written
+//   M, N, K   integers in [1, 2^31 - 1]
+//   dtype     'float16' | 'bfloat16' (x's and w's); 'float32' is read (sized at 4 bytes an
+//             element) and refused by the kernel (ERR_NOT_SUPPORTED)
+//   outDtype  'float32' | 'float16' | 'bfloat16'
+// Every buffer is used from byte 0 of its allocation (allocations are 256-byte aligned, which
+// the kernel's alignment rules need). All handles must be live and on one device.
+//
+// linearDense enqueues the kernel on the device's stream (device_exports::stream_for, the stream
+// every copy uses, so it is ordered after the copies before it and before those after it) and
+// waits for the stream. linearDenseAsync enqueues it, then settles its promise from the stream
+// (device_exports::run_async, as copyToHostAsync): its op holds a reference to each of x, w,
+// bias and out, so a handle freed meanwhile (deviceFree, or its finalizer) keeps its device
+// memory until the kernel is done.
+//
+// Errors (thrown, also by linearDenseAsync, before anything is enqueued):
+//   - a malformed argument (not an object, a handle that is not one, a bad M/N/K, an unknown
+//     dtype, a buffer smaller than the sizes above, handles on different devices):
+//     TypeError/RangeError code ERR_NATIVE ("compressed-gemm native check: ...");
+//   - a freed handle: TypeError ERR_DISPOSED;
+//   - out overlapping the bytes read from x, w or bias: RangeError ERR_OVERLAP;
+//   - a configuration the kernel does not run (K % 8 != 0, float32 inputs, M above the grid's
+//     reach; validate_dense_gemm): RangeError ERR_NOT_SUPPORTED with the launcher's message.
+//     lib/ checks these first; this is the last line.
+// A failed launch, or the stream's sticky error of an earlier failure, is thrown by linearDense
+// (rejects linearDenseAsync's promise) as Error ERR_CUDA with the CUDA error's name in cudaError:
+// on the simulated device the kernel runs on the stream's worker and a refusal becomes the
+// stream's sticky cudaErrorLaunchFailure; under CUDA the launch's own cudaError_t
+// (cudaGetLastError) is thrown at enqueue time as a cg::CudaError, and a fault inside the kernel
+// surfaces as the stream's error at the next synchronize or completion. Without a usable device
+// (the CUDA addon on a machine without a driver) deviceAlloc already fails with ERR_CUDA.
+#pragma once
+#include <napi.h>
+
+#include <climits>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "binding/device_exports.h"
+#include "cuda/gemm_dense.cuh"
+
+#if defined(__CUDACC__)
+#include "cuda/cuda_check.h"
+
+namespace cg {
+namespace gemm {
+// Defined in cuda/gemm_dense.cu, which instantiates every kernel configuration: the CUDA addon
+// launches through it, so that nvcc compiles (and ptxas assembles) the kernels once.
+DenseGemmStatus launch_dense_gemm_entry(const DenseGemmArgs& a, DenseGemmStream stream);
+}  // namespace gemm
+}  // namespace cg
+#endif
+
+namespace cg {
+namespace binding {
+namespace gemm_exports {
+
+namespace de = device_exports;
+
+// ---- the kernel on a stream ---------------------------------------------------------------------
+// An rt::Kernel that launches the dense GEMM on the native stream (arguments already validated;
+// a refusal here would only be a second opinion of the launcher, reported as the launch's).
+inline rt::Kernel dense_kernel(const gemm::DenseGemmArgs& a) {
+  return [a](void* native_stream) -> std::string {
+#if defined(__CUDACC__)
+    const gemm::DenseGemmStatus s = gemm::launch_dense_gemm_entry(a, static_cast<gemm::DenseGemmStream>(native_stream));
+    if (s.error != gemm::DenseGemmError::kNone) return gemm::dense_gemm_error_message(s.error);
+    // Runs on the enqueuing thread (runtime_cuda.cc): the launch's own error, by its CUDA name.
+    if (s.launch != cudaSuccess) throw CudaError(s.launch, "dense_gemm_kernel<<<...>>> (linearDense)");
+    return std::string();
+#else
+    const gemm::DenseGemmStatus s = gemm::launch_dense_gemm(a, native_stream);
+    if (s.error != gemm::DenseGemmError::kNone) return gemm::dense_gemm_error_message(s.error);
+    return s.launch.ok ? std::string() : s.launch.error;
+#endif
+  };
+}
+
+// ---- arguments ----------------------------------------------------------------------------------
+inline DType dtype_arg(const Napi::Object& o, const char* key, const char* allowed) {
+  const Napi::Value v = o.Get(key);
+  if (!v.IsString()) de::bad_type(o.Env(), std::string(key) + " must be a string (" + allowed + ")");
+  const std::string s = v.As<Napi::String>().Utf8Value();
+  if (s == "float32") return DType::F32;
+  if (s == "float16") return DType::F16;
+  if (s == "bfloat16") return DType::BF16;
+  de::bad_range(o.Env(), std::string(key) + " must be " + allowed + "; got '" + s + "'");
+}
+
+// A checked linearDense call: its arguments for the launcher, its device, and the allocations
+// it uses (x, w, out, and bias when given).
+struct LinearCall {
+  gemm::DenseGemmArgs args;
+  int device = 0;
+  std::vector<std::shared_ptr<de::Allocation>> keep;
+};
+
+[[noreturn]] inline void overlap(const Napi::Env& env, const char* what) {
+  throw de::coded_error(Napi::RangeError::New(env, std::string("compressed-gemm native check: out overlaps ") + what +
+                                                       " (the kernel reads it while writing out)"),
+                        "ERR_OVERLAP");
+}
+
+// Whether [a, a + an) and [b, b + bn) share a byte.
+inline bool overlaps(const void* a, uint64_t an, const void* b, uint64_t bn) {
+  const uintptr_t pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
+  return an && bn && pa < pb + bn && pb < pa + an;
+}
+
+inline LinearCall linear_call(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object o = de::object_arg(info);
+  LinearCall c;
+  const std::shared_ptr<de::Allocation> x = de::live_alloc(env, o.Get("x"), "x");
+  const std::shared_ptr<de::Allocation> w = de::live_alloc(env, o.Get("w"), "w");
+  const std::shared_ptr<de::Allocation> out = de::live_alloc(env, o.Get("out"), "out");
+  std::shared_ptr<de::Allocation> bias;
+  const Napi::Value bv = o.Get("bias");
+  if (!bv.IsUndefined() && !bv.IsNull()) bias = de::live_alloc(env, bv, "bias");
+
+  const int64_t M = de::int_arg(o, "M", 1, INT_MAX);
+  const int64_t N = de::int_arg(o, "N", 1, INT_MAX);
+  const int64_t K = de::int_arg(o, "K", 1, INT_MAX);
+  const DType dtype = dtype_arg(o, "dtype", "'float16' or 'bfloat16'");
+  const DType out_dtype = dtype_arg(o, "outDtype", "'float32', 'float16' or 'bfloat16'");
+
+  if (w->device != x->device || out->device != x->device || (bias && bias->device != x->device))
+    de::bad_range(env, "x, w, bias and out must be on the same device (x is on device " + std::to_string(x->device) +
+                           ", w on " + std::to_string(w->device) + ", out on " + std::to_string(out->device) +
+                           (bias ? ", bias on " + std::to_string(bias->device) : std::string()) + ")");
+
+  // Each factor is below 2^31: the products fit in 64 bits.
+  const uint64_t x_bytes = uint64_t(M) * uint64_t(K) * uint64_t(dtype_size(dtype));
+  const uint64_t w_bytes = uint64_t(N) * uint64_t(K) * uint64_t(dtype_size(dtype));
+  const uint64_t out_bytes = uint64_t(M) * uint64_t(N) * uint64_t(dtype_size(out_dtype));
+  const uint64_t bias_bytes = bias ? uint64_t(N) * 4 : 0;
+  const auto need = [&](const de::Allocation& a, uint64_t bytes, const char* what, const char* shape) {
+    if (a.bytes < bytes)
+      de::bad_range(env, std::string(what) + " holds " + std::to_string(a.bytes) + " bytes; " + shape + " needs " +
+                             std::to_string(bytes));
+  };
+  need(*x, x_bytes, "x", "[M, K] of dtype");
+  need(*w, w_bytes, "w", "[N, K] of dtype");
+  need(*out, out_bytes, "out", "[M, N] of outDtype");
+  if (bias) need(*bias, bias_bytes, "bias", "[N] float32");
+
+  if (overlaps(out->ptr, out_bytes, x->ptr, x_bytes)) overlap(env, "x");
+  if (overlaps(out->ptr, out_bytes, w->ptr, w_bytes)) overlap(env, "w");
+  if (bias && overlaps(out->ptr, out_bytes, bias->ptr, bias_bytes)) overlap(env, "bias");
+
+  gemm::DenseGemmArgs& a = c.args;
+  a.M = int(M);
+  a.N = int(N);
+  a.K = int(K);
+  a.x_dtype = dtype;
+  a.w_dtype = dtype;
+  a.out_dtype = out_dtype;
+  a.x = static_cast<const uint16_t*>(x->ptr);
+  a.w = static_cast<const uint16_t*>(w->ptr);
+  a.bias = bias ? static_cast<const float*>(bias->ptr) : nullptr;
+  a.out = out->ptr;
+  const gemm::DenseGemmError refused = gemm::validate_dense_gemm(a);
+  if (refused != gemm::DenseGemmError::kNone)
+    throw de::coded_error(Napi::RangeError::New(env, std::string("compressed-gemm: ") + gemm::dense_gemm_error_message(refused)),
+                          "ERR_NOT_SUPPORTED");
+
+  c.device = x->device;
+  c.keep.reserve(4);
+  c.keep.push_back(x);
+  c.keep.push_back(w);
+  c.keep.push_back(out);
+  if (bias) c.keep.push_back(bias);
+  return c;
+}
+
+// ---- exports ------------------------------------------------------------------------------------
+inline Napi::Value LinearDense(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const LinearCall c = linear_call(info);  // its references outlive the synchronize below
+  rt::Stream& s = de::stream_for(c.device);
+  s.launch(dense_kernel(c.args));
+  s.synchronize();
+  return env.Undefined();
+}
+
+inline Napi::Value LinearDenseAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  LinearCall c = linear_call(info);
+  std::unique_ptr<de::AsyncOp> op(new de::AsyncOp);
+  op->keep = std::move(c.keep);  // the device memory stays until the kernel is done
+  const gemm::DenseGemmArgs args = c.args;
+  return de::run_async(env, c.device, std::move(op),
+                       [args](rt::Stream& s, de::AsyncOp&) { s.launch(dense_kernel(args)); });
+}
+
+inline void register_all_gemm(Napi::Env env, Napi::Object exports) {
+  exports.Set("linearDense", Napi::Function::New(env, de::guard<LinearDense>, "linearDense"));
+  exports.Set("linearDenseAsync", Napi::Function::New(env, de::guard<LinearDenseAsync>, "linearDenseAsync"));
+}
+
+}  // namespace gemm_exports
+}  // namespace binding
+}  // namespace cg
