@@ -15,6 +15,7 @@ export * as safetensors from './import/safetensors';
 export { linear, linearAsync, linearMultiLora, linearMultiLoraAsync } from './ops/linear';
 export type { LinearOptions } from './ops/linear';
 export { LoraAdapter } from './ops/lora';
+export { Tensor, cuda } from './tensor';
 export type { LoraFactors } from './ops/lora';
 export { lowRankUpdate, lowRankUpdateAsync } from './ops/lowrank-update';
 export type { LowRankUpdateOptions, LowRankUpdateResult } from './ops/lowrank-update';

@@ -304,23 +304,28 @@ out(r);`,
 });
 
 describe('cuda-sim: the CUDA backend on the simulated device', () => {
-  test('COMPRESSED_GEMM_BACKEND=cuda-sim: kind cuda, a device that says it is simulated, and every op routed (to the CPU kernels until the CUDA kernels land) and listed in notes', () => {
+  test('COMPRESSED_GEMM_BACKEND=cuda-sim: kind cuda, a device that says it is simulated; dense float16/bfloat16 linear on CUDA, every other op on the CPU kernels and listed in notes', () => {
     const v = childValue(
       `const b = cg.backend();
 const w = cg.DenseWeight.from(Float32Array.from({ length: 32 }, (_, i) => i - 16), [4, 8]);
 const y = cg.linear(Float32Array.from({ length: 8 }, (_, i) => i), [1, 8], w);
 out({ kind: b.kind, device: b.device, features: b.features, cuda: b.cuda, notes: b.notes, routes: b.routes, y: Array.from(y) });`,
       { COMPRESSED_GEMM_BACKEND: 'cuda-sim' },
-    ) as { kind: string; device: string; features: string[]; cuda: { simulated: boolean; sm: number }; notes: string[]; routes: Array<{ runsOn: string | null; op: string }>; y: number[] };
+    ) as {
+      kind: string; device: string; features: string[]; cuda: { simulated: boolean; sm: number }; notes: string[];
+      routes: Array<{ runsOn: string | null; op: string; format: string; activations: string; dtypes?: string[] }>; y: number[];
+    };
     expect(v.kind).toBe('cuda');
     expect(v.cuda.simulated).toBe(true);
     expect(v.device).toMatch(/simulated/);
     expect(v.features).toContain('simulated');
-    // No CUDA kernel exists yet: every op that runs anywhere runs on the CPU kernels, and says so.
-    const runnable = v.routes.filter((r) => r.runsOn !== null);
-    expect(runnable.length).toBeGreaterThan(0);
-    for (const r of runnable) expect(r.runsOn).toBe('cpu');
-    expect(v.notes.length).toBe(runnable.length);
+    // Only the dense float16/bfloat16 linear has a CUDA kernel yet; every other op that runs
+    // runs on the CPU kernels, and a note says so.
+    const onCuda = v.routes.filter((r) => r.runsOn === 'cuda');
+    expect(onCuda.map((r) => `${r.op} ${r.format} ${r.activations} ${(r.dtypes ?? []).join('/')}`)).toEqual(['linear dense native float16/bfloat16']);
+    const onCpu = v.routes.filter((r) => r.runsOn === 'cpu');
+    expect(onCpu.length).toBeGreaterThan(0);
+    expect(v.notes.length).toBe(onCpu.length);
     for (const n of v.notes) expect(n).toMatch(/CUDA backend has no kernel for it yet/);
     // y = W x for W[n][k] = 8n + k - 16, x[k] = k, computed here in float64.
     const want = [0, 1, 2, 3].map((n) => [0, 1, 2, 3, 4, 5, 6, 7].reduce((s, k) => s + (8 * n + k - 16) * k, 0));

@@ -1,6 +1,6 @@
 /**
  * What a backend does with a weight and with the operations the routing table sends it. Each
- * backend (cpu.ts today; the CUDA backend next) implements this one interface; lib/ops/ and
+ * backend (cpu.ts; cuda.ts, on a GPU or the simulated device) implements this one interface; lib/ops/ and
  * lib/weights/ call backends only through it.
  */
 import type { CanonicalArrays, WeightParams } from '../native/descriptor';
@@ -8,11 +8,9 @@ import type { NativeLinearArgs, NativeUpdateArgs } from '../native/cpu';
 
 export type BackendName = 'cpu' | 'cuda';
 
-/** A backend's copy of a weight, in its own layout. */
+/** A backend's copy of a weight, in its own layout (each backend adds where it lives). */
 export interface Placement {
   readonly backend: BackendName;
-  /** The buffer in that backend's layout (host memory for the CPU). */
-  readonly data: ArrayBuffer;
   readonly byteLength: number;
 }
 

@@ -34,21 +34,31 @@ async function nativeAsync<T>(p: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The CPU placement: the weight's CPU layout in host memory. */
+export interface CpuPlacement extends Placement {
+  readonly backend: 'cpu';
+  readonly data: ArrayBuffer;
+}
+
 /** Each placement's descriptor, made once (a call passes the same object every time). */
 const DESCRIPTORS = new WeakMap<Placement, WeightDescriptor>();
 
 function descriptor(params: WeightParams, p: Placement): WeightDescriptor {
   let d = DESCRIPTORS.get(p);
   if (!d) {
-    d = Object.freeze({ ...params, data: p.data }) as WeightDescriptor;
+    d = Object.freeze({ ...params, data: (p as CpuPlacement).data }) as WeightDescriptor;
     DESCRIPTORS.set(p, d);
   }
   return d;
 }
 
-export const cpuBackend: Backend = {
+export interface CpuBackend extends Backend {
+  place(params: WeightParams, canonical: CanonicalArrays): CpuPlacement;
+}
+
+export const cpuBackend: CpuBackend = {
   name: 'cpu',
-  place(params: WeightParams, canonical: CanonicalArrays): Placement {
+  place(params: WeightParams, canonical: CanonicalArrays): CpuPlacement {
     const data = native(() => addon().place({ weight: params, ...canonical }));
     return Object.freeze({ backend: 'cpu' as const, data, byteLength: data.byteLength });
   },

@@ -8,6 +8,8 @@ import { CgError } from '../errors';
 import type { WeightFormat } from '../native/descriptor';
 import type { Backend, BackendName } from './backend';
 import { cpuBackend } from './cpu';
+import { cudaBackend } from './cuda';
+import type { FloatDType } from '../dtype';
 
 export type Op = 'linear' | 'linear+lora' | 'lowRankUpdate';
 export type Activations = 'native' | 'fp8' | 'int8';
@@ -19,9 +21,11 @@ interface Route {
   op: Op;
   format: WeightFormat;
   activations: Activations;
+  /** Dense and 2:4: the weight dtypes the row is for (absent: every dtype). */
+  dtypes?: FloatDType[];
   /** On the CPU backend. */
   cpu: Target;
-  /** On the CUDA backend: no CUDA kernel exists yet, so every op that runs falls back to the CPU kernels. */
+  /** On the CUDA backend: where it has no kernel yet, the CPU kernels (a fallback `notes` lists). */
   cuda: Target;
   why: string;
 }
@@ -30,7 +34,11 @@ const NOT_QUANTIZED = { none: 'quantized activations go with INT4 and FP8 weight
 const INT8_FP8 = { none: "int8 activations go with INT4 weights (use 'fp8' or 'native' with an FP8 weight)" };
 
 const ROUTES: Route[] = [
-  { op: 'linear', format: 'dense', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'packed panel GEMM per ISA' },
+  {
+    op: 'linear', format: 'dense', activations: 'native', dtypes: ['float16', 'bfloat16'], cpu: 'cpu', cuda: 'cuda',
+    why: 'CPU: packed panel GEMM per ISA; CUDA: tensor-core GEMM (mma.sync m16n8k16, native/cuda/gemm_dense.cuh)',
+  },
+  { op: 'linear', format: 'dense', activations: 'native', dtypes: ['float32'], cpu: 'cpu', cuda: 'cpu', why: 'packed panel GEMM per ISA (no float32 CUDA kernel yet)' },
   { op: 'linear', format: '2:4', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: '2:4 panel kernel (M-vectorised from M = 128)' },
   { op: 'linear', format: 'int4', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'direct decode at small M, dequantized tiles at large M' },
   { op: 'linear', format: 'int4', activations: 'fp8', cpu: 'cpu', cuda: 'cpu', why: 'x quantized to e4m3 per row, then the INT4 kernels' },
@@ -44,16 +52,19 @@ const ROUTES: Route[] = [
   { op: 'linear', format: '2:4', activations: 'int8', cpu: NOT_QUANTIZED, cuda: NOT_QUANTIZED, why: 'no such kernel' },
 ];
 
-// The fused LoRA epilogue exists wherever the linear kernel does (same activations rule).
-for (const r of ROUTES.slice()) ROUTES.push({ ...r, op: 'linear+lora', why: `${r.why}; t = alpha x Aᵀ first, t Bᵀ added in the epilogue` });
+// The fused LoRA epilogue exists wherever the CPU linear kernel does (same activations rule);
+// the CUDA kernels have none yet.
+for (const r of ROUTES.slice()) {
+  ROUTES.push({ ...r, op: 'linear+lora', cuda: r.cuda === 'cuda' ? 'cpu' : r.cuda, why: `${r.why}; t = alpha x Aᵀ first, t Bᵀ added in the epilogue (on the CPU)` });
+}
 for (const format of ['dense', '2:4', 'int4', 'fp8'] as const) {
   ROUTES.push({ op: 'lowRankUpdate', format, activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'tile by tile on the CPU placement' });
 }
 
-const BACKENDS: Record<BackendName, Backend | null> = { cpu: cpuBackend, cuda: null };
+const BACKENDS: Record<BackendName, Backend> = { cpu: cpuBackend, cuda: cudaBackend };
 
-function find(op: Op, format: WeightFormat, activations: Activations): Route | undefined {
-  return ROUTES.find((r) => r.op === op && r.format === format && r.activations === activations);
+function find(op: Op, format: WeightFormat, activations: Activations, dtype: FloatDType): Route | undefined {
+  return ROUTES.find((r) => r.op === op && r.format === format && r.activations === activations && (!r.dtypes || r.dtypes.includes(dtype)));
 }
 
 function describe(op: Op, format: WeightFormat, activations: Activations): string {
@@ -64,13 +75,11 @@ function describe(op: Op, format: WeightFormat, activations: Activations): strin
  * The backend that runs (op, format, activations) in a process whose backend is `on`, or an
  * ERR_NOT_SUPPORTED error that says why none does.
  */
-export function route(op: Op, format: WeightFormat, activations: Activations, on: BackendName): Backend {
-  const r = find(op, format, activations);
+export function route(op: Op, format: WeightFormat, activations: Activations, on: BackendName, dtype: FloatDType): Backend {
+  const r = find(op, format, activations, dtype);
   const t = r ? r[on] : { none: 'no route' };
   if (typeof t === 'object') throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: ${describe(op, format, activations)} is not supported yet (${t.none})`);
-  const b = BACKENDS[t];
-  if (!b) throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: ${describe(op, format, activations)} is not supported yet (no ${t} backend)`);
-  return b;
+  return BACKENDS[t];
 }
 
 /** One row of the table as cg.backend() reports it. */
@@ -78,6 +87,8 @@ export interface RouteInfo {
   op: Op;
   format: WeightFormat;
   activations: Activations;
+  /** Dense and 2:4: the weight dtypes the row is for (absent: every dtype). */
+  dtypes?: FloatDType[];
   /** The backend that runs it in this process, or null when nothing does. */
   runsOn: BackendName | null;
   /** Why: the kernel, the fallback, or why not. */
@@ -88,8 +99,9 @@ export interface RouteInfo {
 export function routes(on: BackendName): RouteInfo[] {
   return ROUTES.map((r) => {
     const t = r[on];
-    if (typeof t === 'object') return { op: r.op, format: r.format, activations: r.activations, runsOn: null, note: t.none };
+    const key = { op: r.op, format: r.format, activations: r.activations, ...(r.dtypes ? { dtypes: [...r.dtypes] } : {}) };
+    if (typeof t === 'object') return { ...key, runsOn: null, note: t.none };
     const fallback = t !== on ? ` (the ${on.toUpperCase()} backend has no kernel for it yet: it runs on the ${t.toUpperCase()} kernels)` : '';
-    return { op: r.op, format: r.format, activations: r.activations, runsOn: t, note: r.why + fallback };
+    return { ...key, runsOn: t, note: r.why + fallback };
   });
 }

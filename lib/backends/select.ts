@@ -7,7 +7,7 @@
  */
 import * as os from 'os';
 import type { CpuAddon } from '../native/cpu';
-import type { CudaAddon, CudaProbe } from '../native/cuda';
+import type { CudaAddon, CudaProbe, DeviceAddon } from '../native/cuda';
 import { loadCpuAddon, loadCudaAddon, loadCudaSimAddon } from '../native/load';
 import { CgError, CgRangeError, show } from '../errors';
 import { checkThreads } from '../validate';
@@ -40,6 +40,8 @@ interface State {
   info: BackendInfo;
   cpuAddon: CpuAddon;
   cudaAddon: CudaAddon | null;
+  /** The device runtime's exports: the CUDA addon's, or the simulated device's (cuda-sim). */
+  deviceAddon: DeviceAddon | null;
   threads: number;
 }
 
@@ -129,6 +131,7 @@ export function selectBackend(): State {
 
   let kind: BackendKind = 'cpu';
   let cudaAddon: CudaAddon | null = null;
+  let deviceAddon: DeviceAddon | null = null;
   let cudaInfo: BackendInfo['cuda'] = null;
   let device = os.cpus()[0]?.model?.trim() || 'cpu';
   let features = ci.features;
@@ -143,6 +146,7 @@ export function selectBackend(): State {
       );
     }
     kind = 'cuda';
+    deviceAddon = sim.addon;
     // The simulated device stands for the oldest architecture the kernels target (sm_80).
     cudaInfo = { device: 0, name: 'cuda-sim', sm: 80, compiledArchitectures: [80], simulated: true };
     device = 'simulated CUDA device (cuda-sim: the CUDA kernels\' source, run on the CPU)';
@@ -153,6 +157,7 @@ export function selectBackend(): State {
       const d = probe.devices[0];
       kind = 'cuda';
       cudaAddon = addon;
+      deviceAddon = addon;
       cudaInfo = { device: 0, name: d.name, sm: d.sm, compiledArchitectures: addon.compiledArchitectures(), simulated: false };
       device = d.name;
       features = [`sm_${d.sm}`];
@@ -173,6 +178,7 @@ export function selectBackend(): State {
     info: { kind, device, features, cpu: cpuInfo, cuda: cudaInfo, notes, routes: table },
     cpuAddon,
     cudaAddon,
+    deviceAddon,
     threads,
   };
   return state;

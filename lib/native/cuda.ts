@@ -10,12 +10,46 @@ export interface CudaProbe {
   devices: Array<{ index: number; name: string; computeCapability: string; sm: number; totalMemory: number; multiProcessorCount: number }>;
 }
 
-export interface CudaAddon {
+/** A block of device memory (an External owned by the addon; freed by deviceFree or, as a safety net, a finalizer). */
+export type DeviceHandle = object & { readonly __device: unique symbol };
+
+/**
+ * Device memory, copies and the dense GEMM: the same exports in the CUDA addon and in the
+ * simulated device's addon (native/binding/device_exports.h, gemm_exports.h). Copies and
+ * kernels of one device run in order on one stream.
+ */
+export interface DeviceAddon {
+  devices(): Array<{ device: number; name: string; sm: number; totalMemory: number }>;
+  deviceAlloc(a: { device: number; bytes: number }): DeviceHandle;
+  deviceFree(h: DeviceHandle): void;
+  copyToDevice(a: { handle: DeviceHandle; offset?: number; src: ArrayBufferView }): void;
+  copyToDeviceAsync(a: { handle: DeviceHandle; offset?: number; src: ArrayBufferView }): Promise<void>;
+  copyToHost(a: { handle: DeviceHandle; offset?: number; dst: ArrayBufferView }): ArrayBufferView;
+  copyToHostAsync(a: { handle: DeviceHandle; offset?: number; dst: ArrayBufferView }): Promise<ArrayBufferView>;
+  memory(): { devices: Array<{ device: number; bytes: number; peakBytes: number }> };
+  /** Y = X Wᵀ (+ bias) on device memory: x [M, K], w [N, K] in dtype, bias [N] float32, out [M, N] in outDtype. */
+  linearDense(a: DenseDeviceArgs): void;
+  linearDenseAsync(a: DenseDeviceArgs): Promise<void>;
+}
+
+export interface DenseDeviceArgs {
+  x: DeviceHandle;
+  w: DeviceHandle;
+  bias: DeviceHandle | null;
+  out: DeviceHandle;
+  M: number;
+  N: number;
+  K: number;
+  dtype: 'float16' | 'bfloat16';
+  outDtype: 'float32' | 'float16' | 'bfloat16';
+}
+
+export interface CudaAddon extends DeviceAddon {
   probe(): CudaProbe;
   compiledArchitectures(): number[];
 }
 
 /** The simulated device's addon (native/binding/cuda_sim/): the CUDA kernel sources built by the host compiler. */
-export interface CudaSimAddon {
+export interface CudaSimAddon extends DeviceAddon {
   simulated: true;
 }

@@ -36,3 +36,8 @@ export interface CanonicalArrays {
   zeros?: Uint8Array | null;
   codes?: Uint8Array;
 }
+
+/** The dtype of a weight's values (dense, 2:4); float32 for quantized weights (what they dequantize to). */
+export function valueDtype(p: WeightParams): FloatDType {
+  return p.format === 'dense' || p.format === '2:4' ? p.dtype : 'float32';
+}

@@ -9,11 +9,14 @@
 import { route } from '../backends/routing';
 import { selectBackend } from '../backends/select';
 import { FloatArray, FloatDType, allocFloat, isFloatDType } from '../dtype';
-import { CgRangeError, CgTypeError, show, thrownReason } from '../errors';
-import type { WeightParams } from '../native/descriptor';
+import { CgRangeError, CgTypeError, fromNative, notSupported, show, thrownReason } from '../errors';
+import { WeightParams, valueDtype } from '../native/descriptor';
 import { checkFloatArray, checkProduct, checkShape2, checkThreads, checkTypedArray, readOptions, typedArrayKind } from '../validate';
 import { Weight, checkReadable, paramsOf, placementOn, useDuring } from '../weights/weight';
 import type { Backend, LinearPlan } from '../backends/backend';
+import { DevicePlacement, deviceAddon, upload } from '../backends/cuda';
+import type { DeviceHandle } from '../native/cuda';
+import { Tensor, handleOf, isTensor } from '../tensor';
 import { LoraAdapter, LoraFactors, MAX_ADAPTERS, adapterFor, asFloat32, loraArgs } from './lora';
 
 export interface LinearOptions {
@@ -107,7 +110,7 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, mult
     throw new CgRangeError('ERR_INVALID_ARG', `activations must be 'native', 'fp8' or 'int8', got ${show(o.activations)}`);
   }
   const op = adapters.length > 0 ? 'linear+lora' : 'linear';
-  const backend = route(op, params.format, activations, selectBackend().info.kind); // ERR_NOT_SUPPORTED says why
+  const backend = route(op, params.format, activations, selectBackend().info.kind, valueDtype(params)); // ERR_NOT_SUPPORTED says why
   const xa = checkFloatArray(x, o.dtype, M * K, 'x');
   const outDtype = o.outDtype ?? xa.dtype;
   if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${show(outDtype)} (float32, float16, bfloat16)`);
@@ -145,18 +148,88 @@ async function runAsync(p: Prepared): Promise<FloatArray> {
   return p.out;
 }
 
-/** Y = X · Wᵀ (+ bias) for x [M, K] and a weight [N, K]; returns Y [M, N] (or fills `out`). */
-export function linear(x: FloatArray, xShape: [number, number], w: Weight, options?: LinearOptions): FloatArray {
+/**
+ * Y = X · Wᵀ (+ bias) for x [M, K] and a weight [N, K]; returns Y [M, N] (or fills `out`). With
+ * a device tensor x (cg.Tensor, CUDA backend) Y is a new device tensor.
+ */
+export function linear(x: Tensor, xShape: [number, number], w: Weight, options?: LinearOptions): Tensor;
+export function linear(x: FloatArray, xShape: [number, number], w: Weight, options?: LinearOptions): FloatArray;
+export function linear(x: FloatArray | Tensor, xShape: [number, number], w: Weight, options?: LinearOptions): FloatArray | Tensor {
+  if (isTensor(x)) return linearOnDevice(x, xShape, w, options, false) as Tensor;
   return run(prepare(x, xShape, w, options));
 }
 
 /**
- * Same as linear, computed off the event loop (the libuv thread pool on the CPU backend). x and
- * the bias are copied when the call is made, so they may be reused at once; the result is
- * written into `out` (or a new array) when the promise resolves.
+ * Same as linear, computed off the event loop (the libuv thread pool on the CPU backend; the
+ * device's stream on the CUDA backend). x and the bias are copied when the call is made, so they
+ * may be reused at once; the result is written into `out` (or a new array) when the promise
+ * resolves.
  */
-export async function linearAsync(x: FloatArray, xShape: [number, number], w: Weight, options?: LinearOptions): Promise<FloatArray> {
+export async function linearAsync(x: Tensor, xShape: [number, number], w: Weight, options?: LinearOptions): Promise<Tensor>;
+export async function linearAsync(x: FloatArray, xShape: [number, number], w: Weight, options?: LinearOptions): Promise<FloatArray>;
+export async function linearAsync(x: FloatArray | Tensor, xShape: [number, number], w: Weight, options?: LinearOptions): Promise<FloatArray | Tensor> {
+  if (isTensor(x)) return linearOnDevice(x, xShape, w, options, true);
   return runAsync(prepare(x, xShape, w, options));
+}
+
+/**
+ * linear on a device tensor: the weight's device placement (made on first use), the kernel on the
+ * device's stream, a new device tensor out. Only what the routing table sends to the CUDA backend
+ * runs here; a weight whose kernel is CPU-only is ERR_NOT_SUPPORTED with device tensors (pass host
+ * arrays instead). x must be in the weight's dtype (the kernel's A and B share one type).
+ */
+function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown, async: boolean): Tensor | Promise<Tensor> {
+  const [M, K] = checkShape2(xShape, ['M', 'K']);
+  const params = paramsOf(w);
+  const weight = w as Weight;
+  const o = readOptions(options, 'options', OPTION_KEYS);
+  const handle = handleOf(x);
+  if (x.shape[0] !== M || x.shape[1] !== K) throw new CgRangeError('ERR_SHAPE_MISMATCH', `x is a [${x.shape.join(', ')}] tensor, not [${M}, ${K}]`);
+  if (params.K !== K) throw new CgRangeError('ERR_SHAPE_MISMATCH', `x has K = ${K} columns but the weight has K = ${params.K}`);
+  const N = params.N;
+  checkProduct(M, N, 'M*N');
+  if (o.out !== undefined || (o.lora !== undefined && o.lora !== null) || (o.activations !== undefined && o.activations !== 'native')) {
+    notSupported('linear on a device tensor with out, lora or quantized activations');
+  }
+  const backend = route('linear', params.format, 'native', selectBackend().info.kind, valueDtype(params));
+  if (backend.name !== 'cuda' || params.format !== 'dense' || params.dtype === 'float32') {
+    return notSupported(`linear on a device tensor with a ${params.format} ${valueDtype(params)} weight (its kernel runs on the CPU: pass host arrays)`);
+  }
+  if (x.dtype !== params.dtype) throw new CgTypeError('ERR_DTYPE', `x is ${x.dtype} but the weight is ${params.dtype}: the tensor-core GEMM takes both in one dtype`);
+  const outDtype = o.outDtype ?? x.dtype;
+  if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${show(outDtype)} (float32, float16, bfloat16)`);
+  let bias: Float32Array | null = null;
+  if (o.bias !== undefined && o.bias !== null) bias = checkFloatArray(o.bias, 'float32', N, 'bias').array as Float32Array;
+  checkReadable(weight);
+  const d = deviceAddon();
+  const placement = placementOn(weight, backend) as DevicePlacement;
+  const out = Tensor.alloc([M, N], outDtype, x.device);
+  let biasHandle: DeviceHandle | null = null;
+  try {
+    biasHandle = bias ? upload(d, x.device, bias) : null;
+    const args = { x: handle, w: placement.handle, bias: biasHandle, out: handleOf(out), M, N, K, dtype: params.dtype as 'float16' | 'bfloat16', outDtype };
+    if (!async) {
+      d.linearDense(args);
+      return out;
+    }
+    const done = d.linearDenseAsync(args);
+    const b = biasHandle;
+    biasHandle = null; // freed when the kernel is done
+    return useDuring(weight, 'read', () => done).then(
+      () => out,
+      (e) => {
+        out.dispose();
+        throw fromNative(e);
+      },
+    ).finally(() => {
+      if (b) d.deviceFree(b);
+    });
+  } catch (e) {
+    out.dispose();
+    throw fromNative(e);
+  } finally {
+    if (biasHandle) d.deviceFree(biasHandle);
+  }
 }
 
 /**

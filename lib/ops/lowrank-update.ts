@@ -8,7 +8,7 @@ import { route } from '../backends/routing';
 import { selectBackend } from '../backends/select';
 import { FloatArray, FloatDType } from '../dtype';
 import { CgRangeError, CgTypeError } from '../errors';
-import type { WeightParams } from '../native/descriptor';
+import { WeightParams, valueDtype } from '../native/descriptor';
 import { checkFloatArray, checkThreads, readOptions } from '../validate';
 import { Weight, checkWritable, keepOnlyPlacement, paramsOf, placementOn, useDuring } from '../weights/weight';
 import { asFloat32, checkAlpha, rankOf } from './lora';
@@ -89,7 +89,7 @@ export function lowRankUpdate(w: Weight, B: FloatArray, A: FloatArray, options?:
   const { weight, params, plan } = prepareUpdate(w, B, A, options);
   checkWritable(weight);
   if (plan.alpha === 0) return { peakScratchBytes: 0 };
-  const backend = route('lowRankUpdate', params.format, 'native', selectBackend().info.kind);
+  const backend = route('lowRankUpdate', params.format, 'native', selectBackend().info.kind, valueDtype(params));
   const scratch = backend.lowRankUpdate(params, placementOn(weight, backend), plan);
   keepOnlyPlacement(weight, backend);
   return { peakScratchBytes: scratch };
@@ -100,7 +100,7 @@ export async function lowRankUpdateAsync(w: Weight, B: FloatArray, A: FloatArray
   const { weight, params, plan } = prepareUpdate(w, B, A, options);
   checkWritable(weight);
   if (plan.alpha === 0) return { peakScratchBytes: 0 };
-  const backend = route('lowRankUpdate', params.format, 'native', selectBackend().info.kind);
+  const backend = route('lowRankUpdate', params.format, 'native', selectBackend().info.kind, valueDtype(params));
   const placement = placementOn(weight, backend);
   const scratch = await useDuring(weight, 'write', () => backend.lowRankUpdateAsync(params, placement, plan));
   keepOnlyPlacement(weight, backend);

@@ -11,6 +11,7 @@
  */
 import type { Backend, BackendName, Placement } from '../backends/backend';
 import { cpuBackend } from '../backends/cpu';
+import { cudaBackend } from '../backends/cuda';
 import { FloatArray, FloatDType, allocFloat } from '../dtype';
 import { CgError, CgTypeError } from '../errors';
 import type { CanonicalArrays, WeightFormat, WeightParams } from '../native/descriptor';
@@ -32,7 +33,7 @@ interface WeightState {
  */
 const STATE = new WeakMap<object, WeightState>();
 
-const BACKENDS: Record<BackendName, Backend | null> = { cpu: cpuBackend, cuda: null };
+const BACKENDS: Record<BackendName, Backend | null> = { cpu: cpuBackend, cuda: cudaBackend };
 
 function stateOf(w: unknown): WeightState {
   const s = typeof w === 'object' && w !== null ? STATE.get(w) : undefined;

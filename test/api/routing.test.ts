@@ -7,7 +7,7 @@
  */
 import * as cg from '../../lib';
 import { expectRejectsCode, expectThrowsCode } from '../helpers/expect-error';
-import { mulberry32, randNonZero, seedFor, seedNote } from '../helpers/reference';
+import { decode, mulberry32, randNonZero, seedFor, seedNote } from '../helpers/reference';
 
 const N = 24;
 const K = 64;
@@ -19,16 +19,17 @@ const X = Float32Array.from({ length: M * K }, () => randNonZero(rng));
 const A = Float32Array.from({ length: 2 * K }, () => randNonZero(rng) / 8);
 const B = Float32Array.from({ length: N * 2 }, () => randNonZero(rng) / 8);
 
-const WEIGHTS: Record<cg.WeightFormat, () => cg.Weight> = {
-  dense: () => cg.DenseWeight.from(W, [N, K]),
-  '2:4': () => cg.Sparse24Weight.prune(W, [N, K]),
+const WEIGHTS: Record<cg.WeightFormat, (dtype: cg.FloatDType) => cg.Weight> = {
+  dense: (dtype) => cg.DenseWeight.from(W, [N, K], { dtype }),
+  '2:4': (dtype) => cg.Sparse24Weight.prune(W, [N, K], { dtype }),
   int4: () => cg.Int4Weight.quantize(W, [N, K], { groupSize: 32 }),
   fp8: () => cg.Fp8Weight.quantize(W, [N, K]),
 };
 
 /** float64 X Wᵀ (+ alpha (X Aᵀ) Bᵀ) on the weight as it dequantizes. */
 function reference(w: cg.Weight, lora: boolean): Float64Array {
-  const wd = w.toDense() as Float32Array;
+  const dense = w.toDense();
+  const wd = w.dtype === 'float32' || w.format === 'int4' || w.format === 'fp8' ? (dense as Float32Array) : decode(dense as Uint16Array, w.dtype);
   const y = new Float64Array(M * N);
   for (let m = 0; m < M; ++m) {
     const t = [0, 0];
@@ -45,14 +46,15 @@ function reference(w: cg.Weight, lora: boolean): Float64Array {
 
 const routes = cg.backend().routes.filter((r) => r.op !== 'lowRankUpdate');
 
-test('the table lists every (op, format, activations) of linear once', () => {
-  const keys = routes.map((r) => `${r.op}/${r.format}/${r.activations}`);
+test('the table lists every (op, format, activations, dtype) of linear once', () => {
+  const keys = routes.flatMap((r) => (r.dtypes ?? ['any']).map((d) => `${r.op}/${r.format}/${r.activations}/${d}`));
   expect(new Set(keys).size).toBe(keys.length);
-  expect(keys.length).toBe(2 * 4 * 3);
+  // dense native is one row per dtype class (float16/bfloat16: a CUDA kernel; float32: not yet)
+  expect(routes.length).toBe(2 * (4 * 3 + 1));
   for (const r of routes) expect(typeof r.note).toBe('string');
 });
 
-describe.each(routes.map((r) => [`${r.op} ${r.format} ${r.activations}`, r] as const))('%s', (_label, r) => {
+describe.each(routes.map((r) => [`${r.op} ${r.format} ${r.activations}${r.dtypes ? ` ${r.dtypes.join('/')}` : ''}`, r] as const))('%s', (_label, r) => {
   const options = (out?: Float32Array): cg.LinearOptions => ({
     activations: r.activations,
     ...(r.op === 'linear+lora' ? { lora: { A, B, alpha: 0.5 } } : {}),
@@ -60,7 +62,7 @@ describe.each(routes.map((r) => [`${r.op} ${r.format} ${r.activations}`, r] as c
   });
   if (r.runsOn === null) {
     test(`runs nowhere: ERR_NOT_SUPPORTED naming why (${r.note})`, async () => {
-      const w = WEIGHTS[r.format]();
+      const w = WEIGHTS[r.format](r.dtypes?.[0] ?? 'float32');
       const out = new Float32Array(M * N).fill(7);
       const e = expectThrowsCode(() => cg.linear(X, [M, K], w, options(out)), Error, 'ERR_NOT_SUPPORTED');
       expect(e.message).toContain(r.note);
@@ -69,7 +71,7 @@ describe.each(routes.map((r) => [`${r.op} ${r.format} ${r.activations}`, r] as c
     });
   } else {
     test(`runs on ${r.runsOn}: every output written and near the float64 reference`, async () => {
-      const w = WEIGHTS[r.format]();
+      const w = WEIGHTS[r.format](r.dtypes?.[0] ?? 'float32');
       const ref = reference(w, r.op === 'linear+lora');
       let scale = 0;
       for (const v of ref) scale = Math.max(scale, Math.abs(v));

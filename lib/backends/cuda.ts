@@ -1,0 +1,144 @@
+/**
+ * The CUDA backend, on a GPU or on the simulated device (cuda-sim): placements in device memory
+ * (native/cuda/runtime/), kernels launched on the device's stream, in order with its copies. It
+ * runs what the routing table sends it — today dense float16/bfloat16 weights, on the tensor-core
+ * GEMM of native/cuda/gemm_dense.cuh; everything else stays on the CPU kernels, and
+ * cg.backend().routes says so.
+ *
+ * Host arrays in give host arrays out: x (rounded to the weight's 16-bit dtype when it is in
+ * another one: documented) and the bias are uploaded, y downloaded into `out`. Device tensors
+ * (lib/tensor.ts) stay on the device.
+ */
+import { FLOAT_DTYPES, FloatDType, allocFloat } from '../dtype';
+import { CgError, fromNative } from '../errors';
+import type { CanonicalArrays, WeightParams } from '../native/descriptor';
+import type { DeviceAddon, DeviceHandle } from '../native/cuda';
+import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
+import { selectBackend } from './select';
+
+/** A weight (or tensor) in device memory. */
+export interface DevicePlacement extends Placement {
+  readonly backend: 'cuda';
+  readonly device: number;
+  readonly handle: DeviceHandle;
+}
+
+/** The device runtime of this process's CUDA backend. */
+export function deviceAddon(): DeviceAddon {
+  const a = selectBackend().deviceAddon;
+  if (!a) throw new CgError('ERR_NOT_SUPPORTED', 'compressed-gemm: device memory needs the CUDA backend (COMPRESSED_GEMM_BACKEND=cuda or cuda-sim)');
+  return a;
+}
+
+function native<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+async function nativeAsync<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+function dense16(params: WeightParams): { N: number; K: number; dtype: 'float16' | 'bfloat16' } {
+  if (params.format !== 'dense' || params.dtype === 'float32') {
+    throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: the CUDA backend has no ${params.format} ${'dtype' in params ? params.dtype : ''} kernel yet`);
+  }
+  return { N: params.N, K: params.K, dtype: params.dtype };
+}
+
+/** Device memory holding `src`, on `device`. */
+export function upload(d: DeviceAddon, device: number, src: ArrayBufferView): DeviceHandle {
+  const h = native(() => d.deviceAlloc({ device, bytes: src.byteLength }));
+  try {
+    native(() => d.copyToDevice({ handle: h, src }));
+  } catch (e) {
+    d.deviceFree(h);
+    throw e;
+  }
+  return h;
+}
+
+/** x as the weight's 16-bit dtype (a copy when it is in another dtype: rounded to nearest even). */
+function asWeightDtype(x: ArrayBufferView, xDtype: FloatDType, dtype: 'float16' | 'bfloat16'): ArrayBufferView {
+  if (xDtype === dtype) return x;
+  const out = allocFloat(dtype, x.byteLength / FLOAT_DTYPES[xDtype].bytes);
+  selectBackend().cpuAddon.convert({ src: x, srcDtype: xDtype, dst: out, dstDtype: dtype });
+  return out;
+}
+
+/** The device buffers of one host-array call, made and freed around it. */
+function hostCall(params: WeightParams, p: Placement, plan: LinearPlan) {
+  const { N, K, dtype } = dense16(params);
+  const d = deviceAddon();
+  const dp = p as DevicePlacement;
+  const handles: DeviceHandle[] = [];
+  const free = () => {
+    for (const h of handles) d.deviceFree(h);
+  };
+  try {
+    const x = upload(d, dp.device, asWeightDtype(plan.x, plan.xDtype, dtype));
+    handles.push(x);
+    const bias = plan.bias ? upload(d, dp.device, plan.bias) : null;
+    if (bias) handles.push(bias);
+    const out = native(() => d.deviceAlloc({ device: dp.device, bytes: plan.out.byteLength }));
+    handles.push(out);
+    return { d, out, free, args: { x, w: dp.handle, bias, out, M: plan.M, N, K, dtype, outDtype: plan.outDtype } };
+  } catch (e) {
+    free();
+    throw e;
+  }
+}
+
+export const cudaBackend: Backend = {
+  name: 'cuda',
+  place(params: WeightParams, canonical: CanonicalArrays): DevicePlacement {
+    dense16(params);
+    const values = canonical.values!;
+    const device = 0;
+    const handle = upload(deviceAddon(), device, values);
+    return Object.freeze({ backend: 'cuda' as const, device, handle, byteLength: values.byteLength });
+  },
+  canonical(params, p, out) {
+    dense16(params);
+    native(() => deviceAddon().copyToHost({ handle: (p as DevicePlacement).handle, dst: out.values! }));
+  },
+  toDense(params, p, out) {
+    dense16(params);
+    native(() => deviceAddon().copyToHost({ handle: (p as DevicePlacement).handle, dst: out }));
+  },
+  linear(params, p, plan) {
+    const c = hostCall(params, p, plan);
+    try {
+      native(() => c.d.linearDense(c.args));
+      native(() => c.d.copyToHost({ handle: c.out, dst: plan.out }));
+    } finally {
+      c.free();
+    }
+  },
+  async linearAsync(params, p, plan) {
+    const c = hostCall(params, p, plan);
+    try {
+      // One stream: the kernel runs after the uploads, the download after the kernel.
+      const settled = await Promise.allSettled([
+        nativeAsync(() => c.d.linearDenseAsync(c.args)),
+        nativeAsync(() => c.d.copyToHostAsync({ handle: c.out, dst: plan.out })),
+      ]);
+      for (const r of settled) if (r.status === 'rejected') throw r.reason;
+    } finally {
+      c.free();
+    }
+  },
+  lowRankUpdate(params: WeightParams, _p: Placement, _plan: UpdatePlan): number {
+    throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: lowRankUpdate of a ${params.format} weight is not supported on the CUDA backend yet`);
+  },
+  async lowRankUpdateAsync(params: WeightParams, p: Placement, plan: UpdatePlan): Promise<number> {
+    return cudaBackend.lowRankUpdate(params, p, plan);
+  },
+};

@@ -1,0 +1,186 @@
+/**
+ * The CUDA backend through the public API, on the simulated device (COMPRESSED_GEMM_BACKEND=
+ * cuda-sim, in a child process: the backend is chosen once per process). What the routing table
+ * sends to CUDA (dense float16/bfloat16 linear) runs the real kernel source of
+ * native/cuda/gemm_dense.cuh; the rest runs on the CPU kernels, and both give the float64
+ * reference's answer within the bound.
+ *
+ * Bound (the kernel's, as in gemm-dense.test.ts): the inputs are exact 16-bit values, products are
+ * exact in float32, and float32 accumulation over K terms gives |y - ref| <= (K + 1) 2^-24
+ * (sum_k |x_k w_k| + |bias|), plus half an ulp of the output dtype when it is 16-bit. A float32 x
+ * with a 16-bit weight is rounded to the weight's dtype first (documented), so the reference uses
+ * the rounded x.
+ *
+ * Also: device tensors (fromHost, toHost, toHostSync, dispose, use after dispose, Symbol.dispose),
+ * a chain of two layers that stays on the device, cg.cuda.memory() accounting, concurrent async
+ * calls, and the typed errors.
+ */
+import { describeChild, runChild } from '../helpers/child';
+import { DType, decode, mulberry32, randNonZero, seedFor, seedNote } from '../helpers/reference';
+
+const ENV = { COMPRESSED_GEMM_BACKEND: 'cuda-sim' };
+
+function child(body: string): unknown {
+  const r = runChild(body, ENV, { timeoutMs: 60_000 });
+  if (r.status !== 0 || r.error || !('value' in r)) throw new Error(`child failed: ${JSON.stringify(r.error)}\n${describeChild(r)}`);
+  return r.value;
+}
+
+const seed = seedFor('cuda-sim backend api');
+const rng = mulberry32(seed);
+const M = 5;
+const K = 40;
+const N = 24;
+const N2 = 16;
+const xs = Array.from({ length: M * K }, () => randNonZero(rng));
+const ws = Array.from({ length: N * K }, () => randNonZero(rng));
+const w2s = Array.from({ length: N2 * N }, () => randNonZero(rng));
+const bias = Array.from({ length: N }, () => randNonZero(rng));
+
+/** float64 x Wᵀ + bias over the exact (decoded) inputs, and the bound's magnitude per output. */
+function reference(x: Float64Array, w: Float64Array, b: number[] | null, m: number, n: number, k: number) {
+  const y = new Float64Array(m * n);
+  const mag = new Float64Array(m * n);
+  for (let i = 0; i < m; ++i) {
+    for (let j = 0; j < n; ++j) {
+      let s = b ? b[j] : 0;
+      let a = b ? Math.abs(b[j]) : 0;
+      for (let q = 0; q < k; ++q) {
+        s += x[i * k + q] * w[j * k + q];
+        a += Math.abs(x[i * k + q] * w[j * k + q]);
+      }
+      y[i * n + j] = s;
+      mag[i * n + j] = a;
+    }
+  }
+  return { y, mag };
+}
+
+function ulpHalf(v: number, dtype: DType): number {
+  if (dtype === 'float32') return 0;
+  const bits = dtype === 'float16' ? 10 : 7;
+  const e = Math.floor(Math.log2(Math.max(Math.abs(v), dtype === 'float16' ? 2 ** -14 : 2 ** -126)));
+  return 2 ** (e - bits - 1);
+}
+
+function check(label: string, got: number[], ref: { y: Float64Array; mag: Float64Array }, k: number, outDtype: DType): void {
+  expect(got.length).toBe(ref.y.length);
+  for (let i = 0; i < got.length; ++i) {
+    const bound = (k + 1) * 2 ** -24 * ref.mag[i] + ulpHalf(ref.y[i], outDtype) * 1.0001;
+    if (!(Math.abs(got[i] - ref.y[i]) <= bound)) {
+      throw new Error(`${label}: y[${i}] = ${got[i]}, reference ${ref.y[i]}, bound ${bound}; ${seedNote(seed)}`);
+    }
+  }
+}
+
+const SNIPPET_INPUTS = `
+const xs = ${JSON.stringify(xs)}, ws = ${JSON.stringify(ws)}, w2s = ${JSON.stringify(w2s)}, bias = ${JSON.stringify(bias)};
+const M = ${M}, K = ${K}, N = ${N}, N2 = ${N2};
+const toArr = (a) => Array.from(a);
+`;
+
+describe.each(['float16', 'bfloat16'] as DType[])('%s weights on the simulated device', (dtype) => {
+  test('host arrays, tensors, a two-layer chain on the device, async, memory accounting', () => {
+    const v = child(`${SNIPPET_INPUTS}
+const b = cg.backend();
+const route = b.routes.find((r) => r.op === 'linear' && r.format === 'dense' && r.activations === 'native' && (r.dtypes || []).includes('${dtype}'));
+const w = cg.DenseWeight.from(Float32Array.from(ws), [N, K], { dtype: '${dtype}' });
+const w2 = cg.DenseWeight.from(Float32Array.from(w2s), [N2, N], { dtype: '${dtype}' });
+const wBits = toArr(w.toDense()), w2Bits = toArr(w2.toDense());
+const x16 = cg.DenseWeight.from(Float32Array.from(xs), [M, K], { dtype: '${dtype}' }).toDense(); // x rounded the same way
+const mem0 = cg.cuda.memory();
+const host = toArr(cg.linear(x16, [M, K], w, { dtype: '${dtype}', bias: Float32Array.from(bias), outDtype: 'float32' }));
+const hostF32x = toArr(cg.linear(Float32Array.from(xs), [M, K], w, { outDtype: 'float32' }));
+const hostOut16 = toArr(cg.linear(x16, [M, K], w, { dtype: '${dtype}' }));
+const t = cg.Tensor.fromHost(x16, [M, K], { dtype: '${dtype}' });
+const y = cg.linear(t, [M, K], w, { bias: Float32Array.from(bias), outDtype: 'float32' });
+const yHost = toArr(y.toHostSync());
+const h1 = cg.linear(t, [M, K], w);                       // out in ${dtype}, stays on the device
+const h2 = cg.linear(h1, [M, N], w2, { outDtype: 'float32' });
+const chain = { h1: toArr(h1.toHostSync()), h2: toArr(await h2.toHost()) };
+const ya = await cg.linearAsync(t, [M, K], w, { outDtype: 'float32' });
+const asyncTensor = toArr(ya.toHostSync());
+const many = await Promise.all(Array.from({ length: 8 }, () => cg.linearAsync(x16, [M, K], w, { dtype: '${dtype}', outDtype: 'float32' })));
+const manySame = many.every((a) => toArr(a).every((v, i) => Object.is(v, toArr(many[0])[i])));
+const memHeld = cg.cuda.memory();
+for (const z of [t, y, h1, h2, ya]) z.dispose();
+t.dispose(); // idempotent
+let afterDispose = null;
+try { t.toHostSync(); } catch (e) { afterDispose = { name: e.name, code: e.code }; }
+let linearDisposed = null;
+try { cg.linear(t, [M, K], w); } catch (e) { linearDisposed = { name: e.name, code: e.code }; }
+const memAfter = cg.cuda.memory();
+out({ kind: b.kind, route, wBits, w2Bits, x16: toArr(x16), host, hostF32x, hostOut16, yHost, chain, asyncTensor, many0: toArr(many[0]), manySame,
+  mem0, memHeld, memAfter, disposed: t.disposed, afterDispose, linearDisposed, weightBytes: w.byteLength });
+`) as Record<string, unknown>;
+    expect(v.kind).toBe('cuda');
+    expect((v.route as { runsOn: string }).runsOn).toBe('cuda');
+    const wd = decode(Uint16Array.from(v.wBits as number[]), dtype);
+    const w2d = decode(Uint16Array.from(v.w2Bits as number[]), dtype);
+    const xd = decode(Uint16Array.from(v.x16 as number[]), dtype);
+    const withBias = reference(xd, wd, bias, M, N, K);
+    const noBias = reference(xd, wd, null, M, N, K);
+    check('host arrays, bias, float32 out', v.host as number[], withBias, K, 'float32');
+    check('host float32 x (rounded to the weight dtype)', v.hostF32x as number[], noBias, K, 'float32');
+    check(`host, ${dtype} out`, Array.from(decode(Uint16Array.from(v.hostOut16 as number[]), dtype)), noBias, K, dtype);
+    check('tensor in, tensor out', v.yHost as number[], withBias, K, 'float32');
+    check('async tensor', v.asyncTensor as number[], noBias, K, 'float32');
+    check('8 concurrent linearAsync', v.many0 as number[], noBias, K, 'float32');
+    expect(v.manySame).toBe(true);
+    // The chain: h1 in the weight dtype on the device, then h2 = h1 W2ᵀ.
+    const h1 = decode(Uint16Array.from((v.chain as { h1: number[] }).h1), dtype);
+    check('chain layer 1', Array.from(h1), noBias, K, dtype);
+    check('chain layer 2', (v.chain as { h2: number[] }).h2, reference(h1, w2d, null, M, N2, N), N, 'float32');
+    // Memory: the weight's device placement and the tensors were held; after dispose only the weights' placements remain.
+    const bytes = (m: unknown) => ((m as Array<{ bytes: number }>)[0]?.bytes ?? 0);
+    expect(bytes(v.memHeld)).toBeGreaterThan(bytes(v.mem0));
+    expect(bytes(v.memAfter)).toBe((N * K + N2 * N) * 2);
+    expect(v.disposed).toBe(true);
+    expect(v.afterDispose).toEqual({ name: 'Error', code: 'ERR_DISPOSED' });
+    expect(v.linearDisposed).toEqual({ name: 'Error', code: 'ERR_DISPOSED' });
+    // byteLength counts the CPU and the device placement.
+    expect(v.weightBytes as number).toBeGreaterThanOrEqual(N * K * 2 * 2);
+  });
+});
+
+test('what the CUDA backend does not run: float32 weights fall back to the CPU kernels (listed in notes); device tensors refuse them with a typed error', () => {
+  const v = child(`${SNIPPET_INPUTS}
+const w32 = cg.DenseWeight.from(Float32Array.from(ws), [N, K]);
+const int4 = cg.Int4Weight.quantize(Float32Array.from(ws), [N, K], { groupSize: -1 });
+const y32 = toArr(cg.linear(Float32Array.from(xs), [M, K], w32));
+const t = cg.Tensor.fromHost(Float32Array.from(xs), [M, K]);
+const tb = cg.Tensor.fromHost(cg.DenseWeight.from(Float32Array.from(xs), [M, K], { dtype: 'bfloat16' }).toDense(), [M, K], { dtype: 'bfloat16' });
+const wf16 = cg.DenseWeight.from(Float32Array.from(ws), [N, K], { dtype: 'float16' });
+const err = (f) => { try { f(); return null; } catch (e) { return { name: e.name, code: e.code, message: e.message }; } };
+out({
+  notes: cg.backend().notes,
+  y32,
+  f32Tensor: err(() => cg.linear(t, [M, K], w32)),
+  int4Tensor: err(() => cg.linear(t, [M, K], int4)),
+  mismatch: err(() => cg.linear(tb, [M, K], wf16)),
+  withOut: err(() => cg.linear(tb, [M, K], wf16, { out: new Float32Array(M * N) })),
+  wrongShape: err(() => cg.linear(tb, [M + 1, K], wf16)),
+  badDevice: err(() => cg.Tensor.fromHost(new Float32Array(4), [2, 2], { device: 3 })),
+});
+`) as Record<string, { name: string; code: string; message: string } | unknown>;
+  const y32 = v.y32 as number[];
+  const ref = reference(Float64Array.from(Float32Array.from(xs)), Float64Array.from(Float32Array.from(ws)), null, M, N, K);
+  check('float32 weight on the CPU kernels', y32, ref, K, 'float32');
+  expect((v.notes as string[]).some((n) => /linear \(dense, native\).*CPU/.test(n))).toBe(true);
+  expect(v.f32Tensor).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
+  expect(v.int4Tensor).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
+  expect(v.mismatch).toMatchObject({ name: 'TypeError', code: 'ERR_DTYPE' });
+  expect(v.withOut).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
+  expect(v.wrongShape).toMatchObject({ name: 'RangeError', code: 'ERR_SHAPE_MISMATCH' });
+  expect(v.badDevice).toMatchObject({ name: 'RangeError', code: 'ERR_INVALID_ARG' });
+});
+
+test('on the CPU backend device tensors are not supported (a typed error), and cuda.memory() is empty', () => {
+  const r = runChild(
+    `const e = (() => { try { cg.Tensor.fromHost(new Float32Array(4), [2, 2]); return null; } catch (e) { return { name: e.name, code: e.code }; } })();
+out({ e, mem: cg.cuda.memory() });`,
+    { COMPRESSED_GEMM_BACKEND: 'cpu' },
+  );
+  expect(r.error).toBeUndefined();
+  expect(r.value).toEqual({ e: { name: 'Error', code: 'ERR_NOT_SUPPORTED' }, mem: [] });
+});
