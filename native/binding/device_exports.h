@@ -42,6 +42,8 @@
 #pragma once
 #include <napi.h>
 
+#include "binding/args.h"
+
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -120,18 +122,6 @@ inline Napi::Error to_js(const Napi::Env& env, const Failure& f) {
   return e;
 }
 
-inline Napi::Error coded_error(Napi::Error e, const char* code) {
-  e.Set("code", Napi::String::New(e.Env(), code));
-  return e;
-}
-
-[[noreturn]] inline void bad_type(const Napi::Env& env, const std::string& msg) {
-  throw coded_error(Napi::TypeError::New(env, "compressed-gemm native check: " + msg), "ERR_NATIVE");
-}
-[[noreturn]] inline void bad_range(const Napi::Env& env, const std::string& msg) {
-  throw coded_error(Napi::RangeError::New(env, "compressed-gemm native check: " + msg), "ERR_NATIVE");
-}
-
 // Wraps an export: a Napi::Error passes through; anything else becomes its coded JS error.
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
 Napi::Value guard(const Napi::CallbackInfo& info) {
@@ -147,23 +137,10 @@ Napi::Value guard(const Napi::CallbackInfo& info) {
 // ---- arguments ----------------------------------------------------------------------------------
 constexpr int64_t kMaxSafe = (int64_t(1) << 53) - 1;
 
-inline Napi::Object object_arg(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsObject()) bad_type(info.Env(), "expected one object argument");
-  return info[0].As<Napi::Object>();
-}
-
-inline int64_t int_arg(const Napi::Object& o, const char* key, int64_t lo, int64_t hi) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) bad_type(o.Env(), std::string(key) + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= double(lo) && d <= double(hi)) || double(int64_t(d)) != d) bad_range(o.Env(), std::string(key) + " out of range");
-  return int64_t(d);
-}
-
 inline int64_t int_opt(const Napi::Object& o, const char* key, int64_t lo, int64_t hi, int64_t dflt) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return dflt;
-  return int_arg(o, key, lo, hi);
+  return int_of(o, key, lo, hi);
 }
 
 struct HostBytes {
@@ -196,7 +173,7 @@ inline bool typed_bytes(napi_env env, napi_value v, HostBytes& out) {
 inline HostBytes bytes_arg(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   HostBytes b;
-  if (!typed_bytes(o.Env(), v, b)) bad_type(o.Env(), std::string(key) + " must be a TypedArray");
+  if (!typed_bytes(o.Env(), v, b)) throw_type(o.Env(), std::string(key) + " must be a TypedArray");
   if (!b.data && b.length == 0) {
     // Either empty or detached: a detached one has no buffer left to copy.
     napi_value ab;
@@ -206,7 +183,7 @@ inline HostBytes bytes_arg(const Napi::Object& o, const char* key) {
     bool detached = false;
     if (napi_get_typedarray_info(o.Env(), v, &type, &len, &data, &ab, &off) == napi_ok &&
         napi_is_detached_arraybuffer(o.Env(), ab, &detached) == napi_ok && detached)
-      throw coded_error(Napi::TypeError::New(o.Env(), std::string("compressed-gemm: ") + key + " is detached"), "ERR_DETACHED");
+      throw coded(Napi::TypeError::New(o.Env(), std::string("compressed-gemm: ") + key + " is detached"), "ERR_DETACHED");
   }
   return b;
 }
@@ -249,24 +226,24 @@ inline void finalize_handle(Napi::Env, Handle* h) {
 
 // The Handle behind o[key] (or the value itself); throws ERR_NATIVE for what is not one.
 inline Handle* handle_of(const Napi::Env& env, const Napi::Value& v, const char* what) {
-  if (!v.IsExternal()) bad_type(env, std::string(what) + " must be a device handle (deviceAlloc)");
+  if (!v.IsExternal()) throw_type(env, std::string(what) + " must be a device handle (deviceAlloc)");
   Handle* h = v.As<Napi::External<Handle>>().Data();
   std::lock_guard<std::mutex> lk(registry().mu);
-  if (!registry().live.count(h)) bad_type(env, std::string(what) + " is not a device handle (deviceAlloc)");
+  if (!registry().live.count(h)) throw_type(env, std::string(what) + " is not a device handle (deviceAlloc)");
   return h;
 }
 
 // A live allocation; a freed handle throws TypeError ERR_DISPOSED.
 inline std::shared_ptr<Allocation> live_alloc(const Napi::Env& env, const Napi::Value& v, const char* what) {
   Handle* h = handle_of(env, v, what);
-  if (!h->alloc) throw coded_error(Napi::TypeError::New(env, std::string("compressed-gemm: ") + what + " was freed"), "ERR_DISPOSED");
+  if (!h->alloc) throw coded(Napi::TypeError::New(env, std::string("compressed-gemm: ") + what + " was freed"), "ERR_DISPOSED");
   return h->alloc;
 }
 
 // [offset, offset + n) inside the allocation, or ERR_NATIVE RangeError.
 inline void check_range(const Napi::Env& env, const Allocation& a, int64_t offset, size_t n, const char* what) {
   if (uint64_t(offset) > a.bytes || n > a.bytes - uint64_t(offset))
-    bad_range(env, std::string(what) + ": " + std::to_string(n) + " bytes at offset " + std::to_string(offset) +
+    throw_range(env, std::string(what) + ": " + std::to_string(n) + " bytes at offset " + std::to_string(offset) +
                        " are outside the allocation of " + std::to_string(a.bytes) + " bytes");
 }
 
@@ -345,7 +322,7 @@ inline void settle(napi_env env, AsyncOp& op) {
   if (napi_get_reference_value(env, op.dst, &dst) != napi_ok || !dst || !typed_bytes(env, dst, b) ||
       b.length != op.dst_bytes || (!b.data && op.dst_bytes)) {
     napi_reject_deferred(env, op.deferred,
-                         coded_error(Napi::TypeError::New(e, "compressed-gemm: copyToHostAsync: dst was detached or resized before the copy completed"),
+                         coded(Napi::TypeError::New(e, "compressed-gemm: copyToHostAsync: dst was detached or resized before the copy completed"),
                                      "ERR_DETACHED").Value());
     return;
   }
@@ -468,7 +445,7 @@ inline Napi::Value DeviceAlloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = object_arg(info);
   const int device = int(int_opt(o, "device", 0, 1023, 0));
-  const int64_t bytes = int_arg(o, "bytes", 0, kMaxSafe);
+  const int64_t bytes = int_of(o, "bytes", 0, kMaxSafe);
   auto a = std::make_shared<Allocation>();
   a->device = device;
   a->bytes = size_t(bytes);
@@ -495,7 +472,7 @@ inline Napi::Value DeviceAlloc(const Napi::CallbackInfo& info) {
 
 inline Napi::Value DeviceFree(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1) bad_type(env, "deviceFree(handle): no handle");
+  if (info.Length() < 1) throw_type(env, "deviceFree(handle): no handle");
   Handle* h = handle_of(env, info[0], "handle");
   h->alloc.reset();  // the memory goes when no copy in flight holds it
   return env.Undefined();
@@ -570,10 +547,10 @@ inline Napi::Value CopyDeviceToDevice(const Napi::CallbackInfo& info) {
   std::shared_ptr<Allocation> src = live_alloc(env, o.Get("src"), "src");
   const int64_t dst_off = int_opt(o, "dstOffset", 0, kMaxSafe, 0);
   const int64_t src_off = int_opt(o, "srcOffset", 0, kMaxSafe, 0);
-  const int64_t bytes = int_arg(o, "bytes", 0, kMaxSafe);
+  const int64_t bytes = int_of(o, "bytes", 0, kMaxSafe);
   check_range(env, *dst, dst_off, size_t(bytes), "copyDeviceToDevice dst");
   check_range(env, *src, src_off, size_t(bytes), "copyDeviceToDevice src");
-  if (dst->device != src->device) bad_range(env, "copyDeviceToDevice: dst and src are on different devices");
+  if (dst->device != src->device) throw_range(env, "copyDeviceToDevice: dst and src are on different devices");
   if (bytes == 0) return env.Undefined();
   rt::Stream& s = stream_for(dst->device);
   s.copy_d2d(at(*dst, dst_off), at(*src, src_off), size_t(bytes));

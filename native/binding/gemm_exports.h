@@ -95,12 +95,12 @@ inline rt::Kernel dense_kernel(const gemm::DenseGemmArgs& a) {
 // ---- arguments ----------------------------------------------------------------------------------
 inline DType dtype_arg(const Napi::Object& o, const char* key, const char* allowed) {
   const Napi::Value v = o.Get(key);
-  if (!v.IsString()) de::bad_type(o.Env(), std::string(key) + " must be a string (" + allowed + ")");
+  if (!v.IsString()) throw_type(o.Env(), std::string(key) + " must be a string (" + allowed + ")");
   const std::string s = v.As<Napi::String>().Utf8Value();
   if (s == "float32") return DType::F32;
   if (s == "float16") return DType::F16;
   if (s == "bfloat16") return DType::BF16;
-  de::bad_range(o.Env(), std::string(key) + " must be " + allowed + "; got '" + s + "'");
+  throw_range(o.Env(), std::string(key) + " must be " + allowed + "; got '" + s + "'");
 }
 
 // A checked linearDense call: its arguments for the launcher, its device, and the allocations
@@ -112,7 +112,7 @@ struct LinearCall {
 };
 
 [[noreturn]] inline void overlap(const Napi::Env& env, const char* what) {
-  throw de::coded_error(Napi::RangeError::New(env, std::string("compressed-gemm native check: out overlaps ") + what +
+  throw coded(Napi::RangeError::New(env, std::string("compressed-gemm native check: out overlaps ") + what +
                                                        " (the kernel reads it while writing out)"),
                         "ERR_OVERLAP");
 }
@@ -125,7 +125,7 @@ inline bool overlaps(const void* a, uint64_t an, const void* b, uint64_t bn) {
 
 inline LinearCall linear_call(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Napi::Object o = de::object_arg(info);
+  const Napi::Object o = object_arg(info);
   LinearCall c;
   const std::shared_ptr<de::Allocation> x = de::live_alloc(env, o.Get("x"), "x");
   const std::shared_ptr<de::Allocation> w = de::live_alloc(env, o.Get("w"), "w");
@@ -134,14 +134,14 @@ inline LinearCall linear_call(const Napi::CallbackInfo& info) {
   const Napi::Value bv = o.Get("bias");
   if (!bv.IsUndefined() && !bv.IsNull()) bias = de::live_alloc(env, bv, "bias");
 
-  const int64_t M = de::int_arg(o, "M", 1, INT_MAX);
-  const int64_t N = de::int_arg(o, "N", 1, INT_MAX);
-  const int64_t K = de::int_arg(o, "K", 1, INT_MAX);
+  const int64_t M = int_of(o, "M", 1, INT_MAX);
+  const int64_t N = int_of(o, "N", 1, INT_MAX);
+  const int64_t K = int_of(o, "K", 1, INT_MAX);
   const DType dtype = dtype_arg(o, "dtype", "'float16' or 'bfloat16'");
   const DType out_dtype = dtype_arg(o, "outDtype", "'float32', 'float16' or 'bfloat16'");
 
   if (w->device != x->device || out->device != x->device || (bias && bias->device != x->device))
-    de::bad_range(env, "x, w, bias and out must be on the same device (x is on device " + std::to_string(x->device) +
+    throw_range(env, "x, w, bias and out must be on the same device (x is on device " + std::to_string(x->device) +
                            ", w on " + std::to_string(w->device) + ", out on " + std::to_string(out->device) +
                            (bias ? ", bias on " + std::to_string(bias->device) : std::string()) + ")");
 
@@ -152,7 +152,7 @@ inline LinearCall linear_call(const Napi::CallbackInfo& info) {
   const uint64_t bias_bytes = bias ? uint64_t(N) * 4 : 0;
   const auto need = [&](const de::Allocation& a, uint64_t bytes, const char* what, const char* shape) {
     if (a.bytes < bytes)
-      de::bad_range(env, std::string(what) + " holds " + std::to_string(a.bytes) + " bytes; " + shape + " needs " +
+      throw_range(env, std::string(what) + " holds " + std::to_string(a.bytes) + " bytes; " + shape + " needs " +
                              std::to_string(bytes));
   };
   need(*x, x_bytes, "x", "[M, K] of dtype");
@@ -177,7 +177,7 @@ inline LinearCall linear_call(const Napi::CallbackInfo& info) {
   a.out = out->ptr;
   const gemm::DenseGemmError refused = gemm::validate_dense_gemm(a);
   if (refused != gemm::DenseGemmError::kNone)
-    throw de::coded_error(Napi::RangeError::New(env, std::string("compressed-gemm: ") + gemm::dense_gemm_error_message(refused)),
+    throw coded(Napi::RangeError::New(env, std::string("compressed-gemm: ") + gemm::dense_gemm_error_message(refused)),
                           "ERR_NOT_SUPPORTED");
 
   c.device = x->device;

@@ -15,6 +15,8 @@
 #pragma once
 #include <napi.h>
 
+#include "binding/args.h"
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -64,74 +66,18 @@ struct ProbeRequest {
   size_t out_words = 0;  // uint32 registers the probe returns (its regs / d buffer)
 };
 
-// ---- readers (binding/args.h's, restated: same checks, same errors) -----------------------------
-
-inline Napi::Error coded(Napi::Error e, const char* code) {
-  e.Set("code", Napi::String::New(e.Env(), code));
-  return e;
-}
-[[noreturn]] inline void throw_type(const Napi::Env& env, const std::string& msg) {
-  throw coded(Napi::TypeError::New(env, "compressed-gemm native check: " + msg), "ERR_NATIVE");
-}
-[[noreturn]] inline void throw_range(const Napi::Env& env, const std::string& msg) {
-  throw coded(Napi::RangeError::New(env, "compressed-gemm native check: " + msg), "ERR_NATIVE");
-}
-inline void need(const Napi::Env& env, bool ok, const std::string& msg) {
-  if (!ok) throw_range(env, msg);
-}
-
-inline Napi::Object object_arg(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsObject()) throw_type(info.Env(), "expected one object argument");
-  return info[0].As<Napi::Object>();
-}
+// ---- readers: binding/args.h's, and one that copies ---------------------------------------------
 
 // A TypedArray's or ArrayBuffer's bytes, copied (a detached view reads as empty).
 inline Blob blob_of(const Napi::Object& o, const char* key) {
-  const Napi::Value v = o.Get(key);
-  napi_env env = o.Env();
-  if (v.IsTypedArray()) {
-    napi_typedarray_type type;
-    size_t length = 0, offset = 0;
-    void* data = nullptr;
-    napi_value ab;
-    if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok)
-      throw_type(o.Env(), std::string(key) + ": cannot read the TypedArray");
-    size_t elem = 4;
-    switch (type) {
-      case napi_int8_array: case napi_uint8_array: case napi_uint8_clamped_array: elem = 1; break;
-      case napi_int16_array: case napi_uint16_array: elem = 2; break;
-      case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: elem = 8; break;
-      default: elem = 4; break;
-    }
-    const uint8_t* p = static_cast<const uint8_t*>(data);
-    return p ? Blob(p, p + length * elem) : Blob();
-  }
-  if (v.IsArrayBuffer()) {
-    auto ab = v.As<Napi::ArrayBuffer>();
-    const uint8_t* p = static_cast<const uint8_t*>(ab.Data());
-    return p ? Blob(p, p + ab.ByteLength()) : Blob();
-  }
-  throw_type(o.Env(), std::string(key) + " must be a TypedArray");
+  const Bytes b = bytes_of(o.Get(key), key);
+  return b.data ? Blob(b.data, b.data + b.length) : Blob();
 }
 
 inline Blob blob_sized(const Napi::Object& o, const char* key, size_t length) {
   Blob b = blob_of(o, key);
   need(o.Env(), b.size() == length, std::string(key) + " has the wrong length");
   return b;
-}
-
-inline int64_t int_of(const Napi::Object& o, const char* key, int64_t lo, int64_t hi) {
-  const Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw_type(o.Env(), std::string(key) + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= double(lo) && d <= double(hi)) || std::floor(d) != d) throw_range(o.Env(), std::string(key) + " out of range");
-  return int64_t(d);
-}
-
-inline std::string string_of(const Napi::Object& o, const char* key) {
-  const Napi::Value v = o.Get(key);
-  if (!v.IsString()) throw_type(o.Env(), std::string(key) + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
 }
 
 inline uint32_t u32_at(const Blob& b, size_t i) {

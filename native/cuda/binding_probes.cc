@@ -161,7 +161,7 @@ Napi::Value RunProbe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
     // Arguments first: a bad call is ERR_NATIVE whether or not there is a device.
-    const pa::ProbeRequest q = pa::parse_probe(pa::object_arg(info));
+    const pa::ProbeRequest q = pa::parse_probe(object_arg(info));
     CG_CUDA_CHECK(cudaSetDevice(0));
     std::vector<uint32_t> regs(q.out_words, 0);
     {

@@ -131,9 +131,9 @@ Napi::Value FaultStream(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int device = 0;
   if (info.Length() > 0 && !info[0].IsUndefined()) {
-    if (!info[0].IsNumber()) device_exports::bad_type(env, "faultStream(device): device must be a number");
+    if (!info[0].IsNumber()) throw_type(env, "faultStream(device): device must be a number");
     const double d = info[0].As<Napi::Number>().DoubleValue();
-    if (!(d >= 0 && d < 1024) || double(int(d)) != d) device_exports::bad_range(env, "faultStream(device): device out of range");
+    if (!(d >= 0 && d < 1024) || double(int(d)) != d) throw_range(env, "faultStream(device): device out of range");
     device = int(d);
   }
   device_exports::stream_for(device).launch([](void*) {

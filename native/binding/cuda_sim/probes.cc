@@ -112,7 +112,7 @@ probes::ProbeStatus launch(const pa::ProbeRequest& q, uint32_t* out) {
 Napi::Value RunProbe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    const pa::ProbeRequest q = pa::parse_probe(pa::object_arg(info));
+    const pa::ProbeRequest q = pa::parse_probe(object_arg(info));
     GlobalBuffer regs(q.out_words * 4);
     const probes::ProbeStatus s = launch(q, regs.as<uint32_t>());
     return pa::probe_result(env, s.ok, s.error, regs.as<uint32_t>(), q.out_words);
