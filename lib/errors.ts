@@ -122,3 +122,21 @@ export function fromNative(err: unknown): Error {
   const wrapped = e.name === 'TypeError' ? new CgTypeError(code, e.message) : e.name === 'RangeError' ? new CgRangeError(code, e.message) : new CgError(code, e.message);
   return wrapped;
 }
+
+/** Runs a native call; its errors arrive as this library's error classes, their codes kept. */
+export function withNativeErrors<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+/** withNativeErrors for a native call that returns a Promise. */
+export async function withNativeErrorsAsync<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    throw fromNative(e);
+  }
+}

@@ -16,21 +16,7 @@
  * kernel at M >= 128, with a 2-row tail; the dense kernel K-blocks from M > 28).
  */
 import * as cg from '../lib';
-import {
-  DType,
-  DTYPES,
-  checkLinear,
-  decode,
-  encode,
-  keepColumnsBits,
-  linearRef,
-  mulberry32,
-  pruneColumns,
-  randomFloat32,
-  seedFor,
-  seedNote,
-  bitsOf,
-} from './helpers/reference';
+import { bitsOf, checkLinear, decode, DType, DTYPES, encode, keepColumnsBits, linearRef, mulberry32, poisoned, pruneColumns, randomFloat32, seedFor, seedNote } from './helpers/reference';
 import { Target, cpuTargets, restore, targets } from './helpers/matrix';
 
 const INFO = cg.backend();
@@ -104,10 +90,6 @@ function makeCase(format: Format, xd: DType, wd: DType, s: number): Case {
     bias32, bias32d: decode(bias32, 'float32'),
     bias16, bias16d: bias16 ? decode(bias16, xd) : null,
   };
-}
-
-function poisoned(dtype: DType, n: number): Float32Array | Uint16Array {
-  return dtype === 'float32' ? new Float32Array(n).fill(NaN) : new Uint16Array(n).fill(0x7fff);
 }
 
 const OUT_CHOICES: Array<DType | undefined> = [undefined, 'float32', 'float16', 'bfloat16'];

@@ -52,7 +52,7 @@ import {
   packNibbles,
   transposeNG,
 } from './helpers/quant-reference';
-import { DType, DTYPES, decode, encode, mulberry32, randInt, randNonZero, randomFloat32, seedFor, seedNote } from './helpers/reference';
+import { decode, DType, DTYPES, encode, mulberry32, poisoned, randInt, randNonZero, randomFloat32, seedFor, seedNote } from './helpers/reference';
 import { Target, cpuTargets, restore, targets } from './helpers/matrix';
 
 const INFO = cg.backend();
@@ -315,10 +315,6 @@ function fp8All(): { weights: Array<Built & { seed: number }>; cases: Case[] } {
   if (!fp8Weights) fp8Weights = buildWeights(FP8_SPECS);
   if (!fp8Cases) fp8Cases = makeCases(FP8_SPECS, fp8Weights);
   return { weights: fp8Weights, cases: fp8Cases };
-}
-
-function poisoned(dtype: DType, n: number): Float32Array | Uint16Array {
-  return dtype === 'float32' ? new Float32Array(n).fill(NaN) : new Uint16Array(n).fill(0x7fff);
 }
 
 const OUT_CHOICES: Array<DType | undefined> = [undefined, 'float32', 'float16', 'bfloat16'];

@@ -5,7 +5,7 @@
  */
 import type { CanonicalArrays, WeightDescriptor, WeightParams } from '../native/descriptor';
 import type { CpuAddon } from '../native/cpu';
-import { fromNative } from '../errors';
+import { withNativeErrors, withNativeErrorsAsync } from '../errors';
 import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
 import { selectBackend } from './select';
 
@@ -15,23 +15,6 @@ function addon(): CpuAddon {
 
 function isa() {
   return selectBackend().info.cpu.isa;
-}
-
-/** Native errors arrive as this library's error classes, their codes kept. */
-function native<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    throw fromNative(e);
-  }
-}
-
-async function nativeAsync<T>(p: () => Promise<T>): Promise<T> {
-  try {
-    return await p();
-  } catch (e) {
-    throw fromNative(e);
-  }
 }
 
 /** The CPU placement: the weight's CPU layout in host memory. */
@@ -59,25 +42,25 @@ export interface CpuBackend extends Backend {
 export const cpuBackend: CpuBackend = {
   name: 'cpu',
   place(params: WeightParams, canonical: CanonicalArrays): CpuPlacement {
-    const data = native(() => addon().place({ weight: params, ...canonical }));
+    const data = withNativeErrors(() => addon().place({ weight: params, ...canonical }));
     return Object.freeze({ backend: 'cpu' as const, data, byteLength: data.byteLength });
   },
   canonical(params, p, out) {
-    native(() => addon().canonical({ weight: descriptor(params, p), ...out }));
+    withNativeErrors(() => addon().canonical({ weight: descriptor(params, p), ...out }));
   },
   toDense(params, p, out) {
-    native(() => addon().toDense({ weight: descriptor(params, p), out }));
+    withNativeErrors(() => addon().toDense({ weight: descriptor(params, p), out }));
   },
   linear(params, p, plan: LinearPlan) {
-    native(() => addon().linear({ ...plan, weight: descriptor(params, p), isa: isa() }));
+    withNativeErrors(() => addon().linear({ ...plan, weight: descriptor(params, p), isa: isa() }));
   },
   linearAsync(params, p, plan: LinearPlan) {
-    return nativeAsync(() => addon().linearAsync({ ...plan, weight: descriptor(params, p), isa: isa() }));
+    return withNativeErrorsAsync(() => addon().linearAsync({ ...plan, weight: descriptor(params, p), isa: isa() }));
   },
   lowRankUpdate(params, p, plan: UpdatePlan) {
-    return native(() => addon().lowRankUpdate({ ...plan, weight: descriptor(params, p), isa: isa() }));
+    return withNativeErrors(() => addon().lowRankUpdate({ ...plan, weight: descriptor(params, p), isa: isa() }));
   },
   lowRankUpdateAsync(params, p, plan: UpdatePlan) {
-    return nativeAsync(() => addon().lowRankUpdateAsync({ ...plan, weight: descriptor(params, p), isa: isa() }));
+    return withNativeErrorsAsync(() => addon().lowRankUpdateAsync({ ...plan, weight: descriptor(params, p), isa: isa() }));
   },
 };

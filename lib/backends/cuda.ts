@@ -10,7 +10,7 @@
  * (lib/tensor.ts) stay on the device.
  */
 import { FLOAT_DTYPES, FloatDType, allocFloat } from '../dtype';
-import { CgError, fromNative } from '../errors';
+import { CgError, withNativeErrors, withNativeErrorsAsync } from '../errors';
 import type { CanonicalArrays, WeightParams } from '../native/descriptor';
 import type { DeviceAddon, DeviceHandle } from '../native/cuda';
 import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
@@ -30,22 +30,6 @@ export function deviceAddon(): DeviceAddon {
   return a;
 }
 
-function native<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    throw fromNative(e);
-  }
-}
-
-async function nativeAsync<T>(f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (e) {
-    throw fromNative(e);
-  }
-}
-
 function dense16(params: WeightParams): { N: number; K: number; dtype: 'float16' | 'bfloat16' } {
   if (params.format !== 'dense' || params.dtype === 'float32') {
     throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: the CUDA backend has no ${params.format} ${'dtype' in params ? params.dtype : ''} kernel yet`);
@@ -55,9 +39,9 @@ function dense16(params: WeightParams): { N: number; K: number; dtype: 'float16'
 
 /** Device memory holding `src`, on `device`. */
 export function upload(d: DeviceAddon, device: number, src: ArrayBufferView): DeviceHandle {
-  const h = native(() => d.deviceAlloc({ device, bytes: src.byteLength }));
+  const h = withNativeErrors(() => d.deviceAlloc({ device, bytes: src.byteLength }));
   try {
-    native(() => d.copyToDevice({ handle: h, src }));
+    withNativeErrors(() => d.copyToDevice({ handle: h, src }));
   } catch (e) {
     d.deviceFree(h);
     throw e;
@@ -87,7 +71,7 @@ function hostCall(params: WeightParams, p: Placement, plan: LinearPlan) {
     handles.push(x);
     const bias = plan.bias ? upload(d, dp.device, plan.bias) : null;
     if (bias) handles.push(bias);
-    const out = native(() => d.deviceAlloc({ device: dp.device, bytes: plan.out.byteLength }));
+    const out = withNativeErrors(() => d.deviceAlloc({ device: dp.device, bytes: plan.out.byteLength }));
     handles.push(out);
     return { d, out, free, args: { x, w: dp.handle, bias, out, M: plan.M, N, K, dtype, outDtype: plan.outDtype } };
   } catch (e) {
@@ -107,17 +91,17 @@ export const cudaBackend: Backend = {
   },
   canonical(params, p, out) {
     dense16(params);
-    native(() => deviceAddon().copyToHost({ handle: (p as DevicePlacement).handle, dst: out.values! }));
+    withNativeErrors(() => deviceAddon().copyToHost({ handle: (p as DevicePlacement).handle, dst: out.values! }));
   },
   toDense(params, p, out) {
     dense16(params);
-    native(() => deviceAddon().copyToHost({ handle: (p as DevicePlacement).handle, dst: out }));
+    withNativeErrors(() => deviceAddon().copyToHost({ handle: (p as DevicePlacement).handle, dst: out }));
   },
   linear(params, p, plan) {
     const c = hostCall(params, p, plan);
     try {
-      native(() => c.d.linearDense(c.args));
-      native(() => c.d.copyToHost({ handle: c.out, dst: plan.out }));
+      withNativeErrors(() => c.d.linearDense(c.args));
+      withNativeErrors(() => c.d.copyToHost({ handle: c.out, dst: plan.out }));
     } finally {
       c.free();
     }
@@ -127,8 +111,8 @@ export const cudaBackend: Backend = {
     try {
       // One stream: the kernel runs after the uploads, the download after the kernel.
       const settled = await Promise.allSettled([
-        nativeAsync(() => c.d.linearDenseAsync(c.args)),
-        nativeAsync(() => c.d.copyToHostAsync({ handle: c.out, dst: plan.out })),
+        withNativeErrorsAsync(() => c.d.linearDenseAsync(c.args)),
+        withNativeErrorsAsync(() => c.d.copyToHostAsync({ handle: c.out, dst: plan.out })),
       ]);
       for (const r of settled) if (r.status === 'rejected') throw r.reason;
     } finally {

@@ -64,8 +64,8 @@ export abstract class Weight {
 
   /** The weight as a dense [N, K] row-major array (its dtype; float32, dequantized, for INT4 and FP8). */
   toDense(): FloatArray {
+    checkReadable(this);
     const s = stateOf(this);
-    if (s.writer) throw new CgError('ERR_BUSY', 'this weight is being updated by lowRankUpdateAsync; wait for it to finish');
     const [backend, p] = anyPlacement(s);
     const out = allocFloat(s.params.format === 'int4' || s.params.format === 'fp8' ? 'float32' : this.dtype, s.params.N * s.params.K);
     backend.toDense(s.params, p, out);
@@ -92,8 +92,8 @@ export function paramsOf(w: unknown): WeightParams {
 
 /** @internal The canonical arrays, read back through any placement, into `out`. */
 export function readCanonical(w: Weight, out: CanonicalArrays): void {
+  checkReadable(w);
   const s = stateOf(w);
-  if (s.writer) throw new CgError('ERR_BUSY', 'this weight is being updated by lowRankUpdateAsync; wait for it to finish');
   const [backend, p] = anyPlacement(s);
   backend.canonical(s.params, p, out);
 }

@@ -452,3 +452,8 @@ export function checkLinear(
   if (count === 0) return null;
   return `${what}: ${count} of ${M * N} outputs outside the error bound (M=${M} N=${N} K=${K}, out ${outDtype}, c=${c}):\n${first.join('\n')}`;
 }
+
+/** An output buffer of n elements filled with NaN (float32) or NaN bits (16-bit), so unwritten elements show. */
+export function poisoned(dtype: DType, n: number): Float32Array | Uint16Array {
+  return dtype === 'float32' ? new Float32Array(n).fill(NaN) : new Uint16Array(n).fill(0x7fff);
+}

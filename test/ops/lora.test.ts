@@ -40,7 +40,7 @@ import {
 } from '../helpers/lowrank-reference';
 import { Target, restore, targetTable, targets } from '../helpers/matrix';
 import { buildWeight as build } from '../helpers/weights';
-import { DType, DTYPES, decode, encode, mulberry32, randomFloat32, seedFor, seedNote } from '../helpers/reference';
+import { decode, DType, DTYPES, encode, mulberry32, poisoned, randomFloat32, seedFor, seedNote } from '../helpers/reference';
 
 afterAll(restore);
 
@@ -137,10 +137,6 @@ function loraOf(c: Case): cg.LoraAdapter | cg.LoraFactors {
   if (c.alpha !== undefined) factors.alpha = c.alpha;
   if (c.f.dtype !== 'float32') factors.dtype = c.f.dtype;
   return c.asAdapter ? new cg.LoraAdapter(factors, [c.N, c.K]) : factors;
-}
-
-function poisoned(dtype: DType, n: number): Float32Array | Uint16Array {
-  return dtype === 'float32' ? new Float32Array(n).fill(NaN) : new Uint16Array(n).fill(0x7fff);
 }
 
 const OUTS: Array<DType | undefined> = [undefined, 'float32', 'float16', 'bfloat16'];

@@ -33,7 +33,7 @@ import {
 } from '../helpers/lowrank-reference';
 import { Target, restore, targetTable, targets } from '../helpers/matrix';
 import { buildWeight as build } from '../helpers/weights';
-import { DType, DTYPES, decode, encode, mulberry32, randInt, randomFloat32, seedFor, seedNote } from '../helpers/reference';
+import { decode, DType, DTYPES, encode, mulberry32, poisoned, randInt, randomFloat32, seedFor, seedNote } from '../helpers/reference';
 
 afterAll(restore);
 
@@ -150,10 +150,6 @@ function cases(): Case[] {
     });
   });
   return CASES;
-}
-
-function poisoned(dtype: DType, n: number): Float32Array | Uint16Array {
-  return dtype === 'float32' ? new Float32Array(n).fill(NaN) : new Uint16Array(n).fill(0x7fff);
 }
 
 const OUTS: Array<DType | undefined> = [undefined, 'float32', 'float16', 'bfloat16'];
