@@ -46,6 +46,8 @@ export const ErrorCodes = {
   ERR_CUDA: 'ERR_CUDA',
   /** A device allocation failed: the GPU (or the simulated device's limit) is out of memory. */
   ERR_CUDA_OOM: 'ERR_CUDA_OOM',
+  /** A weight or tensor is on another device than the call needs (or no such device exists). */
+  ERR_DEVICE: 'ERR_DEVICE',
   /** A device tensor or weight was used after dispose(). */
   ERR_DISPOSED: 'ERR_DISPOSED',
   /** The native addon failed in a way the checks did not foresee. */

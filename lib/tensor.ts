@@ -5,7 +5,7 @@
  * `cg.linear(tensor, tensor.shape, w)` returns a device tensor. Device tensors need the CUDA
  * backend (a GPU, or the simulated device: COMPRESSED_GEMM_BACKEND=cuda-sim).
  */
-import { deviceAddon } from './backends/cuda';
+import { checkDevice, deviceAddon } from './backends/cuda';
 import { selectBackend } from './backends/select';
 import { FLOAT_DTYPES, FloatArray, FloatDType, allocFloat } from './dtype';
 import { CgError, CgRangeError, CgTypeError, fromNative } from './errors';
@@ -42,13 +42,9 @@ export class Tensor {
   static fromHost(data: FloatArray, shape: [number, number], opts?: { dtype?: FloatDType; device?: number }): Tensor {
     const [rows, cols] = checkShape2(shape, ['rows', 'cols']);
     const o = readOptions(opts, 'options', ['dtype', 'device'] as const);
-    const device = o.device === undefined ? 0 : o.device;
-    if (device !== 0) {
-      if (typeof device !== 'number') throw new CgTypeError('ERR_INVALID_ARG', 'device must be a number');
-      throw new CgRangeError('ERR_INVALID_ARG', `device ${device}: this build uses device 0 only`);
-    }
     const { array, dtype } = checkFloatArray(data, o.dtype, rows * cols, 'data');
     const d = deviceAddon();
+    const device = checkDevice(o.device);
     let handle: DeviceHandle;
     try {
       handle = d.deviceAlloc({ device, bytes: array.byteLength });
@@ -125,6 +121,11 @@ export function isTensor(t: unknown): t is Tensor {
 
 /** The device side of the library. */
 export const cuda = {
+  /** The CUDA devices this process sees (simulated ones on cuda-sim); an empty list without the CUDA backend. */
+  devices(): Array<{ device: number; name: string; sm: number; totalMemory: number; simulated: boolean }> {
+    const a = selectBackend().deviceAddon;
+    return a ? a.devices().map((d) => ({ device: d.device, name: d.name, sm: d.sm, totalMemory: d.totalMemory, simulated: !!d.simulated })) : [];
+  },
   /**
    * Bytes the library holds on each device now and at most so far (weights placed there,
    * tensors, a call's temporaries); an empty list without the CUDA backend.

@@ -20,8 +20,10 @@ export type UpdatePlan = Omit<NativeUpdateArgs, 'weight' | 'isa'>;
 
 export interface Backend {
   readonly name: BackendName;
-  /** Makes this backend's placement of a weight from its canonical arrays. */
-  place(params: WeightParams, canonical: CanonicalArrays): Placement;
+  /** Makes this backend's placement of a weight from its canonical arrays (on `device`: CUDA; the CPU has one). */
+  place(params: WeightParams, canonical: CanonicalArrays, device?: number): Placement;
+  /** Frees what the placement holds now (device memory); the CPU's is garbage-collected. Idempotent. */
+  release(p: Placement): void;
   /** Writes the canonical arrays, read back from this backend's placement. */
   canonical(params: WeightParams, p: Placement, out: CanonicalArrays): void;
   /** The dense matrix (dense, 2:4: the weight's dtype; int4, fp8: float32) from the placement. */

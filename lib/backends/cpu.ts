@@ -45,6 +45,9 @@ export const cpuBackend: CpuBackend = {
     const data = withNativeErrors(() => addon().place({ weight: params, ...canonical }));
     return Object.freeze({ backend: 'cpu' as const, data, byteLength: data.byteLength });
   },
+  release() {
+    // Host memory: freed by the garbage collector once no call in flight holds it.
+  },
   canonical(params, p, out) {
     withNativeErrors(() => addon().canonical({ weight: descriptor(params, p), ...out }));
   },

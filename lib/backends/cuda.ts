@@ -1,16 +1,16 @@
 /**
  * The CUDA backend, on a GPU or on the simulated device (cuda-sim): placements in device memory
  * (native/cuda/runtime/), kernels launched on the device's stream, in order with its copies. It
- * runs what the routing table sends it — today dense float16/bfloat16 weights, on the tensor-core
- * GEMM of native/cuda/gemm_dense.cuh; everything else stays on the CPU kernels, and
- * cg.backend().routes says so.
+ * runs what the routing table sends it — today dense weights: float16/bfloat16 on the tensor-core
+ * GEMM of native/cuda/gemm_dense.cuh, float32 on its CUDA-core twin (gemm_dense_f32.cuh, float32
+ * arithmetic); everything else stays on the CPU kernels, and cg.backend().routes says so.
  *
  * Host arrays in give host arrays out: x (rounded to the weight's 16-bit dtype when it is in
  * another one: documented) and the bias are uploaded, y downloaded into `out`. Device tensors
  * (lib/tensor.ts) stay on the device.
  */
 import { FLOAT_DTYPES, FloatDType, allocFloat } from '../dtype';
-import { CgError, withNativeErrors, withNativeErrorsAsync } from '../errors';
+import { CgError, CgRangeError, CgTypeError, show, withNativeErrors, withNativeErrorsAsync } from '../errors';
 import type { CanonicalArrays, WeightParams } from '../native/descriptor';
 import type { DeviceAddon, DeviceHandle } from '../native/cuda';
 import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
@@ -30,11 +30,35 @@ export function deviceAddon(): DeviceAddon {
   return a;
 }
 
-function dense16(params: WeightParams): { N: number; K: number; dtype: 'float16' | 'bfloat16' } {
-  if (params.format !== 'dense' || params.dtype === 'float32') {
-    throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: the CUDA backend has no ${params.format} ${'dtype' in params ? params.dtype : ''} kernel yet`);
+/** A dense weight's parameters; ERR_NOT_SUPPORTED for a format the CUDA backend has no kernel for yet. */
+function denseParams(params: WeightParams): { N: number; K: number; dtype: FloatDType } {
+  if (params.format !== 'dense') {
+    throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: the CUDA backend has no ${params.format} kernel yet (its linear runs on the CPU kernels: keep the weight on the host)`);
   }
   return { N: params.N, K: params.K, dtype: params.dtype };
+}
+
+/**
+ * The dense kernels copy rows of X and W as 16-byte chunks: K a multiple of 8 for 16-bit weights,
+ * of 4 for float32 ones (ERR_K_ALIGNMENT otherwise, before anything is allocated).
+ */
+export function checkDeviceK(params: WeightParams): void {
+  const { K, dtype } = denseParams(params);
+  const step = dtype === 'float32' ? 4 : 8;
+  if (K % step !== 0) {
+    throw new CgRangeError('ERR_K_ALIGNMENT', `the CUDA backend's dense ${dtype} kernel needs K to be a multiple of ${step} (rows are copied as 16-byte chunks), got K = ${K}`);
+  }
+}
+
+/** A `device` option: an integer index of a device this process sees (default 0). */
+export function checkDevice(device: unknown): number {
+  if (device === undefined) return 0;
+  if (typeof device !== 'number' || !Number.isInteger(device)) throw new CgTypeError('ERR_INVALID_ARG', `device must be an integer, got ${show(device)}`);
+  const count = deviceAddon().devices().length;
+  if (device < 0 || device >= count) {
+    throw new CgRangeError('ERR_DEVICE', `device ${device} does not exist: this process sees ${count} CUDA device(s) (0..${count - 1})`);
+  }
+  return device;
 }
 
 /** Device memory holding `src`, on `device`. */
@@ -49,8 +73,8 @@ export function upload(d: DeviceAddon, device: number, src: ArrayBufferView): De
   return h;
 }
 
-/** x as the weight's 16-bit dtype (a copy when it is in another dtype: rounded to nearest even). */
-function asWeightDtype(x: ArrayBufferView, xDtype: FloatDType, dtype: 'float16' | 'bfloat16'): ArrayBufferView {
+/** x in the weight's dtype (a copy when it is in another dtype: rounded to nearest even, or widened exactly). */
+function asWeightDtype(x: ArrayBufferView, xDtype: FloatDType, dtype: FloatDType): ArrayBufferView {
   if (xDtype === dtype) return x;
   const out = allocFloat(dtype, x.byteLength / FLOAT_DTYPES[xDtype].bytes);
   selectBackend().cpuAddon.convert({ src: x, srcDtype: xDtype, dst: out, dstDtype: dtype });
@@ -59,7 +83,8 @@ function asWeightDtype(x: ArrayBufferView, xDtype: FloatDType, dtype: 'float16' 
 
 /** The device buffers of one host-array call, made and freed around it. */
 function hostCall(params: WeightParams, p: Placement, plan: LinearPlan) {
-  const { N, K, dtype } = dense16(params);
+  const { N, K, dtype } = denseParams(params);
+  checkDeviceK(params);
   const d = deviceAddon();
   const dp = p as DevicePlacement;
   const handles: DeviceHandle[] = [];
@@ -82,19 +107,21 @@ function hostCall(params: WeightParams, p: Placement, plan: LinearPlan) {
 
 export const cudaBackend: Backend = {
   name: 'cuda',
-  place(params: WeightParams, canonical: CanonicalArrays): DevicePlacement {
-    dense16(params);
+  place(params: WeightParams, canonical: CanonicalArrays, device = 0): DevicePlacement {
+    denseParams(params);
     const values = canonical.values!;
-    const device = 0;
     const handle = upload(deviceAddon(), device, values);
     return Object.freeze({ backend: 'cuda' as const, device, handle, byteLength: values.byteLength });
   },
+  release(p: Placement) {
+    deviceAddon().deviceFree((p as DevicePlacement).handle); // a second free is a no-op
+  },
   canonical(params, p, out) {
-    dense16(params);
+    denseParams(params);
     withNativeErrors(() => deviceAddon().copyToHost({ handle: (p as DevicePlacement).handle, dst: out.values! }));
   },
   toDense(params, p, out) {
-    dense16(params);
+    denseParams(params);
     withNativeErrors(() => deviceAddon().copyToHost({ handle: (p as DevicePlacement).handle, dst: out }));
   },
   linear(params, p, plan) {

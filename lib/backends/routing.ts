@@ -38,7 +38,10 @@ const ROUTES: Route[] = [
     op: 'linear', format: 'dense', activations: 'native', dtypes: ['float16', 'bfloat16'], cpu: 'cpu', cuda: 'cuda',
     why: 'CPU: packed panel GEMM per ISA; CUDA: tensor-core GEMM (mma.sync m16n8k16, native/cuda/gemm_dense.cuh)',
   },
-  { op: 'linear', format: 'dense', activations: 'native', dtypes: ['float32'], cpu: 'cpu', cuda: 'cpu', why: 'packed panel GEMM per ISA (no float32 CUDA kernel yet)' },
+  {
+    op: 'linear', format: 'dense', activations: 'native', dtypes: ['float32'], cpu: 'cpu', cuda: 'cuda',
+    why: 'CPU: packed panel GEMM per ISA; CUDA: float32 FFMA GEMM on the CUDA cores (float32 arithmetic, not TF32: native/cuda/gemm_dense_f32.cuh)',
+  },
   { op: 'linear', format: '2:4', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: '2:4 panel kernel (M-vectorised from M = 128)' },
   { op: 'linear', format: 'int4', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'direct decode at small M, dequantized tiles at large M' },
   { op: 'linear', format: 'int4', activations: 'fp8', cpu: 'cpu', cuda: 'cpu', why: 'x quantized to e4m3 per row, then the INT4 kernels' },

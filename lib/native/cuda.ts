@@ -1,4 +1,4 @@
-/** The CUDA addon's surface (native/cuda/binding_cuda.cc): the device probe, no kernels yet. */
+/** The CUDA addon's surface (native/cuda/binding_cuda.cc) and the simulated device's: devices, memory, copies, the dense GEMM. */
 
 export interface CudaProbe {
   ok: boolean;
@@ -19,7 +19,7 @@ export type DeviceHandle = object & { readonly __device: unique symbol };
  * kernels of one device run in order on one stream.
  */
 export interface DeviceAddon {
-  devices(): Array<{ device: number; name: string; sm: number; totalMemory: number }>;
+  devices(): Array<{ device: number; name: string; sm: number; totalMemory: number; simulated?: boolean }>;
   deviceAlloc(a: { device: number; bytes: number }): DeviceHandle;
   deviceFree(h: DeviceHandle): void;
   copyToDevice(a: { handle: DeviceHandle; offset?: number; src: ArrayBufferView }): void;
@@ -40,7 +40,8 @@ export interface DenseDeviceArgs {
   M: number;
   N: number;
   K: number;
-  dtype: 'float16' | 'bfloat16';
+  /** x's and w's: float16/bfloat16 run the tensor-core kernel, float32 the CUDA-core one. */
+  dtype: 'float32' | 'float16' | 'bfloat16';
   outDtype: 'float32' | 'float16' | 'bfloat16';
 }
 

@@ -12,9 +12,9 @@ import { FloatArray, FloatDType, allocFloat, isFloatDType } from '../dtype';
 import { CgRangeError, CgTypeError, fromNative, notSupported, show, thrownReason } from '../errors';
 import { WeightParams, valueDtype } from '../native/descriptor';
 import { checkFloatArray, checkProduct, checkShape2, checkThreads, checkTypedArray, readOptions, typedArrayKind } from '../validate';
-import { Weight, checkReadable, paramsOf, placementOn, useDuring } from '../weights/weight';
+import { Weight, checkReadable, deviceOf, paramsOf, placementOn, useDuring } from '../weights/weight';
 import type { Backend, LinearPlan } from '../backends/backend';
-import { DevicePlacement, deviceAddon, upload } from '../backends/cuda';
+import { DevicePlacement, checkDeviceK, deviceAddon, upload } from '../backends/cuda';
 import type { DeviceHandle } from '../native/cuda';
 import { Tensor, handleOf, isTensor } from '../tensor';
 import { LoraAdapter, LoraFactors, MAX_ADAPTERS, adapterFor, asFloat32, loraArgs } from './lora';
@@ -138,12 +138,12 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, mult
 }
 
 function run(p: Prepared): FloatArray {
-  p.backend.linear(p.params, placementOn(p.weight, p.backend), p.plan);
+  p.backend.linear(p.params, placementOn(p.weight, p.backend, deviceOf(p.weight)), p.plan);
   return p.out;
 }
 
 async function runAsync(p: Prepared): Promise<FloatArray> {
-  const placement = placementOn(p.weight, p.backend);
+  const placement = placementOn(p.weight, p.backend, deviceOf(p.weight));
   await useDuring(p.weight, 'read', () => p.backend.linearAsync(p.params, placement, p.plan));
   return p.out;
 }
@@ -192,22 +192,23 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
     notSupported('linear on a device tensor with out, lora or quantized activations');
   }
   const backend = route('linear', params.format, 'native', selectBackend().info.kind, valueDtype(params));
-  if (backend.name !== 'cuda' || params.format !== 'dense' || params.dtype === 'float32') {
+  if (backend.name !== 'cuda' || params.format !== 'dense') {
     return notSupported(`linear on a device tensor with a ${params.format} ${valueDtype(params)} weight (its kernel runs on the CPU: pass host arrays)`);
   }
-  if (x.dtype !== params.dtype) throw new CgTypeError('ERR_DTYPE', `x is ${x.dtype} but the weight is ${params.dtype}: the tensor-core GEMM takes both in one dtype`);
+  if (x.dtype !== params.dtype) throw new CgTypeError('ERR_DTYPE', `x is ${x.dtype} but the weight is ${params.dtype}: the dense GEMM takes both in one dtype`);
+  checkDeviceK(params);
   const outDtype = o.outDtype ?? x.dtype;
   if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${show(outDtype)} (float32, float16, bfloat16)`);
   let bias: Float32Array | null = null;
   if (o.bias !== undefined && o.bias !== null) bias = checkFloatArray(o.bias, 'float32', N, 'bias').array as Float32Array;
   checkReadable(weight);
   const d = deviceAddon();
-  const placement = placementOn(weight, backend) as DevicePlacement;
+  const placement = placementOn(weight, backend, x.device) as DevicePlacement;
   const out = Tensor.alloc([M, N], outDtype, x.device);
   let biasHandle: DeviceHandle | null = null;
   try {
     biasHandle = bias ? upload(d, x.device, bias) : null;
-    const args = { x: handle, w: placement.handle, bias: biasHandle, out: handleOf(out), M, N, K, dtype: params.dtype as 'float16' | 'bfloat16', outDtype };
+    const args = { x: handle, w: placement.handle, bias: biasHandle, out: handleOf(out), M, N, K, dtype: params.dtype, outDtype };
     if (!async) {
       d.linearDense(args);
       return out;

@@ -14,8 +14,8 @@
 //   out  device handle: [M, N] row-major of outDtype, at least M*N*sizeof(outDtype) bytes; only
 //        its first M*N elements are written
 //   M, N, K   integers in [1, 2^31 - 1]
-//   dtype     'float16' | 'bfloat16' (x's and w's); 'float32' is read (sized at 4 bytes an
-//             element) and refused by the kernel (ERR_NOT_SUPPORTED)
+//   dtype     'float16' | 'bfloat16' (x's and w's: the tensor-core kernel) | 'float32' (the
+//             CUDA-core kernel, gemm_dense_f32.cuh)
 //   outDtype  'float32' | 'float16' | 'bfloat16'
 // Every buffer is used from byte 0 of its allocation (allocations are 256-byte aligned, which
 // the kernel's alignment rules need). All handles must be live and on one device.
@@ -33,7 +33,7 @@
 //     TypeError/RangeError code ERR_NATIVE ("compressed-gemm native check: ...");
 //   - a freed handle: TypeError ERR_DISPOSED;
 //   - out overlapping the bytes read from x, w or bias: RangeError ERR_OVERLAP;
-//   - a configuration the kernel does not run (K % 8 != 0, float32 inputs, M above the grid's
+//   - a configuration the kernel does not run (K % 8 != 0 for 16-bit inputs, K % 4 != 0 for float32,
 //     reach; validate_dense_gemm): RangeError ERR_NOT_SUPPORTED with the launcher's message.
 //     lib/ checks these first; this is the last line.
 // A failed launch, or the stream's sticky error of an earlier failure, is thrown by linearDense
@@ -137,7 +137,7 @@ inline LinearCall linear_call(const Napi::CallbackInfo& info) {
   const int64_t M = int_of(o, "M", 1, INT_MAX);
   const int64_t N = int_of(o, "N", 1, INT_MAX);
   const int64_t K = int_of(o, "K", 1, INT_MAX);
-  const DType dtype = dtype_arg(o, "dtype", "'float16' or 'bfloat16'");
+  const DType dtype = dtype_arg(o, "dtype", "'float32', 'float16' or 'bfloat16'");
   const DType out_dtype = dtype_arg(o, "outDtype", "'float32', 'float16' or 'bfloat16'");
 
   if (w->device != x->device || out->device != x->device || (bias && bias->device != x->device))
@@ -171,8 +171,8 @@ inline LinearCall linear_call(const Napi::CallbackInfo& info) {
   a.x_dtype = dtype;
   a.w_dtype = dtype;
   a.out_dtype = out_dtype;
-  a.x = static_cast<const uint16_t*>(x->ptr);
-  a.w = static_cast<const uint16_t*>(w->ptr);
+  a.x = x->ptr;
+  a.w = w->ptr;
   a.bias = bias ? static_cast<const float*>(bias->ptr) : nullptr;
   a.out = out->ptr;
   const gemm::DenseGemmError refused = gemm::validate_dense_gemm(a);

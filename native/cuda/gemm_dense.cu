@@ -1,12 +1,14 @@
-// The dense tensor-core GEMM (gemm_dense.cuh) compiled by nvcc into the CUDA addon: every
+// The dense GEMMs (gemm_dense.cuh: the tensor-core kernel for 16-bit inputs and
+// gemm_dense_f32.cuh's CUDA-core kernel for float32) compiled by nvcc into the CUDA addon: every
 // configuration launch_dense_gemm can pick is instantiated here, so ptxas assembles (and reports
-// registers, shared memory and spills for) each one on every build. Not exported from the CUDA
-// addon yet: the simulated device runs the same source (native/binding/cuda_sim/gemm.cc).
+// registers, shared memory and spills for) each one on every build; binding_gemm.cu launches
+// through it. The simulated device runs the same source (native/binding/cuda_sim/gemm.cc).
 //
-// ptxas, CUDA 13.0 (nvcc -O3 -Xptxas -v,-warn-spills,-warn-lmem-usage -Werror all-warnings, the
-// include paths of CMakeLists.txt): each of the 6 instances of dense_gemm_kernel<kBf16, kOut> uses
-// 69 registers and 1 barrier, with 0 bytes of stack frame, spill stores and spill loads, on sm_80,
-// sm_89 and sm_90a alike; shared memory is dynamic only, DenseTile::kSmemBytes = 30720 per block.
+// ptxas, CUDA 13.0 (CMakeLists.txt: -Xptxas=-v,-warn-spills,-warn-lmem-usage --Werror=all-warnings,
+// so the build prints these and fails on a spill), on sm_80, sm_89 and sm_90a alike, 0 bytes of
+// stack frame, spill stores and spill loads everywhere; shared memory is dynamic only:
+//   dense_gemm_kernel<kBf16, kOut> (6 instances): 69 registers, 1 barrier, DenseTile::kSmemBytes = 30720
+//   dense_gemm_f32_kernel<kOut> (3 instances):    56 registers, 1 barrier, DenseF32Tile::kSmemBytes = 20480
 #include "cuda/gemm_dense.cuh"
 
 namespace cg {

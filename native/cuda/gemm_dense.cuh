@@ -64,11 +64,8 @@
 #include "cuda/ptx/cp_async.h"
 #include "cuda/ptx/ldmatrix.h"
 #include "cuda/ptx/mma.h"
-
-#if defined(__CUDACC__)
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#endif
+#include "cuda/store_output.h"
+#include "cuda/gemm_dense_f32.cuh"
 
 namespace cg {
 namespace gemm {
@@ -119,26 +116,6 @@ static_assert(DenseTile::kSmemBytes <= 48 * 1024, "no opt-in to more than 48 KiB
 static_assert(DenseTile::kStages >= 2, "a pipeline needs at least two stages");
 
 // ---- Small device helpers (each the one thing it names) ---------------------------------------------
-
-// Y's element types, rounded to nearest even from float32 (cvt.rn).
-template <DType kOut>
-__device__ __forceinline__ void store_output(void* out, size_t i, float v) {
-  if constexpr (kOut == DType::F32) {
-    static_cast<float*>(out)[i] = v;
-  } else if constexpr (kOut == DType::F16) {
-#if defined(__CUDACC__)
-    static_cast<uint16_t*>(out)[i] = __half_as_ushort(__float2half_rn(v));
-#else
-    static_cast<uint16_t*>(out)[i] = f32_to_f16(v);
-#endif
-  } else {
-#if defined(__CUDACC__)
-    static_cast<uint16_t*>(out)[i] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
-#else
-    static_cast<uint16_t*>(out)[i] = f32_to_bf16(v);
-#endif
-  }
-}
 
 // D = A·B + C in float32 with A, B of the kernel's input type.
 template <bool kBf16>
@@ -286,9 +263,9 @@ using DenseGemmLaunchStatus = ::cg::sim::LaunchResult;  // ok, or the simulator'
 enum class DenseGemmError : int {
   kNone = 0,
   kBadShape,               // M, N or K below 1, or M above the grid's reach
-  kKNotMultipleOf8,        // K % 8 != 0
+  kKNotMultipleOf8,        // 16-bit inputs: K % 8 != 0
+  kKNotMultipleOf4,        // float32 inputs: K % 4 != 0
   kDtypeMismatch,          // X and W of different types
-  kUnsupportedInputDtype,  // X and W must be float16 or bfloat16
   kMisaligned,             // X or W not 16-byte aligned, bias or Y not aligned to their element
   kNullPointer,            // X, W or Y missing
 };
@@ -299,11 +276,11 @@ inline const char* dense_gemm_error_message(DenseGemmError e) {
     case DenseGemmError::kBadShape:
       return "dense GEMM: M, N and K must be at least 1 (and M at most 65535 * 64, the grid's reach)";
     case DenseGemmError::kKNotMultipleOf8:
-      return "dense GEMM: K must be a multiple of 8 (rows of X and W are copied as 16-byte chunks of 8 values)";
+      return "dense GEMM: K must be a multiple of 8 for float16/bfloat16 (rows of X and W are copied as 16-byte chunks of 8 values)";
+    case DenseGemmError::kKNotMultipleOf4:
+      return "dense GEMM: K must be a multiple of 4 for float32 (rows of X and W are copied as 16-byte chunks of 4 values)";
     case DenseGemmError::kDtypeMismatch:
       return "dense GEMM: X and W must have the same dtype (the mma takes two float16 or two bfloat16 operands)";
-    case DenseGemmError::kUnsupportedInputDtype:
-      return "dense GEMM: X and W must be float16 or bfloat16";
     case DenseGemmError::kMisaligned:
       return "dense GEMM: X and W must be 16-byte aligned, bias and Y aligned to their element size";
     case DenseGemmError::kNullPointer: return "dense GEMM: X, W and Y must not be null";
@@ -313,11 +290,11 @@ inline const char* dense_gemm_error_message(DenseGemmError e) {
 
 struct DenseGemmArgs {
   int M = 0, N = 0, K = 0;
-  DType x_dtype = DType::F16;  // F16 or BF16, the same as w_dtype
+  DType x_dtype = DType::F16;  // F16, BF16 (tensor cores) or F32 (gemm_dense_f32.cuh), the same as w_dtype
   DType w_dtype = DType::F16;
   DType out_dtype = DType::F32;  // F32, F16 or BF16
-  const uint16_t* x = nullptr;   // [M, K] row-major, 16-byte aligned (device pointer)
-  const uint16_t* w = nullptr;   // [N, K] row-major, 16-byte aligned
+  const void* x = nullptr;       // [M, K] row-major of x_dtype, 16-byte aligned (device pointer)
+  const void* w = nullptr;       // [N, K] row-major of w_dtype, 16-byte aligned
   const float* bias = nullptr;   // [N] or nullptr
   void* out = nullptr;           // [M, N] row-major of out_dtype; must not overlap x, w, bias
 };
@@ -330,9 +307,9 @@ struct DenseGemmStatus {
 inline DenseGemmError validate_dense_gemm(const DenseGemmArgs& a) {
   if (a.M < 1 || a.N < 1 || a.K < 1) return DenseGemmError::kBadShape;
   if ((int64_t(a.M) + DenseTile::kBlockM - 1) / DenseTile::kBlockM > 65535) return DenseGemmError::kBadShape;
-  if (a.K % 8 != 0) return DenseGemmError::kKNotMultipleOf8;
   if (a.x_dtype != a.w_dtype) return DenseGemmError::kDtypeMismatch;
-  if (a.x_dtype != DType::F16 && a.x_dtype != DType::BF16) return DenseGemmError::kUnsupportedInputDtype;
+  if (a.x_dtype == DType::F32 ? a.K % 4 != 0 : a.K % 8 != 0)
+    return a.x_dtype == DType::F32 ? DenseGemmError::kKNotMultipleOf4 : DenseGemmError::kKNotMultipleOf8;
   if (!a.x || !a.w || !a.out) return DenseGemmError::kNullPointer;
   const auto addr = [](const void* p) { return reinterpret_cast<uintptr_t>(p); };
   if (addr(a.x) % 16 || addr(a.w) % 16 || addr(a.bias) % 4 || addr(a.out) % size_t(dtype_size(a.out_dtype)))
@@ -340,35 +317,50 @@ inline DenseGemmError validate_dense_gemm(const DenseGemmArgs& a) {
   return DenseGemmError::kNone;
 }
 
-// The compiled configurations: {f16, bf16} inputs x {f32, f16, bf16} outputs, one tile
-// (DenseTile). Anything else is refused by validate_dense_gemm with a DenseGemmError.
-template <bool kBf16, DType kOut>
+// The compiled configurations: {f16, bf16} inputs on the tensor cores (DenseTile) and f32 inputs
+// on the CUDA cores (DenseF32Tile), each x {f32, f16, bf16} outputs. Anything else is refused by
+// validate_dense_gemm with a DenseGemmError. Both tiles are 64 x 64 blocks (one grid shape).
+template <DType kIn, DType kOut>
 inline DenseGemmLaunchStatus launch_dense_gemm_config(const DenseGemmArgs& a, DenseGemmStream stream) {
+  static_assert(DenseTile::kBlockM == DenseF32Tile::kBlockM && DenseTile::kBlockN == DenseF32Tile::kBlockN, "one grid shape");
   LaunchDim grid, block;
   grid.x = unsigned((a.N + DenseTile::kBlockN - 1) / DenseTile::kBlockN);
   grid.y = unsigned((a.M + DenseTile::kBlockM - 1) / DenseTile::kBlockM);
   grid.z = 1;
-  block.x = unsigned(DenseTile::kThreads);
+  block.x = unsigned(kIn == DType::F32 ? DenseF32Tile::kThreads : DenseTile::kThreads);
   block.y = 1;
   block.z = 1;
-  // A named pointer: the template's commas cannot pass through CG_LAUNCH, and the simulator
-  // names the kernel by this token in its refusals.
-  auto* const dense_gemm = &dense_gemm_kernel<kBf16, kOut>;
+  // Named pointers: the template's commas cannot pass through CG_LAUNCH, and the simulator names
+  // the kernel by this token in its refusals.
+  if constexpr (kIn == DType::F32) {
+    auto* const dense_gemm_f32 = &dense_gemm_f32_kernel<kOut>;
+    const float* x = static_cast<const float*>(a.x);
+    const float* w = static_cast<const float*>(a.w);
 #if defined(__CUDACC__)
-  CG_LAUNCH(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, a.x, a.w, a.bias, a.out, a.M, a.N, a.K);
-  return cudaGetLastError();
+    CG_LAUNCH(dense_gemm_f32, grid, block, DenseF32Tile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K);
+    return cudaGetLastError();
 #else
-  (void)stream;
-  return CG_LAUNCH(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, a.x, a.w, a.bias, a.out, a.M, a.N, a.K);
+    return CG_LAUNCH(dense_gemm_f32, grid, block, DenseF32Tile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K);
 #endif
+  } else {
+    auto* const dense_gemm = &dense_gemm_kernel<kIn == DType::BF16, kOut>;
+    const uint16_t* x = static_cast<const uint16_t*>(a.x);
+    const uint16_t* w = static_cast<const uint16_t*>(a.w);
+#if defined(__CUDACC__)
+    CG_LAUNCH(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K);
+    return cudaGetLastError();
+#else
+    return CG_LAUNCH(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K);
+#endif
+  }
 }
 
-template <bool kBf16>
+template <DType kIn>
 inline DenseGemmLaunchStatus launch_dense_gemm_input(const DenseGemmArgs& a, DenseGemmStream stream) {
   switch (a.out_dtype) {
-    case DType::F32: return launch_dense_gemm_config<kBf16, DType::F32>(a, stream);
-    case DType::F16: return launch_dense_gemm_config<kBf16, DType::F16>(a, stream);
-    default: return launch_dense_gemm_config<kBf16, DType::BF16>(a, stream);
+    case DType::F32: return launch_dense_gemm_config<kIn, DType::F32>(a, stream);
+    case DType::F16: return launch_dense_gemm_config<kIn, DType::F16>(a, stream);
+    default: return launch_dense_gemm_config<kIn, DType::BF16>(a, stream);
   }
 }
 
@@ -379,8 +371,11 @@ inline DenseGemmStatus launch_dense_gemm(const DenseGemmArgs& a, DenseGemmStream
   DenseGemmStatus status;
   status.error = validate_dense_gemm(a);
   if (status.error != DenseGemmError::kNone) return status;
-  status.launch = a.x_dtype == DType::BF16 ? launch_dense_gemm_input<true>(a, stream)
-                                           : launch_dense_gemm_input<false>(a, stream);
+  switch (a.x_dtype) {
+    case DType::F32: status.launch = launch_dense_gemm_input<DType::F32>(a, stream); break;
+    case DType::BF16: status.launch = launch_dense_gemm_input<DType::BF16>(a, stream); break;
+    default: status.launch = launch_dense_gemm_input<DType::F16>(a, stream); break;
+  }
   return status;
 }
 

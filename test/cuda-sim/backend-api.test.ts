@@ -1,9 +1,9 @@
 /**
  * The CUDA backend through the public API, on the simulated device (COMPRESSED_GEMM_BACKEND=
  * cuda-sim, in a child process: the backend is chosen once per process). What the routing table
- * sends to CUDA (dense float16/bfloat16 linear) runs the real kernel source of
- * native/cuda/gemm_dense.cuh; the rest runs on the CPU kernels, and both give the float64
- * reference's answer within the bound.
+ * sends to CUDA (dense linear: float16/bfloat16 on native/cuda/gemm_dense.cuh's tensor-core
+ * kernel, float32 on gemm_dense_f32.cuh's CUDA-core kernel) runs the real kernel source; the rest
+ * runs on the CPU kernels, and both give the float64 reference's answer within the bound.
  *
  * Bound (the kernel's, as in gemm-dense.test.ts): the inputs are exact 16-bit values, products are
  * exact in float32, and float32 accumulation over K terms gives |y - ref| <= (K + 1) 2^-24
@@ -143,36 +143,48 @@ out({ kind: b.kind, route, wBits, w2Bits, x16: toArr(x16), host, hostF32x, hostO
   });
 });
 
-test('what the CUDA backend does not run: float32 weights fall back to the CPU kernels (listed in notes); device tensors refuse them with a typed error', () => {
+test('float32 weights run the CUDA-core kernel (host arrays and tensors, float32 arithmetic); what the CUDA backend does not run gets a typed error with device tensors', () => {
   const v = child(`${SNIPPET_INPUTS}
 const w32 = cg.DenseWeight.from(Float32Array.from(ws), [N, K]);
 const int4 = cg.Int4Weight.quantize(Float32Array.from(ws), [N, K], { groupSize: -1 });
-const y32 = toArr(cg.linear(Float32Array.from(xs), [M, K], w32));
+const route32 = cg.backend().routes.find((r) => r.op === 'linear' && r.format === 'dense' && r.activations === 'native' && (r.dtypes || []).includes('float32'));
+const y32 = toArr(cg.linear(Float32Array.from(xs), [M, K], w32, { bias: Float32Array.from(bias) }));
 const t = cg.Tensor.fromHost(Float32Array.from(xs), [M, K]);
+const yt = toArr(cg.linear(t, [M, K], w32).toHostSync());
+const ya = toArr(await cg.linearAsync(Float32Array.from(xs), [M, K], w32));
 const tb = cg.Tensor.fromHost(cg.DenseWeight.from(Float32Array.from(xs), [M, K], { dtype: 'bfloat16' }).toDense(), [M, K], { dtype: 'bfloat16' });
 const wf16 = cg.DenseWeight.from(Float32Array.from(ws), [N, K], { dtype: 'float16' });
 const err = (f) => { try { f(); return null; } catch (e) { return { name: e.name, code: e.code, message: e.message }; } };
+const k12 = cg.DenseWeight.from(new Float32Array(N * 12).fill(0.5), [N, 12], { dtype: 'float16' });
+const k6 = cg.DenseWeight.from(new Float32Array(N * 6).fill(0.5), [N, 6]);
 out({
-  notes: cg.backend().notes,
-  y32,
-  f32Tensor: err(() => cg.linear(t, [M, K], w32)),
+  route32,
+  y32, yt, ya,
   int4Tensor: err(() => cg.linear(t, [M, K], int4)),
   mismatch: err(() => cg.linear(tb, [M, K], wf16)),
   withOut: err(() => cg.linear(tb, [M, K], wf16, { out: new Float32Array(M * N) })),
   wrongShape: err(() => cg.linear(tb, [M + 1, K], wf16)),
   badDevice: err(() => cg.Tensor.fromHost(new Float32Array(4), [2, 2], { device: 3 })),
+  k12: err(() => cg.linear(new Float32Array(M * 12), [M, 12], k12)),
+  k6: err(() => cg.linear(new Float32Array(M * 6), [M, 6], k6)),
 });
 `) as Record<string, { name: string; code: string; message: string } | unknown>;
-  const y32 = v.y32 as number[];
-  const ref = reference(Float64Array.from(Float32Array.from(xs)), Float64Array.from(Float32Array.from(ws)), null, M, N, K);
-  check('float32 weight on the CPU kernels', y32, ref, K, 'float32');
-  expect((v.notes as string[]).some((n) => /linear \(dense, native\).*CPU/.test(n))).toBe(true);
-  expect(v.f32Tensor).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
+  expect((v.route32 as { runsOn: string }).runsOn).toBe('cuda');
+  // Bound: every step of the kernel is one FMA (one rounding), so float32 accumulation's
+  // (K + 1) 2^-24 sum |x w| bound holds with float32 (not 16-bit) inputs: see gemm_dense_f32.cuh.
+  const x32 = Float64Array.from(Float32Array.from(xs)), w32 = Float64Array.from(Float32Array.from(ws));
+  check('float32 weight, host arrays, bias', v.y32 as number[], reference(x32, w32, bias, M, N, K), K, 'float32');
+  check('float32 weight, tensor', v.yt as number[], reference(x32, w32, null, M, N, K), K, 'float32');
+  check('float32 weight, linearAsync', v.ya as number[], reference(x32, w32, null, M, N, K), K, 'float32');
   expect(v.int4Tensor).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
   expect(v.mismatch).toMatchObject({ name: 'TypeError', code: 'ERR_DTYPE' });
   expect(v.withOut).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
   expect(v.wrongShape).toMatchObject({ name: 'RangeError', code: 'ERR_SHAPE_MISMATCH' });
-  expect(v.badDevice).toMatchObject({ name: 'RangeError', code: 'ERR_INVALID_ARG' });
+  expect(v.badDevice).toMatchObject({ name: 'RangeError', code: 'ERR_DEVICE' });
+  expect(v.k12).toMatchObject({ name: 'RangeError', code: 'ERR_K_ALIGNMENT' });
+  expect((v.k12 as { message: string }).message).toMatch(/multiple of 8/);
+  expect(v.k6).toMatchObject({ name: 'RangeError', code: 'ERR_K_ALIGNMENT' });
+  expect((v.k6 as { message: string }).message).toMatch(/multiple of 4/);
 });
 
 test('on the CPU backend device tensors are not supported (a typed error), and cuda.memory() is empty', () => {

@@ -28,6 +28,11 @@
  * {1, 3, 17, 70}, N in {8, 9, 33, 130}, K in {8, 24, 136} (136 = 4 K-steps + 8: the 3-stage
  * pipeline wraps around and its last stage is mostly zero-filled), including multi-block grids
  * (70 x 130: 2 x 3 blocks); both input dtypes, every output dtype, with and without bias.
+ *
+ * Float32 inputs run the CUDA-core kernel (native/cuda/gemm_dense_f32.cuh): one fused
+ * multiply-add per k, so each step rounds once, the same K + 1 roundings as above with exact
+ * products: the same bound, c = 1. Its K-step is 16 and K a multiple of 4: K in {4, 20, 52}
+ * (52 = 3 K-steps + 4: the double buffer wraps and the last stage is mostly zero-filled).
  */
 import * as path from 'path';
 import {
@@ -138,6 +143,36 @@ const CASES: Case[] = [
   { M: 17, N: 8, K: 136, dtype: 'bfloat16', outDtype: 'bfloat16', bias: true },
 ];
 
+const F32_CASES: Array<Omit<Case, 'dtype'>> = [
+  { M: 1, N: 8, K: 4, outDtype: 'float32', bias: false },
+  { M: 3, N: 9, K: 20, outDtype: 'float16', bias: true },
+  { M: 17, N: 33, K: 52, outDtype: 'bfloat16', bias: false },
+  { M: 70, N: 130, K: 52, outDtype: 'float32', bias: true },
+  { M: 65, N: 65, K: 20, outDtype: 'float32', bias: false },
+];
+
+describe('runDenseGemm, float32 inputs (the CUDA-core kernel): within the float32-accumulation bound', () => {
+  test.each(F32_CASES)('M=$M N=$N K=$K float32 -> $outDtype, bias $bias', ({ M, N, K, outDtype, bias }) => {
+    const label = `gemm-dense-f32 ${M}x${N}x${K} ${outDtype} ${bias}`;
+    const seed = seedFor(label);
+    const rng = mulberry32(seed);
+    // Full float32 significands (not 16-bit values): the products are not exact in 24 bits, but
+    // the FMA rounds each step once, so the bound above still holds.
+    const x = Float32Array.from({ length: M * K }, () => randNonZero(rng) * (1 + rng() * 2 ** -12));
+    const w = Float32Array.from({ length: N * K }, () => randNonZero(rng) * (1 + rng() * 2 ** -12));
+    const b = bias ? Float32Array.from({ length: N }, () => randNonZero(rng)) : null;
+    const { buffer, out } = poisonedOut(outDtype, M * N, guardAfter(N));
+
+    const r = sim.runDenseGemm({ M, N, K, dtype: 'float32', x, w, bias: b, outDtype, out });
+    expect({ ok: r.ok, error: r.error }).toEqual({ ok: true, error: null });
+
+    const { ref, absSum } = linearRef(Float64Array.from(x), Float64Array.from(w), b ? Float64Array.from(b) : null, M, N, K);
+    const msg = checkLinear(out, outDtype, ref, absSum, M, N, K, `${label}, ${seedNote(seed)}`, 1);
+    if (msg) throw new Error(msg);
+    expect(guardDamage(buffer, M * N)).toEqual([]);
+  });
+});
+
 describe('runDenseGemm on the simulated device: Y = X·Wᵀ (+ bias) within the float32-accumulation bound', () => {
   test.each(CASES)('M=$M N=$N K=$K $dtype -> $outDtype, bias $bias', ({ M, N, K, dtype, outDtype, bias }) => {
     const label = `gemm-dense ${M}x${N}x${K} ${dtype} ${outDtype} ${bias}`;
@@ -212,17 +247,20 @@ describe('runDenseGemm: configurations the launcher refuses, arguments the expor
     }
   });
 
-  test('X and W of different dtypes, or float32 inputs, are refused', () => {
+  test('X and W of different dtypes are refused; float32 with K % 4 != 0 too', () => {
     const a = { ...base(16), wDtype: 'bfloat16' as DType };
     const r = sim.runDenseGemm(a);
     expect(r.ok).toBe(false);
     expect(r.error).toMatch(/X and W must have the same dtype/);
     expect(untouched(a.out)).toBe(true);
 
-    const f = { ...base(16), dtype: 'float32' as const, x: new Float32Array(M * 16), w: new Float32Array(N * 16) };
-    const rf = sim.runDenseGemm(f);
-    expect(rf.ok).toBe(false);
-    expect(rf.error).toMatch(/must be float16 or bfloat16/);
+    for (const K of [1, 6, 18]) {
+      const f = { ...base(K), dtype: 'float32' as const, x: new Float32Array(M * K).fill(1), w: new Float32Array(N * K).fill(1) };
+      const rf = sim.runDenseGemm(f);
+      expect(rf.ok).toBe(false);
+      expect(rf.error).toMatch(/K must be a multiple of 4 for float32/);
+      expect(untouched(f.out)).toBe(true);
+    }
   });
 
   test('malformed arguments throw ERR_NATIVE', () => {

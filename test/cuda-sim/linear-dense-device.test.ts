@@ -389,9 +389,10 @@ describe('linearDense / linearDenseAsync: coded errors, thrown before anything r
         const e = bothThrow(p, { ...p.args(), K }, 'RangeError', 'ERR_NOT_SUPPORTED', `K = ${K}`);
         expect(e.message).toMatch(/K must be a multiple of 8/);
       }
-      // float32 inputs are read as 4-byte elements (sized so), then refused by the launcher.
-      const e = bothThrow(p, { ...p.args(), K: 16, dtype: 'float32' as InDType }, 'RangeError', 'ERR_NOT_SUPPORTED', 'float32 inputs');
-      expect(e.message).toMatch(/must be float16 or bfloat16/);
+      // float32 inputs are read as 4-byte elements (sized so: K = 18 fits the buffers of K = 40
+      // 16-bit values), then refused by the launcher for K % 4 != 0.
+      const e = bothThrow(p, { ...p.args(), K: 18, dtype: 'float32' as InDType }, 'RangeError', 'ERR_NOT_SUPPORTED', 'float32 K = 18');
+      expect(e.message).toMatch(/K must be a multiple of 4 for float32/);
     } finally {
       p.free();
     }

@@ -1,19 +1,19 @@
-// runDenseGemm(args) -> { ok, error } [sync]: the dense tensor-core GEMM
-// (native/cuda/gemm_dense.cuh) on the simulated device, Y = X·Wᵀ (+ bias), over the caller's
+// runDenseGemm(args) -> { ok, error } [sync]: the dense GEMM (native/cuda/gemm_dense.cuh: the
+// tensor-core kernel for 16-bit inputs, gemm_dense_f32.cuh's for float32) on the simulated device, Y = X·Wᵀ (+ bias), over the caller's
 // arrays: `out` is written in place (only its M*N elements; nothing around a subarray view is
 // touched), x and w are read in place when 16-byte aligned and from an aligned copy otherwise
 // (cp.async reads 16-byte chunks; a copy of a read-only input changes nothing the caller sees).
 //
 // args (typed arrays of exactly the sizes named):
 //   M, N, K: integers >= 1 (M*K, N*K, M*N below 2^31)
-//   dtype: 'float16' | 'bfloat16' (X's, and W's unless wDtype says otherwise)
+//   dtype: 'float16' | 'bfloat16' | 'float32' (X's, and W's unless wDtype says otherwise)
 //   wDtype?: W's dtype (default dtype): a differing one reaches the launcher, which refuses it
-//   x: Uint16Array [M*K], w: Uint16Array [N*K] (16-bit bits, row-major)
+//   x: [M*K], w: [N*K], row-major: Uint16Array (16-bit bits) or Float32Array for float32
 //   bias: Float32Array [N] | null | undefined
 //   outDtype: 'float32' | 'float16' | 'bfloat16'
 //   out: Float32Array [M*N] for float32, Uint16Array [M*N] otherwise; must not overlap the inputs
-// ok is false, with error, for a configuration the launcher refuses (K % 8 != 0, X and W of
-// different dtypes, float32 inputs: its message) or a launch the simulator refused (its first
+// ok is false, with error, for a configuration the launcher refuses (K % 8 != 0 for 16-bit inputs,
+// K % 4 != 0 for float32, X and W of different dtypes: its message) or a launch the simulator refused (its first
 // refusal, naming kernel, block and thread); error is null when ok. Malformed arguments throw
 // (ERR_NATIVE, binding/args.h).
 //
@@ -51,13 +51,13 @@ Bytes typed_of(const Napi::Object& o, const char* key, napi_typedarray_type type
 }
 
 // A 16-byte aligned view of `in`: in itself, or a copy held by `copy`.
-const uint16_t* aligned16(const Bytes& in, std::vector<uint64_t>& copy) {
-  if (reinterpret_cast<uintptr_t>(in.data) % 16 == 0) return reinterpret_cast<const uint16_t*>(in.data);
+const void* aligned16(const Bytes& in, std::vector<uint64_t>& copy) {
+  if (reinterpret_cast<uintptr_t>(in.data) % 16 == 0) return in.data;
   copy.assign(in.length / 8 + 3, 0);  // 16 spare bytes: the start is aligned by hand below
   uint8_t* p = reinterpret_cast<uint8_t*>(copy.data());
   p += (16 - reinterpret_cast<uintptr_t>(p) % 16) % 16;
   std::memcpy(p, in.data, in.length);
-  return reinterpret_cast<const uint16_t*>(p);
+  return p;
 }
 
 Napi::Value RunDenseGemm(const Napi::CallbackInfo& info) {
@@ -73,8 +73,7 @@ Napi::Value RunDenseGemm(const Napi::CallbackInfo& info) {
     const DType w_dtype = (wv.IsUndefined() || wv.IsNull()) ? x_dtype : dtype_of(o, "wDtype");
     const DType out_dtype = dtype_of(o, "outDtype");
 
-    // 16-bit inputs travel as Uint16Array bits; float32 inputs are refused by the launcher (and
-    // their arrays are still checked, as Float32Array, so that refusal is about the dtype only).
+    // 16-bit inputs travel as Uint16Array bits, float32 inputs as Float32Array.
     const auto input = [&](const char* key, DType t, int64_t elements) {
       return t == DType::F32 ? typed_of(o, key, napi_float32_array, "Float32Array", size_t(elements), 4)
                              : typed_of(o, key, napi_uint16_array, "Uint16Array", size_t(elements), 2);

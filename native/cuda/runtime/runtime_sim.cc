@@ -1,9 +1,12 @@
-// The device runtime on the simulated device (device_runtime.h): one device, "cuda-sim", sm 80.
+// The device runtime on the simulated device (device_runtime.h): COMPRESSED_GEMM_SIM_DEVICES
+// devices (a decimal count from 1 to 8, read once; default 1), each "cuda-sim", sm 80, so that the
+// `device` option and the checks of which device a weight or tensor is on are testable.
 //
 // Memory: aligned host memory (256 bytes, as cudaMalloc), registered in a table {base -> size}
 // so that a copy can check that its "device" range lies inside one allocation (and refuse,
 // cudaErrorInvalidValue, otherwise). The device holds at most COMPRESSED_GEMM_SIM_MEMORY bytes
-// (a decimal byte count, read once; default 4 GiB), so that out-of-memory is testable.
+// (a decimal byte count, read once; default 4 GiB) on each device, so that out-of-memory is
+// testable. One table of blocks for all devices (each block knows its device), counts per device.
 //
 // Streams: a worker thread per stream running a FIFO queue of tasks (copies, kernels, events,
 // host callbacks). One mutex per stream guards its queue, its counters and its sticky error; the
@@ -28,6 +31,19 @@ namespace {
 
 constexpr size_t kAlign = 256;
 constexpr uint64_t kDefaultLimit = uint64_t(4) << 30;
+constexpr int kMaxDevices = 8;
+
+int sim_devices() {
+  static const int n = [] {
+    const char* s = std::getenv("COMPRESSED_GEMM_SIM_DEVICES");
+    if (!s || !*s) return 1;
+    char* end = nullptr;
+    const long v = std::strtol(s, &end, 10);
+    if (!end || *end != '\0' || v < 1 || v > kMaxDevices) return 1;
+    return int(v);
+  }();
+  return n;
+}
 
 uint64_t memory_limit() {
   static const uint64_t limit = [] {
@@ -41,11 +57,20 @@ uint64_t memory_limit() {
   return limit;
 }
 
-struct Table {
-  std::mutex mu;
-  std::map<uintptr_t, size_t> blocks;  // base -> size
+struct Block {
+  size_t size;
+  int device;
+};
+
+struct Counts {
   uint64_t bytes = 0, peak = 0;
   bool used = false;
+};
+
+struct Table {
+  std::mutex mu;
+  std::map<uintptr_t, Block> blocks;  // base -> block
+  Counts counts[kMaxDevices];
 };
 
 Table& table() {
@@ -54,7 +79,10 @@ Table& table() {
 }
 
 void check_device(int device, const char* call) {
-  if (device != 0) throw Error("cudaErrorInvalidDevice", call, "the simulator has one device, 0; got " + std::to_string(device));
+  if (device < 0 || device >= sim_devices())
+    throw Error("cudaErrorInvalidDevice", call,
+                "the simulator has " + std::to_string(sim_devices()) + " device(s) (COMPRESSED_GEMM_SIM_DEVICES); got " +
+                    std::to_string(device));
 }
 
 // Whether [p, p + n) lies inside one allocation.
@@ -65,7 +93,7 @@ bool is_device_range(const void* p, size_t n) {
   auto it = t.blocks.upper_bound(a);
   if (it == t.blocks.begin()) return false;
   --it;
-  return a >= it->first && n <= it->second && a - it->first <= it->second - n;
+  return a >= it->first && n <= it->second.size && a - it->first <= it->second.size - n;
 }
 
 void check_range(const void* p, size_t n, const char* call, const char* side) {
@@ -77,12 +105,12 @@ void check_range(const void* p, size_t n, const char* call, const char* side) {
 }  // namespace
 
 // ---- devices ------------------------------------------------------------------------------------
-int device_count() { return 1; }
+int device_count() { return sim_devices(); }
 
 DeviceInfo device_info(int device) {
   check_device(device, "device_info");
   DeviceInfo d;
-  d.index = 0;
+  d.index = device;
   d.name = "cuda-sim";
   d.sm = 80;
   d.total_memory = memory_limit();
@@ -97,24 +125,25 @@ void* alloc(int device, size_t bytes) {
   check_device(device, "alloc");
   if (bytes == 0) throw Error("cudaErrorInvalidValue", "alloc", "0 bytes");
   Table& t = table();
+  Counts& c = t.counts[device];
   {
     std::lock_guard<std::mutex> lk(t.mu);
-    t.used = true;
-    if (bytes > memory_limit() || t.bytes > memory_limit() - bytes)
-      throw OutOfMemory(0, bytes, size_t(t.bytes), "the simulated device holds " + std::to_string(memory_limit()) + " bytes (COMPRESSED_GEMM_SIM_MEMORY)");
-    t.bytes += bytes;  // reserved before the host allocation, so that racing allocs respect the limit
-    t.peak = std::max(t.peak, t.bytes);
+    c.used = true;
+    if (bytes > memory_limit() || c.bytes > memory_limit() - bytes)
+      throw OutOfMemory(device, bytes, size_t(c.bytes), "the simulated device holds " + std::to_string(memory_limit()) + " bytes (COMPRESSED_GEMM_SIM_MEMORY)");
+    c.bytes += bytes;  // reserved before the host allocation, so that racing allocs respect the limit
+    c.peak = std::max(c.peak, c.bytes);
   }
   void* p = ::operator new(bytes, std::align_val_t(kAlign), std::nothrow);
   std::lock_guard<std::mutex> lk(t.mu);
   if (!p) {
-    t.bytes -= bytes;
-    throw OutOfMemory(0, bytes, size_t(t.bytes), "the host could not provide the memory");
+    c.bytes -= bytes;
+    throw OutOfMemory(device, bytes, size_t(c.bytes), "the host could not provide the memory");
   }
   try {
-    t.blocks.emplace(reinterpret_cast<uintptr_t>(p), bytes);
+    t.blocks.emplace(reinterpret_cast<uintptr_t>(p), Block{bytes, device});
   } catch (...) {
-    t.bytes -= bytes;
+    c.bytes -= bytes;
     ::operator delete(p, std::align_val_t(kAlign));
     throw;
   }
@@ -128,7 +157,7 @@ void free(void* p) {
     std::lock_guard<std::mutex> lk(t.mu);
     auto it = t.blocks.find(reinterpret_cast<uintptr_t>(p));
     if (it == t.blocks.end()) throw Error("cudaErrorInvalidValue", "free", "not a pointer alloc() returned (or freed twice)");
-    t.bytes -= it->second;
+    t.counts[it->second.device].bytes -= it->second.size;
     t.blocks.erase(it);
   }
   ::operator delete(p, std::align_val_t(kAlign));
@@ -138,7 +167,8 @@ std::vector<MemoryStats> memory() {
   Table& t = table();
   std::lock_guard<std::mutex> lk(t.mu);
   std::vector<MemoryStats> v;
-  if (t.used) v.push_back(MemoryStats{0, t.bytes, t.peak});
+  for (int d = 0; d < kMaxDevices; ++d)
+    if (t.counts[d].used) v.push_back(MemoryStats{d, t.counts[d].bytes, t.counts[d].peak});
   return v;
 }
 
