@@ -22,7 +22,7 @@ import {
   seedFor,
   seedNote,
 } from './helpers/reference';
-import { cpuTargets, restore } from './helpers/matrix';
+import { cpuTargets, restore, xAsComputed } from './helpers/matrix';
 
 // The calls deliberately mix CPU instruction sets in flight (each call runs on the ISA current
 // when it was made): the matrix's CPU rows, set by their ISA.
@@ -69,7 +69,7 @@ function launch(i: number, baseLabel: string, sync = false): Pending {
     wd64 = decode(pb instanceof Uint32Array ? new Float32Array(pb.buffer) : pb, wd);
   }
   const bias = i % 3 === 0 ? randomFloat32(rng, N) : undefined;
-  const { ref, absSum } = linearRef(decode(x, xd), wd64, bias ? decode(bias, 'float32') : null, M, N, K);
+  const { ref, absSum } = linearRef(xAsComputed(decode(x, xd), xd, format, wd), wd64, bias ? decode(bias, 'float32') : null, M, N, K);
   const out = i % 4 === 1 ? (outDtype === 'float32' ? new Float32Array(M * N).fill(NaN) : new Uint16Array(M * N).fill(0x7fff)) : undefined;
   cg.setCpuIsa(row.isa);
   const opts: cg.LinearOptions = { dtype: xd === 'float32' ? undefined : xd, bias, outDtype, out, threads };

@@ -21,7 +21,7 @@ import {
   seedFor,
   seedNote,
 } from './helpers/reference';
-import { Target, restore, targets } from './helpers/matrix';
+import { Target, restore, targets, xAsComputed } from './helpers/matrix';
 
 const ROWS = targets();
 const FORMATS = ['dense', '2:4'] as const;
@@ -50,7 +50,7 @@ function problem(format: 'dense' | '2:4', M: number, N: number, K: number, xd: D
     const pb = keepColumnsBits(bitsOf(wEnc), pruneColumns(wd64, N, K), N, K);
     wd64 = decode(pb instanceof Uint32Array ? new Float32Array(pb.buffer) : pb, wd);
   }
-  const { ref, absSum } = linearRef(decode(x, xd), wd64, null, M, N, K);
+  const { ref, absSum } = linearRef(xAsComputed(decode(x, xd), xd, format, wd), wd64, null, M, N, K);
   return { x, w, ref, absSum, seed };
 }
 

@@ -17,12 +17,15 @@
  */
 import * as cg from '../lib';
 import { bitsOf, checkLinear, decode, DType, DTYPES, encode, keepColumnsBits, linearRef, mulberry32, poisoned, pruneColumns, randomFloat32, seedFor, seedNote } from './helpers/reference';
-import { Target, cpuTargets, restore, targets } from './helpers/matrix';
+import { Target, cpuTargets, restore, targets, xAsComputed } from './helpers/matrix';
 
 const INFO = cg.backend();
 const DEFAULT_ISA = INFO.cpu.isa;
 const ROWS = targets();
 
+// On the simulated device (the cuda-sim project) the two K = 1028 shapes are left out: the
+// simulator runs a K-step in about a millisecond, and the kernel's K loop (pipeline wrap-around,
+// zero-filled tails) is already exercised by K = 100..260 here and by test/cuda-sim/gemm-dense.test.ts.
 const SHAPES = [
   { M: 1, N: 33, K: 36 },
   { M: 3, N: 45, K: 100 },
@@ -31,7 +34,7 @@ const SHAPES = [
   { M: 130, N: 45, K: 260 },
   { M: 40, N: 33, K: 1028 },
   { M: 3, N: 33, K: 1028 },
-];
+].filter((s) => !(INFO.cuda?.simulated && s.K > 260));
 
 type Format = 'dense' | '2:4';
 type BiasKind = 'none' | 'float32' | 'x-dtype';
@@ -82,7 +85,7 @@ function makeCase(format: Format, xd: DType, wd: DType, s: number): Case {
       wHow = giveFloat32 ? 'prune(Float32Array)' : 'prune(bits)';
     }
   }
-  const { ref, absSum } = linearRef(xd64, wd64, null, M, N, K);
+  const { ref, absSum } = linearRef(xAsComputed(xd64, xd, format, wd), wd64, null, M, N, K);
   const bias32 = randomFloat32(rng, N);
   const bias16 = xd === 'float32' ? null : (encode(randomFloat32(rng, N), xd) as Uint16Array);
   return {

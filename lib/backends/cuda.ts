@@ -16,11 +16,16 @@ import type { DeviceAddon, DeviceHandle } from '../native/cuda';
 import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
 import { selectBackend } from './select';
 
-/** A weight (or tensor) in device memory. */
+/**
+ * A weight in device memory: dense, [N, kp] row-major in its dtype, where kp is K rounded up to
+ * the kernel's 16-byte rule (K itself when it already meets it; the padding columns are zeros,
+ * so they add nothing, and never leave the placement).
+ */
 export interface DevicePlacement extends Placement {
   readonly backend: 'cuda';
   readonly device: number;
   readonly handle: DeviceHandle;
+  readonly kp: number;
 }
 
 /** The device runtime of this process's CUDA backend. */
@@ -38,16 +43,46 @@ function denseParams(params: WeightParams): { N: number; K: number; dtype: Float
   return { N: params.N, K: params.K, dtype: params.dtype };
 }
 
+/** The dense kernels copy rows as 16-byte chunks: K a multiple of 8 for 16-bit values, of 4 for float32. */
+function kStep(dtype: FloatDType): number {
+  return 16 / FLOAT_DTYPES[dtype].bytes;
+}
+
 /**
- * The dense kernels copy rows of X and W as 16-byte chunks: K a multiple of 8 for 16-bit weights,
- * of 4 for float32 ones (ERR_K_ALIGNMENT otherwise, before anything is allocated).
+ * Device tensors are used as they are, so their K must meet the kernel's rule (ERR_K_ALIGNMENT
+ * otherwise, before anything is allocated). Host arrays have no such rule: x and the weight are
+ * padded with zero columns on upload.
  */
 export function checkDeviceK(params: WeightParams): void {
   const { K, dtype } = denseParams(params);
-  const step = dtype === 'float32' ? 4 : 8;
+  const step = kStep(dtype);
   if (K % step !== 0) {
-    throw new CgRangeError('ERR_K_ALIGNMENT', `the CUDA backend's dense ${dtype} kernel needs K to be a multiple of ${step} (rows are copied as 16-byte chunks), got K = ${K}`);
+    throw new CgRangeError('ERR_K_ALIGNMENT', `a device tensor x with a ${dtype} weight needs K to be a multiple of ${step} (the kernel copies rows as 16-byte chunks), got K = ${K}: pad K, or pass host arrays (padded for you)`);
   }
+}
+
+/** rows x K row-major values as rows x kp, zero columns added (the array itself when kp = K). */
+function padColumns(src: ArrayBufferView, dtype: FloatDType, rows: number, K: number, kp: number): ArrayBufferView {
+  if (kp === K) return src;
+  const bytes = FLOAT_DTYPES[dtype].bytes;
+  const from = new Uint8Array(src.buffer, src.byteOffset, rows * K * bytes);
+  const to = new Uint8Array(rows * kp * bytes);
+  for (let r = 0; r < rows; ++r) to.set(from.subarray(r * K * bytes, (r + 1) * K * bytes), r * kp * bytes);
+  return to;
+}
+
+/** The placement's [N, kp] values read back as [N, K] into `dst`. */
+function download(p: DevicePlacement, dtype: FloatDType, N: number, K: number, dst: ArrayBufferView): void {
+  const d = deviceAddon();
+  if (p.kp === K) {
+    withNativeErrors(() => d.copyToHost({ handle: p.handle, dst }));
+    return;
+  }
+  const bytes = FLOAT_DTYPES[dtype].bytes;
+  const padded = new Uint8Array(N * p.kp * bytes);
+  withNativeErrors(() => d.copyToHost({ handle: p.handle, dst: padded }));
+  const to = new Uint8Array(dst.buffer, dst.byteOffset, N * K * bytes);
+  for (let r = 0; r < N; ++r) to.set(padded.subarray(r * p.kp * bytes, r * p.kp * bytes + K * bytes), r * K * bytes);
 }
 
 /** A `device` option: an integer index of a device this process sees (default 0). */
@@ -84,7 +119,6 @@ function asWeightDtype(x: ArrayBufferView, xDtype: FloatDType, dtype: FloatDType
 /** The device buffers of one host-array call, made and freed around it. */
 function hostCall(params: WeightParams, p: Placement, plan: LinearPlan) {
   const { N, K, dtype } = denseParams(params);
-  checkDeviceK(params);
   const d = deviceAddon();
   const dp = p as DevicePlacement;
   const handles: DeviceHandle[] = [];
@@ -92,13 +126,13 @@ function hostCall(params: WeightParams, p: Placement, plan: LinearPlan) {
     for (const h of handles) d.deviceFree(h);
   };
   try {
-    const x = upload(d, dp.device, asWeightDtype(plan.x, plan.xDtype, dtype));
+    const x = upload(d, dp.device, padColumns(asWeightDtype(plan.x, plan.xDtype, dtype), dtype, plan.M, K, dp.kp));
     handles.push(x);
     const bias = plan.bias ? upload(d, dp.device, plan.bias) : null;
     if (bias) handles.push(bias);
     const out = withNativeErrors(() => d.deviceAlloc({ device: dp.device, bytes: plan.out.byteLength }));
     handles.push(out);
-    return { d, out, free, args: { x, w: dp.handle, bias, out, M: plan.M, N, K, dtype, outDtype: plan.outDtype } };
+    return { d, out, free, args: { x, w: dp.handle, bias, out, M: plan.M, N, K: dp.kp, dtype, outDtype: plan.outDtype } };
   } catch (e) {
     free();
     throw e;
@@ -108,21 +142,23 @@ function hostCall(params: WeightParams, p: Placement, plan: LinearPlan) {
 export const cudaBackend: Backend = {
   name: 'cuda',
   place(params: WeightParams, canonical: CanonicalArrays, device = 0): DevicePlacement {
-    denseParams(params);
-    const values = canonical.values!;
+    const { N, K, dtype } = denseParams(params);
+    const step = kStep(dtype);
+    const kp = Math.ceil(K / step) * step;
+    const values = padColumns(canonical.values!, dtype, N, K, kp);
     const handle = upload(deviceAddon(), device, values);
-    return Object.freeze({ backend: 'cuda' as const, device, handle, byteLength: values.byteLength });
+    return Object.freeze({ backend: 'cuda' as const, device, handle, kp, byteLength: values.byteLength });
   },
   release(p: Placement) {
     deviceAddon().deviceFree((p as DevicePlacement).handle); // a second free is a no-op
   },
   canonical(params, p, out) {
-    denseParams(params);
-    withNativeErrors(() => deviceAddon().copyToHost({ handle: (p as DevicePlacement).handle, dst: out.values! }));
+    const { N, K, dtype } = denseParams(params);
+    download(p as DevicePlacement, dtype, N, K, out.values!);
   },
   toDense(params, p, out) {
-    denseParams(params);
-    withNativeErrors(() => deviceAddon().copyToHost({ handle: (p as DevicePlacement).handle, dst: out }));
+    const { N, K, dtype } = denseParams(params);
+    download(p as DevicePlacement, dtype, N, K, out);
   },
   linear(params, p, plan) {
     const c = hostCall(params, p, plan);

@@ -5,9 +5,13 @@
  *
  * The backend is chosen once per process (COMPRESSED_GEMM_BACKEND), so the rows are the chosen
  * backend's: on the CPU backend, one row per instruction set this CPU runs (scalar, avx2,
- * avx512). `use()` makes a row current; `restore()` puts back what was current before.
+ * avx512); on the CUDA backend (a GPU, or cuda-sim: jest's `cuda-sim` project runs the numerics
+ * suites with COMPRESSED_GEMM_BACKEND=cuda-sim, jest.config.js) one row, 'cuda-sim' or 'cuda',
+ * whose ops the routing table sends to the CUDA kernels or to the CPU kernels at the default ISA.
+ * `use()` makes a row current; `restore()` puts back what was current before.
  */
 import * as cg from '../../lib';
+import { DType, decode, encode } from './reference';
 
 export interface Target {
   /** e.g. 'cpu/avx512': printed in test names, so a failure says where it ran. */
@@ -25,9 +29,25 @@ function cpuRow(isa: cg.CpuIsa): Target {
   return { label: `cpu/${isa}`, backend: 'cpu', isa, use: () => cg.setCpuIsa(isa) };
 }
 
+function cudaRow(): Target {
+  const label = INFO.cuda?.simulated ? 'cuda-sim' : 'cuda';
+  return { label, backend: 'cuda', isa: null, use: () => cg.setCpuIsa(INFO.cpu.isa) };
+}
+
 /** Every row this process can run, cheapest first (scalar before the vector ISAs). */
 export function targets(): Target[] {
-  return INFO.cpu.isas.map(cpuRow);
+  return INFO.kind === 'cuda' ? [cudaRow()] : INFO.cpu.isas.map(cpuRow);
+}
+
+/**
+ * x as the kernel multiplies it, for a float64 reference: on the CUDA backend a dense weight's
+ * kernel takes x in the weight's dtype, so an x in another dtype is converted first (rounded to
+ * nearest even into a 16-bit weight's dtype; widened exactly for a float32 weight: README, "The
+ * CUDA backend"). The CPU kernels and every other route keep x as it is.
+ */
+export function xAsComputed(x: Float64Array, xd: DType, format: cg.WeightFormat, wd: DType): Float64Array {
+  if (INFO.kind !== 'cuda' || format !== 'dense' || wd === 'float32' || xd === wd) return x;
+  return decode(encode(x, wd), wd);
 }
 
 /** Puts back the instruction set that was current when this module loaded (call in afterAll). */
@@ -52,5 +72,6 @@ export interface CpuTarget extends Target {
  * instruction set, `t.label` names it in messages.
  */
 export function cpuTargets(): CpuTarget[] {
-  return targets().filter((t): t is CpuTarget => t.backend === 'cpu' && t.isa !== null);
+  // On every backend: the CUDA backend's CPU fallbacks run on these too.
+  return INFO.cpu.isas.map(cpuRow) as CpuTarget[];
 }

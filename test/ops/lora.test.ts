@@ -38,7 +38,7 @@ import {
   randomFactors,
   LORA_TEST_WEIGHTS,
 } from '../helpers/lowrank-reference';
-import { Target, restore, targetTable, targets } from '../helpers/matrix';
+import { Target, restore, targetTable, targets, xAsComputed } from '../helpers/matrix';
 import { buildWeight as build } from '../helpers/weights';
 import { decode, DType, DTYPES, encode, mulberry32, poisoned, randomFloat32, seedFor, seedNote } from '../helpers/reference';
 
@@ -441,7 +441,7 @@ describe('errors: class and code; nothing written, the weight unchanged', () => 
     for (const tw of tws) {
       const w = build(tw);
       const x64 = decode(x, 'float32');
-      const { ref, absSum } = quantLinearRef(x64, M, { N, K, dense: tw.dense, absFactor: tw.abs, extra: tw.extra }, null);
+      const { ref, absSum } = quantLinearRef(xAsComputed(x64, 'float32', tw.kind, tw.dtype), M, { N, K, dense: tw.dense, absFactor: tw.abs, extra: tw.extra }, null);
       for (const lora of [null, undefined]) {
         const y = cg.linear(x, [M, K], w, { lora: lora as unknown as cg.LoraFactors }) as Float32Array;
         expect(quantViolations(y, 'float32', ref, absSum, N, K, tw.extra).count).toBe(0);
