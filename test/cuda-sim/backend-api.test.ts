@@ -155,8 +155,11 @@ const ya = toArr(await cg.linearAsync(Float32Array.from(xs), [M, K], w32));
 const tb = cg.Tensor.fromHost(cg.DenseWeight.from(Float32Array.from(xs), [M, K], { dtype: 'bfloat16' }).toDense(), [M, K], { dtype: 'bfloat16' });
 const wf16 = cg.DenseWeight.from(Float32Array.from(ws), [N, K], { dtype: 'float16' });
 const err = (f) => { try { f(); return null; } catch (e) { return { name: e.name, code: e.code, message: e.message }; } };
-const k12 = cg.DenseWeight.from(new Float32Array(N * 12).fill(0.5), [N, 12], { dtype: 'float16' });
-const k6 = cg.DenseWeight.from(new Float32Array(N * 6).fill(0.5), [N, 6]);
+// K off the kernels' 16-byte rule: host arrays are padded on upload; device tensors are refused.
+const w12 = cg.DenseWeight.from(Float32Array.from(ws.slice(0, N * 12)), [N, 12], { dtype: 'float16' });
+const x12 = cg.DenseWeight.from(Float32Array.from(xs.slice(0, M * 12)), [M, 12], { dtype: 'float16' }).toDense();
+const w6 = cg.DenseWeight.from(Float32Array.from(ws.slice(0, N * 6)), [N, 6]);
+const x6 = Float32Array.from(xs.slice(0, M * 6));
 out({
   route32,
   y32, yt, ya,
@@ -165,8 +168,10 @@ out({
   withOut: err(() => cg.linear(tb, [M, K], wf16, { out: new Float32Array(M * N) })),
   wrongShape: err(() => cg.linear(tb, [M + 1, K], wf16)),
   badDevice: err(() => cg.Tensor.fromHost(new Float32Array(4), [2, 2], { device: 3 })),
-  k12: err(() => cg.linear(new Float32Array(M * 12), [M, 12], k12)),
-  k6: err(() => cg.linear(new Float32Array(M * 6), [M, 6], k6)),
+  k12: { w: toArr(w12.toDense()), x: toArr(x12), y: toArr(cg.linear(x12, [M, 12], w12, { dtype: 'float16', outDtype: 'float32' })) },
+  k6: toArr(cg.linear(x6, [M, 6], w6)),
+  k12Tensor: err(() => cg.linear(cg.Tensor.fromHost(x12, [M, 12], { dtype: 'float16' }), [M, 12], w12)),
+  k6Tensor: err(() => cg.linear(cg.Tensor.fromHost(x6, [M, 6]), [M, 6], w6)),
 });
 `) as Record<string, { name: string; code: string; message: string } | unknown>;
   expect((v.route32 as { runsOn: string }).runsOn).toBe('cuda');
@@ -181,10 +186,15 @@ out({
   expect(v.withOut).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
   expect(v.wrongShape).toMatchObject({ name: 'RangeError', code: 'ERR_SHAPE_MISMATCH' });
   expect(v.badDevice).toMatchObject({ name: 'RangeError', code: 'ERR_DEVICE' });
-  expect(v.k12).toMatchObject({ name: 'RangeError', code: 'ERR_K_ALIGNMENT' });
-  expect((v.k12 as { message: string }).message).toMatch(/multiple of 8/);
-  expect(v.k6).toMatchObject({ name: 'RangeError', code: 'ERR_K_ALIGNMENT' });
-  expect((v.k6 as { message: string }).message).toMatch(/multiple of 4/);
+  const k12 = v.k12 as { w: number[]; x: number[]; y: number[] };
+  check('K = 12 float16, host arrays (padded to 16 on the device)', k12.y,
+    reference(decode(Uint16Array.from(k12.x), 'float16'), decode(Uint16Array.from(k12.w), 'float16'), null, M, N, 12), 12, 'float32');
+  check('K = 6 float32, host arrays (padded to 8 on the device)', v.k6 as number[],
+    reference(Float64Array.from(Float32Array.from(xs.slice(0, M * 6))), Float64Array.from(Float32Array.from(ws.slice(0, N * 6))), null, M, N, 6), 6, 'float32');
+  expect(v.k12Tensor).toMatchObject({ name: 'RangeError', code: 'ERR_K_ALIGNMENT' });
+  expect((v.k12Tensor as { message: string }).message).toMatch(/multiple of 8/);
+  expect(v.k6Tensor).toMatchObject({ name: 'RangeError', code: 'ERR_K_ALIGNMENT' });
+  expect((v.k6Tensor as { message: string }).message).toMatch(/multiple of 4/);
 });
 
 test('on the CPU backend device tensors are not supported (a typed error), and cuda.memory() is empty', () => {
