@@ -15,6 +15,7 @@ import { spawnSync, SpawnSyncReturns } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { pathToFileURL } from 'url';
 import { checkLinear, linearRef, mulberry32, randomFloat32, seedFor, seedNote } from '../helpers/reference';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -92,8 +93,8 @@ describe('the build', () => {
     expect(missing).toEqual([]);
   });
 
-  test("npm pack ships every file package.json names", () => {
-    // The consumer's package.json lives in the package folder of the build; `files` decides.
+  test('npm pack ships every file package.json names', () => {
+    // In the built package folder: what its package.json "files" lets through is what ships.
     const out = ok(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], pkg), 'npm pack --dry-run');
     const shipped = new Set((JSON.parse(out)[0].files as Array<{ path: string }>).map((f) => f.path));
     expect(shipped.size).toBeGreaterThan(named().length);
@@ -145,7 +146,7 @@ describe('loaded by name, each module format computes', () => {
     const r = child('import-default.mjs');
     expect(r.check).toBeNull();
     expect(r.wroteOut).toBe(true);
-    expect(r.resolved).toBe(`file://${path.join(pkg, 'dist', 'index.mjs')}`);
+    expect(r.resolved).toBe(pathToFileURL(path.join(pkg, 'dist', 'index.mjs')).href);
     expect(r.sameAsRequire).toBe(true);
   });
 
@@ -175,6 +176,7 @@ describe('type tests', () => {
     // [name, module, moduleResolution, files, the entry's declarations that must be used]
     ['node16-cjs', 'node16', 'node16', ['api.test-d.ts'], CJS],
     ['node16-esm', 'node16', 'node16', ['esm.test-d.mts'], ESM],
+    ['nodenext-esm', 'nodenext', 'nodenext', ['esm.test-d.mts'], ESM],
     ['bundler', 'esnext', 'bundler', ['api.test-d.ts', 'esm.test-d.mts'], ESM],
     ['node10', 'commonjs', 'node10', ['api.test-d.ts'], CJS],
   ])('%s (module %s, moduleResolution %s) type-checks %j against %s', (name, module, moduleResolution, files, entry) => {
