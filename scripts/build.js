@@ -30,6 +30,7 @@ function buildTypeScript() {
     throw new Error('dist/ is missing and the TypeScript compiler is not installed (run npm install without --omit=dev)');
   }
   run(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')], 'TypeScript');
+  require('./esm-entry.js').writeEsmEntry(path.join(root, 'dist'));
   fs.chmodSync(path.join(root, 'dist', 'tools', 'cli.js'), 0o755);
 }
 
