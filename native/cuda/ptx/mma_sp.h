@@ -38,8 +38,8 @@
 //   - like every .sync.aligned op, a warp whose 32 lanes do not all reach it (sim.h).
 //
 // Under nvcc: the instruction (PTX 8.5+, sm_80+). On the simulated device: a warp collective that
-// gathers the 32 lanes' fragments, checks the selected lanes' metadata, expands A to its logical
-// 16x32 form, computes D in float32 and scatters it back. The ISA leaves the accumulation order
+// gathers the 32 lanes' fragments, checks the selected lanes' metadata, puts each kept value of
+// A at its logical column, computes D in float32 and scatters it back. The ISA leaves the accumulation order
 // and rounding unspecified (§9.7.14.5.14, as for mma); the simulator's order: each product
 // A[m][k]·B[k][n] is exact in float32 (f16: 11x11 significant bits, bf16: 8x8; outside
 // overflow/underflow), and d = C[m][n], then d += product over the 16 kept values of row m in
