@@ -130,6 +130,27 @@ describe('scripts/gpu-check/ptx-formulas.js is test/helpers/ptx-reference.ts', (
     }
   });
 
+  test('mma.sp m16n8k32 A, B, metadata placement (both selectors), the ordered nibbles, decompress24 and packMeta', () => {
+    for (let lane = 0; lane < 32; lane++) {
+      for (let r = 0; r < 4; r++) {
+        for (let h = 0; h < 2; h++) {
+          expect(F.isa.mmaSpA(lane, r, h)).toEqual(ref.isa.mmaSpA(lane, r, h));
+          expect(F.isa.mmaSpB(lane, r, h)).toEqual(ref.isa.mmaSpB(lane, r, h));
+        }
+      }
+    }
+    for (const sel of [0, 1]) for (let row = 0; row < 16; row++) for (let c = 0; c < 8; c++) expect(F.isa.mmaSpMeta(sel, row, c)).toEqual(ref.isa.mmaSpMeta(sel, row, c));
+    expect(F.ORDERED_NIBBLES).toEqual(ref.ORDERED_NIBBLES);
+    const rng = refMulberry32(4242);
+    const idx = Array.from({ length: 16 }, () => Array.from({ length: 8 }, () => {
+      const n = ref.ORDERED_NIBBLES[Math.floor(rng() * 6)];
+      return [n & 3, n >> 2] as [number, number];
+    }));
+    const values = Array.from({ length: 16 }, () => Array.from({ length: 16 }, () => Math.floor(rng() * 100) - 50));
+    expect(F.decompress24(values, idx)).toEqual(ref.decompress24(values, idx));
+    for (const sel of [0, 1]) expect(Array.from(F.packMeta(idx, sel, (l: number) => l * 0x01010101))).toEqual(Array.from(ref.packMeta(idx, sel, (l) => l * 0x01010101)));
+  });
+
   test('layout and tvLayout on nested shapes', () => {
     const shapes: [ref.Nested, ref.Nested][] = [[[4, 8], [32, 1]], [[2, [2, 2]], [16, [8, 128]]], [32, 128], [[8, 4], [128, 0]]];
     for (const [s, d] of shapes) {
@@ -177,7 +198,7 @@ describe('scripts/gpu-check/ptx-formulas.js is test/helpers/ptx-reference.ts', (
   });
 
   test("probe-cases.js: the tests' seeding and exact f16/bf16 encodings", () => {
-    for (const label of ['mma f16 random', 'cp.async 16', 'lop3', 'prmt']) {
+    for (const label of ['mma f16 random', 'mma.sp bf16 1 random', 'cp.async 16', 'lop3', 'prmt']) {
       expect(C.seedFor(BASE_SEED, label)).toBe(refSeedFor(label));
       const r1 = C.mulberry32(refSeedFor(label)), r2 = refMulberry32(refSeedFor(label));
       for (let i = 0; i < 16; i++) expect(r1()).toBe(r2());
@@ -197,7 +218,11 @@ describe('scripts/gpu-check/ptx-formulas.js is test/helpers/ptx-reference.ts', (
     const cases = C.buildCases();
     const kinds = new Set(cases.map((c: { args: { kind: string } }) => c.args.kind));
     for (const k of ['ldmatrix_x1', 'ldmatrix_x2', 'ldmatrix_x4', 'ldmatrix_x1_trans', 'ldmatrix_x2_trans', 'ldmatrix_x4_trans', 'mma_f16', 'mma_bf16',
-      'mma_f16_tile', 'mma_bf16_tile', 'cp_async', 'shfl', 'lop3', 'prmt']) expect(kinds).toContain(k);
+      'mma_sp_f16', 'mma_sp_bf16', 'mma_f16_tile', 'mma_bf16_tile', 'cp_async', 'shfl', 'lop3', 'prmt']) expect(kinds).toContain(k);
+    // mma.sp under both selectors, each with metadata that differs across rows and chunks.
+    const sp = cases.filter((c: { args: { kind: string } }) => c.args.kind.startsWith('mma_sp_'));
+    expect(new Set(sp.map((c: { args: { selector: number } }) => c.args.selector))).toEqual(new Set([0, 1]));
+    for (const c of sp.filter((x: { name: string }) => /random|columns/.test(x.name))) expect(new Set(c.args.e).size).toBeGreaterThan(8);
     const names = new Set<string>();
     for (const c of cases) {
       expect(names.has(c.name)).toBe(false);
@@ -221,18 +246,18 @@ describe('scripts/gpu-check/run-probes.js', () => {
       const r = spawnSync(process.execPath, [path.join(DIR, 'run-probes.js'), '--addon', SIM_ADDON, '--out', out], { encoding: 'utf8', timeout: 60000 });
       expect(r.stdout).not.toMatch(/^FAIL/m);
       expect(r.status).toBe(0);
-      expect(r.stdout).toMatch(/^# 56 passed, 0 failed, 4 undefined-behaviour cases recorded/m);
+      expect(r.stdout).toMatch(/^# 90 passed, 0 failed, 4 undefined-behaviour cases recorded/m);
       // the simulator refuses what the ISA leaves undefined; the child process reports it
       expect(r.stdout).toMatch(/^INFO ldmatrix_x4_lane5_misaligned: refused: .*not 16-byte aligned/m);
       const dumps = JSON.parse(fs.readFileSync(path.join(out, 'probes', 'dumps.json'), 'utf8'));
       expect(dumps.addon.simulated).toBe(true);
-      expect(dumps.cases).toHaveLength(60);
+      expect(dumps.cases).toHaveLength(94);
       const cp = dumps.cases.find((c: { name: string }) => c.name === 'cp_async_16');
       expect(cp.notCompared).toHaveLength(128);
       expect(cp.pendingGroup).toEqual({ words: 128, equalToLanded: 0, all0xFF: 128 });
       const replay = spawnSync(process.execPath, [path.join(DIR, 'run-probes.js'), '--addon', SIM_ADDON, '--replay', path.join(out, 'probes', 'dumps.json')], { encoding: 'utf8', timeout: 60000 });
       expect(replay.status).toBe(0);
-      expect(replay.stdout).toMatch(/^# 56 passed, 0 failed/m);
+      expect(replay.stdout).toMatch(/^# 90 passed, 0 failed/m);
 
       // A recorded register that differs is reported with its lane and register.
       const lop = dumps.cases.find((c: { name: string }) => c.name === 'prmt');
@@ -282,6 +307,7 @@ describe("the CUDA addon's runProbe (native/cuda/binding_probes.cc)", () => {
     { kind: 'prmt', a: u32(32), b: u32(32), c: u32(32) },
     { kind: 'ldmatrix_x4_trans' },
     { kind: 'mma_bf16', a: u32(128), b: u32(64), c: new Float32Array(128) },
+    { kind: 'mma_sp_f16', selector: 1, a: u32(128), b: u32(128), c: new Float32Array(128), e: new Uint32Array(32).fill(0x44444444) },
     { kind: 'lop3', a: u32(32), b: u32(32), c: u32(32), luts: Uint32Array.of(0xea, 0x6a) },
   ]`;
   const BAD = `[
@@ -292,6 +318,8 @@ describe("the CUDA addon's runProbe (native/cuda/binding_probes.cc)", () => {
     { kind: 'shfl', mode: 'up', values: u32(32), operand: u32(32) },
     { kind: 'ldmatrix_x1', faultLane: 32 },
     { kind: 'mma_f16', a: 'no', b: u32(64), c: u32(128) },
+    { kind: 'mma_sp_bf16', selector: 2, a: u32(128), b: u32(128), c: u32(128), e: u32(32) },
+    { kind: 'mma_sp_f16', selector: 0, a: u32(128), b: u32(128), c: u32(128), e: u32(16) },
   ]`;
 
   (haveCuda ? test : test.skip)('has runProbe; without a driver each probe throws a coded ERR_CUDA error (with a GPU, it runs)', () => {

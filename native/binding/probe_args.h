@@ -39,7 +39,7 @@ constexpr unsigned kWarp = 32;
 enum Fault : int { kFaultNone = 0, kFaultMisaligned = 1, kFaultOutside = 2 };
 enum ShflMode : int { kShflIdx = 0, kShflBfly = 1, kShflDown = 2 };
 
-enum class Kind { kLdmatrix, kMma, kMmaTile, kCpAsync, kShfl, kLop3, kPrmt };
+enum class Kind { kLdmatrix, kMma, kMmaSp, kMmaTile, kCpAsync, kShfl, kLop3, kPrmt };
 
 using Blob = std::vector<uint8_t>;
 
@@ -51,8 +51,9 @@ struct ProbeRequest {
   bool trans = false;
   int fault_lane = -1;
   int fault = kFaultNone;
-  // mma, mma tile
+  // mma, mma.sp, mma tile
   bool bf16 = false;
+  int selector = 0;  // mma.sp: 0 or 1
   // cp.async
   int bytes = 0;
   // shfl
@@ -60,9 +61,9 @@ struct ProbeRequest {
   // lop3
   int nluts = 0;
   // Inputs, by the launchers' parameter names (those a kind does not take stay empty):
-  //   mma: a, b, c   mma tile: a, b   cp_async: src_bytes, src   shfl: values, operand
+  //   mma: a, b, c   mma.sp: a, b, c, e   mma tile: a, b   cp_async: src_bytes, src   shfl: values, operand
   //   lop3: a, b, c, luts   prmt: a, b, c
-  Blob a, b, c, src_bytes, src, values, operand, luts;
+  Blob a, b, c, e, src_bytes, src, values, operand, luts;
   size_t out_words = 0;  // uint32 registers the probe returns (its regs / d buffer)
 };
 
@@ -127,6 +128,18 @@ inline ProbeRequest parse_probe(const Napi::Object& o) {
     r.a = blob_sized(o, "a", 32 * 4 * 4);
     r.b = blob_sized(o, "b", 32 * 2 * 4);
     r.c = blob_sized(o, "c", 32 * 4 * 4);
+    r.out_words = 32 * 4;
+    return r;
+  }
+  if (kind == "mma_sp_f16" || kind == "mma_sp_bf16") {
+    r.kind = Kind::kMmaSp;
+    r.bf16 = kind == "mma_sp_bf16";
+    // Only the two selectors the ISA defines: the probe runs on GPUs too, where another is undefined.
+    r.selector = int(int_of(o, "selector", 0, 1));
+    r.a = blob_sized(o, "a", 32 * 4 * 4);
+    r.b = blob_sized(o, "b", 32 * 4 * 4);
+    r.c = blob_sized(o, "c", 32 * 4 * 4);
+    r.e = blob_sized(o, "e", 32 * 4);
     r.out_words = 32 * 4;
     return r;
   }

@@ -33,6 +33,8 @@ namespace cg {
 namespace probes {
 void probe_ldmatrix(int num, int trans, int fault_lane, int fault, const uint8_t* outside, uint32_t* regs);
 void probe_mma(int bf16, const uint32_t* a, const uint32_t* b, const float* c, float* d);
+void probe_mma_sp(int bf16, int selector, const uint32_t* a, const uint32_t* b, const float* c, const uint32_t* e,
+                  float* d);
 void probe_mma_tile(int bf16, const uint16_t* a, const uint16_t* b, float* d);
 void probe_cp_async(int bytes, const int32_t* src_bytes, const uint8_t* src, uint32_t* regs);
 void probe_shfl(int mode, const uint32_t* values, const uint32_t* operand, uint32_t* regs);
@@ -104,6 +106,15 @@ void run(const pa::ProbeRequest& q, uint32_t* out_device) {
       launch("cudaLaunchKernel(probe_mma)", probes::probe_mma, 0, q.bf16 ? 1 : 0,
              static_cast<const uint32_t*>(a.as<uint32_t>()), static_cast<const uint32_t*>(b.as<uint32_t>()),
              static_cast<const float*>(c.as<float>()), reinterpret_cast<float*>(out_device));
+      CG_CUDA_CHECK(cudaDeviceSynchronize());
+      return;
+    }
+    case pa::Kind::kMmaSp: {
+      DeviceBuffer a(q.a), b(q.b), c(q.c), e(q.e);
+      launch("cudaLaunchKernel(probe_mma_sp)", probes::probe_mma_sp, 0, q.bf16 ? 1 : 0, q.selector,
+             static_cast<const uint32_t*>(a.as<uint32_t>()), static_cast<const uint32_t*>(b.as<uint32_t>()),
+             static_cast<const float*>(c.as<float>()), static_cast<const uint32_t*>(e.as<uint32_t>()),
+             reinterpret_cast<float*>(out_device));
       CG_CUDA_CHECK(cudaDeviceSynchronize());
       return;
     }

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The checks of test/cuda-sim/ptx.test.ts that need no addon, in plain Node (the GPU machine has
 // no jest): the ISA's formulas and CuTe's layouts (ptx-formulas.js) agree on every lane of mma
-// m16n8k16 and of all six ldmatrix forms, each fragment covers its matrix exactly once, and the
-// named lop3 LUTs are what their functions give. So the expectations that step 3 of
+// m16n8k16 and of all six ldmatrix forms, each fragment covers its matrix exactly once (mma.sp's
+// too, and its metadata slots under both selectors), and the named lop3 LUTs are what their
+// functions give. So the expectations that step 3 of
 // scripts/gpu-check.sh holds the GPU to are themselves checked where they are used.
 //
 //   node scripts/gpu-check/js-checks.js      -> one line per check; exit 0 when all pass
@@ -49,6 +50,33 @@ check('mma m16n8k16 A, B, C fragments: ISA = CuTe on every lane, each covering i
   }
   expectSame([seen.a.size, seen.b.size, seen.c.size], [256, 128, 128], 'coverage');
   return '256 + 128 + 128 elements';
+});
+
+check('mma.sp m16n8k32: compressed A, B and each selector\'s metadata cover their matrices once; the ordered nibbles are idx0 < idx1', () => {
+  const a = new Set(), b = new Set();
+  for (let lane = 0; lane < 32; lane++) {
+    for (let r = 0; r < 4; r++) {
+      for (let h = 0; h < 2; h++) {
+        const ea = F.isa.mmaSpA(lane, r, h), eb = F.isa.mmaSpB(lane, r, h);
+        a.add(`${ea.row},${ea.col}`);
+        b.add(`${eb.row},${eb.col}`);
+      }
+    }
+  }
+  expectSame([a.size, b.size], [256, 256], 'coverage');
+  for (const sel of [0, 1]) {
+    const slots = new Set();
+    for (let row = 0; row < 16; row++) {
+      for (let c = 0; c < 8; c++) {
+        const { lane, shift } = F.isa.mmaSpMeta(sel, row, c);
+        if ((lane % 4) >> 1 !== sel) throw new Error(`selector ${sel}: lane ${lane} supplies metadata`);
+        slots.add(`${lane},${shift}`);
+      }
+    }
+    expectSame(slots.size, 128, `selector ${sel}: metadata slots`);
+  }
+  expectSame(F.ORDERED_NIBBLES, Array.from({ length: 16 }, (_, n) => n).filter((n) => (n & 3) < n >> 2), 'ordered nibbles');
+  return '256 + 256 elements, 2 x 128 nibbles';
 });
 
 check('ldmatrix x1, x2, x4 and .trans: ISA = CuTe on every lane (row addresses and registers)', () => {

@@ -219,6 +219,65 @@ function mmaCases(baseSeed) {
   return cases;
 }
 
+// mma.sp: as test/cuda-sim/ptx.test.ts. The lanes a selector does not name hold metadata whose
+// every nibble is unordered: defined (never read) on a GPU, refused by the simulator if it read it.
+const SP_POISON = [0x00000000, 0x55555555, 0xaaaaaaaa, 0xffffffff];
+const spPoison = (lane) => SP_POISON[(lane >> 2) % 4];
+
+function randomIdx(rng) {
+  return matrix(16, 8, () => {
+    const n = F.ORDERED_NIBBLES[Math.floor(rng() * F.ORDERED_NIBBLES.length)];
+    return [n & 3, n >> 2];
+  });
+}
+
+function mmaSpCases(baseSeed) {
+  const cases = [];
+  for (const dt of ['f16', 'bf16']) {
+    for (const sel of [0, 1]) {
+      const mk = (name, values, idx, b, c) => {
+        cases.push({
+          name: `mma_sp_${dt}_sel${sel}_${name}`,
+          group: 'mma-sp',
+          args: {
+            kind: `mma_sp_${dt}`,
+            selector: sel,
+            a: F.packFragment(encode(dt, values), 4, F.isa.mmaSpA),
+            b: F.packFragment(encode(dt, b), 4, F.isa.mmaSpB),
+            c: F.packC(c),
+            e: F.packMeta(idx, sel, spPoison),
+          },
+          wants: { isa: dRegs(F.matmulRef(F.decompress24(values, idx), b, c), F.isa.mmaC) },
+          perLane: 4,
+        });
+      };
+      {
+        // Identity-coded kept values, metadata random per row and chunk; B's column n picks
+        // logical column n + 8 * shift, so D shows the logical A the instruction multiplied.
+        const idx = randomIdx(mulberry32(seedFor(baseSeed, `mma.sp ${dt} ${sel} layout`)));
+        const values = matrix(16, 16, (r, j) => r * 16 + j + 1);
+        for (let shift = 0; shift < 4; shift++) mk(`columns_${8 * shift}`, values, idx, matrix(32, 8, (k, n) => (k === n + 8 * shift ? 1 : 0)), zeros(16, 8));
+      }
+      {
+        const rng = mulberry32(seedFor(baseSeed, `mma.sp ${dt} ${sel} random`));
+        const int = (lo, hi) => lo + Math.floor(rng() * (hi - lo + 1));
+        for (let rep = 0; rep < 4; rep++) {
+          const idx = randomIdx(rng);
+          const values = matrix(16, 16, () => (rng() < 0.5 ? -1 : 1) * int(1, 8));
+          const b = matrix(32, 8, () => int(-8, 8));
+          const c = matrix(16, 8, () => int(-64, 64) / 4);
+          mk(`random_${rep}`, values, idx, b, c);
+        }
+      }
+      if (dt === 'f16') {
+        // LLVM's sm_80 integration test (sparse-mma-2-4-f16.mlir): positions 0 and 2 everywhere.
+        mk('llvm_0x8888', matrix(16, 16, (i, j) => i + j + 1), matrix(16, 8, () => [0, 2]), matrix(32, 8, (k, n) => n - k), zeros(16, 8));
+      }
+    }
+  }
+  return cases;
+}
+
 function cpAsyncCases(baseSeed) {
   const cases = [];
   for (const bytes of [4, 8, 16]) {
@@ -350,7 +409,7 @@ function bitCases(baseSeed) {
 
 function buildCases({ baseSeed = DEFAULT_BASE_SEED } = {}) {
   const seed = baseSeed >>> 0;
-  return [...ldmatrixCases(), ...mmaCases(seed), ...cpAsyncCases(seed), ...shflCases(seed), ...bitCases(seed)];
+  return [...ldmatrixCases(), ...mmaCases(seed), ...mmaSpCases(seed), ...cpAsyncCases(seed), ...shflCases(seed), ...bitCases(seed)];
 }
 
 // ---- comparing ---------------------------------------------------------------------------------

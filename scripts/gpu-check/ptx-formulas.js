@@ -60,6 +60,30 @@ const isa = {
     const groupID = lane >> 2, tig = lane % 4;
     return { row: i < 2 ? groupID : groupID + 8, col: tig * 2 + (i & 1) };
   },
+  /**
+   * mma.sp m16n8k32 A fragment, f16/bf16 (ISA §9.7.14.6.2.2), as a position of the compressed
+   * 16x16 matrix: column 2 * (firstcol / 4) + (i & 1) is the (i & 1)-th kept value of the chunk.
+   */
+  mmaSpA(lane, reg, half) {
+    const i = 2 * reg + half;
+    const groupID = lane >> 2, tig = lane % 4;
+    const row = i < 2 || (i >= 4 && i < 6) ? groupID : groupID + 8;
+    const firstcol = i < 4 ? tig * 4 : tig * 4 + 16;
+    return { row, col: 2 * (firstcol / 4) + (i & 1) };
+  },
+  /** mma.sp m16n8k32 B fragment (32x8, row = k; ISA Figure 121). */
+  mmaSpB(lane, reg, half) {
+    const i = 2 * reg + half;
+    const groupID = lane >> 2, tig = lane % 4;
+    return { row: tig * 2 + (i & 1) + 8 * (i >> 1), col: groupID };
+  },
+  /** Lane and bit offset of the metadata of row `row`, chunk `chunk` (ISA §9.7.14.6.1, Figure 122). */
+  mmaSpMeta(selector, row, chunk) {
+    const pair = [4 * (row % 8) + 2 * selector, 4 * (row % 8) + 2 * selector + 1];
+    const lane = chunk < 4 ? pair[0] : pair[1];
+    const shift = (row < 8 ? 0 : 16) + 4 * (chunk % 4);
+    return { lane, shift };
+  },
   /** The lane whose address gives row `row` of matrix `matrix` (ISA §9.7.14.5.15). */
   ldmatrixRowLane(matrix, row) {
     return 8 * matrix + row;
@@ -217,6 +241,36 @@ function matmulRef(a, b, c) {
   return d;
 }
 
+// ---- 2:4 sparse A for mma.sp ----------------------------------------------------------------------
+
+/** The nibbles mma.sp::ordered_metadata gives a meaning to (ISA §9.7.14.6.1): idx0 | idx1 << 2, idx0 < idx1. */
+const ORDERED_NIBBLES = [0b0100, 0b1000, 0b1001, 0b1100, 0b1101, 0b1110];
+
+/** The logical 16x32 A of compressed values (16x16) at positions idx[row][chunk] = [idx0, idx1]; 0 elsewhere. */
+function decompress24(values, idx) {
+  return values.map((row, r) => {
+    const dense = new Array(32).fill(0);
+    for (let c = 0; c < 8; c++) for (let h = 0; h < 2; h++) dense[4 * c + idx[r][c][h]] = row[2 * c + h];
+    return dense;
+  });
+}
+
+/** The 32 lanes' metadata registers for positions idx under selector; unnamed lanes hold poison(lane). */
+function packMeta(idx, selector, poison) {
+  const e = new Uint32Array(32);
+  const named = new Set();
+  for (let r = 0; r < 16; r++) {
+    for (let c = 0; c < 8; c++) {
+      const [i0, i1] = idx[r][c];
+      const { lane, shift } = isa.mmaSpMeta(selector, r, c);
+      named.add(lane);
+      e[lane] = (e[lane] | ((i0 | (i1 << 2)) << shift)) >>> 0;
+    }
+  }
+  for (let lane = 0; lane < 32; lane++) if (!named.has(lane)) e[lane] = poison(lane) >>> 0;
+  return e;
+}
+
 module.exports = {
   layout,
   tvLayout,
@@ -231,4 +285,7 @@ module.exports = {
   packFragment,
   packC,
   matmulRef,
+  ORDERED_NIBBLES,
+  decompress24,
+  packMeta,
 };

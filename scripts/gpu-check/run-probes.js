@@ -200,7 +200,7 @@ function main() {
       records.push(rec);
       continue;
     }
-    const floats = c.group === 'mma' || c.group === 'mma-tile';
+    const floats = c.group === 'mma' || c.group === 'mma-sp' || c.group === 'mma-tile';
     const check = { pass: true, against: {} };
     for (const [source, want] of Object.entries(c.wants)) {
       const cmp = C.compareRegs(outcome.result.regs, want, c.perLane, floats);

@@ -11,7 +11,10 @@ import * as path from 'path';
 import {
   LDMATRIX_FORMS,
   LdmatrixForm,
+  ORDERED_NIBBLES,
+  SparseIdx,
   cute,
+  decompress24,
   isa,
   ldmatrixNum,
   lop3Ref,
@@ -19,6 +22,7 @@ import {
   matmulRef,
   packC,
   packFragment,
+  packMeta,
   prmtRef,
   shflRef,
 } from '../helpers/ptx-reference';
@@ -159,7 +163,7 @@ type Dt = 'f16' | 'bf16';
 const toBits = (dt: Dt, v: number) => (dt === 'f16' ? numberToF16(v) : numberToBf16(v));
 const fromBits = (dt: Dt, h: number) => (dt === 'f16' ? f16ToNumber(h) : bf16ToNumber(h));
 
-function matrix(rows: number, cols: number, f: (r: number, c: number) => number): number[][] {
+function matrix<T = number>(rows: number, cols: number, f: (r: number, c: number) => T): T[][] {
   return Array.from({ length: rows }, (_, r) => Array.from({ length: cols }, (_, c) => f(r, c)));
 }
 
@@ -262,6 +266,134 @@ describe.each(['f16', 'bf16'] as Dt[])('mma.sync.aligned.m16n8k16.row.col.f32.%s
     }
     expectMatrix(d, matmulRef(a, b, null), `tile, ${seedNote(seed)}`);
   });
+});
+
+// ---- mma.sp ---------------------------------------------------------------------------------------
+
+// Metadata for the lanes a selector does not name: every nibble unordered (idx0 = idx1), which the
+// simulator refuses wherever it reads it. So a test passes only if these lanes are never read.
+const SP_POISON = [0x00000000, 0x55555555, 0xaaaaaaaa, 0xffffffff];
+const spPoison = (lane: number) => SP_POISON[(lane >> 2) % 4];
+
+/** Kept positions for a 16x32 A: an ordered pair per row and chunk, drawn from the six the ISA allows. */
+function randomIdx(rng: () => number): SparseIdx {
+  return matrix(16, 8, () => {
+    const n = ORDERED_NIBBLES[Math.floor(rng() * ORDERED_NIBBLES.length)];
+    return [n & 3, n >> 2] as [number, number];
+  });
+}
+
+/**
+ * Runs the mma.sp probe: compressed A values (16x16) at positions idx, B (32x8), C (16x8) under
+ * `selector`; returns D (16x8) read back through the ISA's C layout.
+ */
+function mmaSp(dt: Dt, selector: number, values: number[][], idx: SparseIdx, b: number[][], c: number[][]): number[][] {
+  const regs = run({
+    kind: `mma_sp_${dt}`,
+    selector,
+    a: packFragment(encode(dt, values), 4, isa.mmaSpA),
+    b: packFragment(encode(dt, b), 4, isa.mmaSpB),
+    c: packC(c),
+    e: packMeta(idx, selector, spPoison),
+  });
+  const d = matrix(16, 8, () => NaN);
+  for (let lane = 0; lane < 32; lane++) {
+    for (let i = 0; i < 4; i++) {
+      const e = isa.mmaC(lane, i);
+      d[e.row][e.col] = f32(regs[lane * 4 + i]);
+    }
+  }
+  return d;
+}
+
+test('mma.sp m16n8k32 fragments: A, B and each selector\'s metadata cover their matrices exactly once', () => {
+  const aSeen = new Set<string>(), bSeen = new Set<string>();
+  for (let lane = 0; lane < 32; lane++) {
+    for (let r = 0; r < 4; r++) {
+      for (let h = 0; h < 2; h++) {
+        const a = isa.mmaSpA(lane, r, h), b = isa.mmaSpB(lane, r, h);
+        aSeen.add(`${a.row},${a.col}`);
+        bSeen.add(`${b.row},${b.col}`);
+      }
+    }
+  }
+  expect([aSeen.size, bSeen.size]).toEqual([256, 256]);
+  for (const sel of [0, 1]) {
+    const slots = new Set<string>(), lanes = new Set<number>();
+    for (let r = 0; r < 16; r++) {
+      for (let c = 0; c < 8; c++) {
+        const { lane, shift } = isa.mmaSpMeta(sel, r, c);
+        slots.add(`${lane},${shift}`);
+        lanes.add(lane);
+        expect(lane % 4 >> 1).toBe(sel); // T0, T1 (selector 0) or T2, T3 (selector 1) of each group
+      }
+    }
+    expect(slots.size).toBe(128); // 16 lanes x 8 nibbles, none shared
+    expect(lanes.size).toBe(16);
+  }
+  // The ordered set is exactly the nibbles with idx0 < idx1.
+  expect(ORDERED_NIBBLES).toEqual(Array.from({ length: 16 }, (_, n) => n).filter((n) => (n & 3) < n >> 2));
+});
+
+describe.each(['f16', 'bf16'] as Dt[])('mma.sp::ordered_metadata.sync.aligned.m16n8k32.row.col.f32.%s', (dt) => {
+  test.each([0, 1])('selector %i: the logical 16x32 A it multiplies holds each kept value where the metadata says (random per row and chunk), zeros elsewhere', (sel) => {
+    const seed = seedFor(`mma.sp ${dt} ${sel} layout`);
+    const idx = randomIdx(mulberry32(seed));
+    expect(new Set(idx.flat().map(([i0, i1]) => i0 | (i1 << 2))).size).toBe(6); // non-uniform: all six pairs occur
+    const values = matrix(16, 16, (r, j) => r * 16 + j + 1); // 1..256, each names its slot; exact in bf16 too
+    const want = decompress24(values, idx);
+    for (let shift = 0; shift < 4; shift++) {
+      // B's column n picks logical column n + 8 * shift: D shows A's columns 8 * shift .. + 7.
+      const b = matrix(32, 8, (k, n) => (k === n + 8 * shift ? 1 : 0));
+      expectMatrix(mmaSp(dt, sel, values, idx, b, zeros(16, 8)), matrix(16, 8, (r, n) => want[r][n + 8 * shift]), `columns ${8 * shift}.., ${seedNote(seed)}`);
+    }
+  });
+
+  test.each([0, 1])('selector %i: random small integers and metadata, C accumulated in place: D equals the float64 decompressed A·B + C exactly', (sel) => {
+    const seed = seedFor(`mma.sp ${dt} ${sel} random`);
+    const rng = mulberry32(seed);
+    const int = (lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
+    for (let rep = 0; rep < 4; rep++) {
+      const idx = randomIdx(rng);
+      const values = matrix(16, 16, () => (rng() < 0.5 ? -1 : 1) * int(1, 8)); // never 0: every kept value counts
+      const b = matrix(32, 8, () => int(-8, 8));
+      const c = matrix(16, 8, () => int(-64, 64) / 4);
+      // Every partial sum is an integer or quarter below 2^11: exact in float32, so the order the ISA leaves open does not matter.
+      expectMatrix(mmaSp(dt, sel, values, idx, b, c), matmulRef(decompress24(values, idx), b, c), `rep ${rep}, ${seedNote(seed)}`);
+    }
+  });
+});
+
+test.each([0, 1])("mma.sp f16, selector %i: LLVM's sm_80 hardware answer (mlir/test/Integration/Dialect/SparseTensor/GPU/CUDA/sparse-mma-2-4-f16.mlir)", (sel) => {
+  // Compressed A[i][j] = i + j + 1, kept at chunk positions 0 and 2 (metadata 0x8888 in every
+  // 16-bit half), B[k][n] = n - k, C = 0. The published D (f16 accumulators on an A100; every
+  // value a multiple of 8 below 2^13, so exact in f16 and float32 alike), row by row: row i,
+  // column n is D0[i] + n * step[i] with the rows' D0 and step as printed there.
+  const published = [
+    [-2720, -2584], [-2960, -2808], [-3200, -3032], [-3440, -3256], [-3680, -3480], [-3920, -3704], [-4160, -3928], [-4400, -4152],
+    [-4640, -4376], [-4880, -4600], [-5120, -4824], [-5360, -5048], [-5600, -5272], [-5840, -5496], [-6080, -5720], [-6320, -5944],
+  ].map(([d0, d1]) => Array.from({ length: 8 }, (_, n) => d0 + n * (d1 - d0)));
+  expect(published[15][7]).toBe(-3688); // the table's last entry
+  const idx: SparseIdx = matrix(16, 8, () => [0, 2] as [number, number]);
+  expect(packMeta(idx, sel, () => 0).filter((e) => e !== 0)).toEqual(new Uint32Array(16).fill(0x88888888));
+  const d = mmaSp('f16', sel, matrix(16, 16, (i, j) => i + j + 1), idx, matrix(32, 8, (k, n) => n - k), zeros(16, 8));
+  expectMatrix(d, published, `LLVM's published D, selector ${sel}`);
+});
+
+test('mma.sp probe arguments: a selector other than 0 or 1, or a metadata array of the wrong length, is a coded RangeError', () => {
+  const args = (o: Record<string, unknown>) => ({
+    kind: 'mma_sp_f16', selector: 0, a: new Uint32Array(128), b: new Uint32Array(128), c: new Float32Array(128), e: new Uint32Array(32), ...o,
+  });
+  for (const bad of [args({ selector: 2 }), args({ selector: -1 }), args({ e: new Uint32Array(31) }), args({ b: new Uint32Array(64) })]) {
+    let err: (Error & { code?: string }) | undefined;
+    try {
+      sim.runProbe(bad);
+    } catch (e) {
+      err = e as Error & { code?: string };
+    }
+    // The addon's RangeError comes from another realm than jest's: compared by name.
+    expect({ name: err?.name, code: err?.code }).toEqual({ name: 'RangeError', code: 'ERR_NATIVE' });
+  }
 });
 
 // ---- cp.async -------------------------------------------------------------------------------------

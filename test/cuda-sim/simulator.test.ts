@@ -258,6 +258,52 @@ const REFUSALS: Refusal[] = [
     thread: /^\(40,0,0\)$/,
     what: /^even_only: lane 8 passes an odd value 1$/,
   },
+  // mma.sp::ordered_metadata m16n8k32: what the ISA leaves undefined (§9.7.14.6.1).
+  {
+    name: 'mma.sp with sparsity selector 2 (ptxas accepts it; the ISA leaves it undefined)',
+    args: { case: 'mma_sp_misuse', kind: 2 },
+    kernel: 'mma_sp_misuse',
+    thread: /^\(0,0,0\)$/,
+    what: /^mma\.sp::ordered_metadata\.sync\.aligned\.m16n8k32\.row\.col\.f32\.f16\.f16\.f32 \(selector 2\): sparsity selector 2 \(for m16n8k32 with f16\/bf16 it must be 0 or 1/,
+  },
+  {
+    name: 'mma.sp with sparsity selector 3',
+    args: { case: 'mma_sp_misuse', kind: 3 },
+    kernel: 'mma_sp_misuse',
+    thread: /^\(0,0,0\)$/,
+    what: /\(selector 3\): sparsity selector 3 /,
+  },
+  {
+    name: 'mma.sp metadata nibble 0x0 (idx0 = idx1 = 0) in a lane selector 0 names',
+    args: { case: 'mma_sp_misuse', kind: 0, who: 5, meta: 0x44444440 },
+    kernel: 'mma_sp_misuse',
+    thread: /^\(5,0,0\)$/,
+    // lane 5 = 4 * 1 + 1: row 1 (bits 15:0), columns 16..31; nibble 0 is columns 16..19
+    what: /\(selector 0\): lane 5's metadata 0x44444440 has nibble 0x0 for row 1, columns 16\.\.19 \(idx0 0, idx1 0\); ordered_metadata allows only 0x4 0x8 0x9 0xC 0xD 0xE/,
+  },
+  {
+    name: 'mma.sp metadata nibble 0x5 (idx0 = idx1 = 1) in a lane selector 1 names',
+    args: { case: 'mma_sp_misuse', kind: 1, who: 6, meta: 0x44444454 },
+    kernel: 'mma_sp_misuse',
+    thread: /^\(6,0,0\)$/,
+    // lane 6 = 4 * 1 + 2 * 1 + 0: row 1, columns 0..15; nibble 1 is columns 4..7
+    what: /\(selector 1\): lane 6's metadata 0x44444454 has nibble 0x5 for row 1, columns 4\.\.7 \(idx0 1, idx1 1\)/,
+  },
+  {
+    name: 'mma.sp metadata nibble 0x6 (idx0 2 > idx1 1: unordered) in the upper half',
+    args: { case: 'mma_sp_misuse', kind: 1, who: 31, meta: 0x46444444 },
+    kernel: 'mma_sp_misuse',
+    thread: /^\(31,0,0\)$/,
+    // lane 31 = 4 * 7 + 2 * 1 + 1: bits 31:16 are row 15, columns 16..31; nibble 6 is columns 24..27
+    what: /lane 31's metadata 0x46444444 has nibble 0x6 for row 15, columns 24\.\.27 \(idx0 2, idx1 1\)/,
+  },
+  {
+    name: 'mma.sp that lane 9 of the warp never reaches',
+    args: { case: 'mma_sp_misuse', kind: 4, who: 9 },
+    kernel: 'mma_sp_misuse',
+    thread: /^\(9,0,0\)$/,
+    what: /^\.sync\.aligned op mma\.sp::ordered_metadata\.sync\.aligned\.m16n8k32\.row\.col\.f32\.f16\.f16\.f32 \(selector 0\): lane 9 returned without reaching it/,
+  },
   {
     name: 'a refusal in block 2 of 8: the later blocks never run',
     args: { case: 'stop_after_failure', grid: [8], badBlock: 2 },
@@ -416,6 +462,19 @@ describe('simulated device: kernels compute the right thing', () => {
       expect(r.data).toEqual(want);
     },
   );
+
+  test.each([
+    [0, 6],
+    [0, 31],
+    [1, 4],
+    [1, 29],
+  ])('mma.sp with selector %i never reads the metadata of lane %i, which it does not name (0x0: unordered there)', (kind, who) => {
+    // Every lane's d[0]: 16 products of 1.0 (the kept values and B all 1).
+    const all16 = new Array(32).fill(16);
+    expect(run({ case: 'mma_sp_misuse', kind, who, meta: 0 })).toEqual({ ok: true, error: '', data: all16 });
+    // The same lane with the same poison is refused when the other selector names it.
+    expect(run({ case: 'mma_sp_misuse', kind: 1 - kind, who, meta: 0 }).ok).toBe(false);
+  });
 
   test('the largest launches allowed run: 1024 threads, 1 x 1 x 64, 227 KiB of shared memory', () => {
     expect(run({ case: 'trivial', block: [1024] })).toEqual({ ok: true, error: '' });

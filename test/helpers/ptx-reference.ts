@@ -87,6 +87,39 @@ export const isa = {
     const groupID = lane >> 2, tig = lane % 4;
     return { row: i < 2 ? groupID : groupID + 8, col: tig * 2 + (i & 1) };
   },
+  /**
+   * mma.sp m16n8k32 A fragment, f16/bf16 (ISA §9.7.14.6.2.2): a0..a7, two per register, each "two
+   * non-zero elements out of 4 consecutive elements"; row = groupID for a_i, i < 2 or 4 <= i < 6,
+   * groupID + 8 otherwise; the chunk is [firstcol .. firstcol + 3], firstcol = threadID_in_group * 4
+   * for i < 4, + 16 for i >= 4. Returned as a position of the compressed 16x16 matrix: its column
+   * 2 * (firstcol / 4) + (i & 1) is the (i & 1)-th kept value of that chunk (the lower column first).
+   */
+  mmaSpA(lane: number, reg: number, half: number): Elem {
+    const i = 2 * reg + half;
+    const groupID = lane >> 2, tig = lane % 4;
+    const row = i < 2 || (i >= 4 && i < 6) ? groupID : groupID + 8;
+    const firstcol = i < 4 ? tig * 4 : tig * 4 + 16;
+    return { row, col: 2 * (firstcol / 4) + (i & 1) };
+  },
+  /** mma.sp m16n8k32 B fragment (32x8, row = k; ISA Figure 121): b0..b7; row = tig * 2 + (i & 1) + 8 * (i >> 1), col = groupID. */
+  mmaSpB(lane: number, reg: number, half: number): Elem {
+    const i = 2 * reg + half;
+    const groupID = lane >> 2, tig = lane % 4;
+    return { row: tig * 2 + (i & 1) + 8 * (i >> 1), col: groupID };
+  },
+  /**
+   * Where the metadata of row `row` (0..15), 4-wide chunk `chunk` (0..7) of A lives (ISA
+   * §9.7.14.6.1 and Figure 122): "a thread-pair within a group of four consecutive threads
+   * contributes the sparsity metadata ... 0 (threads T0, T1) or 1 (threads T2, T3)"; in the figure
+   * the first thread of the pair holds columns 0..15 and the second 16..31, rows 0..7 in bits
+   * [15:0] and rows 8..15 in bits [31:16], chunk by chunk from bit 0.
+   */
+  mmaSpMeta(selector: number, row: number, chunk: number): { lane: number; shift: number } {
+    const pair = [4 * (row % 8) + 2 * selector, 4 * (row % 8) + 2 * selector + 1];
+    const lane = chunk < 4 ? pair[0] : pair[1];
+    const shift = (row < 8 ? 0 : 16) + 4 * (chunk % 4);
+    return { lane, shift };
+  },
   /** The lane whose address gives row `row` of matrix `matrix` (ISA §9.7.14.5.15: addr0..addr7 are matrix 0's rows, ...). */
   ldmatrixRowLane(matrix: number, row: number): number {
     return 8 * matrix + row;
@@ -273,4 +306,44 @@ export function matmulRef(a: number[][], b: number[][], c: number[][] | null): n
     }
   }
   return d;
+}
+
+// ---- 2:4 sparse A for mma.sp ----------------------------------------------------------------------
+
+/**
+ * The metadata nibbles mma.sp::ordered_metadata gives a meaning to (ISA §9.7.14.6.1: "0b0100,
+ * 0b1000, 0b1001, 0b1100, 0b1101, 0b1110 are the meaningful values of indices"); a nibble is idx0
+ * | idx1 << 2, the chunk positions of the low and the high kept value.
+ */
+export const ORDERED_NIBBLES = [0b0100, 0b1000, 0b1001, 0b1100, 0b1101, 0b1110];
+
+/** Kept positions: idx[row][chunk] = [idx0, idx1], for a 16x32 2:4 A (8 chunks per row). */
+export type SparseIdx = [number, number][][];
+
+/** The logical 16x32 A of compressed values (16x16: chunk c's kept values in columns 2c, 2c + 1) and their positions; 0 elsewhere. */
+export function decompress24(values: number[][], idx: SparseIdx): number[][] {
+  return values.map((row, r) => {
+    const dense = new Array(32).fill(0);
+    for (let c = 0; c < 8; c++) for (let h = 0; h < 2; h++) dense[4 * c + idx[r][c][h]] = row[2 * c + h];
+    return dense;
+  });
+}
+
+/**
+ * The 32 lanes' metadata registers for positions `idx` under `selector`, placed by the ISA
+ * (isa.mmaSpMeta); the lanes the selector does not name hold poison(lane) (never read).
+ */
+export function packMeta(idx: SparseIdx, selector: number, poison: (lane: number) => number): Uint32Array {
+  const e = new Uint32Array(32);
+  const named = new Set<number>();
+  for (let r = 0; r < 16; r++) {
+    for (let c = 0; c < 8; c++) {
+      const [i0, i1] = idx[r][c];
+      const { lane, shift } = isa.mmaSpMeta(selector, r, c);
+      named.add(lane);
+      e[lane] = (e[lane] | ((i0 | (i1 << 2)) << shift)) >>> 0;
+    }
+  }
+  for (let lane = 0; lane < 32; lane++) if (!named.has(lane)) e[lane] = poison(lane) >>> 0;
+  return e;
 }

@@ -10,6 +10,9 @@
 //       -> regs: 32 x num (coded r * 256 + c, r = the row's lane, see probe_kernels.cuh)
 //   'mma_f16' | 'mma_bf16'
 //       a: 32 x 4 uint32, b: 32 x 2 uint32, c: 32 x 4 float32 (fragments, lane-major) -> regs: 32 x 4 (D's bits)
+//   'mma_sp_f16' | 'mma_sp_bf16'
+//       selector: 0 | 1, a: 32 x 4 uint32 (compressed A), b: 32 x 4 uint32, c: 32 x 4 float32,
+//       e: 32 uint32 (each lane's metadata register) -> regs: 32 x 4 (D's bits)
 //   'mma_f16_tile' | 'mma_bf16_tile'
 //       a: 16 x 32 uint16, b: 32 x 8 uint16 (row-major bits) -> regs: 32 x 4 (D's bits)
 //   'cp_async'
@@ -80,6 +83,11 @@ probes::ProbeStatus launch(const pa::ProbeRequest& q, uint32_t* out) {
       GlobalBuffer a(q.a), b(q.b), c(q.c);
       return probes::launch_probe_mma(q.bf16, a.as<uint32_t>(), b.as<uint32_t>(), c.as<float>(),
                                       reinterpret_cast<float*>(out));
+    }
+    case pa::Kind::kMmaSp: {
+      GlobalBuffer a(q.a), b(q.b), c(q.c), e(q.e);
+      return probes::launch_probe_mma_sp(q.bf16, q.selector, a.as<uint32_t>(), b.as<uint32_t>(), c.as<float>(),
+                                         e.as<uint32_t>(), reinterpret_cast<float*>(out));
     }
     case pa::Kind::kMmaTile: {
       GlobalBuffer a(q.a), b(q.b);

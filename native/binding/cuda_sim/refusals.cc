@@ -18,6 +18,8 @@
 //     cp_async_misuse (kind 1..8, who [7]), copies_in_flight (kind 1..3, who [9]),
 //     stop_after_failure (grid [8], badBlock [2]) -> ran (per block), throws (kind 1..2, who [9]),
 //     collective_refuses (odd [7]).
+//   both (refused or computing, as the ISA defines the case or not):
+//     mma_sp_misuse (kind 0..4, who [5], meta [0]) -> each lane's d[0] (16 when it runs)
 #include <napi.h>
 
 #include <cstdint>
@@ -210,6 +212,13 @@ Outcome run_case(const Napi::Object& o) {
     const unsigned odd = unsigned(opt_int(o, "odd", 0, 63, 7));
     std::vector<unsigned> res(64, 0);
     out.r = CG_LAUNCH(collective_refuses, kOne, kTwoWarps, 0, 0, res.data(), odd);
+    put(out, res);
+  } else if (c == "mma_sp_misuse") {
+    const int kind = int(int_of(o, "kind", 0, 4));
+    const unsigned who = unsigned(opt_int(o, "who", 0, 31, 5));
+    const unsigned meta = unsigned(opt_int(o, "meta", 0, 0xffffffffLL, 0));
+    std::vector<float> res(32, -2.f);
+    out.r = CG_LAUNCH(mma_sp_misuse, kOne, kWarp, 0, 0, kind, who, meta, res.data());
     put(out, res);
   } else {
     throw_range(env, "runMisbehaving: unknown case '" + c + "'");

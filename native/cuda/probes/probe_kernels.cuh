@@ -21,6 +21,7 @@
 #include "cuda/ptx/cp_async.h"
 #include "cuda/ptx/ldmatrix.h"
 #include "cuda/ptx/mma.h"
+#include "cuda/ptx/mma_sp.h"
 #include "cuda/ptx/shfl.h"
 
 namespace cg {
@@ -101,6 +102,36 @@ __global__ void probe_mma(int bf16, const uint32_t* a, const uint32_t* b, const 
     ::cg::ptx::mma_m16n8k16_f16f32(acc, fa, fb, acc);
   }
   for (int i = 0; i < 4; ++i) d[lane * 4 + i] = acc[i];
+}
+
+// ---- mma.sp: compressed A, B, C and metadata fragments in, D fragments out ---------------------------
+// a, b, c: 32 x 4 (registers, floats for c), e: 32 (each lane's metadata register; the lanes the
+// selector does not name pass whatever the caller put there, which the instruction must not
+// read), d: 32 x 4 floats, all lane-major. selector 0 or 1 picks the instance (an immediate); d
+// = c accumulates in place, as in probe_mma.
+template <int kSel>
+__device__ __forceinline__ void mma_sp_probe_body(int bf16, const uint32_t* a, const uint32_t* b, const float* c,
+                                                  const uint32_t* e, float* d) {
+  const int lane = int(threadIdx.x);
+  uint32_t fa[4], fb[4];
+  float acc[4];
+  for (int i = 0; i < 4; ++i) fa[i] = a[lane * 4 + i], fb[i] = b[lane * 4 + i], acc[i] = c[lane * 4 + i];
+  const uint32_t meta = e[lane];
+  if (bf16) {
+    ::cg::ptx::mma_sp_m16n8k32_bf16f32<kSel>(acc, fa, fb, acc, meta);
+  } else {
+    ::cg::ptx::mma_sp_m16n8k32_f16f32<kSel>(acc, fa, fb, acc, meta);
+  }
+  for (int i = 0; i < 4; ++i) d[lane * 4 + i] = acc[i];
+}
+
+__global__ void probe_mma_sp(int bf16, int selector, const uint32_t* a, const uint32_t* b, const float* c,
+                             const uint32_t* e, float* d) {
+  if (selector == 1) {
+    mma_sp_probe_body<1>(bf16, a, b, c, e, d);
+  } else if (selector == 0) {
+    mma_sp_probe_body<0>(bf16, a, b, c, e, d);
+  }
 }
 
 // ---- mma from shared memory: the usual tile path ------------------------------------------------
@@ -236,6 +267,12 @@ inline ProbeStatus launch_probe_ldmatrix(int num, bool trans, int fault_lane, Ld
 
 inline ProbeStatus launch_probe_mma(bool bf16, const uint32_t* a, const uint32_t* b, const float* c, float* d) {
   return CG_PROBE_LAUNCH(probe_mma, probe_dim(1), probe_dim(kWarp), 0, 0, bf16 ? 1 : 0, a, b, c, d);
+}
+
+// selector: 0 or 1 (another value launches nothing). a, b, c: 32 x 4; e: 32; d: 32 x 4 floats.
+inline ProbeStatus launch_probe_mma_sp(bool bf16, int selector, const uint32_t* a, const uint32_t* b, const float* c,
+                                       const uint32_t* e, float* d) {
+  return CG_PROBE_LAUNCH(probe_mma_sp, probe_dim(1), probe_dim(kWarp), 0, 0, bf16 ? 1 : 0, selector, a, b, c, e, d);
 }
 
 // a: 16x32, b: 32x8 row-major 16-bit values, 16-byte aligned; d: 32 x 4 floats.

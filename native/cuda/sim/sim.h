@@ -9,7 +9,8 @@
 //   - __syncthreads that some threads of the block never reach (they returned);
 //   - ldmatrix / cp.async addresses that are misaligned or outside the block's shared memory;
 //   - a launch that ends with cp.async copies in flight (not waited for);
-//   - (later issues) sparsity selectors other than 0/1, metadata nibbles outside the ordered set.
+//   - mma.sp (ptx/mma_sp.h): a sparsity selector other than 0/1, a metadata nibble outside the
+//     ordered set in a lane the selector names (the other lanes' metadata is never read).
 // Shared memory is one buffer per block, poisoned (every byte 0xFF: a float32 NaN, a float16
 // NaN) when the block starts; a cp.async destination stays poisoned until its wait_group.
 //

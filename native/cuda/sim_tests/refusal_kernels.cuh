@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "cuda/kernel.h"
+#include "cuda/ptx/mma_sp.h"
 
 #if !defined(__CUDACC__)
 #include <stdexcept>
@@ -306,6 +307,41 @@ __global__ void stop_after_failure(const uint8_t* src, unsigned* ran, unsigned b
   __syncthreads();
   cp_async_commit();
   cp_async_wait<0>();
+}
+
+// mma.sp::ordered_metadata m16n8k32 (f16) over one warp: A's kept values and B all 1.0, C 0, every
+// lane's metadata 0x44444444 (kept columns 0 and 1 of each chunk: valid) except lane `who`'s,
+// which is `meta`; out[lane] = its d[0] (16 when it runs: 16 kept products of 1).
+//   kind 0: selector 0    kind 1: selector 1    (meta in an unselected lane is never read)
+//   kind 2: (simulator only) selector 2    kind 3: (simulator only) selector 3
+//   kind 4: lane `who` returns before the mma.sp (selector 0)
+template <int kSel>
+__device__ __forceinline__ float mma_sp_ones(uint32_t e) {
+  const uint32_t one2 = 0x3C003C00u;  // two f16 1.0
+  const uint32_t a[4] = {one2, one2, one2, one2}, b[4] = {one2, one2, one2, one2};
+  float d[4] = {0.f, 0.f, 0.f, 0.f};
+  ::cg::ptx::mma_sp_m16n8k32_f16f32<kSel>(d, a, b, d, e);
+  return d[0];
+}
+
+__global__ void mma_sp_misuse(int kind, unsigned who, unsigned meta, float* out) {
+  const unsigned t = threadIdx.x;
+  const uint32_t e = t == who ? meta : 0x44444444u;
+  float r = -1.f;
+  switch (kind) {
+    case 0: r = mma_sp_ones<0>(e); break;
+    case 1: r = mma_sp_ones<1>(e); break;
+#if !defined(__CUDACC__)
+    case 2: r = mma_sp_ones<2>(e); break;
+    case 3: r = mma_sp_ones<3>(e); break;
+#endif
+    case 4:
+      if (t == who) return;
+      r = mma_sp_ones<0>(e);
+      break;
+    default: break;
+  }
+  out[t] = r;
 }
 
 #if !defined(__CUDACC__)
