@@ -102,6 +102,16 @@ export class Tensor {
   get disposed(): boolean {
     return stateOf(this).handle === null;
   }
+
+  /** dispose(): for `using t = cg.Tensor.fromHost(...)` (defined where the runtime has Symbol.dispose). */
+  declare [Symbol.dispose]: () => void;
+}
+
+declare global {
+  // TypeScript < 5.2's lib, and consumers without esnext.disposable, lack it (as @types/node polyfills it).
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+  }
 }
 
 // `using t = cg.Tensor.fromHost(...)` (TypeScript 5.2+, Node with Symbol.dispose).

@@ -116,6 +116,9 @@ export abstract class Weight {
     return stateOf(this).disposed;
   }
 
+  /** dispose(): for `using w = cg.DenseWeight.from(...)` (defined where the runtime has Symbol.dispose). */
+  declare [Symbol.dispose]: () => void;
+
   /** Bytes this weight holds, all its placements together. */
   get byteLength(): number {
     let n = 0;

@@ -107,6 +107,14 @@ cg.linear(dense, [4, 64], f32);
 const t = cg.Tensor.fromHost(u16, [4, 64], { dtype: 'float16' });
 expectType<cg.Tensor>()(cg.linear(t, [4, 64], dense, { bias: u16, outDtype: 'float16' }));
 expectType<Promise<cg.Tensor>>()(cg.linearAsync(t, [4, 64], dense));
+expectType<() => void>()(t[Symbol.dispose]); // `using t = ...` type-checks
+expectType<typeof dense>()(dense.toDevice({ device: 1 })); // returns the weight itself
+expectType<number | null>()(dense.device);
+expectType<() => void>()(dense[Symbol.dispose]);
+dense.dispose();
+// @ts-expect-error device is a number
+dense.toDevice({ device: '1' });
+expectType<Array<{ device: number; name: string; sm: number; totalMemory: number; simulated: boolean }>>()(cg.cuda.devices());
 declare const either: Float32Array | cg.Tensor;
 // @ts-expect-error the overloads say which comes back; a value that may be either picks none
 cg.linear(either, [4, 64], dense);
