@@ -97,9 +97,18 @@ function buildFromSourceRequested(argv = process.argv.slice(2), env = process.en
   return null;
 }
 
-/** Loads `files` in a child process (a bad binary must not take the installer down). -> null or the error. */
-function loadError(files) {
-  const code = `for (const f of ${JSON.stringify(files)}) require(f);`;
+/**
+ * Loads the prebuilt addons `names` in a child process (a bad binary must not take the installer
+ * down), after the loader's own check of the manifest (platform, Node-API, glibc). -> null or the error.
+ */
+function loadError(names) {
+  const loader = path.join(root, 'dist', 'native', 'load.js');
+  const code = `const loader = require('fs').existsSync(${JSON.stringify(loader)}) ? require(${JSON.stringify(loader)}) : null;
+for (const name of ${JSON.stringify(names)}) {
+  const why = loader && loader.prebuildMismatch(name);
+  if (why) { process.stderr.write('Error: ' + why + '\\n'); process.exit(1); }
+  require(require('path').join(${JSON.stringify(PREBUILD_DIR)}, name + '.napi.node'));
+}`;
   const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 60000 });
   if (r.error) return `could not start node: ${r.error.message}`;
   if (r.status === 0) return null;
@@ -120,12 +129,11 @@ function usablePrebuilds() {
   const file = (name) => path.join(PREBUILD_DIR, `${name}.napi.node`);
   const absent = REQUIRED_ADDONS.filter((n) => !fs.existsSync(file(n)));
   if (absent.length) return { reason: `prebuilds/${path.basename(PREBUILD_DIR)} lacks ${absent.join(', ')}` };
-  if (Number(process.versions.napi) < manifest.napi) return { reason: `the prebuilds need Node-API ${manifest.napi}, this Node has ${process.versions.napi}` };
-  const err = loadError(REQUIRED_ADDONS.map(file));
+  const err = loadError(REQUIRED_ADDONS);
   if (err) return { reason: `the prebuilt binaries do not load here: ${err}` };
   // The CUDA addon links the CUDA runtime statically, so it loads without a driver; if it does not
   // load at all, the CPU backend still works, and cg.backend() will say why.
-  const cuda = fs.existsSync(file(CUDA_ADDON)) ? loadError([file(CUDA_ADDON)]) : manifest.missing?.[CUDA_ADDON] || 'not in this package';
+  const cuda = fs.existsSync(file(CUDA_ADDON)) ? loadError([CUDA_ADDON]) : manifest.missing?.[CUDA_ADDON] || 'not in this package';
   return { manifest, cuda };
 }
 

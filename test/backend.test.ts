@@ -75,7 +75,7 @@ describe('backend() in this process', () => {
   test('addons says where the CPU addon came from: built here, in this checkout (or the override directory)', () => {
     const override = process.env.COMPRESSED_GEMM_ADDON_DIR;
     expect(info.addons.cpu).toEqual(override
-      ? { origin: 'COMPRESSED_GEMM_ADDON_DIR', path: path.resolve(override, 'compressed_gemm_cpu.node') }
+      ? { origin: 'COMPRESSED_GEMM_ADDON_DIR', path: path.resolve(ROOT, override, 'compressed_gemm_cpu.node') }
       : { origin: 'built here', path: path.join(ROOT, 'build', 'Release', 'compressed_gemm_cpu.node') });
     expect(fs.existsSync(info.addons.cpu.path)).toBe(true);
     expect(info.addons.cudaSim).toBeNull(); // loaded only for COMPRESSED_GEMM_BACKEND=cuda-sim

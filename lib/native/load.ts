@@ -46,6 +46,8 @@ export interface PrebuiltAddon {
   sha256: string;
   /** The newest glibc symbol version the binary needs ("2.34"); null off glibc. */
   glibc: string | null;
+  /** What it was copied from, relative to the package root where it was built. */
+  builtFrom: string;
   /** CUDA addon only: the statically linked runtime ("13.0"), the SASS and PTX targets compiled in. */
   cudaRuntime?: string;
   sass?: string[];
@@ -62,6 +64,8 @@ export interface PrebuildManifest {
   glibc: string | null;
   napi: number;
   builtAt: string;
+  builtWith: { node: string };
+  /** The commit the binaries were built from ('+dirty': with uncommitted changes). */
   commit: string | null;
   addons: Record<string, PrebuiltAddon>;
   /** Addons not in this set, and why (e.g. the CUDA addon where the build machine had no nvcc). */
@@ -99,13 +103,24 @@ function versionAtLeast(have: string, need: string): boolean {
 
 /** The running C library's glibc version, or null where it is not glibc (musl) or not Linux. */
 function runtimeGlibc(): string | null {
-  if (process.platform !== 'linux') return null;
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
-  return header?.glibcVersionRuntime ?? null;
+  if (process.platform !== 'linux' || !process.report) return null;
+  // The report's header says it (detect-libc reads it the same way); leaving the network
+  // interfaces out keeps getReport() from waiting on name lookups.
+  const report = process.report as typeof process.report & { excludeNetwork?: boolean };
+  const before = report.excludeNetwork;
+  report.excludeNetwork = true;
+  try {
+    return (report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime ?? null;
+  } finally {
+    report.excludeNetwork = before;
+  }
 }
 
-/** Why this platform's prebuilt `name` cannot serve this process, or null when it matches. */
-function prebuildMismatch(name: string): string | null {
+/**
+ * Why this platform's prebuilt `name` cannot serve this process, or null when it matches
+ * (scripts/build.js asks the same at install time).
+ */
+export function prebuildMismatch(name: string): string | null {
   const { manifest, error } = prebuildManifest();
   if (!manifest) return error;
   if (manifest.platform !== process.platform || manifest.arch !== process.arch) {
@@ -160,7 +175,7 @@ function candidates(dirs: string[], name: string): Candidate[] {
   const override = process.env.COMPRESSED_GEMM_ADDON_DIR;
   const file = `${name}.node`;
   const list: Candidate[] = [];
-  if (override) list.push({ file: path.resolve(override, file), origin: 'COMPRESSED_GEMM_ADDON_DIR' });
+  if (override) list.push({ file: path.resolve(PACKAGE_ROOT, override, file), origin: 'COMPRESSED_GEMM_ADDON_DIR' });
   for (const d of dirs) list.push({ file: path.join(PACKAGE_ROOT, d, file), origin: 'built here' });
   const prebuilt = path.join(PACKAGE_ROOT, PREBUILD_DIR, `${name}.napi.node`);
   list.push({ file: prebuilt, origin: 'prebuilt', skip: fs.existsSync(prebuilt) ? prebuildMismatch(name) : prebuildAbsence(name) });

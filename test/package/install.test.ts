@@ -92,7 +92,7 @@ function newest(p: string): number {
     const packed = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     tarball = path.join(tmp, packed[0].filename);
     fs.writeFileSync(path.join(tmp, 'files.json'), JSON.stringify(packed[0].files.map((f) => f.path)));
-  });
+  }, 600_000); // prebuild compiles the CPU addon first when build/Release is older than its sources
 
   afterAll(() => {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
@@ -228,6 +228,23 @@ process.stdout.write(JSON.stringify(out));`;
     });
     if (r.status !== 0) throw new Error(`require failed: ${show(r)}`);
     expect(JSON.parse(r.stdout)).toEqual({ origin: 'prebuilt', y: [20] }); // 1*4 + 2*3 + 3*2 + 4*1, exact in float32
+  });
+
+  test('a prebuild whose manifest does not match this system (it needs glibc 99.0) is not used: the loader says why, and install builds from source', () => {
+    const installed = path.join(project, 'node_modules', 'compressed-gemm');
+    const file = path.join(installed, 'prebuilds', PLATFORM_DIR, 'manifest.json');
+    const m = JSON.parse(fs.readFileSync(file, 'utf8'));
+    m.addons.compressed_gemm_cpu.glibc = '99.0';
+    fs.writeFileSync(file, JSON.stringify(m));
+    const r = run(process.execPath, ['-e', "try { require('compressed-gemm').backend(); } catch (e) { process.stdout.write(JSON.stringify({ code: e.code, message: e.message })); }"], {
+      cwd: project, env: cleanEnv({ PATH: bin }), timeout: 60_000,
+    });
+    const v = JSON.parse(r.stdout) as { code: string; message: string };
+    expect(v.code).toBe('ERR_BACKEND_UNAVAILABLE');
+    expect(v.message).toMatch(new RegExp(`compressed_gemm_cpu\\.napi\\.node: prebuilt for glibc >= 99\\.0, this system has glibc \\d+\\.\\d+`));
+    const i = run(process.execPath, [npm, 'rebuild', '--offline', '--foreground-scripts', 'compressed-gemm'], { cwd: project, env: cleanEnv({ PATH: bin }), timeout: 120_000 });
+    expect(i.status).not.toBe(0); // no compiler here
+    expect(`${i.stdout}\n${i.stderr}`).toMatch(/building from source: the prebuilt binaries do not load here: .*prebuilt for glibc >= 99\.0/);
   });
 
   test('COMPRESSED_GEMM_BUILD_FROM_SOURCE=1 forces a build from source, which here fails saying what it needs (and downloads nothing)', () => {
