@@ -151,7 +151,7 @@ function probeCuda(): CudaDiagnosis {
     sass = addon.compiledTargets();
   } catch (e) {
     const reason = `CUDA addon ${load.path} loaded but its probe failed: ${(e as Error).message}`;
-    return { usable: false, problem: 'addon-failed', message: `No GPU: ${reason}. Reinstall the package, or ${BUILD_CUDA_ADVICE}.`, reasons: [reason], addon, info: null, probe: null };
+    return { usable: false, problem: 'addon-failed', message: `No GPU: ${reason}. Reinstall the package, or ${BUILD_CUDA_ADVICE}. The CPU kernels run meanwhile.`, reasons: [reason], addon, info: null, probe: null };
   }
   const ptx = cudaPtxTargets();
   const info: CudaAddonInfo = {
