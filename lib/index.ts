@@ -1,6 +1,7 @@
 /** compressed-gemm: kernels of compressed neural-network layers, on CUDA or any CPU. */
 export { backend, setThreads, setCpuIsa, cudaStatus } from './backends/select';
-export type { BackendInfo, BackendKind, CpuIsa } from './backends/select';
+export type { AddonInfo, BackendInfo, BackendKind, CpuIsa, CudaAddonInfo, CudaStatus, GpuProblem, GpuStatus } from './backends/select';
+export type { AddonOrigin } from './native/load';
 export type { RouteInfo } from './backends/routing';
 export { Weight } from './weights/weight';
 export { DenseWeight } from './weights/dense';

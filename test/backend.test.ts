@@ -72,6 +72,27 @@ describe('backend() in this process', () => {
     expect(Number.isInteger(info.cpu.threads) && info.cpu.threads >= 1).toBe(true);
   });
 
+  test('addons says where the CPU addon came from: built here, in this checkout (or the override directory)', () => {
+    const override = process.env.COMPRESSED_GEMM_ADDON_DIR;
+    expect(info.addons.cpu).toEqual(override
+      ? { origin: 'COMPRESSED_GEMM_ADDON_DIR', path: path.resolve(ROOT, override, 'compressed_gemm_cpu.node') }
+      : { origin: 'built here', path: path.join(ROOT, 'build', 'Release', 'compressed_gemm_cpu.node') });
+    expect(fs.existsSync(info.addons.cpu.path)).toBe(true);
+    expect(info.addons.cudaSim).toBeNull(); // loaded only for COMPRESSED_GEMM_BACKEND=cuda-sim
+  });
+
+  test('gpu explains, in one message, whether a GPU can be used (unless COMPRESSED_GEMM_BACKEND=cpu skipped the probe)', () => {
+    const forced = (process.env.COMPRESSED_GEMM_BACKEND ?? '').trim().toLowerCase();
+    if (forced === 'cpu' || forced === 'cuda-sim') {
+      expect(info.gpu).toBeNull();
+      expect(info.addons.cuda).toBeNull();
+      return;
+    }
+    expect(info.gpu).toEqual({ usable: STATUS.usable, problem: STATUS.problem, message: STATUS.message });
+    expect(info.addons.cuda).toEqual(STATUS.addon);
+    expect(info.gpu?.message).toMatch(STATUS.usable ? /^GPU: / : /^No GPU: /);
+  });
+
   test(`kind is ${CUDA_USABLE ? "'cuda' (a usable CUDA device)" : "'cpu' (no usable CUDA device here)"}`, () => {
     // COMPRESSED_GEMM_BACKEND set by whoever runs the tests decides otherwise.
     const forced = (process.env.COMPRESSED_GEMM_BACKEND ?? '').trim().toLowerCase();
@@ -235,6 +256,19 @@ describe('CUDA', () => {
 
   test('cudaStatus() has the documented shape', () => {
     expect(typeof STATUS.built).toBe('boolean');
+    expect(typeof STATUS.message).toBe('string');
+    expect(STATUS.problem === null).toBe(STATUS.usable);
+    if (STATUS.addon) {
+      // Where it came from, its runtime (a static CUDA runtime: reported without a driver), its GPU code.
+      expect(['built here', 'prebuilt', 'COMPRESSED_GEMM_ADDON_DIR']).toContain(STATUS.addon.origin);
+      expect(fs.existsSync(STATUS.addon.path)).toBe(true);
+      expect(STATUS.addon.runtime).toMatch(/^\d+\.\d$/);
+      expect(STATUS.addon.sass.map((t) => Number(/^sm_(\d+)a?$/.exec(t)?.[1]))).toEqual(STATUS.compiledArchitectures);
+      expect(STATUS.message).toContain(STATUS.addon.path);
+    } else {
+      expect(STATUS.built).toBe(false);
+      expect(STATUS.problem).toMatch(/^addon-(missing|failed)$/);
+    }
     expect(typeof STATUS.usable).toBe('boolean');
     expect(Array.isArray(STATUS.reasons)).toBe(true);
     expect(Array.isArray(STATUS.compiledArchitectures)).toBe(true);
@@ -257,8 +291,11 @@ describe('CUDA', () => {
   );
 
   if (!CUDA_USABLE) {
-    test('without a usable device the reasons say why (not built / no driver / no device)', () => {
-      for (const r of STATUS.reasons) expect(r).toMatch(/not built|driver|device/i);
+    test('without a usable device the reasons say why (not built / no driver / no device), and the message what to do', () => {
+      for (const r of STATUS.reasons) expect(r).toMatch(/not built|no prebuilt binary|driver|device/i);
+      for (const r of STATUS.reasons) expect(STATUS.message).toContain(r);
+      if (STATUS.problem === 'no-driver' || STATUS.problem === 'driver-too-old') expect(STATUS.message).toMatch(/NVIDIA driver for CUDA \d+\.0 or newer/);
+      if (STATUS.problem === 'addon-missing') expect(STATUS.message).toMatch(/nvcc/);
       if (STATUS.built && STATUS.probe) {
         expect(STATUS.probe.ok && STATUS.probe.deviceCount > 0).toBe(false);
         expect(STATUS.probe.devices).toEqual([]);
@@ -271,11 +308,11 @@ describe('CUDA', () => {
       expect(e.isError).toBe(true);
       expect(e.isTypeError || e.isRangeError).toBe(false);
       expect(e.message).toContain('COMPRESSED_GEMM_BACKEND=cuda');
-      expect(e.message).toMatch(/tried/i);
+      expect(e.message).toContain(`(${STATUS.problem})`);
+      expect(e.message).toContain(STATUS.message); // what was tried or found, why, and what to do
       for (const reason of STATUS.reasons) expect(e.message).toContain(reason);
       expect(e.message).toMatch(/driver|device|not built/i);
       expect(e.message).toContain('COMPRESSED_GEMM_BACKEND=cpu'); // what to do instead
-      expect(e.message).toMatch(/nvcc/); // and how to get CUDA
     });
 
     test('COMPRESSED_GEMM_BACKEND=cuda: creating a weight (a first use) refuses too, every time', () => {
@@ -309,13 +346,19 @@ describe('cuda-sim: the CUDA backend on the simulated device', () => {
       `const b = cg.backend();
 const w = cg.DenseWeight.from(Float32Array.from({ length: 32 }, (_, i) => i - 16), [4, 8]);
 const y = cg.linear(Float32Array.from({ length: 8 }, (_, i) => i), [1, 8], w);
-out({ kind: b.kind, device: b.device, features: b.features, cuda: b.cuda, notes: b.notes, routes: b.routes, y: Array.from(y) });`,
+out({ kind: b.kind, device: b.device, features: b.features, cuda: b.cuda, notes: b.notes, routes: b.routes, y: Array.from(y), addons: b.addons, gpu: b.gpu });`,
       { COMPRESSED_GEMM_BACKEND: 'cuda-sim' },
     ) as {
       kind: string; device: string; features: string[]; cuda: { simulated: boolean; sm: number }; notes: string[];
       routes: Array<{ runsOn: string | null; op: string; format: string; activations: string; dtypes?: string[] }>; y: number[];
+      addons: { cudaSim: { origin: string; path: string } | null; cuda: unknown }; gpu: unknown;
     };
     expect(v.kind).toBe('cuda');
+    if (!process.env.COMPRESSED_GEMM_ADDON_DIR) {
+      expect(v.addons.cudaSim).toEqual({ origin: 'built here', path: path.join(ROOT, 'build', 'Release', 'compressed_gemm_cuda_sim.node') });
+    }
+    expect(v.addons.cuda).toBeNull(); // the real CUDA addon is not probed on the simulated device
+    expect(v.gpu).toBeNull();
     expect(v.cuda.simulated).toBe(true);
     expect(v.device).toMatch(/simulated/);
     expect(v.features).toContain('simulated');

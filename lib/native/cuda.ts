@@ -7,7 +7,8 @@ export interface CudaProbe {
   errorName?: string;
   runtimeVersion: number;
   driverVersion: number;
-  devices: Array<{ index: number; name: string; computeCapability: string; sm: number; totalMemory: number; multiProcessorCount: number }>;
+  /** kernelsSupported: a SASS target compiled in runs on this device (PTX aside). */
+  devices: Array<{ index: number; name: string; computeCapability: string; sm: number; totalMemory: number; multiProcessorCount: number; kernelsSupported: boolean }>;
 }
 
 /** A block of device memory (an External owned by the addon; freed by deviceFree or, as a safety net, a finalizer). */
@@ -48,6 +49,8 @@ export interface DenseDeviceArgs {
 export interface CudaAddon extends DeviceAddon {
   probe(): CudaProbe;
   compiledArchitectures(): number[];
+  /** The SASS targets compiled in, as nvcc names them: ['sm_80', 'sm_89', 'sm_90a']. */
+  compiledTargets(): string[];
 }
 
 /** The simulated device's addon (native/binding/cuda_sim/): the CUDA kernel sources built by the host compiler. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** `npx compressed-gemm <command>`: bench (the main job) and info. */
-import { backend, cudaStatus, setThreads } from '../backends/select';
+import { BackendInfo, CudaStatus, backend, cudaStatus, setThreads } from '../backends/select';
 import { BenchOptions, OPS, formatTable, formatUpdateTable, measureFmaPeak, runBench, runUpdateBench, writeOutputs } from './bench';
 import { loadOrt } from './peers';
 
@@ -8,7 +8,8 @@ const USAGE = `usage: compressed-gemm <command> [options]
 
 commands:
   bench    time every supported operation against dense float32 on this machine's backend
-  info     print the backend this machine would use, and why
+  info     print the backend this machine would use, where each addon came from, and why a GPU
+           can or cannot be used (--json: all of cg.backend() and cg.cudaStatus() as JSON)
 
 bench options:
   --quick             a run under a minute (M in {1,128}, N=K=4096, 3 repeats)
@@ -67,6 +68,23 @@ function parseBench(args: string[]): BenchOptions {
   return o;
 }
 
+/** `info` for a person: the backend, each addon's origin and path, and the GPU's one explanation. */
+function formatInfo(be: BackendInfo, cuda: CudaStatus): string {
+  const lines = [
+    `backend: ${be.kind} (${be.device}); CPU kernels ${be.cpu.isa} x ${be.cpu.threads} threads (this CPU runs ${be.cpu.isas.join(', ')})`,
+    `CPU addon: ${be.addons.cpu.origin}, ${be.addons.cpu.path}`,
+  ];
+  if (be.addons.cudaSim) lines.push(`simulated-device addon: ${be.addons.cudaSim.origin}, ${be.addons.cudaSim.path}`);
+  const a = cuda.addon;
+  lines.push(a
+    ? `CUDA addon: ${a.origin}, ${a.path}\n  CUDA runtime ${a.runtime} (static); driver: ${a.driver === null ? 'none' : `CUDA ${a.driver}`}; ` +
+      `SASS ${a.sass.join(', ')}; PTX ${a.ptx === null ? 'unknown' : a.ptx.join(', ') || 'none'}`
+    : 'CUDA addon: none');
+  lines.push(cuda.message);
+  for (const n of be.notes) lines.push(`note: ${n}`);
+  return `${lines.join('\n')}\n`;
+}
+
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   if (cmd === 'bench') {
@@ -95,7 +113,11 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (cmd === 'info') {
-    process.stdout.write(`${JSON.stringify({ backend: backend(), cuda: cudaStatus() }, null, 2)}\n`);
+    if (rest.some((a) => a !== '--json')) fail(`info takes only --json, got ${rest.join(' ')}`);
+    const be = backend();
+    const cuda = cudaStatus();
+    if (rest.includes('--json')) process.stdout.write(`${JSON.stringify({ backend: be, cuda }, null, 2)}\n`);
+    else process.stdout.write(formatInfo(be, cuda));
     return;
   }
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
