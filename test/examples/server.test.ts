@@ -314,10 +314,10 @@ afterEach(async () => {
 });
 
 /** The server as a user starts it, with one kernel thread (the other core runs this test's load generator). */
-async function start(extra: string[] = []): Promise<Server> {
+async function start(extra: string[] = [], backendEnv: Record<string, string> = {}): Promise<Server> {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('COMPRESSED_GEMM_')) env[k] = v;
-  env.COMPRESSED_GEMM_THREADS = '1';
+  Object.assign(env, { COMPRESSED_GEMM_THREADS: '1' }, backendEnv);
   expect({ built: fs.existsSync(path.join(ROOT, 'dist', 'index.js')) }).toEqual({ built: true }); // npm run build:ts
   const s = await startServer(['--model', F.file, '--max-rows-per-request', String(MAX_ROWS), '--max-body-bytes', String(MAX_BODY), ...extra], { env });
   running.push(s);
@@ -527,6 +527,22 @@ test('SIGTERM with requests in flight: every one answered correctly, then the se
     c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
   });
   expect(refused).toBe('ECONNREFUSED');
+});
+
+test('unchanged on the CUDA backend (the simulated device): /health says so, and the answers are the same block', async () => {
+  const s = await start([], { COMPRESSED_GEMM_BACKEND: 'cuda-sim' });
+  const health = await getJson<{ backend: { kind: string; routes: Array<{ format: string; runsOn: string | null }> }; memory: unknown[] }>(s, '/health');
+  expect(health.backend.kind).toBe('cuda');
+  // Where INT4 and 2:4 have no CUDA kernel (today), the routing table sends them to the CPU kernels.
+  expect(health.backend.routes.map((r) => r.format).sort()).toEqual(['2:4', 'int4']);
+  for (const r of health.backend.routes) expect(['cpu', 'cuda']).toContain(r.runsOn);
+  expect(Array.isArray(health.memory)).toBe(true);
+  const rng = mulberry32(SEED ^ 0xc0da);
+  const reqs = Array.from({ length: 8 }, () => goodRequest(rng));
+  const results = await Promise.all(reqs.map((r) => send(undefined, s.url, r)));
+  expect(reqs.map((r, i) => checkAnswer(r, results[i], F.ref)).filter((f) => f !== null)).toEqual([]);
+  s.child.kill('SIGTERM');
+  expect(await s.exited).toEqual({ code: 0, signal: null });
 });
 
 test("a checkpoint the library rejects: the server exits 1 and says the library's code", async () => {
