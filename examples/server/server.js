@@ -39,11 +39,12 @@ const SERVER_ERRORS = {
 };
 
 class HttpError extends Error {
-  constructor(code, message, extra) {
+  constructor(code, message, { extra, status = SERVER_ERRORS[code], cause } = {}) {
     super(message);
-    this.status = SERVER_ERRORS[code];
+    this.status = status;
     this.code = code;
     this.extra = extra;
+    this.cause = cause;
   }
 }
 
@@ -55,12 +56,10 @@ class HttpError extends Error {
 function libraryError(e) {
   if (e instanceof HttpError) return e;
   const code = e && typeof e.code === 'string' && Object.prototype.hasOwnProperty.call(cg.ErrorCodes, e.code) ? e.code : null;
-  if (code === null) return Object.assign(new HttpError('ERR_INTERNAL', 'internal error'), { cause: e });
+  if (code === null) return new HttpError('ERR_INTERNAL', 'internal error', { cause: e });
   const status = e instanceof TypeError || e instanceof RangeError ? 400 : ['ERR_OUT_OF_MEMORY', 'ERR_CUDA_OOM', 'ERR_BUSY'].includes(code) ? 503 : 500;
-  return Object.assign(new HttpError('ERR_INTERNAL', e.message), { status, code, cause: e });
+  return new HttpError(code, e.message, { status, cause: e });
 }
-
-const FLOAT32_MAX = 3.4028234663852886e38;
 
 /**
  * { x, adapter? } -> the rows as float32 [rows, H], or an HttpError saying what is wrong. x is one
@@ -76,7 +75,7 @@ function parseInferRequest(body, H, maxRows, adapterIndex) {
   let adapterIdx = -1;
   if (adapter !== undefined && adapter !== null) {
     if (typeof adapter !== 'string' || !adapterIndex.has(adapter)) {
-      throw new HttpError('ERR_UNKNOWN_ADAPTER', `unknown adapter ${JSON.stringify(adapter)}`, { adapters: [...adapterIndex.keys()] });
+      throw new HttpError('ERR_UNKNOWN_ADAPTER', `unknown adapter ${JSON.stringify(adapter)}`, { extra: { adapters: [...adapterIndex.keys()] } });
     }
     adapterIdx = adapterIndex.get(adapter);
   }
@@ -93,7 +92,7 @@ function parseInferRequest(body, H, maxRows, adapterIndex) {
     for (let k = 0; k < H; k++) {
       const v = row[k];
       if (typeof v !== 'number') throw new HttpError('ERR_INVALID_ARG', `${where}[${k}] is not a number`);
-      if (!(Math.abs(v) <= FLOAT32_MAX)) throw new HttpError('ERR_INVALID_ARG', `${where}[${k}] = ${v} is not finite in float32`);
+      if (!Number.isFinite(Math.fround(v))) throw new HttpError('ERR_INVALID_ARG', `${where}[${k}] = ${v} is not finite in float32`);
       out[m * H + k] = v;
     }
   }
@@ -344,4 +343,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { createServer, parseArgs, parseInferRequest, SERVER_ERRORS };
+module.exports = { createServer, parseArgs, parseInferRequest, libraryError, SERVER_ERRORS };

@@ -564,3 +564,24 @@ test("a checkpoint the library rejects: the server exits 1 and says the library'
     expect({ what, err }).toEqual({ what, err: expect.stringMatching(new RegExp(`exited \\(code 1, signal null\\)[^]*server: ${code}: `)) });
   }
 });
+
+test("errors the library raises keep their code: its argument errors answer 400, running out of memory 503, the rest 500", () => {
+  // server.js loads the package (dist/) when required; the mapping needs only its ErrorCodes.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { libraryError } = require('../../examples/server/server.js') as { libraryError(e: unknown): { status: number; code: string; message: string } };
+  const coded = <E extends Error>(e: E, code: string): E => Object.assign(e, { code });
+  const cases: Array<[unknown, number, string]> = [
+    [coded(new RangeError('x has 3 elements'), 'ERR_SHAPE_MISMATCH'), 400, 'ERR_SHAPE_MISMATCH'],
+    [coded(new TypeError('bad dtype'), 'ERR_DTYPE'), 400, 'ERR_DTYPE'],
+    [coded(new Error('no scratch'), 'ERR_OUT_OF_MEMORY'), 503, 'ERR_OUT_OF_MEMORY'],
+    [coded(new Error('cudaMalloc'), 'ERR_CUDA_OOM'), 503, 'ERR_CUDA_OOM'],
+    [coded(new Error('cudaErrorIllegalAddress'), 'ERR_CUDA'), 500, 'ERR_CUDA'],
+    [coded(new RangeError('not ours'), 'ERR_SOMETHING_ELSE'), 500, 'ERR_INTERNAL'],
+    [new Error('a bug'), 500, 'ERR_INTERNAL'],
+    ['a thrown string', 500, 'ERR_INTERNAL'],
+  ];
+  for (const [e, status, code] of cases) {
+    const h = libraryError(e);
+    expect({ e: String(e), status: h.status, code: h.code }).toEqual({ e: String(e), status, code });
+  }
+});
