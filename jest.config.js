@@ -21,12 +21,12 @@ const base = {
     '^.+\\.tsx?$': ['ts-jest', { tsconfig: '<rootDir>/test/tsconfig.json' }],
   },
   moduleFileExtensions: ['ts', 'js', 'json', 'node'],
-  // Kernels on the scalar path and child processes that load the addon take a while on small machines.
-  testTimeout: 120000,
 };
 
 /** @type {import('jest').Config} */
 module.exports = {
+  // Kernels on the scalar path and child processes that load the addon take a while on small machines.
+  testTimeout: 120000,
   projects: [
     { ...base, displayName: 'default', testMatch: ['**/*.test.ts'] },
     {

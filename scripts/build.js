@@ -27,7 +27,8 @@ const log = (msg) => process.stderr.write(`compressed-gemm: ${msg}\n`);
 
 function run(cmd, args, what) {
   log(`${what}: ${[path.basename(cmd), ...args].join(' ')}`);
-  const r = spawnSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
+  // The tools' output goes to stderr: stdout is kept for what a caller parses (prebuild.js prints its manifest there).
+  const r = spawnSync(cmd, args, { cwd: root, stdio: ['ignore', 2, 'inherit'], env: process.env });
   if (r.error) throw new Error(`${what} could not start: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status})`);
 }

@@ -103,7 +103,7 @@ describe('the build', () => {
 
   test('the bin runs from the built package', () => {
     const bin = Object.values(PKG_JSON.bin as Record<string, string>)[0];
-    const info = JSON.parse(ok(run(process.execPath, [path.join(pkg, bin), 'info'], consumer), 'compressed-gemm info'));
+    const info = JSON.parse(ok(run(process.execPath, [path.join(pkg, bin), 'info', '--json'], consumer), 'compressed-gemm info'));
     expect(info.backend.kind).toBe('cpu');
   });
 });
