@@ -1,3 +1,3 @@
-// jest's `cuda-sim` project (jest.config.js): the suites it runs load the library with the CUDA
+// jest.cuda-sim.config.js: the suites it runs load the library with the CUDA
 // backend on the simulated device. Runs in each test file's worker before the file is loaded.
 process.env.COMPRESSED_GEMM_BACKEND = 'cuda-sim';

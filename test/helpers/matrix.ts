@@ -5,8 +5,8 @@
  *
  * The backend is chosen once per process (COMPRESSED_GEMM_BACKEND), so the rows are the chosen
  * backend's: on the CPU backend, one row per instruction set this CPU runs (scalar, avx2,
- * avx512); on the CUDA backend (a GPU, or cuda-sim: jest's `cuda-sim` project runs the numerics
- * suites with COMPRESSED_GEMM_BACKEND=cuda-sim, jest.config.js) one row, 'cuda-sim' or 'cuda',
+ * avx512); on the CUDA backend (a GPU, or cuda-sim: the second jest run of `npm test` runs the numerics
+ * suites with COMPRESSED_GEMM_BACKEND=cuda-sim, jest.cuda-sim.config.js) one row, 'cuda-sim' or 'cuda',
  * whose ops the routing table sends to the CUDA kernels or to the CPU kernels at the default ISA.
  * `use()` makes a row current; `restore()` puts back what was current before.
  */
