@@ -14,7 +14,7 @@ import { WeightParams, valueDtype } from '../native/descriptor';
 import { checkFloatArray, checkProduct, checkShape2, checkThreads, checkTypedArray, readOptions, typedArrayKind } from '../validate';
 import { Weight, checkReadable, deviceOf, paramsOf, placementOn, useDuring } from '../weights/weight';
 import type { Backend, LinearPlan } from '../backends/backend';
-import { DevicePlacement, checkDeviceK, deviceAddon, upload } from '../backends/cuda';
+import { checkDeviceK, deviceAddon, runOnDevice, upload } from '../backends/cuda';
 import type { DeviceHandle } from '../native/cuda';
 import { Tensor, handleOf, isTensor } from '../tensor';
 import { LoraAdapter, LoraFactors, MAX_ADAPTERS, adapterFor, asFloat32, loraArgs } from './lora';
@@ -192,10 +192,11 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
     notSupported('linear on a device tensor with out, lora or quantized activations');
   }
   const backend = route('linear', params.format, 'native', selectBackend().info.kind, valueDtype(params));
-  if (backend.name !== 'cuda' || params.format !== 'dense') {
+  if (backend.name !== 'cuda') {
     return notSupported(`linear on a device tensor with a ${params.format} ${valueDtype(params)} weight (its kernel runs on the CPU: pass host arrays)`);
   }
-  if (x.dtype !== params.dtype) throw new CgTypeError('ERR_DTYPE', `x is ${x.dtype} but the weight is ${params.dtype}: the dense GEMM takes both in one dtype`);
+  const wDtype = valueDtype(params);
+  if (x.dtype !== wDtype) throw new CgTypeError('ERR_DTYPE', `x is ${x.dtype} but the weight is ${wDtype}: the GEMM takes both in one dtype`);
   checkDeviceK(params);
   const outDtype = o.outDtype ?? x.dtype;
   if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${show(outDtype)} (float32, float16, bfloat16)`);
@@ -203,17 +204,16 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
   if (o.bias !== undefined && o.bias !== null) bias = checkFloatArray(o.bias, 'float32', N, 'bias').array as Float32Array;
   checkReadable(weight);
   const d = deviceAddon();
-  const placement = placementOn(weight, backend, x.device) as DevicePlacement;
+  const placement = placementOn(weight, backend, x.device);
   const out = Tensor.alloc([M, N], outDtype, x.device);
   let biasHandle: DeviceHandle | null = null;
   try {
     biasHandle = bias ? upload(d, x.device, bias) : null;
-    const args = { x: handle, w: placement.handle, bias: biasHandle, out: handleOf(out), M, N, K, dtype: params.dtype, outDtype };
     if (!async) {
-      d.linearDense(args);
+      runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, false);
       return out;
     }
-    const done = d.linearDenseAsync(args);
+    const done = runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, true) as Promise<void>;
     const b = biasHandle;
     biasHandle = null; // freed when the kernel is done
     return useDuring(weight, 'read', () => done).then(
