@@ -64,9 +64,8 @@ struct Sparse24Call {
   std::vector<std::shared_ptr<de::Allocation>> keep;
 };
 
-inline Sparse24Call sparse24_call(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Napi::Object o = object_arg(info);
+inline Sparse24Call sparse24_call(const Napi::Object& o) {
+  Napi::Env env = o.Env();
   Sparse24Call c;
   const std::shared_ptr<de::Allocation> x = de::live_alloc(env, o.Get("x"), "x");
   const std::shared_ptr<de::Allocation> values = de::live_alloc(env, o.Get("values"), "values");
@@ -130,7 +129,7 @@ inline Sparse24Call sparse24_call(const Napi::CallbackInfo& info) {
 }
 
 inline Napi::Value LinearSparse24(const Napi::CallbackInfo& info) {
-  const Sparse24Call c = sparse24_call(info);  // its references outlive the synchronize below
+  const Sparse24Call c = sparse24_call(object_arg(info));  // its references outlive the synchronize below
   rt::Stream& s = de::stream_for(c.device);
   s.launch(sparse24_kernel(c.args));
   s.synchronize();
@@ -138,7 +137,7 @@ inline Napi::Value LinearSparse24(const Napi::CallbackInfo& info) {
 }
 
 inline Napi::Value LinearSparse24Async(const Napi::CallbackInfo& info) {
-  Sparse24Call c = sparse24_call(info);
+  Sparse24Call c = sparse24_call(object_arg(info));
   std::unique_ptr<de::AsyncOp> op(new de::AsyncOp);
   op->keep = std::move(c.keep);
   const gemm::Sparse24GemmArgs args = c.args;

@@ -9,6 +9,7 @@
 
 #include "binding/gemm_exports.h"
 #include "binding/gemm_sparse24_exports.h"
+#include "binding/timing_exports.h"
 
 namespace cg {
 namespace binding {
@@ -16,6 +17,7 @@ namespace binding {
 void register_gemm_exports(Napi::Env env, Napi::Object exports) {
   gemm_exports::register_all_gemm(env, exports);
   gemm_sparse24_exports::register_all_sparse24(env, exports);
+  timing_exports::register_all_timing(env, exports);
 }
 
 }  // namespace binding
