@@ -363,13 +363,17 @@ out({ kind: b.kind, device: b.device, features: b.features, cuda: b.cuda, notes:
     expect(v.device).toMatch(/simulated/);
     expect(v.features).toContain('simulated');
     // Only the dense linear (tensor cores for 16-bit weights, CUDA cores for float32) and the
-    // 16-bit 2:4 linear (sparse tensor cores) have CUDA kernels yet; every other op that runs
+    // 16-bit 2:4 linear (sparse tensor cores), each with its fused LoRA epilogue, have CUDA
+    // kernels yet; every other op that runs
     // runs on the CPU kernels, and a note says so.
     const onCuda = v.routes.filter((r) => r.runsOn === 'cuda');
     expect(onCuda.map((r) => `${r.op} ${r.format} ${r.activations} ${(r.dtypes ?? []).join('/')}`)).toEqual([
       'linear dense native float16/bfloat16',
       'linear dense native float32',
       'linear 2:4 native float16/bfloat16',
+      'linear+lora dense native float16/bfloat16',
+      'linear+lora dense native float32',
+      'linear+lora 2:4 native float16/bfloat16',
     ]);
     const onCpu = v.routes.filter((r) => r.runsOn === 'cpu');
     expect(onCpu.length).toBeGreaterThan(0);

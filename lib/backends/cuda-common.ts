@@ -6,7 +6,7 @@
 import { FLOAT_DTYPES, FloatDType, allocFloat } from '../dtype';
 import { CgError, CgRangeError, CgTypeError, show, withNativeErrors } from '../errors';
 import type { CanonicalArrays, WeightParams } from '../native/descriptor';
-import type { DeviceAddon, DeviceHandle } from '../native/cuda';
+import type { DeviceAddon, DeviceHandle, DeviceLoraArg } from '../native/cuda';
 import type { Placement } from './backend';
 import { selectBackend } from './select';
 
@@ -28,6 +28,8 @@ export interface KernelCall {
   out: DeviceHandle;
   M: number;
   outDtype: FloatDType;
+  /** The fused LoRA term (lib/backends/cuda-lora.ts), when the call has adapters. */
+  lora?: DeviceLoraArg;
 }
 
 /** What the CUDA backend does with one weight format. */

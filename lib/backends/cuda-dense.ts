@@ -50,7 +50,7 @@ export const denseFormat: DeviceFormat = {
   run(d: DeviceAddon, params: WeightParams, p: DevicePlacement, c: KernelCall, async: boolean) {
     const { N, dtype } = dims(params);
     // x's rows are xK wide: kp for host arrays (padded), K (= kp, checkTensorK) for tensors.
-    const args = { x: c.x, w: (p as DensePlacement).w, bias: c.bias, out: c.out, M: c.M, N, K: c.xK, dtype, outDtype: c.outDtype };
+    const args = { x: c.x, w: (p as DensePlacement).w, bias: c.bias, out: c.out, M: c.M, N, K: c.xK, dtype, outDtype: c.outDtype, lora: c.lora };
     return async ? withNativeErrorsAsync(() => d.linearDenseAsync(args)) : withNativeErrors(() => d.linearDense(args));
   },
 };

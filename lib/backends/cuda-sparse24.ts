@@ -114,7 +114,7 @@ export const sparse24Format: DeviceFormat = {
   run(d: DeviceAddon, params: WeightParams, p: DevicePlacement, c: KernelCall, async: boolean) {
     const { N, dtype } = dims(params);
     const sp = p as Sparse24Placement;
-    const args = { x: c.x, values: sp.values, meta: sp.meta, bias: c.bias, out: c.out, M: c.M, N, K: c.xK, np: sp.np, kp: sp.kp, dtype, outDtype: c.outDtype };
+    const args = { x: c.x, values: sp.values, meta: sp.meta, bias: c.bias, out: c.out, M: c.M, N, K: c.xK, np: sp.np, kp: sp.kp, dtype, outDtype: c.outDtype, lora: c.lora };
     return async ? withNativeErrorsAsync(() => d.linearSparse24Async(args)) : withNativeErrors(() => d.linearSparse24(args));
   },
 };

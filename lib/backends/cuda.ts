@@ -18,6 +18,7 @@ import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
 import { denseFormat } from './cuda-dense';
 import { sparse24Format } from './cuda-sparse24';
 import { DeviceFormat, DevicePlacement, asWeightDtype, deviceAddon, padColumns, upload } from './cuda-common';
+import { prepareLora } from './cuda-lora';
 
 export type { DevicePlacement } from './cuda-common';
 export { checkDevice, deviceAddon, upload } from './cuda-common';
@@ -40,8 +41,8 @@ export function checkDeviceK(params: WeightParams): void {
   formatOf(params).checkTensorK(params);
 }
 
-/** The device buffers of one host-array call, made and freed around it. */
-function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan) {
+/** The device buffers of one host-array call, made and freed around it (the LoRA term's too). */
+function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan, async: boolean) {
   const f = formatOf(params);
   const dtype = weightDtype(params);
   const d = deviceAddon();
@@ -57,7 +58,11 @@ function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan) {
     if (bias) handles.push(bias);
     const out = withNativeErrors(() => d.deviceAlloc({ device: p.device, bytes: plan.out.byteLength }));
     handles.push(out);
-    return { d, f, out, free, call: { x, xK, bias, out, M: plan.M, outDtype: plan.outDtype } };
+    const lora = plan.lora ? prepareLora(d, p.device, plan.lora, plan.x, plan.xDtype, plan.M, params.N, params.K, async) : null;
+    if (lora) handles.push(...lora.temporaries);
+    const loraDone = lora?.done ?? null;
+    loraDone?.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+    return { d, f, out, free, loraDone, call: { x, xK, bias, out, M: plan.M, outDtype: plan.outDtype, lora: lora?.arg } };
   } catch (e) {
     free();
     throw e;
@@ -88,7 +93,7 @@ export const cudaBackend: Backend = {
     formatOf(params).toDense(params, p as DevicePlacement, out);
   },
   linear(params, p, plan) {
-    const c = hostCall(params, p as DevicePlacement, plan);
+    const c = hostCall(params, p as DevicePlacement, plan, false);
     try {
       c.f.run(c.d, params, p as DevicePlacement, c.call, false);
       withNativeErrors(() => c.d.copyToHost({ handle: c.out, dst: plan.out }));
@@ -97,10 +102,11 @@ export const cudaBackend: Backend = {
     }
   },
   async linearAsync(params, p, plan) {
-    const c = hostCall(params, p as DevicePlacement, plan);
+    const c = hostCall(params, p as DevicePlacement, plan, true);
     try {
-      // One stream: the kernel runs after the uploads, the download after the kernel.
+      // One stream: the kernel runs after the uploads (and the LoRA term's T), the download after the kernel.
       const settled = await Promise.allSettled([
+        ...(c.loraDone ? [withNativeErrorsAsync(() => c.loraDone!)] : []),
         c.f.run(c.d, params, p as DevicePlacement, c.call, true) as Promise<void>,
         withNativeErrorsAsync(() => c.d.copyToHostAsync({ handle: c.out, dst: plan.out })),
       ]);

@@ -62,10 +62,11 @@ const ROUTES: Route[] = [
   { op: 'linear', format: '2:4', activations: 'int8', cpu: NOT_QUANTIZED, cuda: NOT_QUANTIZED, why: 'no such kernel' },
 ];
 
-// The fused LoRA epilogue exists wherever the CPU linear kernel does (same activations rule);
-// the CUDA kernels have none yet.
+// The fused LoRA epilogue exists wherever a linear kernel does (same activations rule): t = x Aᵀ
+// first (the CUDA backend: the float32 GEMM), t Bᵀ scaled by alpha added in the epilogue
+// (native/cuda/lora_epilogue.h on the CUDA backend), one adapter or one per row.
 for (const r of ROUTES.slice()) {
-  ROUTES.push({ ...r, op: 'linear+lora', cuda: r.cuda === 'cuda' ? 'cpu' : r.cuda, why: `${r.why}; t = alpha x Aᵀ first, t Bᵀ added in the epilogue (on the CPU)` });
+  ROUTES.push({ ...r, op: 'linear+lora', why: `${r.why}; t = x Aᵀ first, alpha t Bᵀ added in the epilogue` });
 }
 for (const format of ['dense', '2:4', 'int4', 'fp8'] as const) {
   ROUTES.push({ op: 'lowRankUpdate', format, activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'tile by tile on the CPU placement' });

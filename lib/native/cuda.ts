@@ -27,6 +27,7 @@ export interface DeviceAddon {
   copyToDeviceAsync(a: { handle: DeviceHandle; offset?: number; src: ArrayBufferView }): Promise<void>;
   copyToHost(a: { handle: DeviceHandle; offset?: number; dst: ArrayBufferView }): ArrayBufferView;
   copyToHostAsync(a: { handle: DeviceHandle; offset?: number; dst: ArrayBufferView }): Promise<ArrayBufferView>;
+  copyDeviceToDevice(a: { dst: DeviceHandle; dstOffset?: number; src: DeviceHandle; srcOffset?: number; bytes: number }): void;
   memory(): { devices: Array<{ device: number; bytes: number; peakBytes: number }> };
   /** Y = X Wᵀ (+ bias) on device memory: x [M, K], w [N, K] in dtype, bias [N] float32, out [M, N] in outDtype. */
   linearDense(a: DenseDeviceArgs): void;
@@ -49,6 +50,7 @@ export interface Sparse24DeviceArgs {
   kp: number;
   dtype: 'float16' | 'bfloat16';
   outDtype: 'float32' | 'float16' | 'bfloat16';
+  lora?: DeviceLoraArg;
 }
 
 export interface DenseDeviceArgs {
@@ -62,6 +64,16 @@ export interface DenseDeviceArgs {
   /** x's and w's: float16/bfloat16 run the tensor-core kernel, float32 the CUDA-core one. */
   dtype: 'float32' | 'float16' | 'bfloat16';
   outDtype: 'float32' | 'float16' | 'bfloat16';
+  lora?: DeviceLoraArg;
+}
+
+/** The fused LoRA term of a GEMM (native/cuda/lora_epilogue.h; lib/backends/cuda-lora.ts builds it). */
+export interface DeviceLoraArg {
+  t: DeviceHandle;
+  bt: DeviceHandle;
+  rows: DeviceHandle;
+  table: Int32Array;
+  rsum: number;
 }
 
 export interface CudaAddon extends DeviceAddon {

@@ -5,8 +5,8 @@
 // the async completion are binding/device_exports.h's (whose platform_failure() each addon
 // defines once, in device.cc / binding_device.cc).
 //
-//   linearDense({ x, w, bias, out, M, N, K, dtype, outDtype })       [sync] -> undefined
-//   linearDenseAsync({ x, w, bias, out, M, N, K, dtype, outDtype })  -> Promise<undefined>
+//   linearDense({ x, w, bias, out, M, N, K, dtype, outDtype, lora? })       [sync] -> undefined
+//   linearDenseAsync({ x, w, bias, out, M, N, K, dtype, outDtype, lora? })  -> Promise<undefined>
 //
 //   x    device handle (deviceAlloc): [M, K] row-major of dtype, at least M*K*2 bytes
 //   w    device handle: [N, K] row-major of dtype (torch.nn.Linear's layout), at least N*K*2 bytes
@@ -17,6 +17,11 @@
 //   dtype     'float16' | 'bfloat16' (x's and w's: the tensor-core kernel) | 'float32' (the
 //             CUDA-core kernel, gemm_dense_f32.cuh)
 //   outDtype  'float32' | 'float16' | 'bfloat16'
+//   lora      optional, the fused LoRA term (cuda/lora_epilogue.h): { t, bt, rows, table, rsum }:
+//             t device handle [M, rsum] float32 (X·A_allᵀ, written earlier on the stream), bt
+//             [rsum, N] float32, rows a device handle of at least 3M 32-bit words that the export
+//             fills from `table` (an Int32Array [3M]: off[m], r[m], alpha's float32 bits), after
+//             checking it (0 <= off, 0 <= r, off + r <= rsum), on the stream before the kernel
 // Every buffer is used from byte 0 of its allocation (allocations are 256-byte aligned, which
 // the kernel's alignment rules need). All handles must be live and on one device.
 //
@@ -47,6 +52,7 @@
 #include <napi.h>
 
 #include <climits>
+#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -103,12 +109,64 @@ inline DType dtype_arg(const Napi::Object& o, const char* key, const char* allow
   throw_range(o.Env(), std::string(key) + " must be " + allowed + "; got '" + s + "'");
 }
 
-// A checked linearDense call: its arguments for the launcher, its device, and the allocations
-// it uses (x, w, out, and bias when given).
+// The optional `lora` argument, checked: the epilogue's pointers, and the row table's checked
+// host copy, uploaded into `rows` on the stream before the kernel (upload()).
+struct LoraArg {
+  gemm::LoraEpilogue ep;
+  std::shared_ptr<de::Allocation> rows;
+  std::shared_ptr<std::vector<int32_t>> table;  // null: no LoRA term
+  std::vector<std::shared_ptr<de::Allocation>> keep;
+
+  // Enqueues the row table's upload (before the kernel that reads it).
+  void upload(rt::Stream& s) const {
+    if (table) s.copy_h2d(rows->ptr, table->data(), table->size() * sizeof(int32_t));
+  }
+};
+
+inline LoraArg lora_arg(const Napi::Object& o, int64_t M, int64_t N, int device) {
+  Napi::Env env = o.Env();
+  LoraArg l;
+  const Napi::Value v = o.Get("lora");
+  if (v.IsUndefined() || v.IsNull()) return l;
+  if (!v.IsObject()) throw_type(env, "lora must be an object { t, bt, rows, table, rsum }");
+  const Napi::Object lo = v.As<Napi::Object>();
+  const int64_t rsum = int_of(lo, "rsum", 1, 1 << 24);
+  const std::shared_ptr<de::Allocation> t = de::live_alloc(env, lo.Get("t"), "lora.t");
+  const std::shared_ptr<de::Allocation> bt = de::live_alloc(env, lo.Get("bt"), "lora.bt");
+  l.rows = de::live_alloc(env, lo.Get("rows"), "lora.rows");
+  if (t->device != device || bt->device != device || l.rows->device != device)
+    throw_range(env, "lora's buffers must be on the call's device");
+  if (t->bytes < uint64_t(M) * uint64_t(rsum) * 4) throw_range(env, "lora.t must hold [M, rsum] float32");
+  if (bt->bytes < uint64_t(rsum) * uint64_t(N) * 4) throw_range(env, "lora.bt must hold [rsum, N] float32");
+  if (l.rows->bytes < uint64_t(M) * 12) throw_range(env, "lora.rows must hold 3M 32-bit words");
+  const Napi::Value tv = lo.Get("table");
+  if (!tv.IsTypedArray() || tv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw_type(env, "lora.table must be an Int32Array");
+  const Bytes tb = bytes_sized(lo, "table", size_t(M) * 12);
+  l.table = std::make_shared<std::vector<int32_t>>(size_t(M) * 3);
+  std::memcpy(l.table->data(), tb.data, size_t(M) * 12);
+  const std::vector<int32_t>& tab = *l.table;
+  for (int64_t m = 0; m < M; ++m) {
+    const int64_t off = tab[size_t(m)], r = tab[size_t(M + m)];
+    if (off < 0 || r < 0 || off + r > rsum)
+      throw_range(env, "lora.table row " + std::to_string(m) + ": off " + std::to_string(off) + ", r " + std::to_string(r) +
+                           " outside rsum " + std::to_string(rsum));
+  }
+  l.ep.t = static_cast<const float*>(t->ptr);
+  l.ep.bt = static_cast<const float*>(bt->ptr);
+  l.ep.rows = static_cast<const int32_t*>(l.rows->ptr);
+  l.ep.rsum = int(rsum);
+  l.keep = {t, bt, l.rows};
+  return l;
+}
+
+// A checked linearDense call: its arguments for the launcher, its device, the allocations it
+// uses (x, w, out, and bias and the LoRA buffers when given) and the LoRA row table.
 struct LinearCall {
   gemm::DenseGemmArgs args;
   int device = 0;
   std::vector<std::shared_ptr<de::Allocation>> keep;
+  LoraArg lora;
 };
 
 [[noreturn]] inline void overlap(const Napi::Env& env, const char* what) {
@@ -179,12 +237,20 @@ inline LinearCall linear_call(const Napi::Object& o) {
     throw coded(Napi::RangeError::New(env, std::string("compressed-gemm: ") + gemm::dense_gemm_error_message(refused)),
                           "ERR_NOT_SUPPORTED");
 
+  c.lora = lora_arg(o, M, N, x->device);
+  a.lora = c.lora.ep;
+  if (c.lora.table && (overlaps(out->ptr, out_bytes, c.lora.ep.t, uint64_t(M) * c.lora.ep.rsum * 4) ||
+                       overlaps(out->ptr, out_bytes, c.lora.ep.bt, uint64_t(N) * c.lora.ep.rsum * 4) ||
+                       overlaps(out->ptr, out_bytes, c.lora.ep.rows, uint64_t(M) * 12)))
+    overlap(env, "lora's buffers");
+
   c.device = x->device;
-  c.keep.reserve(4);
+  c.keep.reserve(7);
   c.keep.push_back(x);
   c.keep.push_back(w);
   c.keep.push_back(out);
   if (bias) c.keep.push_back(bias);
+  for (const auto& k : c.lora.keep) c.keep.push_back(k);
   return c;
 }
 
@@ -193,6 +259,7 @@ inline Napi::Value LinearDense(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const LinearCall c = linear_call(object_arg(info));  // its references outlive the synchronize below
   rt::Stream& s = de::stream_for(c.device);
+  c.lora.upload(s);
   s.launch(dense_kernel(c.args));
   s.synchronize();
   return env.Undefined();
@@ -204,8 +271,13 @@ inline Napi::Value LinearDenseAsync(const Napi::CallbackInfo& info) {
   std::unique_ptr<de::AsyncOp> op(new de::AsyncOp);
   op->keep = std::move(c.keep);  // the device memory stays until the kernel is done
   const gemm::DenseGemmArgs args = c.args;
-  return de::run_async(env, c.device, std::move(op),
-                       [args](rt::Stream& s, de::AsyncOp&) { s.launch(dense_kernel(args)); });
+  const LoraArg lora = c.lora;  // its table stays alive in the kernel task, after its upload
+  return de::run_async(env, c.device, std::move(op), [args, lora](rt::Stream& s, de::AsyncOp&) {
+    lora.upload(s);
+    const rt::Kernel k = dense_kernel(args);
+    const std::shared_ptr<std::vector<int32_t>> table = lora.table;
+    s.launch([k, table](void* stream) { return k(stream); });
+  });
 }
 
 inline void register_all_gemm(Napi::Env env, Napi::Object exports) {

@@ -2,7 +2,7 @@
 // Node exports that are the same in both addons (registered next to gemm_exports.h's, by
 // binding/cuda_sim/gemm.cc and cuda/binding_gemm.cu):
 //
-//   linearSparse24({ x, values, meta, bias, out, M, N, K, np, kp, dtype, outDtype })      [sync]
+//   linearSparse24({ x, values, meta, bias, out, M, N, K, np, kp, dtype, outDtype, lora? }) [sync]
 //   linearSparse24Async({ ... })                                                          -> Promise
 //
 //   x       device handle: [M, K] row-major of dtype (K a multiple of 8), at least M*K*2 bytes
@@ -12,6 +12,7 @@
 //   out     device handle: [M, N] of outDtype
 //   np, kp  the weight's padded shape: multiples of 64, N <= np, K <= kp
 //   dtype   'float16' | 'bfloat16'; outDtype 'float32' | 'float16' | 'bfloat16'
+//   lora    optional, the fused LoRA term: as linearDense's (gemm_exports.h)
 //
 // Errors, and the ordering on the device's stream, are gemm_exports.h's: malformed arguments
 // ERR_NATIVE, a freed handle ERR_DISPOSED, out overlapping an input ERR_OVERLAP, a configuration
@@ -62,6 +63,7 @@ struct Sparse24Call {
   gemm::Sparse24GemmArgs args;
   int device = 0;
   std::vector<std::shared_ptr<de::Allocation>> keep;
+  ge::LoraArg lora;
 };
 
 inline Sparse24Call sparse24_call(const Napi::Object& o) {
@@ -122,15 +124,24 @@ inline Sparse24Call sparse24_call(const Napi::Object& o) {
   const std::string refused = gemm::validate_sparse24_gemm(a);
   if (!refused.empty()) throw coded(Napi::RangeError::New(env, "compressed-gemm: " + refused), "ERR_NOT_SUPPORTED");
 
+  c.lora = ge::lora_arg(o, M, N, x->device);
+  a.lora = c.lora.ep;
+  if (c.lora.table && (ge::overlaps(out->ptr, out_bytes, c.lora.ep.t, uint64_t(M) * c.lora.ep.rsum * 4) ||
+                       ge::overlaps(out->ptr, out_bytes, c.lora.ep.bt, uint64_t(N) * c.lora.ep.rsum * 4) ||
+                       ge::overlaps(out->ptr, out_bytes, c.lora.ep.rows, uint64_t(M) * 12)))
+    ge::overlap(env, "lora's buffers");
+
   c.device = x->device;
   c.keep = {x, values, meta, out};
   if (bias) c.keep.push_back(bias);
+  for (const auto& k : c.lora.keep) c.keep.push_back(k);
   return c;
 }
 
 inline Napi::Value LinearSparse24(const Napi::CallbackInfo& info) {
   const Sparse24Call c = sparse24_call(object_arg(info));  // its references outlive the synchronize below
   rt::Stream& s = de::stream_for(c.device);
+  c.lora.upload(s);
   s.launch(sparse24_kernel(c.args));
   s.synchronize();
   return info.Env().Undefined();
@@ -141,8 +152,13 @@ inline Napi::Value LinearSparse24Async(const Napi::CallbackInfo& info) {
   std::unique_ptr<de::AsyncOp> op(new de::AsyncOp);
   op->keep = std::move(c.keep);
   const gemm::Sparse24GemmArgs args = c.args;
-  return de::run_async(info.Env(), c.device, std::move(op),
-                       [args](rt::Stream& s, de::AsyncOp&) { s.launch(sparse24_kernel(args)); });
+  const ge::LoraArg lora = c.lora;  // its table stays alive in the kernel task, after its upload
+  return de::run_async(info.Env(), c.device, std::move(op), [args, lora](rt::Stream& s, de::AsyncOp&) {
+    lora.upload(s);
+    const rt::Kernel k = sparse24_kernel(args);
+    const std::shared_ptr<std::vector<int32_t>> table = lora.table;
+    s.launch([k, table](void* stream) { return k(stream); });
+  });
 }
 
 inline void register_all_sparse24(Napi::Env env, Napi::Object exports) {

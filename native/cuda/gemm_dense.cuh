@@ -64,6 +64,7 @@
 #include "cuda/ptx/cp_async.h"
 #include "cuda/ptx/ldmatrix.h"
 #include "cuda/ptx/mma.h"
+#include "cuda/lora_epilogue.h"
 #include "cuda/store_output.h"
 #include "cuda/gemm_dense_f32.cuh"
 
@@ -133,7 +134,7 @@ __device__ __forceinline__ void mma(FragC& acc, const FragA& a, const FragB& b) 
 // Grid: (ceil(N / 64), ceil(M / 64)); block: 128 threads; dynamic shared memory kSmemBytes.
 template <bool kBf16, DType kOut>
 __global__ void dense_gemm_kernel(const uint16_t* x, const uint16_t* w, const float* bias, void* out, int M, int N,
-                                  int K) {
+                                  int K, LoraEpilogue lora) {
   using T = DenseTile;
   uint8_t* const smem = ::cg::dynamic_smem();
   const int tid = int(threadIdx.x);
@@ -219,13 +220,13 @@ __global__ void dense_gemm_kernel(const uint16_t* x, const uint16_t* w, const fl
   // a staged, vectorised epilogue is a later optimisation.)
   auto write_result = [&]() {
     const int g = lane / 4, t = lane % 4;
-    for (int mt = 0; mt < T::kMmaM; ++mt) {
-      for (int nt = 0; nt < T::kMmaN; ++nt) {
-        for (int r = 0; r < 4; ++r) {
+    CG_UNROLL for (int mt = 0; mt < T::kMmaM; ++mt) {
+      CG_UNROLL for (int nt = 0; nt < T::kMmaN; ++nt) {
+        CG_UNROLL for (int r = 0; r < 4; ++r) {
           const int m = block_m0 + warp_m * T::kWarpM + mt * 16 + g + 8 * (r / 2);
           const int n = block_n0 + warp_n * T::kWarpN + nt * 8 + 2 * t + r % 2;
           if (m < M && n < N) {
-            const float v = acc[mt][nt][r] + (bias ? bias[n] : 0.f);
+            const float v = acc[mt][nt][r] + (bias ? bias[n] : 0.f) + lora_term(lora, m, n, M, N);
             store_output<kOut>(out, size_t(m) * size_t(N) + size_t(n), v);
           }
         }
@@ -297,6 +298,7 @@ struct DenseGemmArgs {
   const void* w = nullptr;       // [N, K] row-major of w_dtype, 16-byte aligned
   const float* bias = nullptr;   // [N] or nullptr
   void* out = nullptr;           // [M, N] row-major of out_dtype; must not overlap x, w, bias
+  LoraEpilogue lora;             // the fused LoRA term (lora_epilogue.h); lora.t null: none
 };
 
 struct DenseGemmStatus {
@@ -337,20 +339,20 @@ inline DenseGemmLaunchStatus launch_dense_gemm_config(const DenseGemmArgs& a, De
     const float* x = static_cast<const float*>(a.x);
     const float* w = static_cast<const float*>(a.w);
 #if defined(__CUDACC__)
-    CG_LAUNCH(dense_gemm_f32, grid, block, DenseF32Tile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K);
+    CG_LAUNCH(dense_gemm_f32, grid, block, DenseF32Tile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K, a.lora);
     return cudaGetLastError();
 #else
-    return CG_LAUNCH(dense_gemm_f32, grid, block, DenseF32Tile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K);
+    return CG_LAUNCH(dense_gemm_f32, grid, block, DenseF32Tile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K, a.lora);
 #endif
   } else {
     auto* const dense_gemm = &dense_gemm_kernel<kIn == DType::BF16, kOut>;
     const uint16_t* x = static_cast<const uint16_t*>(a.x);
     const uint16_t* w = static_cast<const uint16_t*>(a.w);
 #if defined(__CUDACC__)
-    CG_LAUNCH(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K);
+    CG_LAUNCH(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K, a.lora);
     return cudaGetLastError();
 #else
-    return CG_LAUNCH(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K);
+    return CG_LAUNCH(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K, a.lora);
 #endif
   }
 }

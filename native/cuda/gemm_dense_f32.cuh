@@ -39,6 +39,7 @@
 #include "cg/dtype.h"
 #include "cuda/kernel.h"
 #include "cuda/ptx/cp_async.h"
+#include "cuda/lora_epilogue.h"
 #include "cuda/store_output.h"
 
 #if !defined(__CUDACC__)
@@ -78,7 +79,7 @@ static_assert(DenseF32Tile::kSmemBytes <= 48 * 1024, "no opt-in to more than 48 
 // Grid: (ceil(N / 64), ceil(M / 64)); block: 128 threads; dynamic shared memory kSmemBytes.
 template <DType kOut>
 __global__ void dense_gemm_f32_kernel(const float* x, const float* w, const float* bias, void* out, int M, int N,
-                                      int K) {
+                                      int K, LoraEpilogue lora) {
   using T = DenseF32Tile;
   uint8_t* const smem = ::cg::dynamic_smem();
   const int tid = int(threadIdx.x);
@@ -143,12 +144,12 @@ __global__ void dense_gemm_f32_kernel(const float* x, const float* w, const floa
   ::cg::ptx::cp_async_wait<0>();  // only an empty group remains; no copy outlives the block
 
   // Step: write_result, only where m < M and n < N.
-  for (int i = 0; i < T::kRowsPerThread; ++i) {
+  CG_UNROLL for (int i = 0; i < T::kRowsPerThread; ++i) {
     const int m = block_m0 + ty + T::kThreadsY * i;
     if (m >= M) break;
-    for (int j = 0; j < T::kColsPerThread; ++j) {
+    CG_UNROLL for (int j = 0; j < T::kColsPerThread; ++j) {
       const int n = block_n0 + tx + T::kThreadsX * j;
-      if (n < N) store_output<kOut>(out, size_t(m) * size_t(N) + size_t(n), acc[i][j] + (bias ? bias[n] : 0.f));
+      if (n < N) store_output<kOut>(out, size_t(m) * size_t(N) + size_t(n), acc[i][j] + (bias ? bias[n] : 0.f) + lora_term(lora, m, n, M, N));
     }
   }
 }

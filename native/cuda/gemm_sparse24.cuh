@@ -59,6 +59,7 @@
 #include "cuda/ptx/cp_async.h"
 #include "cuda/ptx/ldmatrix.h"
 #include "cuda/ptx/mma_sp.h"
+#include "cuda/lora_epilogue.h"
 #include "cuda/store_output.h"
 
 namespace cg {
@@ -120,7 +121,7 @@ __device__ __forceinline__ void mma_sp(float (&acc)[4], const uint32_t (&a)[4], 
 // kp: the padded K of W (a multiple of 64); K: X's row length (<= kp, a multiple of 8).
 template <bool kBf16, DType kOut>
 __global__ void sparse24_gemm_kernel(const uint16_t* x, const uint16_t* values, const uint32_t* meta, const float* bias,
-                                     void* out, int M, int N, int K, int kp) {
+                                     void* out, int M, int N, int K, int kp, LoraEpilogue lora) {
   using T = Sparse24Tile;
   uint8_t* const smem = ::cg::dynamic_smem();
   const int tid = int(threadIdx.x);
@@ -212,12 +213,13 @@ __global__ void sparse24_gemm_kernel(const uint16_t* x, const uint16_t* values, 
   // Step: write_result. acc[nt][mt][r] is Yᵀ(n, m) with n = band row g (+8 for r >= 2) and
   // m = 2t (+1 for odd r): Y[m][n], only where m < M and n < N.
   const int g = lane / 4, t = lane % 4;
-  for (int nt = 0; nt < T::kMmaN; ++nt) {
-    for (int mt = 0; mt < T::kMmaM; ++mt) {
-      for (int r = 0; r < 4; ++r) {
+  CG_UNROLL for (int nt = 0; nt < T::kMmaN; ++nt) {
+    CG_UNROLL for (int mt = 0; mt < T::kMmaM; ++mt) {
+      CG_UNROLL for (int r = 0; r < 4; ++r) {
         const int n = block_n0 + warp_n * T::kWarpN + nt * 16 + g + 8 * (r / 2);
         const int m = block_m0 + warp_m * T::kWarpM + mt * 8 + 2 * t + r % 2;
-        if (m < M && n < N) store_output<kOut>(out, size_t(m) * size_t(N) + size_t(n), acc[nt][mt][r] + (bias ? bias[n] : 0.f));
+        if (m < M && n < N)
+          store_output<kOut>(out, size_t(m) * size_t(N) + size_t(n), acc[nt][mt][r] + (bias ? bias[n] : 0.f) + lora_term(lora, m, n, M, N));
       }
     }
   }
@@ -243,6 +245,7 @@ struct Sparse24GemmArgs {
   const uint32_t* meta = nullptr;    // [np/16][kp/32][16]
   const float* bias = nullptr;
   void* out = nullptr;
+  LoraEpilogue lora;  // the fused LoRA term (lora_epilogue.h); lora.t null: none
 };
 
 // A configuration the kernel does not run, as a message ("" when it runs).
@@ -271,11 +274,11 @@ inline Sparse24LaunchStatus launch_sparse24_config(const Sparse24GemmArgs& a, Sp
   block.z = 1;
   auto* const sparse24_gemm = &sparse24_gemm_kernel<kBf16, kOut>;
 #if defined(__CUDACC__)
-  CG_LAUNCH(sparse24_gemm, grid, block, Sparse24Tile::kSmemBytes, stream, a.x, a.values, a.meta, a.bias, a.out, a.M, a.N, a.K, a.kp);
+  CG_LAUNCH(sparse24_gemm, grid, block, Sparse24Tile::kSmemBytes, stream, a.x, a.values, a.meta, a.bias, a.out, a.M, a.N, a.K, a.kp, a.lora);
   return cudaGetLastError();
 #else
   (void)stream;
-  return CG_LAUNCH(sparse24_gemm, grid, block, Sparse24Tile::kSmemBytes, stream, a.x, a.values, a.meta, a.bias, a.out, a.M, a.N, a.K, a.kp);
+  return CG_LAUNCH(sparse24_gemm, grid, block, Sparse24Tile::kSmemBytes, stream, a.x, a.values, a.meta, a.bias, a.out, a.M, a.N, a.K, a.kp, a.lora);
 #endif
 }
 

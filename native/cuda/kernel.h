@@ -21,6 +21,9 @@ __device__ __forceinline__ uint8_t* dynamic_smem() {
 }  // namespace cg
 
 #define CG_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__)
+// Unrolls the loop that follows, so that register arrays (accumulators, fragments) are indexed by
+// constants only and stay in registers (ptxas puts a dynamically indexed one in local memory).
+#define CG_UNROLL _Pragma("unroll")
 
 #else  // the simulated device
 #include "cuda/sim/sim.h"
@@ -40,6 +43,7 @@ using LaunchDim = sim::Dim3;
 inline uint8_t* dynamic_smem() { return sim::shared_base(); }
 }  // namespace cg
 
+#define CG_UNROLL
 // The stream is ignored by the simulator's synchronous launch; the result says whether it ran.
 #define CG_LAUNCH(kernel, grid, block, smem, stream, ...) \
   ::cg::sim::launch(#kernel, (grid), (block), (smem), [&]() { kernel(__VA_ARGS__); })

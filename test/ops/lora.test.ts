@@ -92,11 +92,15 @@ interface Case {
   extra: number;
 }
 
-/** The activations of the main product: x, or its documented quantization. */
-function mainActivations(x64: Float64Array, M: number, K: number, act: Act, tw: TestWeight): Float64Array {
+/**
+ * The activations of the main product: x, or its documented quantization, or (on the CUDA
+ * backend, dense and 2:4 kernels) x in the weight's dtype (xAsComputed). The LoRA branch always
+ * takes x as given.
+ */
+function mainActivations(x64: Float64Array, M: number, K: number, act: Act, tw: TestWeight, xd: DType = 'float32'): Float64Array {
   if (act === 'int8') return actInt8Ref(x64, M, K).xq;
   if (act === 'fp8') return actFp8Ref(x64, M, K, tw.fp8 && typeof (tw.recipe as { scaling?: unknown }).scaling === 'object' ? tw.fp8.bk : 0);
-  return x64;
+  return xAsComputed(x64, xd, tw.kind, tw.dtype);
 }
 
 function adapter64(f: Factors, alpha: number | undefined): Adapter64 {
@@ -125,7 +129,7 @@ function cases(): Case[] {
       const biasKind = BIASES[(ci + wi) % 3];
       const bias = biasKind === 'none' ? null : biasKind === 'float32' || xd === 'float32' ? randomFloat32(rng, N) : encode(randomFloat32(rng, N), xd);
       const bias64 = bias ? decode(bias, bias instanceof Float32Array ? 'float32' : xd) : null;
-      const ref = loraLinearRef(mainActivations(x64, M, K, act, tw), x64, M, N, K, tw.dense, tw.abs, bias64, [adapter64(f, alpha)], null);
+      const ref = loraLinearRef(mainActivations(x64, M, K, act, tw, xd), x64, M, N, K, tw.dense, tw.abs, bias64, [adapter64(f, alpha)], null);
       CASES!.push({ label, wi, M, N, K, xd, act, x, seed, f, alpha, asAdapter: ci % 2 === 0, bias, ref, extra: tw.extra });
     });
   });
@@ -187,8 +191,9 @@ describe.each(targetTable())('%s', (label: string, t: Target) => {
       const f = randomFactors(rng, N, K, 8, DTYPES[wi % 3]);
       const dt = f.dtype === 'float32' ? {} : { dtype: f.dtype };
       const x64 = decode(x, 'float32');
-      const ref = loraLinearRef(x64, x64, M, N, K, tw.dense, tw.abs, null, [adapter64(f, 0)], null);
-      const plain = loraLinearRef(x64, x64, M, N, K, tw.dense, tw.abs, null, [], new Int32Array(M).fill(-1));
+      const xMain = mainActivations(x64, M, K, 'native', tw);
+      const ref = loraLinearRef(xMain, x64, M, N, K, tw.dense, tw.abs, null, [adapter64(f, 0)], null);
+      const plain = loraLinearRef(xMain, x64, M, N, K, tw.dense, tw.abs, null, [], new Int32Array(M).fill(-1));
       expect(diffBits(ref.ref, plain.ref, 'the alpha-0 reference adds nothing')).toBeNull();
       const what = `${label} ${tw.label} M=${M}, alpha 0, r=8 ${f.dtype}; ${seedNote(seed)}`;
       const y1 = cg.linear(x, [M, K], w, { lora: { A: f.A, B: f.B, alpha: 0, ...dt }, out: poisoned('float32', M * N) });
@@ -272,7 +277,7 @@ describe('LoraAdapter', () => {
     const ad = new cg.LoraAdapter({ A, B, alpha: 0.625, dtype: 'float16' }, [N, K]);
     for (const [i, w] of ws.entries()) {
       const tw = tws[i];
-      const ref = loraLinearRef(x64, x64, M, N, K, tw.dense, tw.abs, null, [adapter64(f, 0.625)], null);
+      const ref = loraLinearRef(mainActivations(x64, M, K, 'native', tw), x64, M, N, K, tw.dense, tw.abs, null, [adapter64(f, 0.625)], null);
       const first = cg.linear(x, [M, K], w, { lora: ad }) as Float32Array;
       const what = `${tw.label}, LoraAdapter r=6 float16; ${seedNote(seed)}`;
       expect(checkLoraLinear(first, 'float32', ref, M, N, K, tw.extra, what)).toBeNull();

@@ -142,8 +142,8 @@ function cases(): Case[] {
       const biasKind = ci % 3;
       const bias = biasKind === 0 ? null : biasKind === 1 || xd === 'float32' ? randomFloat32(rng, N) : encode(randomFloat32(rng, N), xd);
       const bias64 = bias ? decode(bias, bias instanceof Float32Array ? 'float32' : xd) : null;
-      // Rows without adapters everywhere make it a plain linear (the CUDA kernels' route, where there is one).
-      let xMain = idx.every((a) => a < 0) ? xAsComputed(x64, xd, tw.kind, tw.dtype) : x64;
+      // The main product's x: on the CUDA backend's dense and 2:4 kernels, in the weight's dtype.
+      let xMain = xAsComputed(x64, xd, tw.kind, tw.dtype);
       if (act === 'int8') xMain = actInt8Ref(x64, M, K).xq;
       if (act === 'fp8') xMain = actFp8Ref(x64, M, K, tw.fp8 && typeof (tw.recipe as { scaling?: unknown }).scaling === 'object' ? tw.fp8.bk : 0);
       const ref = loraLinearRef(xMain, x64, M, N, K, tw.dense, tw.abs, bias64, refs, idx);
@@ -312,7 +312,7 @@ describe('errors: class and code, sync and async; nothing written', () => {
       { A64: f1.A64, B64: f1.B64, r: 1, alpha: 1 },
       { A64: f2.A64, B64: f2.B64, r: 2, alpha: 2 },
     ];
-    const ref = loraLinearRef(x64, x64, M, N, K, tws[0].dense, tws[0].abs, null, refs, [1, -1, 0, 1]);
+    const ref = loraLinearRef(xAsComputed(x64, 'float32', tws[0].kind, tws[0].dtype), x64, M, N, K, tws[0].dense, tws[0].abs, null, refs, [1, -1, 0, 1]);
     expect(checkLoraLinear(a, 'float32', ref, M, N, K, 1, `Int32Array; ${seedNote(seed)}`)).toBeNull();
     expect(checkLoraLinear(b, 'float32', ref, M, N, K, 1, `number[]; ${seedNote(seed)}`)).toBeNull();
   });
