@@ -194,14 +194,16 @@ function createServer(options = {}) {
 
   function health() {
     const b = cg.backend();
-    const formats = new Set(model.describe().layers.map((l) => l.format));
+    const layers = model.describe().layers;
+    // A route row covers a format and, for dense and 2:4, the weight dtypes it lists.
+    const usedBy = (r) => layers.some((l) => l.format === r.format && (!r.dtypes || r.dtypes.includes(l.dtype)));
     return {
       status: closing ? 'shutting-down' : 'ok',
       backend: {
         kind: b.kind, device: b.device, isa: b.cpu.isa, threads: b.cpu.threads, cuda: b.cuda, notes: b.notes,
         // The routes this model's calls take: multi-LoRA linear on each weight format it holds.
         routes: b.routes
-          .filter((r) => r.op === 'linear+lora' && r.activations === 'native' && formats.has(r.format))
+          .filter((r) => r.op === 'linear+lora' && r.activations === 'native' && usedBy(r))
           .map((r) => ({ op: r.op, format: r.format, runsOn: r.runsOn, note: r.note })),
       },
       memory: cg.cuda.memory(),

@@ -254,30 +254,37 @@ inline LinearCall linear_call(const Napi::Object& o) {
   return c;
 }
 
+// ---- running a checked call --------------------------------------------------------------------
+// The LoRA row table's upload, then the kernel, on the device's stream. Sync: waits (the call's
+// allocations are held by `keep` until then). Async: a promise settled when the kernel is done;
+// the op holds the allocations and the kernel task the row table, so nothing is freed under it.
+inline Napi::Value run_gemm(const Napi::Env& env, int device, std::vector<std::shared_ptr<de::Allocation>> keep,
+                            const LoraArg& lora, const rt::Kernel& kernel, bool async) {
+  if (!async) {
+    rt::Stream& s = de::stream_for(device);
+    lora.upload(s);
+    s.launch(kernel);
+    s.synchronize();
+    return env.Undefined();
+  }
+  std::unique_ptr<de::AsyncOp> op(new de::AsyncOp);
+  op->keep = std::move(keep);
+  return de::run_async(env, device, std::move(op), [lora, kernel](rt::Stream& s, de::AsyncOp&) {
+    lora.upload(s);
+    const std::shared_ptr<std::vector<int32_t>> table = lora.table;
+    s.launch([kernel, table](void* stream) { return kernel(stream); });
+  });
+}
+
 // ---- exports ------------------------------------------------------------------------------------
 inline Napi::Value LinearDense(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const LinearCall c = linear_call(object_arg(info));  // its references outlive the synchronize below
-  rt::Stream& s = de::stream_for(c.device);
-  c.lora.upload(s);
-  s.launch(dense_kernel(c.args));
-  s.synchronize();
-  return env.Undefined();
+  LinearCall c = linear_call(object_arg(info));
+  return run_gemm(info.Env(), c.device, std::move(c.keep), c.lora, dense_kernel(c.args), false);
 }
 
 inline Napi::Value LinearDenseAsync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   LinearCall c = linear_call(object_arg(info));
-  std::unique_ptr<de::AsyncOp> op(new de::AsyncOp);
-  op->keep = std::move(c.keep);  // the device memory stays until the kernel is done
-  const gemm::DenseGemmArgs args = c.args;
-  const LoraArg lora = c.lora;  // its table stays alive in the kernel task, after its upload
-  return de::run_async(env, c.device, std::move(op), [args, lora](rt::Stream& s, de::AsyncOp&) {
-    lora.upload(s);
-    const rt::Kernel k = dense_kernel(args);
-    const std::shared_ptr<std::vector<int32_t>> table = lora.table;
-    s.launch([k, table](void* stream) { return k(stream); });
-  });
+  return run_gemm(info.Env(), c.device, std::move(c.keep), c.lora, dense_kernel(c.args), true);
 }
 
 inline void register_all_gemm(Napi::Env env, Napi::Object exports) {

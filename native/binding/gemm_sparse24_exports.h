@@ -139,26 +139,13 @@ inline Sparse24Call sparse24_call(const Napi::Object& o) {
 }
 
 inline Napi::Value LinearSparse24(const Napi::CallbackInfo& info) {
-  const Sparse24Call c = sparse24_call(object_arg(info));  // its references outlive the synchronize below
-  rt::Stream& s = de::stream_for(c.device);
-  c.lora.upload(s);
-  s.launch(sparse24_kernel(c.args));
-  s.synchronize();
-  return info.Env().Undefined();
+  Sparse24Call c = sparse24_call(object_arg(info));
+  return ge::run_gemm(info.Env(), c.device, std::move(c.keep), c.lora, sparse24_kernel(c.args), false);
 }
 
 inline Napi::Value LinearSparse24Async(const Napi::CallbackInfo& info) {
   Sparse24Call c = sparse24_call(object_arg(info));
-  std::unique_ptr<de::AsyncOp> op(new de::AsyncOp);
-  op->keep = std::move(c.keep);
-  const gemm::Sparse24GemmArgs args = c.args;
-  const ge::LoraArg lora = c.lora;  // its table stays alive in the kernel task, after its upload
-  return de::run_async(info.Env(), c.device, std::move(op), [args, lora](rt::Stream& s, de::AsyncOp&) {
-    lora.upload(s);
-    const rt::Kernel k = sparse24_kernel(args);
-    const std::shared_ptr<std::vector<int32_t>> table = lora.table;
-    s.launch([k, table](void* stream) { return k(stream); });
-  });
+  return ge::run_gemm(info.Env(), c.device, std::move(c.keep), c.lora, sparse24_kernel(c.args), true);
 }
 
 inline void register_all_sparse24(Napi::Env env, Napi::Object exports) {

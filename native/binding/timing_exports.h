@@ -46,21 +46,25 @@ inline Napi::Value TimeGemm(const Napi::CallbackInfo& info) {
   int device = 0;
   rt::Kernel launch;
   std::vector<std::shared_ptr<de::Allocation>> keep;
+  gemm_exports::LoraArg lora;
   if (kernel == "dense") {
     gemm_exports::LinearCall c = gemm_exports::linear_call(av.As<Napi::Object>());
     device = c.device;
     launch = gemm_exports::dense_kernel(c.args);
     keep = std::move(c.keep);
+    lora = c.lora;
   } else if (kernel == "sparse24") {
     gemm_sparse24_exports::Sparse24Call c = gemm_sparse24_exports::sparse24_call(av.As<Napi::Object>());
     device = c.device;
     launch = gemm_sparse24_exports::sparse24_kernel(c.args);
     keep = std::move(c.keep);
+    lora = c.lora;
   } else {
     throw_range(env, "kernel must be 'dense' or 'sparse24'; got '" + kernel + "'");
   }
 
   rt::Stream& s = de::stream_for(device);
+  lora.upload(s);  // the LoRA row table (when args has one), before every launch
   for (int i = 0; i < warmup; ++i) s.launch(launch);
   std::vector<std::shared_ptr<rt::Event>> events;
   events.reserve(size_t(reps) + 1);
