@@ -8,11 +8,15 @@
 #include <napi.h>
 
 #include "binding/gemm_exports.h"
+#include "binding/gemm_int4_exports.h"
 
 namespace cg {
 namespace binding {
 
-void register_gemm_exports(Napi::Env env, Napi::Object exports) { gemm_exports::register_all_gemm(env, exports); }
+void register_gemm_exports(Napi::Env env, Napi::Object exports) {
+  gemm_exports::register_all_gemm(env, exports);
+  gemm_int4_exports::register_all_int4(env, exports);
+}
 
 }  // namespace binding
 }  // namespace cg

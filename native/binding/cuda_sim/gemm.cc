@@ -35,6 +35,7 @@
 #include "binding/args.h"
 #include "binding/cuda_sim/entry_points.h"
 #include "binding/gemm_exports.h"
+#include "binding/gemm_int4_exports.h"
 #include "cuda/gemm_dense.cuh"
 
 namespace cg {
@@ -147,6 +148,7 @@ Napi::Value FaultStream(const Napi::CallbackInfo& info) {
 void register_gemm(Napi::Env env, Napi::Object exports) {
   exports.Set("runDenseGemm", Napi::Function::New(env, RunDenseGemm, "runDenseGemm"));
   gemm_exports::register_all_gemm(env, exports);
+  gemm_int4_exports::register_all_int4(env, exports);
   exports.Set("faultStream", Napi::Function::New(env, device_exports::guard<FaultStream>, "faultStream"));
 }
 
