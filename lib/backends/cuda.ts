@@ -15,6 +15,7 @@ import type { CanonicalArrays, WeightParams } from '../native/descriptor';
 import type { DeviceAddon, DeviceHandle } from '../native/cuda';
 import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
 import { selectBackend } from './select';
+import { int4 } from './cuda-int4';
 
 /**
  * A weight in device memory: dense, [N, kp] row-major in its dtype, where kp is K rounded up to
@@ -142,6 +143,7 @@ function hostCall(params: WeightParams, p: Placement, plan: LinearPlan) {
 export const cudaBackend: Backend = {
   name: 'cuda',
   place(params: WeightParams, canonical: CanonicalArrays, device = 0): DevicePlacement {
+    if (params.format === 'int4') return int4.place(params, canonical, device);
     const { N, K, dtype } = denseParams(params);
     const step = kStep(dtype);
     const kp = Math.ceil(K / step) * step;
@@ -153,14 +155,17 @@ export const cudaBackend: Backend = {
     deviceAddon().deviceFree((p as DevicePlacement).handle); // a second free is a no-op
   },
   canonical(params, p, out) {
+    if (params.format === 'int4') return int4.canonical(params, p, out);
     const { N, K, dtype } = denseParams(params);
     download(p as DevicePlacement, dtype, N, K, out.values!);
   },
   toDense(params, p, out) {
+    if (params.format === 'int4') return int4.toDense(params, p, out);
     const { N, K, dtype } = denseParams(params);
     download(p as DevicePlacement, dtype, N, K, out);
   },
   linear(params, p, plan) {
+    if (params.format === 'int4') return int4.linear(params, p, plan);
     const c = hostCall(params, p, plan);
     try {
       withNativeErrors(() => c.d.linearDense(c.args));
@@ -170,6 +175,7 @@ export const cudaBackend: Backend = {
     }
   },
   async linearAsync(params, p, plan) {
+    if (params.format === 'int4') return int4.linearAsync(params, p, plan);
     const c = hostCall(params, p, plan);
     try {
       // One stream: the kernel runs after the uploads, the download after the kernel.

@@ -43,7 +43,10 @@ const ROUTES: Route[] = [
     why: 'CPU: packed panel GEMM per ISA; CUDA: float32 FFMA GEMM on the CUDA cores (float32 arithmetic, not TF32: native/cuda/gemm_dense_f32.cuh)',
   },
   { op: 'linear', format: '2:4', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: '2:4 panel kernel (M-vectorised from M = 128)' },
-  { op: 'linear', format: 'int4', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'direct decode at small M, dequantized tiles at large M' },
+  {
+    op: 'linear', format: 'int4', activations: 'native', cpu: 'cpu', cuda: 'cuda',
+    why: 'CPU: direct decode at small M, dequantized tiles at large M; CUDA: W4A16 tensor-core GEMM, INT4 dequantized in registers (native/cuda/gemm_int4.cuh; float32 x rounded to float16)',
+  },
   { op: 'linear', format: 'int4', activations: 'fp8', cpu: 'cpu', cuda: 'cpu', why: 'x quantized to e4m3 per row, then the INT4 kernels' },
   { op: 'linear', format: 'int4', activations: 'int8', cpu: 'cpu', cuda: 'cpu', why: 'AVX512-VNNI u8 x s8 kernel where the CPU has it' },
   { op: 'linear', format: 'fp8', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'FP8 weight decoded in registers' },

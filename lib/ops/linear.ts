@@ -15,6 +15,7 @@ import { checkFloatArray, checkProduct, checkShape2, checkThreads, checkTypedArr
 import { Weight, checkReadable, deviceOf, paramsOf, placementOn, useDuring } from '../weights/weight';
 import type { Backend, LinearPlan } from '../backends/backend';
 import { DevicePlacement, checkDeviceK, deviceAddon, upload } from '../backends/cuda';
+import { int4 } from '../backends/cuda-int4';
 import type { DeviceHandle } from '../native/cuda';
 import { Tensor, handleOf, isTensor } from '../tensor';
 import { LoraAdapter, LoraFactors, MAX_ADAPTERS, adapterFor, asFloat32, loraArgs } from './lora';
@@ -192,11 +193,14 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
     notSupported('linear on a device tensor with out, lora or quantized activations');
   }
   const backend = route('linear', params.format, 'native', selectBackend().info.kind, valueDtype(params));
-  if (backend.name !== 'cuda' || params.format !== 'dense') {
+  if (backend.name !== 'cuda' || (params.format !== 'dense' && params.format !== 'int4')) {
     return notSupported(`linear on a device tensor with a ${params.format} ${valueDtype(params)} weight (its kernel runs on the CPU: pass host arrays)`);
   }
-  if (x.dtype !== params.dtype) throw new CgTypeError('ERR_DTYPE', `x is ${x.dtype} but the weight is ${params.dtype}: the dense GEMM takes both in one dtype`);
-  checkDeviceK(params);
+  const int4x = params.format === 'int4' ? int4.checkTensor(params, x.dtype) : null;
+  if (params.format === 'dense') {
+    if (x.dtype !== params.dtype) throw new CgTypeError('ERR_DTYPE', `x is ${x.dtype} but the weight is ${params.dtype}: the dense GEMM takes both in one dtype`);
+    checkDeviceK(params);
+  }
   const outDtype = o.outDtype ?? x.dtype;
   if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${show(outDtype)} (float32, float16, bfloat16)`);
   let bias: Float32Array | null = null;
@@ -208,12 +212,14 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
   let biasHandle: DeviceHandle | null = null;
   try {
     biasHandle = bias ? upload(d, x.device, bias) : null;
-    const args = { x: handle, w: placement.handle, bias: biasHandle, out: handleOf(out), M, N, K, dtype: params.dtype, outDtype };
+    const int4Run = params.format === 'int4' ? int4.onDevice(params, placement, { x: handle, bias: biasHandle, out: handleOf(out), M, dtype: int4x!, outDtype }) : null;
+    const args = params.format === 'dense' ? { x: handle, w: placement.handle, bias: biasHandle, out: handleOf(out), M, N, K, dtype: params.dtype, outDtype } : null;
     if (!async) {
-      d.linearDense(args);
+      if (int4Run) int4Run.sync();
+      else d.linearDense(args!);
       return out;
     }
-    const done = d.linearDenseAsync(args);
+    const done = int4Run ? int4Run.async() : d.linearDenseAsync(args!);
     const b = biasHandle;
     biasHandle = null; // freed when the kernel is done
     return useDuring(weight, 'read', () => done).then(
