@@ -148,8 +148,11 @@ __device__ __forceinline__ float fma_f32(float s, float p, float acc) {
 
 // ---- The kernels -------------------------------------------------------------------------------------
 
-// Act-order: xp[m][c] = x[m][perm[c]] (16-bit values). Grid (M), block 128: row m, strided columns.
-__global__ void permute_x_kernel(const uint16_t* x, const int32_t* perm, uint16_t* xp, int M, int K) {
+// Act-order: xp[m][c] = x[m][perm[c]] (E: the 16-bit values' storage). Grid (M), block 128: row m,
+// strided columns. (A template, as every kernel in a header: one definition however many
+// translation units include it.)
+template <typename E>
+__global__ void permute_x_kernel(const E* x, const int32_t* perm, E* xp, int M, int K) {
   const int m = int(blockIdx.x);
   if (m >= M) return;
   const size_t row = size_t(m) * size_t(K);
@@ -395,7 +398,7 @@ inline Int4GemmStatus launch_int4_gemm(const Int4GemmArgs& a, DenseGemmStream st
     LaunchDim grid, block;
     grid.x = unsigned(a.M);
     block.x = 128;
-    auto* const permute_x = &permute_x_kernel;
+    auto* const permute_x = &permute_x_kernel<uint16_t>;
 #if defined(__CUDACC__)
     CG_LAUNCH(permute_x, grid, block, 0, stream, x, perm, xp, a.M, a.K);
     status.launch = cudaGetLastError();

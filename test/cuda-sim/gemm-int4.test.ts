@@ -34,6 +34,7 @@
  * float16 and float32 scales, every output dtype, bias and none, act-order with both x dtypes.
  */
 import * as path from 'path';
+import { int4CudaBoundK } from '../helpers/quant-reference';
 import { DType, checkLinear, decode, mulberry32, numberToBf16, numberToF16, randNonZero, seedFor, seedNote } from '../helpers/reference';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -219,8 +220,7 @@ async function runCase(c: Case, mode: 'sync' | 'async'): Promise<void> {
         absSum[m * N + n] = a;
       }
     }
-    const Kp = Math.ceil(K / 16) * 16;
-    const keff = 16 + Math.ceil(Kp / 64) + 3 + 1 + 1 + 1; // D + 1 (header)
+    const keff = int4CudaBoundK(K); // D + 1 (the header)
     const y = got.subarray(0, M * N) as Float32Array | Uint16Array;
     const msg = checkLinear(y, c.outDtype, ref, absSum, M, N, keff, `${name(c)} (${mode}); ${seedNote(seed)}`, 1);
     expect(msg).toBeNull();
