@@ -24,8 +24,9 @@
 #   5 sanitizer  compute-sanitizer memcheck over the probes, racecheck over the mma tile probe
 #                (skipped when compute-sanitizer is absent)                   -> sanitizer.log
 #   6 timings    torch.matmul fp16/bf16 (cuBLAS), 8192^3 and LLM shapes, CUDA events, medians,
-#                inputs rotated past the L2 (scripts/gpu-check/torch_baseline.py), with the hook
-#                for our own kernel (scripts/gpu-check/bench-ours.js: "not built yet")
+#                inputs rotated past the L2 (scripts/gpu-check/torch_baseline.py),
+#                and our own kernels beside them (scripts/gpu-check/bench-ours.js: the dense and
+#                2:4 GEMMs, timeGemm's device events, the same shapes and rotation)
 #                                                                             -> timings.json, timings.txt
 # OUT_DIR holds at most 8 files (the device tool brings back 8): summary.txt, env.txt, build.log,
 # probes.log, probes/dumps.json, sanitizer.log, timings.json, timings.txt.

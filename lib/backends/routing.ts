@@ -42,7 +42,14 @@ const ROUTES: Route[] = [
     op: 'linear', format: 'dense', activations: 'native', dtypes: ['float32'], cpu: 'cpu', cuda: 'cuda',
     why: 'CPU: packed panel GEMM per ISA; CUDA: float32 FFMA GEMM on the CUDA cores (float32 arithmetic, not TF32: native/cuda/gemm_dense_f32.cuh)',
   },
-  { op: 'linear', format: '2:4', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: '2:4 panel kernel (M-vectorised from M = 128)' },
+  {
+    op: 'linear', format: '2:4', activations: 'native', dtypes: ['float16', 'bfloat16'], cpu: 'cpu', cuda: 'cuda',
+    why: 'CPU: 2:4 panel kernel (M-vectorised from M = 128); CUDA: sparse tensor cores (mma.sp::ordered_metadata m16n8k32, native/cuda/gemm_sparse24.cuh)',
+  },
+  {
+    op: 'linear', format: '2:4', activations: 'native', dtypes: ['float32'], cpu: 'cpu', cuda: 'cpu',
+    why: '2:4 panel kernel (M-vectorised from M = 128); sparse tensor cores take 16-bit operands (TF32 would lose float32 precision), so float32 2:4 stays on the CPU kernels',
+  },
   {
     op: 'linear', format: 'int4', activations: 'native', cpu: 'cpu', cuda: 'cuda',
     why: 'CPU: direct decode at small M, dequantized tiles at large M; CUDA: W4A16 tensor-core GEMM, INT4 dequantized in registers (native/cuda/gemm_int4.cuh; float32 x rounded to float16)',

@@ -31,6 +31,9 @@ export interface DeviceAddon {
   /** Y = X Wᵀ (+ bias) on device memory: x [M, K], w [N, K] in dtype, bias [N] float32, out [M, N] in outDtype. */
   linearDense(a: DenseDeviceArgs): void;
   linearDenseAsync(a: DenseDeviceArgs): Promise<void>;
+  /** Y = X Wᵀ (+ bias) for a 2:4 weight in its device layout (native/cuda/gemm_sparse24.cuh). */
+  linearSparse24(a: Sparse24DeviceArgs): void;
+  linearSparse24Async(a: Sparse24DeviceArgs): Promise<void>;
   /** The INT4 weight's device layout (native/cuda/gemm_int4_layout.h): its size in bytes. */
   int4DeviceLayout(a: { N: number; K: number; group: number; zeros: boolean; actOrder: boolean }): { bytes: number; Np: number; Kp: number };
   /** The canonical INT4 arrays -> the layout's bytes (host memory; uploaded as they are). */
@@ -56,6 +59,21 @@ export interface Int4DeviceArgs {
   group: number;
   zeros: boolean;
   actOrder: boolean;
+  dtype: 'float16' | 'bfloat16';
+  outDtype: 'float32' | 'float16' | 'bfloat16';
+}
+
+export interface Sparse24DeviceArgs {
+  x: DeviceHandle;
+  values: DeviceHandle;
+  meta: DeviceHandle;
+  bias: DeviceHandle | null;
+  out: DeviceHandle;
+  M: number;
+  N: number;
+  K: number;
+  np: number;
+  kp: number;
   dtype: 'float16' | 'bfloat16';
   outDtype: 'float32' | 'float16' | 'bfloat16';
 }

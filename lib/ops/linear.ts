@@ -14,8 +14,7 @@ import { WeightParams, valueDtype } from '../native/descriptor';
 import { checkFloatArray, checkProduct, checkShape2, checkThreads, checkTypedArray, readOptions, typedArrayKind } from '../validate';
 import { Weight, checkReadable, deviceOf, paramsOf, placementOn, useDuring } from '../weights/weight';
 import type { Backend, LinearPlan } from '../backends/backend';
-import { DevicePlacement, checkDeviceK, deviceAddon, upload } from '../backends/cuda';
-import { int4 } from '../backends/cuda-int4';
+import { checkDeviceDtype, checkDeviceK, deviceAddon, runOnDevice, upload } from '../backends/cuda';
 import type { DeviceHandle } from '../native/cuda';
 import { Tensor, handleOf, isTensor } from '../tensor';
 import { LoraAdapter, LoraFactors, MAX_ADAPTERS, adapterFor, asFloat32, loraArgs } from './lora';
@@ -177,7 +176,8 @@ export async function linearAsync(x: FloatArray | Tensor, xShape: [number, numbe
  * linear on a device tensor: the weight's device placement (made on first use), the kernel on the
  * device's stream, a new device tensor out. Only what the routing table sends to the CUDA backend
  * runs here; a weight whose kernel is CPU-only is ERR_NOT_SUPPORTED with device tensors (pass host
- * arrays instead). x must be in the weight's dtype (the kernel's A and B share one type).
+ * arrays instead). x must be in the weight's dtype (the kernel's A and B share one type; INT4:
+ * float16 or bfloat16).
  */
 function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown, async: boolean): Tensor | Promise<Tensor> {
   const [M, K] = checkShape2(xShape, ['M', 'K']);
@@ -193,33 +193,27 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
     notSupported('linear on a device tensor with out, lora or quantized activations');
   }
   const backend = route('linear', params.format, 'native', selectBackend().info.kind, valueDtype(params));
-  if (backend.name !== 'cuda' || (params.format !== 'dense' && params.format !== 'int4')) {
+  if (backend.name !== 'cuda') {
     return notSupported(`linear on a device tensor with a ${params.format} ${valueDtype(params)} weight (its kernel runs on the CPU: pass host arrays)`);
   }
-  const int4x = params.format === 'int4' ? int4.checkTensor(params, x.dtype) : null;
-  if (params.format === 'dense') {
-    if (x.dtype !== params.dtype) throw new CgTypeError('ERR_DTYPE', `x is ${x.dtype} but the weight is ${params.dtype}: the dense GEMM takes both in one dtype`);
-    checkDeviceK(params);
-  }
+  checkDeviceDtype(params, x.dtype);
+  checkDeviceK(params);
   const outDtype = o.outDtype ?? x.dtype;
   if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${show(outDtype)} (float32, float16, bfloat16)`);
   let bias: Float32Array | null = null;
   if (o.bias !== undefined && o.bias !== null) bias = checkFloatArray(o.bias, 'float32', N, 'bias').array as Float32Array;
   checkReadable(weight);
   const d = deviceAddon();
-  const placement = placementOn(weight, backend, x.device) as DevicePlacement;
+  const placement = placementOn(weight, backend, x.device);
   const out = Tensor.alloc([M, N], outDtype, x.device);
   let biasHandle: DeviceHandle | null = null;
   try {
     biasHandle = bias ? upload(d, x.device, bias) : null;
-    const int4Run = params.format === 'int4' ? int4.onDevice(params, placement, { x: handle, bias: biasHandle, out: handleOf(out), M, dtype: int4x!, outDtype }) : null;
-    const args = params.format === 'dense' ? { x: handle, w: placement.handle, bias: biasHandle, out: handleOf(out), M, N, K, dtype: params.dtype, outDtype } : null;
     if (!async) {
-      if (int4Run) int4Run.sync();
-      else d.linearDense(args!);
+      runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, false, x.dtype);
       return out;
     }
-    const done = int4Run ? int4Run.async() : d.linearDenseAsync(args!);
+    const done = runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, true, x.dtype) as Promise<void>;
     const b = biasHandle;
     biasHandle = null; // freed when the kernel is done
     return useDuring(weight, 'read', () => done).then(

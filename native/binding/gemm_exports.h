@@ -123,9 +123,8 @@ inline bool overlaps(const void* a, uint64_t an, const void* b, uint64_t bn) {
   return an && bn && pa < pb + bn && pb < pa + an;
 }
 
-inline LinearCall linear_call(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Napi::Object o = object_arg(info);
+inline LinearCall linear_call(const Napi::Object& o) {
+  Napi::Env env = o.Env();
   LinearCall c;
   const std::shared_ptr<de::Allocation> x = de::live_alloc(env, o.Get("x"), "x");
   const std::shared_ptr<de::Allocation> w = de::live_alloc(env, o.Get("w"), "w");
@@ -192,7 +191,7 @@ inline LinearCall linear_call(const Napi::CallbackInfo& info) {
 // ---- exports ------------------------------------------------------------------------------------
 inline Napi::Value LinearDense(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const LinearCall c = linear_call(info);  // its references outlive the synchronize below
+  const LinearCall c = linear_call(object_arg(info));  // its references outlive the synchronize below
   rt::Stream& s = de::stream_for(c.device);
   s.launch(dense_kernel(c.args));
   s.synchronize();
@@ -201,7 +200,7 @@ inline Napi::Value LinearDense(const Napi::CallbackInfo& info) {
 
 inline Napi::Value LinearDenseAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  LinearCall c = linear_call(info);
+  LinearCall c = linear_call(object_arg(info));
   std::unique_ptr<de::AsyncOp> op(new de::AsyncOp);
   op->keep = std::move(c.keep);  // the device memory stays until the kernel is done
   const gemm::DenseGemmArgs args = c.args;

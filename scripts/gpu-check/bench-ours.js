@@ -1,41 +1,183 @@
 #!/usr/bin/env node
-// The timings of our own CUDA kernels, for the same shapes as torch_baseline.py, as JSON on stdout
+// The timings of our own CUDA kernels, for the shapes of torch_baseline.py, as JSON on stdout
 // (torch_baseline.py --ours FILE puts them beside cuBLAS's, in timings.json and the table).
 //
 //   node scripts/gpu-check/bench-ours.js --addon build-cuda/Release/compressed_gemm_cuda.node > ours.json
+//   node scripts/gpu-check/bench-ours.js --addon build/Release/compressed_gemm_cuda_sim.node --smoke
 //
-// ======================================================================================
-// HOOK: our dense tensor-core GEMM (native/cuda/gemm_dense.*) is being written. When the CUDA
-// addon exports an entry point that runs it on device memory, time it here with CUDA events
-// (warm-up, medians, inputs rotated past the L2, as torch_baseline.py does) for each shape of
-// SHAPES, and return { status: 'measured', results: [{ name, dtype, M, N, K, median_ms, tflops }] }.
-// Until then this reports { status: 'not built yet' } and never a number.
-// ======================================================================================
+// Kernels: the dense tensor-core GEMM (native/cuda/gemm_dense.cuh; fp16 and bf16) on 8192^3 and the
+// LLM shapes, and the 2:4 sparse GEMM (gemm_sparse24.cuh; fp16) on the LLM shapes, at M in
+// {1, 16, 128, 512, 4096}: y[M, N] = x[M, K] W[N, K]^T, the layout torch_baseline.py times.
+//
+// Method (as torch_baseline.py): the addon's timeGemm (native/binding/timing_exports.h) records a
+// device event before and after each launch; enough copies of the inputs to span 128 MiB (past
+// an H100/H200 L2) are made and rotated, one timed launch per copy in turn, after warm-up, so no
+// timed launch finds its operands in the L2; the median with the 10th and 90th percentiles.
+// Inputs are random values in [-1, 1) (the 2:4 metadata random ordered nibbles, already in the
+// lanes' layout): the kernels' time does not depend on them.
+//
+// On the simulated device (--smoke, or any addon whose devices say simulated) nothing is timed
+// as a GPU figure: a few tiny launches check the plumbing and the status says so.
 'use strict';
 const path = require('path');
 
-// The entry points that would make the dense GEMM measurable here (none exists yet).
-const DENSE_ENTRY_POINTS = ['benchDenseGemm', 'timeDenseGemm'];
+const LLM_SHAPES = [[4096, 4096], [11008, 4096], [4096, 11008]]; // [N, K]
+const LLM_MS = [1, 16, 128, 512, 4096];
+const SPAN_BYTES = 128 * 2 ** 20;
+const ORDERED_NIBBLES = [0x4, 0x8, 0x9, 0xc, 0xd, 0xe];
+
+function arg(name) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+/** float32 -> IEEE half bits (round to nearest even; the inputs here are small normal numbers). */
+function toHalf(v) {
+  const f = new Float32Array([v]);
+  const u = new Uint32Array(f.buffer)[0];
+  const sign = (u >>> 16) & 0x8000;
+  const exp = ((u >>> 23) & 0xff) - 127 + 15;
+  if (exp <= 0) return sign;
+  const mant = u & 0x7fffff;
+  let h = sign | (exp << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h += 1;
+  return h;
+}
+
+/** bfloat16 bits: the float32 bits' upper half, rounded to nearest even. */
+function toBf16(v) {
+  const u = new Uint32Array(new Float32Array([v]).buffer)[0];
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+function random16(n, dtype) {
+  const a = new Uint16Array(n);
+  const enc = dtype === 'bf16' ? toBf16 : toHalf;
+  // A repeating block of random values keeps setup fast on 8192^2 inputs; the timing does not care.
+  const block = Array.from({ length: 4096 }, () => enc(Math.random() * 2 - 1));
+  for (let i = 0; i < n; i++) a[i] = block[i % 4096];
+  return a;
+}
+
+function percentile(sorted, q) {
+  const i = (sorted.length - 1) * q;
+  const lo = Math.floor(i), hi = Math.ceil(i);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (i - lo);
+}
+
+/** A device buffer holding `src`. */
+function upload(addon, src) {
+  const h = addon.deviceAlloc({ bytes: src.byteLength });
+  addon.copyToDevice({ handle: h, src });
+  return h;
+}
+
+/** Device buffers of one input set of (kernel, M, N, K), and the kernel's argument object. */
+function inputSet(addon, kernel, dtype, M, N, K) {
+  const dt = dtype === 'bf16' ? 'bfloat16' : 'float16';
+  const handles = [];
+  const keep = (h) => (handles.push(h), h);
+  const x = keep(upload(addon, random16(M * K, dtype)));
+  const out = keep(addon.deviceAlloc({ bytes: M * N * 2 }));
+  if (kernel === 'dense') {
+    const w = keep(upload(addon, random16(N * K, dtype)));
+    return { handles, bytes: (M * K + N * K + M * N) * 2, args: { x, w, bias: null, out, M, N, K, dtype: dt, outDtype: dt } };
+  }
+  const np = Math.ceil(N / 64) * 64, kp = Math.ceil(K / 64) * 64;
+  const values = keep(upload(addon, random16(np * (kp / 2), dtype)));
+  const words = new Uint32Array((np / 16) * (kp / 32) * 16);
+  for (let i = 0; i < words.length; i++) {
+    let w = 0;
+    for (let j = 0; j < 8; j++) w |= ORDERED_NIBBLES[Math.floor(Math.random() * 6)] << (4 * j);
+    words[i] = w >>> 0;
+  }
+  const meta = keep(upload(addon, words));
+  return {
+    handles,
+    bytes: M * K * 2 + np * kp + words.byteLength + M * N * 2,
+    args: { x, values, meta, bias: null, out, M, N, K, np, kp, dtype: dt, outDtype: dt },
+  };
+}
+
+function measure(addon, kernel, dtype, name, M, N, K, opts) {
+  const probe = inputSet(addon, kernel, dtype, M, N, K);
+  const copies = opts.smoke ? 1 : Math.max(1, Math.min(64, Math.ceil(SPAN_BYTES / probe.bytes)));
+  const sets = [probe];
+  try {
+    for (let i = 1; i < copies; i++) sets.push(inputSet(addon, kernel, dtype, M, N, K));
+    const rounds = opts.smoke ? 2 : Math.max(3, Math.ceil(60 / copies));
+    addon.timeGemm({ kernel, args: sets[0].args, warmup: opts.smoke ? 1 : 5, reps: 1 });
+    const ms = [];
+    for (let r = 0; r < rounds; r++) for (const s of sets) ms.push(addon.timeGemm({ kernel, args: s.args, warmup: 0, reps: 1 }).ms[0]);
+    ms.sort((a, b) => a - b);
+    const median = percentile(ms, 0.5);
+    const flops = 2 * M * N * K;
+    return {
+      name: `${kernel === 'dense' ? 'dense' : '2:4'} ${name}`, kernel, dtype, M, N, K,
+      median_ms: median, p10_ms: percentile(ms, 0.1), p90_ms: percentile(ms, 0.9), samples: ms.length, copies,
+      tflops: flops / (median * 1e-3) / 1e12, gbps: probe.bytes / (median * 1e-3) / 1e9,
+    };
+  } finally {
+    for (const s of sets) for (const h of s.handles) addon.deviceFree(h);
+  }
+}
 
 function main() {
-  const i = process.argv.indexOf('--addon');
-  const file = i >= 0 ? path.resolve(process.argv[i + 1]) : null;
-  const out = { status: 'not built yet', kernel: 'dense tensor-core GEMM (native/cuda/gemm_dense.*)' };
-  if (!file) {
+  const file = arg('--addon');
+  const smoke = process.argv.includes('--smoke');
+  const out = { status: 'not built yet', kernels: 'dense tensor-core GEMM (gemm_dense.cuh), 2:4 sparse GEMM (gemm_sparse24.cuh)', results: [] };
+  if (!file || file === 'none') {
     out.reason = 'no --addon given';
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    return;
+  }
+  let addon;
+  try {
+    // eslint-disable-next-line global-require, import/no-dynamic-require
+    addon = require(path.resolve(file));
+  } catch (e) {
+    out.reason = `the CUDA addon does not load: ${e.message.split('\n')[0]}`;
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    return;
+  }
+  if (typeof addon.timeGemm !== 'function') {
+    out.reason = 'the addon has no timeGemm export (an older build)';
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    return;
+  }
+  let devices;
+  try {
+    devices = addon.devices();
+  } catch (e) {
+    out.status = 'no device';
+    out.reason = e.message;
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    return;
+  }
+  const simulated = devices.length > 0 && devices[0].simulated === true;
+  out.device = devices[0] || null;
+  const cases = [];
+  if (smoke || simulated) {
+    cases.push(['dense', 'fp16', 'smoke', 3, 70, 64], ['dense', 'bf16', 'smoke', 17, 64, 40], ['sparse24', 'fp16', 'smoke', 5, 70, 72]);
   } else {
+    for (const dtype of ['fp16', 'bf16']) {
+      cases.push(['dense', dtype, 'square 8192', 8192, 8192, 8192]);
+      for (const [N, K] of LLM_SHAPES) for (const M of LLM_MS) cases.push(['dense', dtype, `llm ${N}x${K}`, M, N, K]);
+    }
+    for (const [N, K] of LLM_SHAPES) for (const M of LLM_MS) cases.push(['sparse24', 'fp16', `llm ${N}x${K}`, M, N, K]);
+  }
+  for (const [kernel, dtype, name, M, N, K] of cases) {
     try {
-      // eslint-disable-next-line global-require, import/no-dynamic-require
-      const addon = require(file);
-      out.addonExports = Object.keys(addon).sort();
-      const entry = DENSE_ENTRY_POINTS.find((n) => typeof addon[n] === 'function');
-      out.reason = entry
-        ? `the addon exports ${entry}, but bench-ours.js does not call it yet (see the HOOK in scripts/gpu-check/bench-ours.js)`
-        : 'the CUDA addon exports no dense GEMM entry point yet';
+      const r = measure(addon, kernel, dtype, name, M, N, K, { smoke: smoke || simulated });
+      // The simulator's times are the CPU's: the plumbing ran (events, launches, copies), no figure is kept.
+      if (simulated) for (const k of ['median_ms', 'p10_ms', 'p90_ms', 'tflops', 'gbps']) delete r[k];
+      out.results.push(r);
     } catch (e) {
-      out.reason = `the CUDA addon does not load: ${e.message.split('\n')[0]}`;
+      out.results.push({ name: `${kernel} ${name}`, kernel, dtype, M, N, K, error: `${e.code || e.name}: ${e.message}` });
     }
   }
+  out.status = simulated ? 'simulated: plumbing checked, nothing timed as a GPU figure' : 'measured';
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');
 }
 

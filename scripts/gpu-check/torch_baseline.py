@@ -18,8 +18,8 @@ Best-effort extras, where this PyTorch has them, on the LLM shapes: torch._scale
 per-tensor scales, bf16 out) and to_sparse_semi_structured (2:4, cuSPARSELt/CUTLASS), recorded as
 unavailable with the reason otherwise.
 
---ours FILE: our own kernels' timings from scripts/gpu-check/bench-ours.js (a hook: it reports
-"not built yet" until the dense GEMM exists), copied into the JSON and the table as they are.
+--ours FILE: our own kernels' timings from scripts/gpu-check/bench-ours.js (the dense and 2:4
+GEMMs, timed the same way), copied into the JSON and the table as they are.
 """
 import argparse
 import json
@@ -179,7 +179,7 @@ def table(results, ours):
             lines.append(f"{'ours ' + r.get('name', ''):<28} {r.get('dtype', ''):<9} {r.get('M', ''):>5} {r.get('N', ''):>6} "
                          f"{r.get('K', ''):>6} {r.get('median_ms', float('nan')):>10.4f}")
     else:
-        lines.append(f"ours (dense GEMM): {status}" + (f" ({ours.get('reason')})" if ours and ours.get("reason") else ""))
+        lines.append(f"ours (dense and 2:4 GEMMs): {status}" + (f" ({ours.get('reason')})" if ours and ours.get("reason") else ""))
     return "\n".join(lines)
 
 

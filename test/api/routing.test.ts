@@ -49,8 +49,9 @@ const routes = cg.backend().routes.filter((r) => r.op !== 'lowRankUpdate');
 test('the table lists every (op, format, activations, dtype) of linear once', () => {
   const keys = routes.flatMap((r) => (r.dtypes ?? ['any']).map((d) => `${r.op}/${r.format}/${r.activations}/${d}`));
   expect(new Set(keys).size).toBe(keys.length);
-  // dense native is one row per dtype class (float16/bfloat16: a CUDA kernel; float32: not yet)
-  expect(routes.length).toBe(2 * (4 * 3 + 1));
+  // dense and 2:4 native are one row per dtype class (float16/bfloat16: tensor cores; float32:
+  // the CUDA cores for dense, the CPU kernels for 2:4), for linear and for linear+lora
+  expect(routes.length).toBe(2 * (4 * 3 + 2));
   for (const r of routes) expect(typeof r.note).toBe('string');
 });
 

@@ -177,7 +177,7 @@ const lora = new cg.LoraAdapter({ A: new Float32Array(2 * K).fill(0.25), B: new 
 const fp8 = cg.Fp8Weight.quantize(Float32Array.from(ws), [N, K]);
 const fp8Dense = toArr(fp8.toDense());
 const fp8Bytes = fp8.byteLength;
-const s24 = cg.Sparse24Weight.prune(Float32Array.from(ws), [N, K], { dtype: 'float16' });
+const s24 = cg.Sparse24Weight.prune(Float32Array.from(ws), [N, K]); // float32 2:4: CPU kernels only
 out({
   withLora: err(() => cg.linear(x16, [M, K], w, { ...opts, lora })),
   lowRank: err(() => cg.lowRankUpdate(w, new Float32Array(N).fill(0.5), new Float32Array(K).fill(0.5), { alpha: 1 })),

@@ -1,0 +1,172 @@
+/**
+ * 2:4 weights on the CUDA backend (native/cuda/gemm_sparse24.cuh: mma.sp::ordered_metadata
+ * m16n8k32 on the simulated device, through the public API in a child process with
+ * COMPRESSED_GEMM_BACKEND=cuda-sim), and the device layout's metadata gather
+ * (lib/backends/cuda-sparse24.ts) on its own.
+ *
+ * Inputs: seeded random values in [1/8, 2) of either sign, encoded as float16/bfloat16; the weight
+ * pruned by the library (prune) or handed over already 2:4 (compress, with groups holding fewer
+ * than two non-zeros, whose canonical metadata pads positions), and the test's own pruning
+ * (pruneColumns: the two largest magnitudes, the lower column on ties) checked against it bit
+ * for bit first. The float64 reference multiplies the exact decoded x by the exact pruned W.
+ *
+ * THE ERROR BOUND (as gemm-dense.test.ts, c = 1): products of two 16-bit values are exact in
+ * float32 and the mma.sp accumulates in float32, so |y - ref| <= (K + 1) 2^-24 sum_k |x_k w_k| (+
+ * |bias|), plus half an ulp of a 16-bit output. The simulator refuses any metadata nibble outside
+ * the ordered set and never reads the lanes the selector does not name: the kernel passes 0 (an
+ * invalid nibble) in those, so a read of them would fail every case here.
+ */
+import { describeChild, runChild } from '../helpers/child';
+import { DType, checkLinear, decode, encode, keepColumnsBits, linearRef, mulberry32, pruneColumns, randNonZero, seedFor, seedNote } from '../helpers/reference';
+import { metaFromDevice, metaToDevice } from '../../lib/backends/cuda-sparse24';
+
+const ENV = { COMPRESSED_GEMM_BACKEND: 'cuda-sim' };
+
+function child(body: string): Record<string, unknown> {
+  const r = runChild(body, ENV, { timeoutMs: 110_000 });
+  if (r.status !== 0 || r.error || !('value' in r)) throw new Error(`child failed: ${JSON.stringify(r.error)}\n${describeChild(r)}`);
+  return r.value as Record<string, unknown>;
+}
+
+type D16 = 'float16' | 'bfloat16';
+
+interface Case {
+  M: number;
+  N: number;
+  K: number;
+  dtype: D16;
+  outDtype: DType;
+  bias: boolean;
+  how: 'prune' | 'compress';
+  tensor: boolean;
+}
+
+// Ragged against the 64 x 64 block and the 64-wide K-step (and the 16 x 32 mma.sp tile): K = 12
+// (padded to 64), 40, 136 (3 K-steps, the last mostly padding), N below, at and across 64.
+const CASES: Case[] = [
+  { M: 1, N: 8, K: 40, dtype: 'float16', outDtype: 'float32', bias: false, how: 'prune', tensor: false },
+  { M: 5, N: 33, K: 12, dtype: 'bfloat16', outDtype: 'float32', bias: true, how: 'compress', tensor: false },
+  { M: 17, N: 70, K: 136, dtype: 'float16', outDtype: 'float16', bias: true, how: 'prune', tensor: true },
+  { M: 70, N: 130, K: 72, dtype: 'bfloat16', outDtype: 'bfloat16', bias: false, how: 'prune', tensor: true },
+  { M: 3, N: 64, K: 64, dtype: 'bfloat16', outDtype: 'float32', bias: true, how: 'compress', tensor: true },
+  { M: 65, N: 17, K: 20, dtype: 'float16', outDtype: 'float32', bias: false, how: 'compress', tensor: false },
+];
+
+function makeCase(c: Case) {
+  const label = `2:4 ${c.M}x${c.N}x${c.K} ${c.dtype} ${c.how} ${c.tensor ? 'tensor' : 'host'}`;
+  const seed = seedFor(label);
+  const rng = mulberry32(seed);
+  const x = encode(Float32Array.from({ length: c.M * c.K }, () => randNonZero(rng)), c.dtype) as Uint16Array;
+  const wAll = encode(Float32Array.from({ length: c.N * c.K }, () => randNonZero(rng)), c.dtype) as Uint16Array;
+  const cols = pruneColumns(decode(wAll, c.dtype), c.N, c.K);
+  let pruned = keepColumnsBits(wAll, cols, c.N, c.K) as Uint16Array;
+  if (c.how === 'compress') {
+    // Some groups keep one value or none: their metadata names padded positions holding zeros.
+    pruned = Uint16Array.from(pruned);
+    for (let i = 0; i < pruned.length; i += 4) if (rng() < 0.3) pruned[i + Math.floor(rng() * 4)] = 0;
+  }
+  const bias = c.bias ? Float32Array.from({ length: c.N }, () => randNonZero(rng)) : null;
+  return { label, seed, x, wAll, pruned, bias };
+}
+
+describe('2:4 weights on the simulated device through the public API: within the float32-accumulation bound', () => {
+  test.each(CASES)('M=$M N=$N K=$K $dtype -> $outDtype, $how, tensor $tensor, bias $bias', (c) => {
+    const k = makeCase(c);
+    const wSource = c.how === 'prune' ? k.wAll : k.pruned;
+    const v = child(`
+const c = ${JSON.stringify(c)};
+const x = Uint16Array.from(${JSON.stringify(Array.from(k.x))});
+const w = Uint16Array.from(${JSON.stringify(Array.from(wSource))});
+const bias = ${k.bias ? `Float32Array.from(${JSON.stringify(Array.from(k.bias))})` : 'undefined'};
+const sw = c.how === 'prune' ? cg.Sparse24Weight.prune(w, [c.N, c.K], { dtype: c.dtype }) : cg.Sparse24Weight.compress(w, [c.N, c.K], { dtype: c.dtype });
+const route = cg.backend().routes.find((r) => r.op === 'linear' && r.format === '2:4' && r.activations === 'native' && (r.dtypes || []).includes(c.dtype));
+const canonHost = sw.canonical();
+const dense = Array.from(sw.toDense());
+const poison = c.outDtype === 'float32' ? new Float32Array(c.M * c.N).fill(NaN) : new Uint16Array(c.M * c.N).fill(0x7fff);
+let ySync, yAsync;
+if (c.tensor) {
+  const t = cg.Tensor.fromHost(x, [c.M, c.K], { dtype: c.dtype });
+  ySync = Array.from(cg.linear(t, [c.M, c.K], sw, { bias, outDtype: c.outDtype }).toHostSync());
+  yAsync = Array.from(await (await cg.linearAsync(t, [c.M, c.K], sw, { bias, outDtype: c.outDtype })).toHost());
+} else {
+  ySync = Array.from(cg.linear(x, [c.M, c.K], sw, { dtype: c.dtype, bias, outDtype: c.outDtype, out: poison }));
+  yAsync = Array.from(await cg.linearAsync(x, [c.M, c.K], sw, { dtype: c.dtype, bias, outDtype: c.outDtype }));
+}
+sw.toDevice(); // device-only: canonical() and toDense() read back through the device layout
+const canonDevice = sw.canonical();
+out({ route, dense, ySync, yAsync, device: sw.device,
+  sameValues: Array.from(canonDevice.values).every((v, i) => v === canonHost.values[i]) && canonDevice.values.length === canonHost.values.length,
+  sameMeta: Array.from(canonDevice.meta).every((v, i) => v === canonHost.meta[i]) && canonDevice.meta.length === canonHost.meta.length,
+  denseAgain: Array.from(sw.toDense()).every((v, i) => v === dense[i]) });
+`);
+    expect((v.route as { runsOn: string }).runsOn).toBe('cuda');
+    // The library's pruning is the test's (bit for bit), so the reference multiplies what the kernel holds.
+    expect(v.dense).toEqual(Array.from(k.pruned));
+    expect({ sameValues: v.sameValues, sameMeta: v.sameMeta, denseAgain: v.denseAgain, device: v.device }).toEqual({ sameValues: true, sameMeta: true, denseAgain: true, device: 0 });
+    const { ref, absSum } = linearRef(decode(k.x, c.dtype), decode(k.pruned, c.dtype), k.bias ? Float64Array.from(k.bias) : null, c.M, c.N, c.K);
+    for (const [mode, y] of [['sync', v.ySync], ['async', v.yAsync]] as const) {
+      const arr = c.outDtype === 'float32' ? Float32Array.from(y as number[]) : Uint16Array.from(y as number[]);
+      const msg = checkLinear(arr, c.outDtype, ref, absSum, c.M, c.N, c.K, `${k.label} ${mode}, ${seedNote(k.seed)}`, 1);
+      if (msg) throw new Error(msg);
+    }
+  });
+});
+
+test('errors: float32 2:4 stays on the CPU kernels (routes say so) and refuses device tensors; a device tensor K off the 16-byte rule is ERR_K_ALIGNMENT', () => {
+  const v = child(`
+const err = (f) => { try { f(); return null; } catch (e) { return { name: e.name, code: e.code, message: e.message }; } };
+const w32 = cg.Sparse24Weight.prune(new Float32Array(8 * 16).fill(1), [8, 16]);
+const route32 = cg.backend().routes.find((r) => r.op === 'linear' && r.format === '2:4' && r.activations === 'native' && (r.dtypes || []).includes('float32'));
+const y32 = Array.from(cg.linear(new Float32Array(2 * 16).fill(1), [2, 16], w32));
+const w12 = cg.Sparse24Weight.prune(new Float32Array(8 * 12).fill(1), [8, 12], { dtype: 'float16' });
+const x12 = cg.DenseWeight.from(new Float32Array(2 * 12).fill(1), [2, 12], { dtype: 'float16' }).toDense();
+out({
+  route32, y32,
+  f32Tensor: err(() => cg.linear(cg.Tensor.fromHost(new Float32Array(2 * 16).fill(1), [2, 16]), [2, 16], w32)),
+  f32ToDevice: err(() => w32.toDevice()),
+  k12Tensor: err(() => cg.linear(cg.Tensor.fromHost(x12, [2, 12], { dtype: 'float16' }), [2, 12], w12)),
+  k12Host: Array.from(cg.linear(x12, [2, 12], w12, { dtype: 'float16', outDtype: 'float32' })),
+  dtypeMismatch: err(() => cg.linear(cg.Tensor.fromHost(new Float32Array(2 * 16).fill(1), [2, 16]), [2, 16], cg.Sparse24Weight.prune(new Float32Array(8 * 16).fill(1), [8, 16], { dtype: 'bfloat16' }))),
+});
+`);
+  expect((v.route32 as { runsOn: string; note: string }).runsOn).toBe('cpu');
+  expect(v.y32).toEqual(new Array(16).fill(8)); // each row keeps 2 of every 4 ones: 8 of 16
+  expect(v.f32Tensor).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
+  expect(v.f32ToDevice).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
+  expect(v.k12Tensor).toMatchObject({ name: 'RangeError', code: 'ERR_K_ALIGNMENT' });
+  expect(v.k12Host).toEqual(new Array(16).fill(6)); // host arrays are padded: 6 kept ones of 12
+  expect(v.dtypeMismatch).toMatchObject({ name: 'TypeError', code: 'ERR_DTYPE' });
+});
+
+describe('the device metadata layout (lib/backends/cuda-sparse24.ts)', () => {
+  test('every canonical nibble lands in the lane word and position mma.sp selector 0 reads it from, and comes back', () => {
+    const seed = seedFor('sparse24 meta layout');
+    const rng = mulberry32(seed);
+    const ORDERED = [0x4, 0x8, 0x9, 0xc, 0xd, 0xe];
+    for (const [N, K] of [[1, 4], [17, 12], [16, 32], [40, 100], [64, 64], [70, 136]]) {
+      const mrow = Math.ceil(K / 8), groups = K / 4;
+      const meta = new Uint8Array(N * mrow);
+      const nib = (n: number, g: number) => (meta[n * mrow + (g >> 1)] >> ((g & 1) * 4)) & 0xf;
+      for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) meta[n * mrow + (g >> 1)] |= ORDERED[Math.floor(rng() * 6)] << ((g & 1) * 4);
+      const np = Math.ceil(N / 64) * 64, kp = Math.ceil(K / 64) * 64;
+      const words = metaToDevice(meta, N, K, np, kp);
+      expect(words.length).toBe((np / 16) * (kp / 32) * 16);
+      // PTX.md: lane 4g + p (selector 0) holds in nibble j of bits [15:0] row g's group 4p + j of
+      // the tile's 8, in bits [31:16] row g + 8's; the word of (band b, k32 tile kt) is at
+      // ((b * kp/32) + kt) * 16 + 2g + p. Padding: 0x4.
+      for (let n = 0; n < np; n++) {
+        for (let g = 0; g < kp / 4; g++) {
+          const b = n >> 4, r = n & 15, kt = g >> 3, p = (g >> 2) & 1, j = g & 3;
+          const word = words[(b * (kp / 32) + kt) * 16 + 2 * (r & 7) + p];
+          const got = (word >>> (16 * (r >> 3) + 4 * j)) & 0xf;
+          const want = n < N && g < groups ? nib(n, g) : 0x4;
+          if (got !== want) throw new Error(`N=${N} K=${K}: row ${n} group ${g}: nibble ${got}, want ${want}; ${seedNote(seed)}`);
+        }
+      }
+      const back = new Uint8Array(N * mrow).fill(0xff);
+      metaFromDevice(words, N, K, kp, back);
+      expect(Array.from(back)).toEqual(Array.from(meta));
+    }
+  });
+
+});
