@@ -35,7 +35,7 @@
  */
 import * as path from 'path';
 import { int4CudaBoundK } from '../helpers/quant-reference';
-import { DType, checkLinear, decode, mulberry32, numberToBf16, numberToF16, randNonZero, seedFor, seedNote } from '../helpers/reference';
+import { DType, checkLinear, decode, linearRef, mulberry32, numberToBf16, numberToF16, randNonZero, seedFor, seedNote } from '../helpers/reference';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const ADDON = path.join(ROOT, 'build', 'Release', 'compressed_gemm_cuda_sim.node');
@@ -205,21 +205,7 @@ async function runCase(c: Case, mode: 'sync' | 'async'): Promise<void> {
     expect(`guard elements written: ${damaged.join(', ')}`).toBe('guard elements written: ');
 
     // The float64 reference and S.
-    const ref = new Float64Array(M * N);
-    const absSum = new Float64Array(M * N);
-    for (let m = 0; m < M; ++m) {
-      for (let n = 0; n < N; ++n) {
-        let s = bias ? bias[n] : 0;
-        let a = bias ? Math.abs(bias[n]) : 0;
-        for (let k = 0; k < K; ++k) {
-          const p = xd[m * K + k] * wt.w[n * K + k];
-          s += p;
-          a += Math.abs(p);
-        }
-        ref[m * N + n] = s;
-        absSum[m * N + n] = a;
-      }
-    }
+    const { ref, absSum } = linearRef(xd, wt.w, bias ? Float64Array.from(bias) : null, M, N, K);
     const keff = int4CudaBoundK(K); // D + 1 (the header)
     const y = got.subarray(0, M * N) as Float32Array | Uint16Array;
     const msg = checkLinear(y, c.outDtype, ref, absSum, M, N, keff, `${name(c)} (${mode}); ${seedNote(seed)}`, 1);

@@ -20,7 +20,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { describeChild, runChild } from '../helpers/child';
 import { int4CudaBoundK, packAWQ, packGPTQ, packNibbles } from '../helpers/quant-reference';
-import { DType, checkLinear, decode, encode, mulberry32, randNonZero, seedFor, seedNote } from '../helpers/reference';
+import { DType, checkLinear, decode, encode, linearRef, mulberry32, randNonZero, seedFor, seedNote } from '../helpers/reference';
 
 const ENV = { COMPRESSED_GEMM_BACKEND: 'cuda-sim' };
 
@@ -56,21 +56,7 @@ function dequant(c: Canon, N: number, K: number): Float64Array {
 }
 
 function check(what: string, y: number[] | Uint16Array, outDtype: DType, x: Float64Array, w: Float64Array, bias: number[] | null, M: number, N: number, K: number): void {
-  const ref = new Float64Array(M * N);
-  const absSum = new Float64Array(M * N);
-  for (let m = 0; m < M; ++m) {
-    for (let n = 0; n < N; ++n) {
-      let s = bias ? bias[n] : 0;
-      let a = bias ? Math.abs(bias[n]) : 0;
-      for (let k = 0; k < K; ++k) {
-        const p = x[m * K + k] * w[n * K + k];
-        s += p;
-        a += Math.abs(p);
-      }
-      ref[m * N + n] = s;
-      absSum[m * N + n] = a;
-    }
-  }
+  const { ref, absSum } = linearRef(x, w, bias ? Float64Array.from(bias) : null, M, N, K);
   const arr = outDtype === 'float32' ? Float32Array.from(y as number[]) : Uint16Array.from(y as ArrayLike<number>);
   expect(checkLinear(arr, outDtype, ref, absSum, M, N, int4CudaBoundK(K), `${what}; ${seedNote(seed)}`, 1)).toBeNull();
 }
