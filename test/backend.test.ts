@@ -341,7 +341,7 @@ out(r);`,
 });
 
 describe('cuda-sim: the CUDA backend on the simulated device', () => {
-  test('COMPRESSED_GEMM_BACKEND=cuda-sim: kind cuda, a device that says it is simulated; dense and 16-bit 2:4 linear on CUDA, every other op on the CPU kernels and listed in notes', () => {
+  test('COMPRESSED_GEMM_BACKEND=cuda-sim: kind cuda, a device that says it is simulated; dense, 16-bit 2:4 and INT4 linear on CUDA, every other op on the CPU kernels and listed in notes', () => {
     const v = childValue(
       `const b = cg.backend();
 const w = cg.DenseWeight.from(Float32Array.from({ length: 32 }, (_, i) => i - 16), [4, 8]);
@@ -362,18 +362,20 @@ out({ kind: b.kind, device: b.device, features: b.features, cuda: b.cuda, notes:
     expect(v.cuda.simulated).toBe(true);
     expect(v.device).toMatch(/simulated/);
     expect(v.features).toContain('simulated');
-    // Only the dense linear (tensor cores for 16-bit weights, CUDA cores for float32) and the
-    // 16-bit 2:4 linear (sparse tensor cores), each with its fused LoRA epilogue, have CUDA
-    // kernels yet; every other op that runs
-    // runs on the CPU kernels, and a note says so.
+    // Only the dense linear (tensor cores for 16-bit weights, CUDA cores for float32), the 16-bit
+    // 2:4 linear (sparse tensor cores) and the INT4 linear with native activations (W4A16) have
+    // CUDA kernels yet, each with its fused LoRA epilogue; every other op that runs runs on the
+    // CPU kernels, and a note says so.
     const onCuda = v.routes.filter((r) => r.runsOn === 'cuda');
     expect(onCuda.map((r) => `${r.op} ${r.format} ${r.activations} ${(r.dtypes ?? []).join('/')}`)).toEqual([
       'linear dense native float16/bfloat16',
       'linear dense native float32',
       'linear 2:4 native float16/bfloat16',
+      'linear int4 native ',
       'linear+lora dense native float16/bfloat16',
       'linear+lora dense native float32',
       'linear+lora 2:4 native float16/bfloat16',
+      'linear+lora int4 native ',
     ]);
     const onCpu = v.routes.filter((r) => r.runsOn === 'cpu');
     expect(onCpu.length).toBeGreaterThan(0);

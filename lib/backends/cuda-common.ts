@@ -1,6 +1,6 @@
 /**
  * What every weight format of the CUDA backend shares (lib/backends/cuda.ts dispatches to one
- * DeviceFormat per format: cuda-dense.ts, cuda-sparse24.ts): the device runtime, device memory
+ * DeviceFormat per format: cuda-dense.ts, cuda-sparse24.ts, cuda-int4.ts): the device runtime, device memory
  * made from host arrays, the padding of rows to a kernel's width, and the placement's shape.
  */
 import { FLOAT_DTYPES, FloatDType, allocFloat } from '../dtype';
@@ -28,6 +28,8 @@ export interface KernelCall {
   out: DeviceHandle;
   M: number;
   outDtype: FloatDType;
+  /** x's dtype: the weight's, or what the format's activations() chose. */
+  xDtype: FloatDType;
   /** The fused LoRA term (lib/backends/cuda-lora.ts), when the call has adapters. */
   lora?: DeviceLoraArg;
 }
@@ -44,6 +46,12 @@ export interface DeviceFormat {
   hostK(params: WeightParams, p: DevicePlacement): number;
   /** Throws ERR_K_ALIGNMENT when a device tensor's K (used as it is) does not meet the kernel's rule. */
   checkTensorK(params: WeightParams): void;
+  /**
+   * Formats whose kernel takes x in a dtype of its own (INT4: float16 or bfloat16, whatever the
+   * weight): a host x converted to it (`host` given: returns the converted copy), or a device
+   * tensor's dtype checked (ERR_DTYPE). Absent: x goes in the weight's dtype.
+   */
+  activations?(params: WeightParams, x: { dtype: FloatDType; host?: ArrayBufferView }): { dtype: FloatDType; host?: ArrayBufferView };
   /** Enqueues the kernel on the placement's device: waits for it (sync), or returns a Promise settled when it is done (async). */
   run(d: DeviceAddon, params: WeightParams, p: DevicePlacement, call: KernelCall, async: boolean): void | Promise<void>;
 }

@@ -3,20 +3,22 @@
  * (native/cuda/runtime/), kernels launched on the device's stream, in order with its copies. It
  * runs what the routing table sends it, one DeviceFormat per weight format (its device layout
  * and its kernel): dense (cuda-dense.ts: float16/bfloat16 on the tensor-core GEMM, float32 on the
- * CUDA cores) and 2:4 float16/bfloat16 (cuda-sparse24.ts: sparse tensor cores); everything else
- * stays on the CPU kernels, and cg.backend().routes says so.
+ * CUDA cores), 2:4 float16/bfloat16 (cuda-sparse24.ts: sparse tensor cores) and INT4 (cuda-int4.ts:
+ * W4A16, INT4 dequantized in registers); everything else stays on the CPU kernels, and
+ * cg.backend().routes says so.
  *
  * Host arrays in give host arrays out: x (converted to the weight's dtype when it is in another
  * one: documented; padded with zero columns to the kernel's row width) and the bias are
  * uploaded, y downloaded into `out`. Device tensors (lib/tensor.ts) stay on the device.
  */
-import { CgError, withNativeErrors, withNativeErrorsAsync } from '../errors';
+import { CgError, CgTypeError, withNativeErrors, withNativeErrorsAsync } from '../errors';
 import type { CanonicalArrays, WeightParams } from '../native/descriptor';
 import type { DeviceHandle } from '../native/cuda';
 import { FLOAT_DTYPES, FloatDType } from '../dtype';
 import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
 import { denseFormat } from './cuda-dense';
 import { sparse24Format } from './cuda-sparse24';
+import { int4Format } from './cuda-int4';
 import { DeviceFormat, DevicePlacement, asWeightDtype, deviceAddon, padColumns, upload } from './cuda-common';
 import { prepareLora } from './cuda-lora';
 
@@ -27,6 +29,7 @@ export { checkDevice, deviceAddon, upload } from './cuda-common';
 function formatOf(params: WeightParams): DeviceFormat {
   if (params.format === 'dense') return denseFormat;
   if (params.format === '2:4' && params.dtype !== 'float32') return sparse24Format;
+  if (params.format === 'int4') return int4Format;
   const what = params.format === '2:4' ? '2:4 float32' : params.format;
   throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: the CUDA backend has no ${what} kernel yet (its linear runs on the CPU kernels: keep the weight on the host)`);
 }
@@ -41,10 +44,23 @@ export function checkDeviceK(params: WeightParams): void {
   formatOf(params).checkTensorK(params);
 }
 
+/** Throws ERR_DTYPE when a device tensor x of `dtype` is not what this weight's kernel takes. */
+export function checkDeviceDtype(params: WeightParams, dtype: FloatDType): void {
+  const f = formatOf(params);
+  if (f.activations) {
+    f.activations(params, { dtype });
+    return;
+  }
+  const wDtype = weightDtype(params);
+  if (dtype !== wDtype) throw new CgTypeError('ERR_DTYPE', `x is ${dtype} but the weight is ${wDtype}: the GEMM takes both in one dtype`);
+}
+
 /** The device buffers of one host-array call, made and freed around it (the LoRA term's too). */
 function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan, async: boolean) {
   const f = formatOf(params);
-  const dtype = weightDtype(params);
+  const a = f.activations ? f.activations(params, { dtype: plan.xDtype, host: plan.x }) : null;
+  const dtype = a ? a.dtype : weightDtype(params);
+  const xs = a ? a.host! : asWeightDtype(plan.x, plan.xDtype, dtype);
   const d = deviceAddon();
   const handles: DeviceHandle[] = [];
   const free = () => {
@@ -52,7 +68,7 @@ function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan, as
   };
   try {
     const xK = f.hostK(params, p);
-    const x = upload(d, p.device, padColumns(asWeightDtype(plan.x, plan.xDtype, dtype), FLOAT_DTYPES[dtype].bytes, plan.M, params.K, xK));
+    const x = upload(d, p.device, padColumns(xs, FLOAT_DTYPES[dtype].bytes, plan.M, params.K, xK));
     handles.push(x);
     const bias = plan.bias ? upload(d, p.device, plan.bias) : null;
     if (bias) handles.push(bias);
@@ -62,7 +78,7 @@ function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan, as
     if (lora) handles.push(...lora.temporaries);
     const loraDone = lora?.done ?? null;
     loraDone?.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
-    return { d, f, out, free, loraDone, call: { x, xK, bias, out, M: plan.M, outDtype: plan.outDtype, lora: lora?.arg } };
+    return { d, f, out, free, loraDone, call: { x, xK, bias, out, M: plan.M, outDtype: plan.outDtype, xDtype: dtype, lora: lora?.arg } };
   } catch (e) {
     free();
     throw e;
@@ -70,11 +86,11 @@ function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan, as
 }
 
 /**
- * The kernel on device memory (a device tensor x, in the weight's dtype, K wide: checkDeviceK
- * first): waits for it, or (async) returns a Promise settled when it is done.
+ * The kernel on device memory (a device tensor x of xDtype, K wide: checkDeviceDtype and
+ * checkDeviceK first): waits for it, or (async) returns a Promise settled when it is done.
  */
-export function runOnDevice(params: WeightParams, p: Placement, x: DeviceHandle, bias: DeviceHandle | null, out: DeviceHandle, M: number, outDtype: FloatDType, async: boolean): void | Promise<void> {
-  return formatOf(params).run(deviceAddon(), params, p as DevicePlacement, { x, xK: params.K, bias, out, M, outDtype }, async);
+export function runOnDevice(params: WeightParams, p: Placement, x: DeviceHandle, bias: DeviceHandle | null, out: DeviceHandle, M: number, outDtype: FloatDType, async: boolean, xDtype: FloatDType): void | Promise<void> {
+  return formatOf(params).run(deviceAddon(), params, p as DevicePlacement, { x, xK: params.K, bias, out, M, outDtype, xDtype }, async);
 }
 
 export const cudaBackend: Backend = {

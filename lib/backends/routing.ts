@@ -50,7 +50,10 @@ const ROUTES: Route[] = [
     op: 'linear', format: '2:4', activations: 'native', dtypes: ['float32'], cpu: 'cpu', cuda: 'cpu',
     why: '2:4 panel kernel (M-vectorised from M = 128); sparse tensor cores take 16-bit operands (TF32 would lose float32 precision), so float32 2:4 stays on the CPU kernels',
   },
-  { op: 'linear', format: 'int4', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'direct decode at small M, dequantized tiles at large M' },
+  {
+    op: 'linear', format: 'int4', activations: 'native', cpu: 'cpu', cuda: 'cuda',
+    why: 'CPU: direct decode at small M, dequantized tiles at large M; CUDA: W4A16 tensor-core GEMM, INT4 dequantized in registers (native/cuda/gemm_int4.cuh; float32 x rounded to float16)',
+  },
   { op: 'linear', format: 'int4', activations: 'fp8', cpu: 'cpu', cuda: 'cpu', why: 'x quantized to e4m3 per row, then the INT4 kernels' },
   { op: 'linear', format: 'int4', activations: 'int8', cpu: 'cpu', cuda: 'cpu', why: 'AVX512-VNNI u8 x s8 kernel where the CPU has it' },
   { op: 'linear', format: 'fp8', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'FP8 weight decoded in registers' },

@@ -35,6 +35,34 @@ export interface DeviceAddon {
   /** Y = X Wᵀ (+ bias) for a 2:4 weight in its device layout (native/cuda/gemm_sparse24.cuh). */
   linearSparse24(a: Sparse24DeviceArgs): void;
   linearSparse24Async(a: Sparse24DeviceArgs): Promise<void>;
+  /** The INT4 weight's device layout (native/cuda/gemm_int4_layout.h): its size in bytes. */
+  int4DeviceLayout(a: { N: number; K: number; group: number; zeros: boolean; actOrder: boolean }): { bytes: number; Np: number; Kp: number };
+  /** The canonical INT4 arrays -> the layout's bytes (host memory; uploaded as they are). */
+  int4ToDeviceLayout(a: { N: number; K: number; group: number; qweight: Uint8Array; scales: Float32Array | Uint16Array; zeros: Uint8Array | null; perm: Int32Array | null; out: Uint8Array }): void;
+  /** The inverse: the layout's bytes (downloaded) -> the canonical arrays. */
+  int4FromDeviceLayout(a: { N: number; K: number; group: number; actOrder: boolean; blob: Uint8Array; qweight: Uint8Array; scales: Float32Array | Uint16Array; zeros: Uint8Array | null }): void;
+  /** Y = X dequant(W)ᵀ (+ bias): the W4A16 kernel (native/binding/gemm_int4_exports.h). */
+  linearInt4(a: Int4DeviceArgs): void;
+  linearInt4Async(a: Int4DeviceArgs): Promise<void>;
+}
+
+export interface Int4DeviceArgs {
+  x: DeviceHandle;
+  /** The weight's layout (int4ToDeviceLayout, uploaded). */
+  w: DeviceHandle;
+  /** Act-order: [M, K] of dtype, where x is permuted first; else null. */
+  scratch: DeviceHandle | null;
+  bias: DeviceHandle | null;
+  out: DeviceHandle;
+  M: number;
+  N: number;
+  K: number;
+  group: number;
+  zeros: boolean;
+  actOrder: boolean;
+  dtype: 'float16' | 'bfloat16';
+  outDtype: 'float32' | 'float16' | 'bfloat16';
+  lora?: DeviceLoraArg;
 }
 
 export interface Sparse24DeviceArgs {

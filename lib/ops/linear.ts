@@ -14,7 +14,7 @@ import { WeightParams, valueDtype } from '../native/descriptor';
 import { checkFloatArray, checkProduct, checkShape2, checkThreads, checkTypedArray, readOptions, typedArrayKind } from '../validate';
 import { Weight, checkReadable, deviceOf, paramsOf, placementOn, useDuring } from '../weights/weight';
 import type { Backend, LinearPlan } from '../backends/backend';
-import { checkDeviceK, deviceAddon, runOnDevice, upload } from '../backends/cuda';
+import { checkDeviceDtype, checkDeviceK, deviceAddon, runOnDevice, upload } from '../backends/cuda';
 import type { DeviceHandle } from '../native/cuda';
 import { Tensor, handleOf, isTensor } from '../tensor';
 import { LoraAdapter, LoraFactors, MAX_ADAPTERS, adapterFor, asFloat32, loraArgs } from './lora';
@@ -176,7 +176,8 @@ export async function linearAsync(x: FloatArray | Tensor, xShape: [number, numbe
  * linear on a device tensor: the weight's device placement (made on first use), the kernel on the
  * device's stream, a new device tensor out. Only what the routing table sends to the CUDA backend
  * runs here; a weight whose kernel is CPU-only is ERR_NOT_SUPPORTED with device tensors (pass host
- * arrays instead). x must be in the weight's dtype (the kernel's A and B share one type).
+ * arrays instead). x must be in the weight's dtype (the kernel's A and B share one type; INT4:
+ * float16 or bfloat16).
  */
 function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown, async: boolean): Tensor | Promise<Tensor> {
   const [M, K] = checkShape2(xShape, ['M', 'K']);
@@ -195,8 +196,7 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
   if (backend.name !== 'cuda') {
     return notSupported(`linear on a device tensor with a ${params.format} ${valueDtype(params)} weight (its kernel runs on the CPU: pass host arrays)`);
   }
-  const wDtype = valueDtype(params);
-  if (x.dtype !== wDtype) throw new CgTypeError('ERR_DTYPE', `x is ${x.dtype} but the weight is ${wDtype}: the GEMM takes both in one dtype`);
+  checkDeviceDtype(params, x.dtype);
   checkDeviceK(params);
   const outDtype = o.outDtype ?? x.dtype;
   if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${show(outDtype)} (float32, float16, bfloat16)`);
@@ -210,10 +210,10 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
   try {
     biasHandle = bias ? upload(d, x.device, bias) : null;
     if (!async) {
-      runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, false);
+      runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, false, x.dtype);
       return out;
     }
-    const done = runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, true) as Promise<void>;
+    const done = runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, true, x.dtype) as Promise<void>;
     const b = biasHandle;
     biasHandle = null; // freed when the kernel is done
     return useDuring(weight, 'read', () => done).then(

@@ -39,7 +39,7 @@ constexpr unsigned kWarp = 32;
 enum Fault : int { kFaultNone = 0, kFaultMisaligned = 1, kFaultOutside = 2 };
 enum ShflMode : int { kShflIdx = 0, kShflBfly = 1, kShflDown = 2 };
 
-enum class Kind { kLdmatrix, kMma, kMmaSp, kMmaTile, kCpAsync, kShfl, kLop3, kPrmt };
+enum class Kind { kLdmatrix, kMma, kMmaSp, kMmaTile, kCpAsync, kShfl, kLop3, kPrmt, kFma16x2 };
 
 using Blob = std::vector<uint8_t>;
 
@@ -62,7 +62,7 @@ struct ProbeRequest {
   int nluts = 0;
   // Inputs, by the launchers' parameter names (those a kind does not take stay empty):
   //   mma: a, b, c   mma.sp: a, b, c, e   mma tile: a, b   cp_async: src_bytes, src   shfl: values, operand
-  //   lop3: a, b, c, luts   prmt: a, b, c
+  //   lop3: a, b, c, luts   prmt: a, b, c   fma16x2: a, b, c
   Blob a, b, c, e, src_bytes, src, values, operand, luts;
   size_t out_words = 0;  // uint32 registers the probe returns (its regs / d buffer)
 };
@@ -195,6 +195,15 @@ inline ProbeRequest parse_probe(const Napi::Object& o) {
   }
   if (kind == "prmt") {
     r.kind = Kind::kPrmt;
+    r.a = blob_sized(o, "a", 32 * 4);
+    r.b = blob_sized(o, "b", 32 * 4);
+    r.c = blob_sized(o, "c", 32 * 4);
+    r.out_words = 32;
+    return r;
+  }
+  if (kind == "fma_f16x2" || kind == "fma_bf16x2") {
+    r.kind = Kind::kFma16x2;
+    r.bf16 = kind == "fma_bf16x2";
     r.a = blob_sized(o, "a", 32 * 4);
     r.b = blob_sized(o, "b", 32 * 4);
     r.c = blob_sized(o, "c", 32 * 4);

@@ -10,6 +10,7 @@
 #include "binding/gemm_exports.h"
 #include "binding/gemm_sparse24_exports.h"
 #include "binding/timing_exports.h"
+#include "binding/gemm_int4_exports.h"
 
 namespace cg {
 namespace binding {
@@ -18,6 +19,7 @@ void register_gemm_exports(Napi::Env env, Napi::Object exports) {
   gemm_exports::register_all_gemm(env, exports);
   gemm_sparse24_exports::register_all_sparse24(env, exports);
   timing_exports::register_all_timing(env, exports);
+  gemm_int4_exports::register_all_int4(env, exports);
 }
 
 }  // namespace binding

@@ -41,6 +41,7 @@ void probe_shfl(int mode, const uint32_t* values, const uint32_t* operand, uint3
 void probe_lop3(const uint32_t* a, const uint32_t* b, const uint32_t* c, const uint32_t* luts, int nluts,
                 uint32_t* regs);
 void probe_prmt(const uint32_t* a, const uint32_t* b, const uint32_t* c, uint32_t* regs);
+void probe_fma16x2(int bf16, const uint32_t* a, const uint32_t* b, const uint32_t* c, uint32_t* regs);
 }  // namespace probes
 }  // namespace cg
 
@@ -147,6 +148,14 @@ void run(const pa::ProbeRequest& q, uint32_t* out_device) {
       launch("cudaLaunchKernel(probe_lop3)", probes::probe_lop3, 0, static_cast<const uint32_t*>(a.as<uint32_t>()),
              static_cast<const uint32_t*>(b.as<uint32_t>()), static_cast<const uint32_t*>(c.as<uint32_t>()),
              static_cast<const uint32_t*>(luts.as<uint32_t>()), q.nluts, out_device);
+      CG_CUDA_CHECK(cudaDeviceSynchronize());
+      return;
+    }
+    case pa::Kind::kFma16x2: {
+      DeviceBuffer a(q.a), b(q.b), c(q.c);
+      launch("cudaLaunchKernel(probe_fma16x2)", probes::probe_fma16x2, 0, q.bf16 ? 1 : 0,
+             static_cast<const uint32_t*>(a.as<uint32_t>()), static_cast<const uint32_t*>(b.as<uint32_t>()),
+             static_cast<const uint32_t*>(c.as<uint32_t>()), out_device);
       CG_CUDA_CHECK(cudaDeviceSynchronize());
       return;
     }

@@ -24,6 +24,7 @@ import {
   packFragment,
   packMeta,
   prmtRef,
+  fma16Ref,
   shflRef,
 } from '../helpers/ptx-reference';
 import { bf16ToNumber, f16ToNumber, mulberry32, numberToBf16, numberToF16, seedFor, seedNote } from '../helpers/reference';
@@ -516,6 +517,62 @@ describe('lop3.b32 and prmt.b32', () => {
     expectRegs(regs, Array.from(a, (_, l) => prmtRef(a[l], b[l], c[l])), `prmt, ${seedNote(seed)}`, 1);
     expect(regs[0] >>> 0).toBe(a[0]); // 0x3210: a itself
     expect(regs[1] >>> 0).toBe(b[1]); // 0x7654: b itself
+  });
+});
+
+// ---- fma.rn.{f16,bf16}x2 ---------------------------------------------------------------------------
+
+describe('fma.rn.f16x2 and fma.rn.bf16x2 (the INT4 dequantization subtracts with them)', () => {
+  const halves = (w: number) => [w & 0xffff, w >>> 16];
+  const pack = (lo: number, hi: number) => (lo | (hi << 16)) >>> 0;
+  /** One probe of 32 lanes x 2 halves against fma16Ref; NaN only has to stay a NaN. */
+  const check = (bf16: boolean, a: Uint32Array, b: Uint32Array, c: Uint32Array, what: string) => {
+    const regs = run({ kind: bf16 ? 'fma_bf16x2' : 'fma_f16x2', a, b, c });
+    const bad: string[] = [];
+    const isNaN16 = (h: number) => (bf16 ? (h & 0x7f80) === 0x7f80 && (h & 0x7f) !== 0 : (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0);
+    for (let lane = 0; lane < 32; lane++) {
+      const got = halves(regs[lane]), ah = halves(a[lane]), bh = halves(b[lane]), ch = halves(c[lane]);
+      for (let h = 0; h < 2; h++) {
+        const want = fma16Ref(ah[h], bh[h], ch[h], bf16);
+        const ok = want === -1 ? isNaN16(got[h]) : got[h] === want;
+        if (!ok) bad.push(`lane ${lane} half ${h}: fma(${ah[h].toString(16)}, ${bh[h].toString(16)}, ${ch[h].toString(16)}) = ${got[h].toString(16)}, want ${want === -1 ? 'NaN' : want.toString(16)}`);
+      }
+    }
+    expect(`${what}: ${bad.slice(0, 6).join('; ')}`).toBe(`${what}: `);
+  };
+
+  test.each([false, true])('bf16 %s: random bit patterns (normals, subnormals, infinities, NaN), 8 x 64 cases', (bf16) => {
+    const seed = seedFor(`fma16x2 ${bf16}`);
+    const rng = mulberry32(seed);
+    for (let i = 0; i < 8; ++i) {
+      // Random exponents near each other in half the words (sums that cancel or round), anywhere in the others.
+      const word = () => (i % 2 ? randomWords(rng) : Uint32Array.from({ length: 32 }, () => {
+        const v = () => { const x = (rng() * 8 - 4) * (rng() < 0.5 ? -1 : 1); return bf16 ? numberToBf16(x) : numberToF16(x); };
+        return pack(v(), v());
+      }));
+      check(bf16, word(), word(), word(), `random ${i}, ${seedNote(seed)}`);
+    }
+  });
+
+  test.each([false, true])('bf16 %s: the dequantization (magic + q) * 1 - (magic + z) = q - z exactly, and a product on a tie nudged by a tiny c', (bf16) => {
+    const magic = bf16 ? 0x4300 : 0x6400, one = bf16 ? 0x3f80 : 0x3c00;
+    const a: number[] = [], b: number[] = [], c: number[] = [];
+    for (let q = 0; q < 16; ++q) for (let z = 0; z <= 16; ++z) { a.push(magic | q); b.push(one); c.push(0x8000 | magic | z); }
+    const want = a.map((_, i) => (bf16 ? numberToBf16 : numberToF16)((a[i] & 15) - (c[i] & 31)));
+    // 1.5 x (1 + 1 ulp) lies exactly half-way between two 16-bit values: c = +0, +tiny, -tiny picks even, up, down.
+    const tie = bf16 ? [0x3fc0, 0x3f81] : [0x3e00, 0x3c01];
+    for (const t of [0, numberToBf16(2 ** -100), 0x8000 | numberToBf16(2 ** -100)]) {
+      a.push(tie[0]); b.push(tie[1]); c.push(bf16 ? t : t & 0x8000 ? 0x8001 : t ? 0x0001 : 0);
+    }
+    while (a.length % 64) { a.push(0); b.push(0); c.push(0); }
+    for (let i = 0; i < a.length; i += 64) {
+      const w = (v: number[]) => Uint32Array.from({ length: 32 }, (_, l) => pack(v[i + 2 * l], v[i + 2 * l + 1]));
+      check(bf16, w(a), w(b), w(c), `dequantization cases ${i}..${i + 63}`);
+    }
+    for (let i = 0; i < want.length; ++i) expect(fma16Ref(a[i], b[i], c[i], bf16)).toBe(want[i]); // q - z, exact
+    const n = want.length;
+    expect([fma16Ref(a[n], b[n], c[n], bf16), fma16Ref(a[n + 1], b[n + 1], c[n + 1], bf16), fma16Ref(a[n + 2], b[n + 2], c[n + 2], bf16)])
+      .toEqual(bf16 ? [0x3fc2, 0x3fc2, 0x3fc1] : [0x3e02, 0x3e02, 0x3e01]);
   });
 });
 

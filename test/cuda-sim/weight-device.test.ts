@@ -174,16 +174,16 @@ test('device-only weights: what runs on the CPU kernels (lowRankUpdate) is refus
   const v = child(`${PRELUDE}
 const w = cg.DenseWeight.from(Float32Array.from(ws), [N, K], { dtype: 'float16' }).toDevice();
 const lora = new cg.LoraAdapter({ A: new Float32Array(2 * K).fill(0.25), B: new Float32Array(N * 2).fill(0.5), alpha: 1 }, [N, K]);
-const int4 = cg.Int4Weight.quantize(Float32Array.from(ws), [N, K], { groupSize: -1 });
-const int4Dense = toArr(int4.toDense());
-const int4Bytes = int4.byteLength;
+const fp8 = cg.Fp8Weight.quantize(Float32Array.from(ws), [N, K]);
+const fp8Dense = toArr(fp8.toDense());
+const fp8Bytes = fp8.byteLength;
 const s24 = cg.Sparse24Weight.prune(Float32Array.from(ws), [N, K]); // float32 2:4: CPU kernels only
 out({
   withLora: toArr(cg.linear(x16, [M, K], w, { ...opts, lora })).length, // the LoRA epilogue runs on the device too
   lowRank: err(() => cg.lowRankUpdate(w, new Float32Array(N).fill(0.5), new Float32Array(K).fill(0.5), { alpha: 1 })),
-  int4ToDevice: err(() => int4.toDevice()),
-  int4After: { device: int4.device, bytes: int4.byteLength, same: toArr(int4.toDense()).every((x, i) => Object.is(x, int4Dense[i])), linear: cg.linear(new Float32Array(M * K).fill(1), [M, K], int4).length },
-  int4Bytes,
+  fp8ToDevice: err(() => fp8.toDevice()),
+  fp8After: { device: fp8.device, bytes: fp8.byteLength, same: toArr(fp8.toDense()).every((x, i) => Object.is(x, fp8Dense[i])), linear: cg.linear(new Float32Array(M * K).fill(1), [M, K], fp8).length },
+  fp8Bytes,
   s24ToDevice: err(() => s24.toDevice()),
   forged: err(() => cg.Weight.prototype.toDevice.call({ format: 'dense' })),
   still: toArr(cg.linear(x16, [M, K], w, opts)).length,
@@ -192,8 +192,8 @@ out({
   expect(v.withLora).toBe(M * N);
   expect(v.lowRank).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
   expect((v.lowRank as { message: string }).message).toMatch(/device-only/);
-  expect(v.int4ToDevice).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
-  expect(v.int4After).toEqual({ device: null, bytes: v.int4Bytes, same: true, linear: M * N });
+  expect(v.fp8ToDevice).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
+  expect(v.fp8After).toEqual({ device: null, bytes: v.fp8Bytes, same: true, linear: M * N });
   expect(v.s24ToDevice).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
   expect(v.forged).toMatchObject({ name: 'TypeError', code: 'ERR_WEIGHT' });
   expect(v.still).toBe(M * N);

@@ -43,11 +43,15 @@ export function targets(): Target[] {
  * x as the kernel multiplies it, for a float64 reference: on the CUDA backend the kernels of
  * dense and 16-bit 2:4 weights take x in the weight's dtype, so an x in another dtype is
  * converted first (rounded to nearest even into a 16-bit weight's dtype; widened exactly for a
- * float32 weight: README, "The CUDA backend"). The CPU kernels and every other route keep x as it is.
+ * float32 weight), and the INT4 kernel (W4A16) takes float16 or bfloat16 x, so a float32 x is
+ * rounded to float16 (README, "The CUDA backend"). The CPU kernels and every other route keep
+ * x as it is. (Native activations only: quantized ones run on the CPU kernels.)
  */
 export function xAsComputed(x: Float64Array, xd: DType, format: cg.WeightFormat, wd: DType): Float64Array {
+  if (INFO.kind !== 'cuda') return x;
+  if (format === 'int4') return xd === 'float32' ? decode(encode(x, 'float16'), 'float16') : x;
   const onCudaKernel = format === 'dense' || (format === '2:4' && wd !== 'float32');
-  if (INFO.kind !== 'cuda' || !onCudaKernel || wd === 'float32' || xd === wd) return x;
+  if (!onCudaKernel || wd === 'float32' || xd === wd) return x;
   return decode(encode(x, wd), wd);
 }
 

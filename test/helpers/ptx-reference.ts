@@ -8,6 +8,8 @@
  *     small layout evaluator below.
  * The tests check that the two agree, then that the simulator agrees with them.
  */
+import { exponentOf } from './quant-reference';
+import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from './reference';
 
 // ---- CuTe layouts -------------------------------------------------------------------------------
 
@@ -346,4 +348,29 @@ export function packMeta(idx: SparseIdx, selector: number, poison: (lane: number
   }
   for (let lane = 0; lane < 32; lane++) if (!named.has(lane)) e[lane] = poison(lane) >>> 0;
   return e;
+}
+
+/**
+ * fma.rn.f16 / fma.rn.bf16 on one 16-bit half (PTX ISA §9.7.4.1): a*b + c rounded once to nearest
+ * even, from the exact sum. The product of two 16-bit values is exact in float64; the sum s is
+ * rounded to float64, and TwoSum gives its exact error; when that error is not zero, s differs
+ * from the exact sum by less than half a float64 ulp, so the 16-bit rounding of s is the exact
+ * one except where s is itself a 16-bit tie, which the error's sign then breaks. Returns the
+ * result's bits, or -1 for NaN (any NaN).
+ */
+export function fma16Ref(a: number, b: number, c: number, bf16: boolean): number {
+  const dec = bf16 ? bf16ToNumber : f16ToNumber;
+  const enc = bf16 ? numberToBf16 : numberToF16;
+  const p = dec(a) * dec(b);
+  const z = dec(c);
+  const s = p + z;
+  if (Number.isNaN(s)) return -1;
+  if (!Number.isFinite(s)) return enc(s);
+  const bb = s - p;
+  const err = p - (s - bb) + (z - bb);
+  if (err === 0 || s === 0) return enc(s);
+  const ulp = 2 ** (Math.max(exponentOf(Math.abs(s)), bf16 ? -126 : -14) - (bf16 ? 7 : 10));
+  const q = s / ulp; // exact: a power-of-two scaling
+  if (q - Math.floor(q) !== 0.5) return enc(s);
+  return enc((err > 0 ? Math.ceil(q) : Math.floor(q)) * ulp);
 }

@@ -394,3 +394,14 @@ export function diffInts(got: ArrayLike<number>, want: ArrayLike<number>, K: num
   }
   return count === 0 ? null : `${what}: ${count} of ${got.length} differ:\n${bad.join('\n')}\n${note}`;
 }
+
+/**
+ * The CUDA INT4 kernel's rounding depth as checkLinear's K (with c = 1): at most 16 additions
+ * inside an mma, one fma per k16 tile of a warp (ceil(Kp / 64), Kp = K rounded up to 16), 3
+ * additions across the block's 4 warps and 1 of the bias, plus one for the reference's own
+ * fround((q - z) s) weights and one for gamma's denominator (test/cuda-sim/gemm-int4.test.ts
+ * derives it; native/cuda/gemm_int4.cuh, "Dequantization in registers").
+ */
+export function int4CudaBoundK(K: number): number {
+  return 16 + Math.ceil(Math.ceil(K / 16) / 4) + 3 + 1 + 1 + 1;
+}

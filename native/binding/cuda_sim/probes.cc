@@ -23,6 +23,8 @@
 //       a, b, c: 32 uint32 each, luts: n uint32 (each 0..255, 1 <= n <= 256) -> regs: 32 x n
 //   'prmt'
 //       a, b, c: 32 uint32 each -> regs: 32
+//   'fma_f16x2' | 'fma_bf16x2'
+//       a, b, c: 32 uint32 each (two 16-bit values a word) -> regs: 32
 // Argument errors throw (ERR_NATIVE); refusals of the simulator never throw. The arguments are read
 // by binding/probe_args.h, which the real CUDA addon's runProbe (native/cuda/binding_probes.cc)
 // shares: the same call runs the same probe on a GPU.
@@ -105,6 +107,10 @@ probes::ProbeStatus launch(const pa::ProbeRequest& q, uint32_t* out) {
       GlobalBuffer a(q.a), b(q.b), c(q.c), luts(q.luts);
       return probes::launch_probe_lop3(a.as<uint32_t>(), b.as<uint32_t>(), c.as<uint32_t>(), luts.as<uint32_t>(), q.nluts,
                                        out);
+    }
+    case pa::Kind::kFma16x2: {
+      GlobalBuffer a(q.a), b(q.b), c(q.c);
+      return probes::launch_probe_fma16x2(q.bf16, a.as<uint32_t>(), b.as<uint32_t>(), c.as<uint32_t>(), out);
     }
     case pa::Kind::kPrmt: {
       GlobalBuffer a(q.a), b(q.b), c(q.c);

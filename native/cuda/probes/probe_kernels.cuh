@@ -19,6 +19,7 @@
 #include "cuda/kernel.h"
 #include "cuda/ptx/bits.h"
 #include "cuda/ptx/cp_async.h"
+#include "cuda/ptx/fma16x2.h"
 #include "cuda/ptx/ldmatrix.h"
 #include "cuda/ptx/mma.h"
 #include "cuda/ptx/mma_sp.h"
@@ -249,6 +250,14 @@ __global__ void probe_prmt(const uint32_t* a, const uint32_t* b, const uint32_t*
   regs[lane] = ::cg::ptx::prmt(a[lane], b[lane], c[lane]);
 }
 
+// ---- fma.rn.{f16,bf16}x2 -------------------------------------------------------------------------
+// Lane L: regs[L] = fma_rn_16x2(a[L], b[L], c[L]), both halves (the INT4 dequantization's subtraction).
+__global__ void probe_fma16x2(int bf16, const uint32_t* a, const uint32_t* b, const uint32_t* c, uint32_t* regs) {
+  const int lane = int(threadIdx.x);
+  regs[lane] = bf16 ? ::cg::ptx::fma_rn_16x2<true>(a[lane], b[lane], c[lane])
+                    : ::cg::ptx::fma_rn_16x2<false>(a[lane], b[lane], c[lane]);
+}
+
 // ---- launchers: one block of one warp each ------------------------------------------------------
 inline LaunchDim probe_dim(unsigned x) {
   LaunchDim d;
@@ -295,6 +304,11 @@ inline ProbeStatus launch_probe_shfl(ShflProbeMode mode, const uint32_t* values,
 inline ProbeStatus launch_probe_lop3(const uint32_t* a, const uint32_t* b, const uint32_t* c, const uint32_t* luts,
                                      int nluts, uint32_t* regs) {
   return CG_PROBE_LAUNCH(probe_lop3, probe_dim(1), probe_dim(kWarp), 0, 0, a, b, c, luts, nluts, regs);
+}
+
+inline ProbeStatus launch_probe_fma16x2(bool bf16, const uint32_t* a, const uint32_t* b, const uint32_t* c,
+                                        uint32_t* regs) {
+  return CG_PROBE_LAUNCH(probe_fma16x2, probe_dim(1), probe_dim(kWarp), 0, 0, bf16 ? 1 : 0, a, b, c, regs);
 }
 
 inline ProbeStatus launch_probe_prmt(const uint32_t* a, const uint32_t* b, const uint32_t* c, uint32_t* regs) {
