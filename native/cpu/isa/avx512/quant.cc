@@ -19,8 +19,8 @@ namespace {
 constexpr int kDenseMR = 14;
 constexpr int kDenseNV = 2;
 #include "cpu/impl/dense_impl.h"
-constexpr int kQdR = 4;
-constexpr int64_t kQuantDirectUpToM = 8;
+constexpr int kQdR = 10;
+constexpr int64_t kQuantDirectUpToM = 64;
 #include "cpu/impl/quant_impl.h"
 }  // namespace
 
