@@ -12,8 +12,9 @@
  * 56 where GPTQ/AWQ need N % 8 == 0), K a multiple of 8 but not of 32 where the group allows
  * (per channel K = 40 and 264; FP8 K = 100, 200, 264, 300, 40), and K = 1024 for three weights.
  * Each weight runs with each of its activation modes and every M in {1, 2, 3, 7, 8, 9, 17, 40,
- * 130} (direct kernels up to M = 8 in row tiles of 2-6 rows; the dequantized tile kernels from
- * M = 9; 130 gives multi-row tiles and K blocking): 513 cases, with fresh seeded inputs each
+ * 64, 65, 130} (direct kernels up to M = 8 on AVX2 and M = 64 on AVX-512, in row tiles of 2-12
+ * rows split evenly; the dequantized tile kernels above; 130 gives multi-row tiles and K
+ * blocking): 627 cases, with fresh seeded inputs each
  * (never zero, magnitudes in [1/8, 2)), the x dtype rotating over float32 / float16 / bfloat16.
  * Each row x {sync, async} runs every case; across them the options rotate (no bias / float32
  * bias / 16-bit bias; outDtype default / float32 / float16 / bfloat16; an `out` poisoned with
@@ -66,7 +67,7 @@ afterAll(restore);
 type Act = 'native' | 'int8' | 'fp8';
 type Mode = 'sync' | 'async';
 type Fp8Scaling = 'tensor' | 'channel' | { block: [number, number] };
-const M_LIST = [1, 2, 3, 7, 8, 9, 17, 40, 130];
+const M_LIST = [1, 2, 3, 7, 8, 9, 17, 40, 64, 65, 130];
 
 /** The row's label, and which int8 kernel it runs where that is not the only one. */
 function rowNote(t: Target, act: Act): string {

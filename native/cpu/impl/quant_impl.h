@@ -90,7 +90,7 @@ inline void int4_direct_tile(const float* __restrict x, int64_t ldx, const Int4V
     V part[R][kQdNV][CH], z[kQdNV];
 #pragma GCC unroll 4
     for (int v = 0; v < kQdNV; ++v) z[v] = vload(t.zeros + (v / kVecsPerPanel) * t.G * kQuantPanel + g * kQuantPanel + (v % kVecsPerPanel) * L);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
       for (int v = 0; v < kQdNV; ++v)
@@ -129,21 +129,24 @@ inline void int4_direct_tile(const float* __restrict x, int64_t ldx, const Int4V
 
 // The tile dequantized into float32 panels for K block [k0, k0+kl): dst[q][k][16].
 inline void int4_dequant_tile(const Int4View& t, int64_t k0, int64_t kl, float* dst) {
-  const int64_t C = t.K / 8;
+  const int64_t C = t.K / 8, octets = t.group / 8, c0 = k0 / 8, c1 = (k0 + kl) / 8;
   for (int q = 0; q < kQdNV / kVecsPerPanel; ++q) {
     const uint8_t* codes = t.codes + q * C * kQuantPanel * 4;
     const float* sc = t.scales + q * t.G * kQuantPanel;
     const float* zr = t.zeros + q * t.G * kQuantPanel;
     float* out = dst + q * kl * kQuantPanel;
-    for (int64_t c = k0 / 8; c < (k0 + kl) / 8; ++c) {
-      const int64_t g = (8 * c) / t.group;
+    // group by group: each group's scales and zero points are loaded once
+    for (int64_t g = c0 / octets; g * octets < c1; ++g) {
+      const int64_t ca = g * octets > c0 ? g * octets : c0, cb = (g + 1) * octets < c1 ? (g + 1) * octets : c1;
 #pragma GCC unroll 2
       for (int h = 0; h < kVecsPerPanel; ++h) {
-        const VI word = vload_i(codes + (c * kQuantPanel + h * L) * 4);
         const V s = vload(sc + g * kQuantPanel + h * L);
         const VI z = vcvt_f2i(vload(zr + g * kQuantPanel + h * L));
-        float* o = out + (8 * c - k0) * kQuantPanel + h * L;
-        int4_octet(word, [&](int j, VI qj) { vstore(o + j * kQuantPanel, vmul(vcvt_i2f(vsub_i(qj, z)), s)); });
+        for (int64_t c = ca; c < cb; ++c) {
+          const VI word = vload_i(codes + (c * kQuantPanel + h * L) * 4);
+          float* o = out + (8 * c - k0) * kQuantPanel + h * L;
+          int4_octet(word, [&](int j, VI qj) { vstore(o + j * kQuantPanel, vmul(vcvt_i2f(vsub_i(qj, z)), s)); });
+        }
       }
     }
   }
@@ -194,7 +197,7 @@ inline void fp8_direct_tile(const float* __restrict x, int64_t ldx, const Fp8Vie
   for (int64_t b = 0; b < t.SC; ++b) {
     const int64_t k0 = b * t.bk, k1 = k0 + t.bk < t.K ? k0 + t.bk : t.K;
     V part[R][kQdNV][CH];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
       for (int v = 0; v < kQdNV; ++v)
@@ -212,7 +215,7 @@ inline void fp8_direct_tile(const float* __restrict x, int64_t ldx, const Fp8Vie
           if constexpr (E4M3) vfp8x2_e4m3_scaled(p, w0[v], w1[v]);
           else vfp8x2_e5m2(p, w0[v], w1[v]);
         }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
           const V xb0 = vbcast(x + r * ldx + k + h), xb1 = vbcast(x + r * ldx + k + h + 1);
 #pragma GCC unroll 4
@@ -228,7 +231,7 @@ inline void fp8_direct_tile(const float* __restrict x, int64_t ldx, const Fp8Vie
 #pragma GCC unroll 4
       for (int v = 0; v < kQdNV; ++v)
         w[v] = fp8_decode_vec<E4M3>(t.codes + (v / kVecsPerPanel) * t.K * kQuantPanel + k * kQuantPanel + (v % kVecsPerPanel) * L);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         const V xb = vbcast(x + r * ldx + k);
 #pragma GCC unroll 4
@@ -239,7 +242,7 @@ inline void fp8_direct_tile(const float* __restrict x, int64_t ldx, const Fp8Vie
     for (int v = 0; v < kQdNV; ++v) {
       const V s = vmul(vload(t.scales + (v / kVecsPerPanel) * t.SC * kQuantPanel + b * kQuantPanel + (v % kVecsPerPanel) * L),
                        vset1(fp8_scale_factor<E4M3>()));
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         V sum = part[r][v][0];
 #pragma GCC unroll 4
@@ -291,7 +294,7 @@ struct Fp8Policy : DenseMicro<DType::F32> {
 template <int R>
 inline void quant_direct_run(const QuantProblem& q, const float* x, int64_t m0, int64_t tile, const TileOut& o) {
   V acc[R][kQdNV];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < kQdNV; ++v) acc[r][v] = vzero();
@@ -481,6 +484,10 @@ inline bool quant_linear_float(const QuantProblem& q) {
   }
   int64_t mc, kc;
   dense_blocks(pp, &mc, &kc);
+  // A short K block: the tile's dequantized float32 panels (NV*L x kc, 32 KiB at kc = 256 on
+  // AVX-512) stay in L1 while every row block of x passes over them; at the dense kernel's
+  // 1024-4096 columns they spill to L2 and cost more than decoding saves.
+  if (tn.kc <= 0) kc = kQuantTileK;
   kc = kc / 8 * 8;  // INT4 octets, and whole groups or FP8 blocks do not matter: dequant is per column
   if (kc < 8) kc = 8;
   if (q.format == WeightFormat::Int4) {

@@ -19,8 +19,9 @@ namespace {
 constexpr int kDenseMR = 14;
 constexpr int kDenseNV = 2;
 #include "cpu/impl/dense_impl.h"
-constexpr int kQdR = 10;
+constexpr int kQdR = 12;
 constexpr int64_t kQuantDirectUpToM = 64;
+constexpr int64_t kQuantTileK = 256;
 #include "cpu/impl/quant_impl.h"
 }  // namespace
 
