@@ -484,10 +484,12 @@ inline bool quant_linear_float(const QuantProblem& q) {
   }
   int64_t mc, kc;
   dense_blocks(pp, &mc, &kc);
-  // A short K block: the tile's dequantized float32 panels (NV*L x kc, 32 KiB at kc = 256 on
-  // AVX-512) stay in L1 while every row block of x passes over them; at the dense kernel's
-  // 1024-4096 columns they spill to L2 and cost more than decoding saves.
-  if (tn.kc <= 0) kc = kQuantTileK;
+  // At most kQuantTileK columns: the tile's dequantized float32 panels (NV*L x kc, 128 KiB at
+  // 1024 columns on AVX-512) stay in L2 while every row block of x passes over them; the dense
+  // kernel's 4096-column blocks for few rows would make them 512 KiB. (256 columns, an
+  // L1-resident tile, measured no faster at M = 128 and 512: the K blocks' extra passes over y
+  // and x cost what L1 saves.)
+  if (tn.kc <= 0 && kc > kQuantTileK) kc = kQuantTileK;
   kc = kc / 8 * 8;  // INT4 octets, and whole groups or FP8 blocks do not matter: dequant is per column
   if (kc < 8) kc = 8;
   if (q.format == WeightFormat::Int4) {

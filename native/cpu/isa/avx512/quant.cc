@@ -21,7 +21,7 @@ constexpr int kDenseNV = 2;
 #include "cpu/impl/dense_impl.h"
 constexpr int kQdR = 12;
 constexpr int64_t kQuantDirectUpToM = 64;
-constexpr int64_t kQuantTileK = 256;
+constexpr int64_t kQuantTileK = 1024;
 #include "cpu/impl/quant_impl.h"
 }  // namespace
 
