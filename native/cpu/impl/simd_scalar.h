@@ -12,7 +12,6 @@ inline void vstore(float* p, V v) { *p = v; }
 inline V vbcast(const float* p) { return *p; }
 inline V vfma(V a, V b, V c) { return a * b + c; }
 inline V vadd(V a, V b) { return a + b; }
-inline V vsub(V a, V b) { return a - b; }
 inline V vmul(V a, V b) { return a * b; }
 inline V vload_n(const float* p, int) { return *p; }
 inline void vstore_n(float* p, V v, int) { *p = v; }
