@@ -12,8 +12,9 @@
  * 56 where GPTQ/AWQ need N % 8 == 0), K a multiple of 8 but not of 32 where the group allows
  * (per channel K = 40 and 264; FP8 K = 100, 200, 264, 300, 40), and K = 1024 for three weights.
  * Each weight runs with each of its activation modes and every M in {1, 2, 3, 7, 8, 9, 17, 40,
- * 130} (direct kernels up to M = 8 in row tiles of 2-6 rows; the dequantized tile kernels from
- * M = 9; 130 gives multi-row tiles and K blocking): 513 cases, with fresh seeded inputs each
+ * 64, 65, 130} (direct kernels up to M = 8 on AVX2 and M = 64 on AVX-512, in row tiles of 2-12
+ * rows split evenly; the dequantized tile kernels above; 130 gives multi-row tiles and K
+ * blocking): 627 cases, with fresh seeded inputs each
  * (never zero, magnitudes in [1/8, 2)), the x dtype rotating over float32 / float16 / bfloat16.
  * Each row x {sync, async} runs every case; across them the options rotate (no bias / float32
  * bias / 16-bit bias; outDtype default / float32 / float16 / bfloat16; an `out` poisoned with
@@ -66,7 +67,7 @@ afterAll(restore);
 type Act = 'native' | 'int8' | 'fp8';
 type Mode = 'sync' | 'async';
 type Fp8Scaling = 'tensor' | 'channel' | { block: [number, number] };
-const M_LIST = [1, 2, 3, 7, 8, 9, 17, 40, 130];
+const M_LIST = [1, 2, 3, 7, 8, 9, 17, 40, 64, 65, 130];
 
 /** The row's label, and which int8 kernel it runs where that is not the only one. */
 function rowNote(t: Target, act: Act): string {
@@ -785,6 +786,65 @@ describe('non-finite activations stay non-finite, in their own row', () => {
             const got = run(t, w, act, bad, M).map((r) => (r === 'nan' && act === 'native' ? 'nonfinite' : r));
             const want = Array.from({ length: M }, (_, m) => (m === 1 ? (act === 'native' ? 'nonfinite' : 'nan') : 'finite'));
             expect(`${name} ${act} ${bad} M=${M}: ${got.join(' ')}`).toBe(`${name} ${act} ${bad} M=${M}: ${want.join(' ')}`);
+          }
+        }
+      }
+    });
+  }
+});
+
+// ---- weight rows that are all zero -----------------------------------------------------------
+
+describe('an INT4 weight row that dequantizes to zero gives exactly the bias', () => {
+  // Such a row's codes all equal its zero point, so every term x * (q - z) is an exact 0 and the
+  // result is the bias bit for bit, whatever x, on every ISA, kernel (direct tiles up to M = 64,
+  // dequantized tiles above) and activation mode. (A kernel that subtracts z * sum(x) after
+  // each group leaves rounding residue there: bias + 7.6e-6 was seen.)
+  const N = 40;
+  const K = 256;
+  const ZERO_ROWS = [3, 17, 39];
+  let weights: Array<[string, cg.Int4Weight]> = [];
+  let bias: Float32Array;
+  let rng: () => number;
+  let seed = 0;
+  beforeAll(() => {
+    seed = seedFor('linear.quant zero rows');
+    rng = mulberry32(seed);
+    const data = Float32Array.from({ length: N * K }, () => randNonZero(rng));
+    for (const n of ZERO_ROWS) data.fill(0, n * K, (n + 1) * K);
+    // Codes equal to a zero point that is not 8, under a scale that is not a power of two.
+    const q = Uint8Array.from({ length: N * K }, () => randInt(rng, 16));
+    const zeros = Uint8Array.from({ length: N * 2 }, () => randInt(rng, 16));
+    for (const n of ZERO_ROWS) {
+      zeros[n * 2] = 11;
+      zeros[n * 2 + 1] = 4;
+      for (let k = 0; k < K; k++) q[n * K + k] = k < 128 ? 11 : 4;
+    }
+    const scales = Float32Array.from({ length: N * 2 }, () => 0.37 * (1 + rng()));
+    weights = [
+      ['quantize symmetric', cg.Int4Weight.quantize(data, [N, K], { groupSize: 128, symmetric: true })],
+      ['quantize asymmetric', cg.Int4Weight.quantize(data, [N, K], { groupSize: 128, symmetric: false })],
+      ['fromCanonical, codes = zero point 11 / 4', cg.Int4Weight.fromCanonical({ qweight: packNibbles(q, N, K), scales, zeros }, [N, K])],
+    ];
+    bias = Float32Array.from({ length: N }, () => randNonZero(rng));
+  });
+  afterAll(() => restore());
+
+  for (const t of ROWS) {
+    test(`${t.label}: y = bias exactly in those rows, M in {1, 3, 16, 64, 65, 130}`, () => {
+      t.use();
+      for (const [how, w] of weights) {
+        for (const act of ['native', 'fp8', 'int8'] as const) {
+          for (const M of [1, 3, 16, 64, 65, 130]) {
+            const x = Float32Array.from({ length: M * K }, () => randNonZero(rng));
+            const out = new Float32Array(M * N).fill(NaN); // poisoned: every element must be written
+            const y = cg.linear(x, [M, K], w, { bias, activations: act, out }) as Float32Array;
+            const bad: string[] = [];
+            for (let m = 0; m < M; m++) {
+              for (const n of ZERO_ROWS) if (!Object.is(y[m * N + n], bias[n])) bad.push(`y[${m}][${n}] = ${y[m * N + n]} (bias ${bias[n]})`);
+              if (!Number.isFinite(y[m * N])) bad.push(`y[${m}][0] = ${y[m * N]}`);
+            }
+            expect(`${how}, ${act}, M=${M}: ${bad.slice(0, 4).join('; ')}; ${seedNote(seed)}`).toBe(`${how}, ${act}, M=${M}: ; ${seedNote(seed)}`);
           }
         }
       }

@@ -72,22 +72,25 @@ inline void int4_q_all(const VI (&word)[kQdNV], F&& f) {
 }
 
 // acc[r][v] = sum_k x[r][k] * w[k][v lanes] for R rows of x (row stride ldx) over the whole K.
-// Per group: part = sum_k x * q, then acc += s * part - s * z * xsum (xsum[r][g] = sum of the
-// group's x): the zero point leaves the inner loop, which decodes q alone. The cancellation this
-// adds is bounded by 2^-24 (z * s) sum |x| per group (README gives the error bound).
+// Per group: part = sum_k x * (q - z), then acc += s * part. q - z is an integer of at most 5
+// bits, exact in float32, so a weight row whose codes all equal its zero point contributes
+// exactly 0 (subtracting z * sum(x) after the loop instead saves one vector op per decoded
+// column but leaves ~2^-24 z s sum|x| of cancellation, bias + 7.6e-6 for an all-zero row).
 // Independent accumulator chains per output vector: with few rows of x, one chain per output
 // would wait on the FMA latency at every column; CH chains (column j feeds chain j % CH) keep
-// enough FMAs in flight.
+// enough FMAs in flight. With many rows (R >= 3) the rows are the independent chains, and
+// each decoded column is reused by R FMAs.
 template <int R> constexpr int direct_chains() { return R == 1 ? 4 : (R == 2 ? 2 : 1); }
 
 template <int R>
-inline void int4_direct_tile(const float* __restrict x, int64_t ldx, const float* __restrict xsum, const Int4View& t,
-                             V (&acc)[R][kQdNV]) {
+inline void int4_direct_tile(const float* __restrict x, int64_t ldx, const Int4View& t, V (&acc)[R][kQdNV]) {
   constexpr int CH = direct_chains<R>();
   const int64_t C = t.K / 8, octets = t.group / 8;
   for (int64_t g = 0; g < t.G; ++g) {
-    V part[R][kQdNV][CH];
-#pragma GCC unroll 8
+    V part[R][kQdNV][CH], z[kQdNV];
+#pragma GCC unroll 4
+    for (int v = 0; v < kQdNV; ++v) z[v] = vload(t.zeros + (v / kVecsPerPanel) * t.G * kQuantPanel + g * kQuantPanel + (v % kVecsPerPanel) * L);
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
       for (int v = 0; v < kQdNV; ++v)
@@ -100,7 +103,9 @@ inline void int4_direct_tile(const float* __restrict x, int64_t ldx, const float
         word[v] = vload_i(t.codes + ((v / kVecsPerPanel) * C * kQuantPanel + c * kQuantPanel + (v % kVecsPerPanel) * L) * 4);
       const float* xc = x + 8 * c;
       int4_q_all(word, [&](int j, V (&w)[kQdNV]) {
-#pragma GCC unroll 8
+#pragma GCC unroll 4
+        for (int v = 0; v < kQdNV; ++v) w[v] = vsub(w[v], z[v]);
+#pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
           const V xb = vbcast(xc + r * ldx + j);
 #pragma GCC unroll 4
@@ -110,15 +115,13 @@ inline void int4_direct_tile(const float* __restrict x, int64_t ldx, const float
     }
 #pragma GCC unroll 4
     for (int v = 0; v < kQdNV; ++v) {
-      const int64_t o = (v / kVecsPerPanel) * t.G * kQuantPanel + g * kQuantPanel + (v % kVecsPerPanel) * L;
-      const V s = vload(t.scales + o);
-      const V nsz = vmul(vset1(-1.0f), vmul(s, vload(t.zeros + o)));
-#pragma GCC unroll 8
+      const V s = vload(t.scales + (v / kVecsPerPanel) * t.G * kQuantPanel + g * kQuantPanel + (v % kVecsPerPanel) * L);
+#pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         V sum = part[r][v][0];
 #pragma GCC unroll 4
         for (int h = 1; h < CH; ++h) sum = vadd(sum, part[r][v][h]);
-        acc[r][v] = vfma(nsz, vbcast(xsum + r * t.G + g), vfma(sum, s, acc[r][v]));
+        acc[r][v] = vfma(sum, s, acc[r][v]);
       }
     }
   }
@@ -126,21 +129,24 @@ inline void int4_direct_tile(const float* __restrict x, int64_t ldx, const float
 
 // The tile dequantized into float32 panels for K block [k0, k0+kl): dst[q][k][16].
 inline void int4_dequant_tile(const Int4View& t, int64_t k0, int64_t kl, float* dst) {
-  const int64_t C = t.K / 8;
+  const int64_t C = t.K / 8, octets = t.group / 8, c0 = k0 / 8, c1 = (k0 + kl) / 8;
   for (int q = 0; q < kQdNV / kVecsPerPanel; ++q) {
     const uint8_t* codes = t.codes + q * C * kQuantPanel * 4;
     const float* sc = t.scales + q * t.G * kQuantPanel;
     const float* zr = t.zeros + q * t.G * kQuantPanel;
     float* out = dst + q * kl * kQuantPanel;
-    for (int64_t c = k0 / 8; c < (k0 + kl) / 8; ++c) {
-      const int64_t g = (8 * c) / t.group;
+    // group by group: each group's scales and zero points are loaded once
+    for (int64_t g = c0 / octets; g * octets < c1; ++g) {
+      const int64_t ca = g * octets > c0 ? g * octets : c0, cb = (g + 1) * octets < c1 ? (g + 1) * octets : c1;
 #pragma GCC unroll 2
       for (int h = 0; h < kVecsPerPanel; ++h) {
-        const VI word = vload_i(codes + (c * kQuantPanel + h * L) * 4);
         const V s = vload(sc + g * kQuantPanel + h * L);
         const VI z = vcvt_f2i(vload(zr + g * kQuantPanel + h * L));
-        float* o = out + (8 * c - k0) * kQuantPanel + h * L;
-        int4_octet(word, [&](int j, VI qj) { vstore(o + j * kQuantPanel, vmul(vcvt_i2f(vsub_i(qj, z)), s)); });
+        for (int64_t c = ca; c < cb; ++c) {
+          const VI word = vload_i(codes + (c * kQuantPanel + h * L) * 4);
+          float* o = out + (8 * c - k0) * kQuantPanel + h * L;
+          int4_octet(word, [&](int j, VI qj) { vstore(o + j * kQuantPanel, vmul(vcvt_i2f(vsub_i(qj, z)), s)); });
+        }
       }
     }
   }
@@ -186,21 +192,22 @@ template <bool E4M3> constexpr float fp8_scale_factor() { return E4M3 ? 256.0f :
 
 template <int R, bool E4M3>
 inline void fp8_direct_tile(const float* __restrict x, int64_t ldx, const Fp8View& t, V (&acc)[R][kQdNV]) {
-  constexpr int CH = direct_chains<R>() > 1 ? direct_chains<R>() : 2;  // columns k, k+1 always apart
+  constexpr int CH = direct_chains<R>();
+  constexpr int S = CH > 2 ? CH : 2;  // columns per step: pairs decode together
   for (int64_t b = 0; b < t.SC; ++b) {
     const int64_t k0 = b * t.bk, k1 = k0 + t.bk < t.K ? k0 + t.bk : t.K;
     V part[R][kQdNV][CH];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
       for (int v = 0; v < kQdNV; ++v)
 #pragma GCC unroll 4
         for (int h = 0; h < CH; ++h) part[r][v][h] = vzero();
     int64_t k = k0;
-    // CH columns per step, decoded two at a time (32 codes widen in one instruction)
-    for (; k + CH <= k1; k += CH) {
+    // S columns per step, decoded two at a time (32 codes widen in one instruction)
+    for (; k + S <= k1; k += S) {
 #pragma GCC unroll 2
-      for (int h = 0; h < CH; h += 2) {
+      for (int h = 0; h < S; h += 2) {
         V w0[kQdNV], w1[kQdNV];
 #pragma GCC unroll 4
         for (int v = 0; v < kQdNV; ++v) {
@@ -208,13 +215,13 @@ inline void fp8_direct_tile(const float* __restrict x, int64_t ldx, const Fp8Vie
           if constexpr (E4M3) vfp8x2_e4m3_scaled(p, w0[v], w1[v]);
           else vfp8x2_e5m2(p, w0[v], w1[v]);
         }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
           const V xb0 = vbcast(x + r * ldx + k + h), xb1 = vbcast(x + r * ldx + k + h + 1);
 #pragma GCC unroll 4
           for (int v = 0; v < kQdNV; ++v) {
-            part[r][v][h] = vfma(xb0, w0[v], part[r][v][h]);
-            part[r][v][h + 1] = vfma(xb1, w1[v], part[r][v][h + 1]);
+            part[r][v][h % CH] = vfma(xb0, w0[v], part[r][v][h % CH]);
+            part[r][v][(h + 1) % CH] = vfma(xb1, w1[v], part[r][v][(h + 1) % CH]);
           }
         }
       }
@@ -224,7 +231,7 @@ inline void fp8_direct_tile(const float* __restrict x, int64_t ldx, const Fp8Vie
 #pragma GCC unroll 4
       for (int v = 0; v < kQdNV; ++v)
         w[v] = fp8_decode_vec<E4M3>(t.codes + (v / kVecsPerPanel) * t.K * kQuantPanel + k * kQuantPanel + (v % kVecsPerPanel) * L);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         const V xb = vbcast(x + r * ldx + k);
 #pragma GCC unroll 4
@@ -235,7 +242,7 @@ inline void fp8_direct_tile(const float* __restrict x, int64_t ldx, const Fp8Vie
     for (int v = 0; v < kQdNV; ++v) {
       const V s = vmul(vload(t.scales + (v / kVecsPerPanel) * t.SC * kQuantPanel + b * kQuantPanel + (v % kVecsPerPanel) * L),
                        vset1(fp8_scale_factor<E4M3>()));
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         V sum = part[r][v][0];
 #pragma GCC unroll 4
@@ -285,15 +292,15 @@ struct Fp8Policy : DenseMicro<DType::F32> {
 // ---- the direct kernels' driver --------------------------------------------------------------
 
 template <int R>
-inline void quant_direct_run(const QuantProblem& q, const float* x, const float* xsum, int64_t m0, int64_t tile, const TileOut& o) {
+inline void quant_direct_run(const QuantProblem& q, const float* x, int64_t m0, int64_t tile, const TileOut& o) {
   V acc[R][kQdNV];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < kQdNV; ++v) acc[r][v] = vzero();
   const GemmProblem& p = *q.p;
   if (q.format == WeightFormat::Int4) {
-    int4_direct_tile<R>(x + m0 * p.K, p.K, xsum + m0 * q.int4.groups(), int4_view(q.packed, q.int4, tile), acc);
+    int4_direct_tile<R>(x + m0 * p.K, p.K, int4_view(q.packed, q.int4, tile), acc);
   } else {
     const Fp8View t = fp8_view(q.packed, q.fp8, q.fp8_format, tile);
     if (t.e4m3) fp8_direct_tile<R, true>(x + m0 * p.K, p.K, t, acc);
@@ -305,20 +312,18 @@ inline void quant_direct_run(const QuantProblem& q, const float* x, const float*
 }
 
 template <int R = kQdR>
-inline void quant_direct_rows(int rows, const QuantProblem& q, const float* x, const float* xsum, int64_t m0, int64_t tile,
-                              const TileOut& o) {
+inline void quant_direct_rows(int rows, const QuantProblem& q, const float* x, int64_t m0, int64_t tile, const TileOut& o) {
   if constexpr (R == 1) {
-    quant_direct_run<1>(q, x, xsum, m0, tile, o);
+    quant_direct_run<1>(q, x, m0, tile, o);
   } else {
-    if (rows == R) quant_direct_run<R>(q, x, xsum, m0, tile, o);
-    else quant_direct_rows<R - 1>(rows, q, x, xsum, m0, tile, o);
+    if (rows == R) quant_direct_run<R>(q, x, m0, tile, o);
+    else quant_direct_rows<R - 1>(rows, q, x, m0, tile, o);
   }
 }
 
 struct QuantDirectCtx {
   const QuantProblem* q;
   const float* x;     // float32 [M, K], columns in the weight's (permuted) order
-  const float* xsum;  // INT4: [M][G] sums of each group's x
   int64_t ntiles;
 };
 
@@ -338,8 +343,12 @@ inline void quant_direct_task(void* vctx, int t, int nt) {
     o.ldy = p.N;
   }
   o.bias = p.bias;
+  // Rows in near-equal blocks (16 rows as 8 + 8, not 12 + 4): every block decodes the tile's
+  // weights once more, and a short block pays that for few FMAs.
+  int64_t starts[kMaxRowBlocks + 1];
+  const int nb = split_rows(p.M, kQdR, starts, kMaxRowBlocks);
   for (int64_t tile = t0; tile < t1; ++tile)
-    for (int64_t m0 = 0; m0 < p.M; m0 += kQdR) quant_direct_rows(p.M - m0 < kQdR ? int(p.M - m0) : kQdR, *c.q, c.x, c.xsum, m0, tile, o);
+    for (int b = 0; b < nb; ++b) quant_direct_rows(int(starts[b + 1] - starts[b]), *c.q, c.x, starts[b], tile, o);
 }
 
 // x as the kernels want it: float32, columns permuted (INT4 act-order). Returns x itself when
@@ -457,25 +466,8 @@ inline bool quant_linear_float(const QuantProblem& q) {
   if (p.M <= direct_up_to) {
     const float* x = quant_prepare_x(q);
     if (!x) return false;
-    const float* xsum = nullptr;
-    if (q.format == WeightFormat::Int4) {
-      const int64_t G = q.int4.groups();
-      float* s = static_cast<float*>(thread_scratch(1, size_t(p.M * G) * sizeof(float)));
-      if (!s) return false;
-      for (int64_t m = 0; m < p.M; ++m)
-        for (int64_t g = 0; g < G; ++g) {
-          V acc = vzero();
-          const float* row = x + m * p.K + g * q.int4.group;
-          int64_t k = 0;
-          for (; k + L <= q.int4.group; k += L) acc = vadd(acc, vload(row + k));
-          float t = vreduce(acc);
-          for (; k < q.int4.group; ++k) t += row[k];
-          s[m * G + g] = t;
-        }
-      xsum = s;
-    }
     constexpr int TC = kQdNV * L;
-    QuantDirectCtx c{&q, x, xsum, (p.N + TC - 1) / TC};
+    QuantDirectCtx c{&q, x, (p.N + TC - 1) / TC};
     const int threads = p.threads < 1 ? 1 : p.threads;
     const int ntasks = c.ntiles < threads ? int(c.ntiles) : threads;
     parallel_for(ntasks, threads, quant_direct_task, &c);
@@ -492,6 +484,12 @@ inline bool quant_linear_float(const QuantProblem& q) {
   }
   int64_t mc, kc;
   dense_blocks(pp, &mc, &kc);
+  // At most kQuantTileK columns: the tile's dequantized float32 panels (NV*L x kc, 128 KiB at
+  // 1024 columns on AVX-512) stay in L2 while every row block of x passes over them; the dense
+  // kernel's 4096-column blocks for few rows would make them 512 KiB. (256 columns, an
+  // L1-resident tile, measured no faster at M = 128 and 512: the K blocks' extra passes over y
+  // and x cost what L1 saves.)
+  if (tn.kc <= 0 && kc > kQuantTileK) kc = kQuantTileK;
   kc = kc / 8 * 8;  // INT4 octets, and whole groups or FP8 blocks do not matter: dequant is per column
   if (kc < 8) kc = 8;
   if (q.format == WeightFormat::Int4) {

@@ -14,6 +14,7 @@ inline void vstore(float* p, V v) { _mm512_storeu_ps(p, v); }
 inline V vbcast(const float* p) { return _mm512_set1_ps(*p); }
 inline V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
 inline V vadd(V a, V b) { return _mm512_add_ps(a, b); }
+inline V vsub(V a, V b) { return _mm512_sub_ps(a, b); }
 inline V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
 inline float vreduce(V v) { return _mm512_reduce_add_ps(v); }
 

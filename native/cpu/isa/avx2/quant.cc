@@ -21,6 +21,7 @@ constexpr int kDenseNV = 2;
 #include "cpu/impl/dense_impl.h"
 constexpr int kQdR = 2;
 constexpr int64_t kQuantDirectUpToM = 8;
+constexpr int64_t kQuantTileK = 1024;
 #include "cpu/impl/quant_impl.h"
 }  // namespace
 
