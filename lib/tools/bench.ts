@@ -29,6 +29,10 @@ export interface BenchOptions {
   json: string | null;
   chart: string | null;
   seed: number;
+  /** --concurrency C: time C concurrent linearAsync calls against C sync calls instead (concurrency.ts). */
+  concurrency: number | null;
+  /** --reuse-out: the --concurrency calls write into `out` arrays made once. */
+  reuseOut: boolean;
 }
 
 export interface BenchResult {
@@ -68,6 +72,9 @@ export interface OpSpec {
   name: string;
   describe: string;
   setup(wdata: Float32Array, N: number, K: number): OpInstance | Promise<OpInstance>;
+  /** Plain cg.linear ops: how the weight is made and the activations option (--concurrency). */
+  weight?: (d: Float32Array, N: number, K: number) => Weight;
+  activations?: 'native' | 'fp8' | 'int8';
 }
 
 export interface OpInstance {
@@ -87,6 +94,8 @@ function linearOp(
   return {
     name,
     describe,
+    weight: make,
+    activations,
     setup(wdata, N, K) {
       const w = make(wdata, N, K);
       return { weightBytes: w.byteLength, run: (x, M, out) => void linear(x, [M, K], w, { out, activations }) };
@@ -175,7 +184,7 @@ export const DEFAULT_SHAPES: Array<[number, number]> = [[4096, 4096], [11008, 40
 const QUICK_MS = [1, 128];
 const QUICK_SHAPES: Array<[number, number]> = [[4096, 4096]];
 
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -186,13 +195,13 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-function randomArray(n: number, rand: () => number): Float32Array {
+export function randomArray(n: number, rand: () => number): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; ++i) a[i] = rand() * 2 - 1;
   return a;
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const h = s.length >> 1;
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
@@ -221,7 +230,7 @@ async function timeRoundRobin(runs: Array<() => void | Promise<void>>, repeats: 
   return times;
 }
 
-function progress(line: string, final = false): void {
+export function progress(line: string, final = false): void {
   if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}${final ? '\n' : ''}`);
   else process.stderr.write(`${line}\n`);
 }
@@ -275,6 +284,14 @@ export async function runBench(opts: BenchOptions, peak: number | null): Promise
   return results.filter((r) => !opts.ops || opts.ops.includes(r.op) || r.op === 'dense-f32');
 }
 
+/** A Markdown table: the first `textColumns` columns left-aligned, the rest (numbers) right-aligned. */
+export function markdownTable(head: string[], rows: string[][], textColumns: number): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i < textColumns ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+  const sep = `|${widths.map((w, i) => (i < textColumns ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(head), sep, ...rows.map(line)].join('\n');
+}
+
 export function formatTable(results: BenchResult[]): string {
   const head = ['op', 'M', 'N', 'K', 'backend', 'median ms', 'GFLOP/s', '% FMA peak', 'weight GB/s', 'vs dense f32'];
   const rows = results.map((r) => [
@@ -282,10 +299,7 @@ export function formatTable(results: BenchResult[]): string {
     r.medianMs.toFixed(3), r.gflops.toFixed(1), r.ofPeak === null ? '-' : `${(100 * r.ofPeak).toFixed(0)}%`, r.weightGBs.toFixed(2),
     r.vsDenseF32 === null ? '-' : `${r.vsDenseF32.toFixed(2)}x`,
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i < 5 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
-  const sep = `|${widths.map((w, i) => (i < 5 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(head), sep, ...rows.map(line)].join('\n');
+  return markdownTable(head, rows, 5);
 }
 
 /** A bar chart (SVG) of each op's speed relative to dense float32, one group per shape. */
@@ -324,20 +338,20 @@ export function formatChart(results: BenchResult[]): string {
   return parts.join('\n');
 }
 
+/** The --json file: the command, when, on what, and the measurements. */
+export function writeJson(file: string, command: string, measurements: Record<string, unknown>): void {
+  const doc = {
+    command,
+    date: new Date().toISOString(),
+    machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, platform: `${os.platform()}-${os.arch()}`, node: process.version },
+    backend: backend(),
+    ...measurements,
+  };
+  fs.writeFileSync(file, JSON.stringify(doc, null, 2));
+}
+
 export function writeOutputs(results: BenchResult[], opts: BenchOptions, command: string, peak: number | null, updates: UpdateResult[] = []): void {
-  const be = backend();
-  if (opts.json) {
-    const doc = {
-      command,
-      date: new Date().toISOString(),
-      machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, platform: `${os.platform()}-${os.arch()}`, node: process.version },
-      backend: be,
-      fmaPeakGflops: peak,
-      results,
-      updates,
-    };
-    fs.writeFileSync(opts.json, JSON.stringify(doc, null, 2));
-  }
+  if (opts.json) writeJson(opts.json, command, { fmaPeakGflops: peak, results, updates });
   if (opts.chart) fs.writeFileSync(opts.chart, formatChart(results));
 }
 
@@ -391,8 +405,5 @@ export function formatUpdateTable(results: UpdateResult[]): string {
   const head = ['op', 'N', 'K', 'r', 'median ms', 'GFLOP/s', '% FMA peak', 'scratch KiB'];
   const rows = results.map((u) => [u.op, String(u.N), String(u.K), String(u.r), u.medianMs.toFixed(3), u.gflops.toFixed(1),
     u.ofPeak === null ? '-' : `${(100 * u.ofPeak).toFixed(0)}%`, (u.peakScratchBytes / 1024).toFixed(1)]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i < 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
-  const sep = `|${widths.map((w, i) => (i < 1 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(head), sep, ...rows.map(line)].join('\n');
+  return markdownTable(head, rows, 1);
 }
