@@ -207,14 +207,24 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
+/** How timeRoundRobin stops: the full bench, and --quick (a smoke run that must stay short). */
+interface Rounds {
+  repeats: number;
+  /** once this has passed, stop after minRounds rounds (a slow ISA keeps the run bounded) */
+  budgetMs: number;
+  minRounds: number;
+  warmUp: boolean;
+}
+
 /**
  * Times every op on the same inputs, round-robin: each round runs each op once (in a rotated
  * order), so a machine that slows down or speeds up during the run (shared hosts do) affects
- * every op alike and the ratios stay fair. One warm-up call each first. Stops after `repeats`
- * rounds, or after 3 rounds once `budgetMs` has passed (a slow ISA keeps the run bounded).
+ * every op alike and the ratios stay fair. One warm-up call each first (when asked). Stops
+ * after `repeats` rounds, or after `minRounds` rounds once `budgetMs` has passed.
  */
-async function timeRoundRobin(runs: Array<() => void | Promise<void>>, repeats: number, budgetMs: number): Promise<number[][]> {
-  for (const run of runs) await run(); // warm-up: page in the weights, spin up the threads
+async function timeRoundRobin(runs: Array<() => void | Promise<void>>, rounds: Rounds): Promise<number[][]> {
+  const { repeats, budgetMs, minRounds } = rounds;
+  if (rounds.warmUp) for (const run of runs) await run(); // page in the weights, spin up the threads
   const times: number[][] = runs.map(() => []);
   const start = performance.now();
   for (let r = 0; r < repeats; ++r) {
@@ -225,7 +235,7 @@ async function timeRoundRobin(runs: Array<() => void | Promise<void>>, repeats: 
       if (p) await p;
       times[i].push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
-    if (r >= 2 && performance.now() - start > budgetMs) break;
+    if (r >= minRounds - 1 && performance.now() - start > budgetMs) break;
   }
   return times;
 }
@@ -247,6 +257,9 @@ export async function runBench(opts: BenchOptions, peak: number | null): Promise
   const shapes = opts.shapes ?? (opts.quick ? QUICK_SHAPES : DEFAULT_SHAPES);
   const repeats = opts.repeats ?? (opts.quick ? 3 : 7);
   const budgetMs = opts.quick ? 2000 : 8000;
+  // --quick on the scalar kernels (a CI machine without AVX2) spends ~30 s per round of the 14
+  // ops at M = 128: one round once over budget, and the weights warmed up at the first M only.
+  const minRounds = opts.quick ? 1 : 3;
   const rand = mulberry32(opts.seed);
   // Operations on host arrays run on the CPU kernels until the CUDA kernels land (backend.ts).
   const ranOn = `cpu/${be.cpu.isa}x${be.cpu.threads}`;
@@ -259,11 +272,13 @@ export async function runBench(opts: BenchOptions, peak: number | null): Promise
     const wdata = randomArray(N * K, rand);
     const insts: Array<{ op: OpSpec; inst: OpInstance }> = [];
     for (const o of withBaseline) insts.push({ op: o, inst: await o.setup(wdata, N, K) });
-    for (const M of ms) {
+    for (const [mi, M] of ms.entries()) {
       progress(`[${++step}/${total}] M=${M} N=${N} K=${K}: ${insts.map((i) => i.op.name).join(', ')}`);
       const x = randomArray(M * K, rand);
       const outs = insts.map(() => new Float32Array(M * N));
-      const times = await timeRoundRobin(insts.map(({ inst }, i) => () => inst.run(x, M, outs[i])), repeats, budgetMs * insts.length);
+      const times = await timeRoundRobin(insts.map(({ inst }, i) => () => inst.run(x, M, outs[i])), {
+        repeats, budgetMs: budgetMs * insts.length, minRounds, warmUp: !opts.quick || mi === 0,
+      });
       const medians = times.map(median);
       const baseline = medians[insts.findIndex((i) => i.op.name === 'dense-f32')];
       insts.forEach(({ op, inst }, i) => {

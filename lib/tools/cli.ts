@@ -13,7 +13,8 @@ commands:
            can or cannot be used (--json: all of cg.backend() and cg.cudaStatus() as JSON)
 
 bench options:
-  --quick             a run under a minute (M in {1,128}, N=K=4096, 3 repeats)
+  --quick             a smoke run under a minute (M in {1,128}, N=K=4096, up to 3 repeats:
+                      fewer on slow kernels)
   --peers             also time onnxruntime-node's MatMul / MatMulNBits when it is installed
                       (npm install --ignore-scripts onnxruntime-node)
   --ops a,b           operations to run (${OPS.map((o) => o.name).join(', ')}, lowRankUpdate);
