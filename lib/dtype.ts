@@ -24,3 +24,14 @@ export function isFloatDType(x: unknown): x is FloatDType {
 export function allocFloat(dtype: FloatDType, length: number): FloatArray {
   return FLOAT_DTYPES[dtype].array === 'Float32Array' ? new Float32Array(length) : new Uint16Array(length);
 }
+
+/**
+ * A new array whose contents are whatever its memory held (a buffer of its own from
+ * Buffer.allocUnsafeSlow, not zero-filled): for a result that a kernel overwrites entirely before
+ * any other code can see it. A zero-filled array of a few MB costs the event loop milliseconds of
+ * memset (calloc reuses freed heap memory), as much as a small kernel.
+ */
+export function allocFloatUnfilled(dtype: FloatDType, length: number): FloatArray {
+  const buf = Buffer.allocUnsafeSlow(length * FLOAT_DTYPES[dtype].bytes).buffer;
+  return FLOAT_DTYPES[dtype].array === 'Float32Array' ? new Float32Array(buf, 0, length) : new Uint16Array(buf, 0, length);
+}

@@ -21,6 +21,12 @@ export interface NativeLinearArgs {
   xDtype: FloatDType;
   bias: Float32Array | null;
   out: ArrayBufferView;
+  /**
+   * `out` is the library's own new array, unreachable by any other code until the call returns or
+   * resolves (so nothing can transfer or resize it meanwhile): an async call writes into it in
+   * place instead of into a buffer of its own that is then copied on the event loop.
+   */
+  outPrivate: boolean;
   outDtype: FloatDType;
   threads: number;
   isa: NativeIsa;

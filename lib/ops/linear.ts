@@ -8,7 +8,7 @@
  */
 import { route } from '../backends/routing';
 import { selectBackend } from '../backends/select';
-import { FloatArray, FloatDType, allocFloat, isFloatDType } from '../dtype';
+import { FloatArray, FloatDType, allocFloatUnfilled, isFloatDType } from '../dtype';
 import { CgRangeError, CgTypeError, fromNative, notSupported, show, thrownReason } from '../errors';
 import { WeightParams, valueDtype } from '../native/descriptor';
 import { checkFloatArray, checkProduct, checkShape2, checkThreads, checkTypedArray, readOptions, typedArrayKind } from '../validate';
@@ -46,9 +46,12 @@ interface Prepared {
   backend: Backend;
   weight: Weight;
   params: WeightParams;
-  plan: LinearPlan;
-  /** What the call returns: the caller's own `out` object, or the new array. */
-  out: FloatArray;
+  plan: Omit<LinearPlan, 'out' | 'outPrivate'>;
+  /** The caller's `out`, checked, or null: the result is a new array. */
+  out: FloatArray | null;
+  /** What the call returns with the caller's `out`: the object it passed. */
+  callerOut: FloatArray | null;
+  N: number;
 }
 
 /** Reads an array-like argument once: its length, then each element, as plain values. */
@@ -114,7 +117,7 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, mult
   const xa = checkFloatArray(x, o.dtype, M * K, 'x');
   const outDtype = o.outDtype ?? xa.dtype;
   if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${show(outDtype)} (float32, float16, bfloat16)`);
-  const out = o.out === undefined ? allocFloat(outDtype, M * N) : checkFloatArray(o.out, outDtype, M * N, 'out').array;
+  const out = o.out === undefined ? null : checkFloatArray(o.out, outDtype, M * N, 'out').array;
   let bias: Float32Array | null = null;
   if (o.bias !== undefined && o.bias !== null) {
     const kind = typedArrayKind(o.bias);
@@ -130,22 +133,34 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, mult
   checkReadable(weight);
   // fp8 activations get one scale per row, or per K block where the FP8 weight has block scales.
   const actBlock = activations === 'fp8' && params.format === 'fp8' && params.bk < K ? params.bk : 0;
-  const plan: LinearPlan = {
-    M, x: xa.array, xDtype: xa.dtype, bias, out, outDtype, threads, activations, actBlock,
+  const plan: Omit<LinearPlan, 'out' | 'outPrivate'> = {
+    M, x: xa.array, xDtype: xa.dtype, bias, outDtype, threads, activations, actBlock,
     lora: adapters.length > 0 ? loraArgs(adapters, multi ? rowAdapter : null) : null,
   };
-  return { backend, weight, params, plan, out: o.out === undefined ? out : (o.out as FloatArray) };
+  return { backend, weight, params, plan, out, callerOut: out && (o.out as FloatArray), N };
+}
+
+/**
+ * The plan with its `out`: the caller's, or a new unfilled array that no other code can reach
+ * until the call is done, so an async call may write into it in place (NativeLinearArgs.outPrivate):
+ * the event loop then neither fills nor copies a result (README "Async calls under load").
+ */
+function withOut(p: Prepared): LinearPlan {
+  if (p.out !== null) return { ...p.plan, out: p.out, outPrivate: false };
+  return { ...p.plan, out: allocFloatUnfilled(p.plan.outDtype, p.plan.M * p.N), outPrivate: true };
 }
 
 function run(p: Prepared): FloatArray {
-  p.backend.linear(p.params, placementOn(p.weight, p.backend, deviceOf(p.weight)), p.plan);
-  return p.out;
+  const plan = withOut(p);
+  p.backend.linear(p.params, placementOn(p.weight, p.backend, deviceOf(p.weight)), plan);
+  return p.callerOut ?? (plan.out as FloatArray);
 }
 
 async function runAsync(p: Prepared): Promise<FloatArray> {
   const placement = placementOn(p.weight, p.backend, deviceOf(p.weight));
-  await useDuring(p.weight, 'read', () => p.backend.linearAsync(p.params, placement, p.plan));
-  return p.out;
+  const plan = withOut(p);
+  await useDuring(p.weight, 'read', () => p.backend.linearAsync(p.params, placement, plan));
+  return p.callerOut ?? (plan.out as FloatArray);
 }
 
 /**

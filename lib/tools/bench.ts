@@ -29,6 +29,10 @@ export interface BenchOptions {
   json: string | null;
   chart: string | null;
   seed: number;
+  /** --concurrency C: time C concurrent linearAsync calls against C sync calls instead (concurrency.ts). */
+  concurrency: number | null;
+  /** --reuse-out: the --concurrency calls write into `out` arrays made once. */
+  reuseOut: boolean;
 }
 
 export interface BenchResult {
@@ -68,6 +72,9 @@ export interface OpSpec {
   name: string;
   describe: string;
   setup(wdata: Float32Array, N: number, K: number): OpInstance | Promise<OpInstance>;
+  /** Plain cg.linear ops: how the weight is made and the activations option (--concurrency). */
+  weight?: (d: Float32Array, N: number, K: number) => Weight;
+  activations?: 'native' | 'fp8' | 'int8';
 }
 
 export interface OpInstance {
@@ -87,6 +94,8 @@ function linearOp(
   return {
     name,
     describe,
+    weight: make,
+    activations,
     setup(wdata, N, K) {
       const w = make(wdata, N, K);
       return { weightBytes: w.byteLength, run: (x, M, out) => void linear(x, [M, K], w, { out, activations }) };
@@ -175,7 +184,7 @@ export const DEFAULT_SHAPES: Array<[number, number]> = [[4096, 4096], [11008, 40
 const QUICK_MS = [1, 128];
 const QUICK_SHAPES: Array<[number, number]> = [[4096, 4096]];
 
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -186,26 +195,36 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-function randomArray(n: number, rand: () => number): Float32Array {
+export function randomArray(n: number, rand: () => number): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; ++i) a[i] = rand() * 2 - 1;
   return a;
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const h = s.length >> 1;
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
+/** How timeRoundRobin stops: the full bench, and --quick (a smoke run that must stay short). */
+interface Rounds {
+  repeats: number;
+  /** once this has passed, stop after minRounds rounds (a slow ISA keeps the run bounded) */
+  budgetMs: number;
+  minRounds: number;
+  warmUp: boolean;
+}
+
 /**
  * Times every op on the same inputs, round-robin: each round runs each op once (in a rotated
  * order), so a machine that slows down or speeds up during the run (shared hosts do) affects
- * every op alike and the ratios stay fair. One warm-up call each first. Stops after `repeats`
- * rounds, or after 3 rounds once `budgetMs` has passed (a slow ISA keeps the run bounded).
+ * every op alike and the ratios stay fair. One warm-up call each first (when asked). Stops
+ * after `repeats` rounds, or after `minRounds` rounds once `budgetMs` has passed.
  */
-async function timeRoundRobin(runs: Array<() => void | Promise<void>>, repeats: number, budgetMs: number): Promise<number[][]> {
-  for (const run of runs) await run(); // warm-up: page in the weights, spin up the threads
+async function timeRoundRobin(runs: Array<() => void | Promise<void>>, rounds: Rounds): Promise<number[][]> {
+  const { repeats, budgetMs, minRounds } = rounds;
+  if (rounds.warmUp) for (const run of runs) await run(); // page in the weights, spin up the threads
   const times: number[][] = runs.map(() => []);
   const start = performance.now();
   for (let r = 0; r < repeats; ++r) {
@@ -216,12 +235,12 @@ async function timeRoundRobin(runs: Array<() => void | Promise<void>>, repeats: 
       if (p) await p;
       times[i].push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
-    if (r >= 2 && performance.now() - start > budgetMs) break;
+    if (r >= minRounds - 1 && performance.now() - start > budgetMs) break;
   }
   return times;
 }
 
-function progress(line: string, final = false): void {
+export function progress(line: string, final = false): void {
   if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}${final ? '\n' : ''}`);
   else process.stderr.write(`${line}\n`);
 }
@@ -238,6 +257,9 @@ export async function runBench(opts: BenchOptions, peak: number | null): Promise
   const shapes = opts.shapes ?? (opts.quick ? QUICK_SHAPES : DEFAULT_SHAPES);
   const repeats = opts.repeats ?? (opts.quick ? 3 : 7);
   const budgetMs = opts.quick ? 2000 : 8000;
+  // --quick on the scalar kernels (a CI machine without AVX2) spends ~30 s per round of the 14
+  // ops at M = 128: one round once over budget, and the weights warmed up at the first M only.
+  const minRounds = opts.quick ? 1 : 3;
   const rand = mulberry32(opts.seed);
   // Operations on host arrays run on the CPU kernels until the CUDA kernels land (backend.ts).
   const ranOn = `cpu/${be.cpu.isa}x${be.cpu.threads}`;
@@ -250,11 +272,13 @@ export async function runBench(opts: BenchOptions, peak: number | null): Promise
     const wdata = randomArray(N * K, rand);
     const insts: Array<{ op: OpSpec; inst: OpInstance }> = [];
     for (const o of withBaseline) insts.push({ op: o, inst: await o.setup(wdata, N, K) });
-    for (const M of ms) {
+    for (const [mi, M] of ms.entries()) {
       progress(`[${++step}/${total}] M=${M} N=${N} K=${K}: ${insts.map((i) => i.op.name).join(', ')}`);
       const x = randomArray(M * K, rand);
       const outs = insts.map(() => new Float32Array(M * N));
-      const times = await timeRoundRobin(insts.map(({ inst }, i) => () => inst.run(x, M, outs[i])), repeats, budgetMs * insts.length);
+      const times = await timeRoundRobin(insts.map(({ inst }, i) => () => inst.run(x, M, outs[i])), {
+        repeats, budgetMs: budgetMs * insts.length, minRounds, warmUp: !opts.quick || mi === 0,
+      });
       const medians = times.map(median);
       const baseline = medians[insts.findIndex((i) => i.op.name === 'dense-f32')];
       insts.forEach(({ op, inst }, i) => {
@@ -275,6 +299,14 @@ export async function runBench(opts: BenchOptions, peak: number | null): Promise
   return results.filter((r) => !opts.ops || opts.ops.includes(r.op) || r.op === 'dense-f32');
 }
 
+/** A Markdown table: the first `textColumns` columns left-aligned, the rest (numbers) right-aligned. */
+export function markdownTable(head: string[], rows: string[][], textColumns: number): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i < textColumns ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+  const sep = `|${widths.map((w, i) => (i < textColumns ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(head), sep, ...rows.map(line)].join('\n');
+}
+
 export function formatTable(results: BenchResult[]): string {
   const head = ['op', 'M', 'N', 'K', 'backend', 'median ms', 'GFLOP/s', '% FMA peak', 'weight GB/s', 'vs dense f32'];
   const rows = results.map((r) => [
@@ -282,10 +314,7 @@ export function formatTable(results: BenchResult[]): string {
     r.medianMs.toFixed(3), r.gflops.toFixed(1), r.ofPeak === null ? '-' : `${(100 * r.ofPeak).toFixed(0)}%`, r.weightGBs.toFixed(2),
     r.vsDenseF32 === null ? '-' : `${r.vsDenseF32.toFixed(2)}x`,
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i < 5 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
-  const sep = `|${widths.map((w, i) => (i < 5 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(head), sep, ...rows.map(line)].join('\n');
+  return markdownTable(head, rows, 5);
 }
 
 /** A bar chart (SVG) of each op's speed relative to dense float32, one group per shape. */
@@ -324,20 +353,20 @@ export function formatChart(results: BenchResult[]): string {
   return parts.join('\n');
 }
 
+/** The --json file: the command, when, on what, and the measurements. */
+export function writeJson(file: string, command: string, measurements: Record<string, unknown>): void {
+  const doc = {
+    command,
+    date: new Date().toISOString(),
+    machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, platform: `${os.platform()}-${os.arch()}`, node: process.version },
+    backend: backend(),
+    ...measurements,
+  };
+  fs.writeFileSync(file, JSON.stringify(doc, null, 2));
+}
+
 export function writeOutputs(results: BenchResult[], opts: BenchOptions, command: string, peak: number | null, updates: UpdateResult[] = []): void {
-  const be = backend();
-  if (opts.json) {
-    const doc = {
-      command,
-      date: new Date().toISOString(),
-      machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, platform: `${os.platform()}-${os.arch()}`, node: process.version },
-      backend: be,
-      fmaPeakGflops: peak,
-      results,
-      updates,
-    };
-    fs.writeFileSync(opts.json, JSON.stringify(doc, null, 2));
-  }
+  if (opts.json) writeJson(opts.json, command, { fmaPeakGflops: peak, results, updates });
   if (opts.chart) fs.writeFileSync(opts.chart, formatChart(results));
 }
 
@@ -348,15 +377,18 @@ export interface UpdateResult {
   r: number;
   medianMs: number;
   gflops: number;
-  ofPeak: number | null;
+  /** GB/s of weight moved: the update reads and writes the whole weight (2 N K 4 bytes) */
+  memoryGBs: number;
   peakScratchBytes: number;
 }
 
 /**
  * lowRankUpdate on a dense float32 weight of each shape, rank 16: W += alpha B A, alternately
- * +alpha and -alpha so the weight stays the same size. GFLOP/s counts 2 N K r.
+ * +alpha and -alpha so the weight stays the same size. GFLOP/s counts 2 N K r; at r = 16 that is
+ * 8 flops per weight element read and written, far below what the FMA units could do per byte,
+ * so the figure that says how close it runs to the machine's limit is the memory traffic.
  */
-export function runUpdateBench(opts: BenchOptions, peak: number | null): UpdateResult[] {
+export function runUpdateBench(opts: BenchOptions): UpdateResult[] {
   const shapes = opts.shapes ?? (opts.quick ? QUICK_SHAPES : DEFAULT_SHAPES);
   const repeats = opts.repeats ?? (opts.quick ? 3 : 7);
   const rand = mulberry32(opts.seed + 1);
@@ -381,18 +413,15 @@ export function runUpdateBench(opts: BenchOptions, peak: number | null): UpdateR
     }
     const med = median(times);
     const gflops = (2 * N * K * r) / (med * 1e6);
-    results.push({ op: 'lowRankUpdate-f32-r16', N, K, r, medianMs: med, gflops, ofPeak: peak === null ? null : gflops / peak, peakScratchBytes: scratch });
+    results.push({ op: 'lowRankUpdate-f32-r16', N, K, r, medianMs: med, gflops, memoryGBs: (2 * N * K * 4) / (med * 1e6), peakScratchBytes: scratch });
   }
   progress('done: lowRankUpdate', true);
   return results;
 }
 
 export function formatUpdateTable(results: UpdateResult[]): string {
-  const head = ['op', 'N', 'K', 'r', 'median ms', 'GFLOP/s', '% FMA peak', 'scratch KiB'];
+  const head = ['op', 'N', 'K', 'r', 'median ms', 'GFLOP/s', 'weight GB/s read+written', 'scratch KiB'];
   const rows = results.map((u) => [u.op, String(u.N), String(u.K), String(u.r), u.medianMs.toFixed(3), u.gflops.toFixed(1),
-    u.ofPeak === null ? '-' : `${(100 * u.ofPeak).toFixed(0)}%`, (u.peakScratchBytes / 1024).toFixed(1)]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i < 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
-  const sep = `|${widths.map((w, i) => (i < 1 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(head), sep, ...rows.map(line)].join('\n');
+    u.memoryGBs.toFixed(1), (u.peakScratchBytes / 1024).toFixed(1)]);
+  return markdownTable(head, rows, 1);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** `npx compressed-gemm <command>`: bench (the main job) and info. */
 import { BackendInfo, CudaStatus, backend, cudaStatus, setThreads } from '../backends/select';
-import { BenchOptions, OPS, formatTable, formatUpdateTable, measureFmaPeak, runBench, runUpdateBench, writeOutputs } from './bench';
+import { BenchOptions, OPS, formatTable, formatUpdateTable, measureFmaPeak, runBench, runUpdateBench, writeJson, writeOutputs } from './bench';
+import { formatConcurrencyTable, runConcurrency } from './concurrency';
 import { loadOrt } from './peers';
 
 const USAGE = `usage: compressed-gemm <command> [options]
@@ -12,7 +13,8 @@ commands:
            can or cannot be used (--json: all of cg.backend() and cg.cudaStatus() as JSON)
 
 bench options:
-  --quick             a run under a minute (M in {1,128}, N=K=4096, 3 repeats)
+  --quick             a smoke run under a minute (M in {1,128}, N=K=4096, up to 3 repeats:
+                      fewer on slow kernels)
   --peers             also time onnxruntime-node's MatMul / MatMulNBits when it is installed
                       (npm install --ignore-scripts onnxruntime-node)
   --ops a,b           operations to run (${OPS.map((o) => o.name).join(', ')}, lowRankUpdate);
@@ -24,6 +26,12 @@ bench options:
   --json FILE         also write the results as JSON
   --chart FILE.svg    also write a bar chart of the ratios
   --seed S            seed of the random weights and activations (default 1)
+  --concurrency C     instead: C linearAsync calls at once vs the same C calls made with linear,
+                      wall-time ratio and the event loop's delay (p99, max) while the async calls
+                      run (default ops dense-f32,int4-g128,2:4-f32, shape 11008x4096, M 16,128,
+                      5 rounds)
+  --reuse-out         with --concurrency: each call writes into an out array made once, instead
+                      of returning a new array
 `;
 
 function fail(msg: string): never {
@@ -38,7 +46,7 @@ function intList(v: string, name: string): number[] {
 }
 
 function parseBench(args: string[]): BenchOptions {
-  const o: BenchOptions = { quick: false, peers: false, ops: null, ms: null, shapes: null, threads: null, repeats: null, json: null, chart: null, seed: 1 };
+  const o: BenchOptions = { quick: false, peers: false, ops: null, ms: null, shapes: null, threads: null, repeats: null, json: null, chart: null, seed: 1, concurrency: null, reuseOut: false };
   for (let i = 0; i < args.length; ++i) {
     const a = args[i];
     const val = () => {
@@ -62,6 +70,8 @@ function parseBench(args: string[]): BenchOptions {
       case '--json': o.json = val(); break;
       case '--chart': o.chart = val(); break;
       case '--seed': o.seed = intList(val(), '--seed')[0]; break;
+      case '--concurrency': o.concurrency = intList(val(), '--concurrency')[0]; break;
+      case '--reuse-out': o.reuseOut = true; break;
       default: fail(`unknown option ${a}`);
     }
   }
@@ -98,6 +108,12 @@ async function main(argv: string[]): Promise<void> {
         'GFLOP/s counts 2·M·N·K for every op (dense-equivalent work); "vs dense f32" = dense float32 median / op median, same run.\n\n',
     );
     for (const n of be.notes) process.stdout.write(`note: ${n}\n`);
+    if (opts.concurrency !== null) {
+      const rows = await runConcurrency(opts, opts.concurrency);
+      process.stdout.write(`${formatConcurrencyTable(rows)}\n`);
+      if (opts.json) writeJson(opts.json, command, { concurrency: rows });
+      return;
+    }
     const peak = measureFmaPeak();
     if (peak !== null) process.stdout.write(`fp32 FMA peak of this machine (register-only loop, ${be.cpu.threads} threads): ${peak.toFixed(1)} GFLOP/s\n\n`);
     if (opts.peers) {
@@ -107,8 +123,8 @@ async function main(argv: string[]): Promise<void> {
     }
     const results = await runBench(opts, peak);
     process.stdout.write(`${formatTable(results)}\n`);
-    const updates = opts.ops === null || opts.ops.includes('lowRankUpdate') ? runUpdateBench(opts, peak) : [];
-    if (updates.length) process.stdout.write(`\nlowRankUpdate (W += alpha B A in place, dense float32, rank 16; GFLOP/s counts 2 N K r):\n\n${formatUpdateTable(updates)}\n`);
+    const updates = opts.ops === null || opts.ops.includes('lowRankUpdate') ? runUpdateBench(opts) : [];
+    if (updates.length) process.stdout.write(`\nlowRankUpdate (W += alpha B A in place, dense float32, rank 16; GFLOP/s counts 2 N K r; it reads and writes the whole weight, so its limit is the memory bandwidth, not the FMA peak):\n\n${formatUpdateTable(updates)}\n`);
     writeOutputs(results, opts, command, peak, updates);
     return;
   }

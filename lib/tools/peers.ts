@@ -13,95 +13,7 @@
  */
 import * as path from 'path';
 import { Int4Weight } from '../weights/int4';
-
-// ---- a minimal protobuf writer for the ONNX messages used ------------------------------------
-
-class Proto {
-  private parts: number[] = [];
-
-  private varint(v: number | bigint): void {
-    let x = BigInt(v);
-    if (x < 0n) x += 1n << 64n;
-    do {
-      let b = Number(x & 0x7fn);
-      x >>= 7n;
-      if (x > 0n) b |= 0x80;
-      this.parts.push(b);
-    } while (x > 0n);
-  }
-
-  private key(field: number, wire: number): void {
-    this.varint((field << 3) | wire);
-  }
-
-  int(field: number, v: number | bigint): this {
-    this.key(field, 0);
-    this.varint(v);
-    return this;
-  }
-
-  bytes(field: number, data: Uint8Array): this {
-    this.key(field, 2);
-    this.varint(data.length);
-    for (const b of data) this.parts.push(b);
-    return this;
-  }
-
-  str(field: number, s: string): this {
-    return this.bytes(field, new TextEncoder().encode(s));
-  }
-
-  msg(field: number, m: Proto): this {
-    return this.bytes(field, m.done());
-  }
-
-  float(field: number, v: number): this {
-    this.key(field, 5);
-    const b = new Uint8Array(new Float32Array([v]).buffer);
-    for (const x of b) this.parts.push(x);
-    return this;
-  }
-
-  done(): Uint8Array {
-    return Uint8Array.from(this.parts);
-  }
-}
-
-const ONNX_FLOAT = 1;
-const ONNX_UINT8 = 2;
-
-function tensor(name: string, dims: number[], type: number, raw: Uint8Array): Proto {
-  const t = new Proto();
-  for (const d of dims) t.int(1, d);
-  t.int(2, type).str(8, name).bytes(9, raw);
-  return t;
-}
-
-function valueInfo(name: string, dims: Array<number | string>): Proto {
-  const shape = new Proto();
-  for (const d of dims) shape.msg(1, typeof d === 'number' ? new Proto().int(1, d) : new Proto().str(2, d));
-  const tt = new Proto().int(1, ONNX_FLOAT).msg(2, shape);
-  return new Proto().str(1, name).msg(2, new Proto().msg(1, tt));
-}
-
-function attrInt(name: string, v: number): Proto {
-  return new Proto().str(1, name).int(20, 2).int(3, v);
-}
-
-function model(nodeOp: string, domain: string, inputs: string[], attrs: Proto[], initializers: Proto[], K: number, N: number): Uint8Array {
-  const node = new Proto();
-  for (const i of inputs) node.str(1, i);
-  node.str(2, 'Y').str(3, 'node').str(4, nodeOp);
-  for (const a of attrs) node.msg(5, a);
-  if (domain) node.str(7, domain);
-  const graph = new Proto().msg(1, node).str(2, 'g');
-  for (const t of initializers) graph.msg(5, t);
-  graph.msg(11, valueInfo('A', ['M', K])).msg(12, valueInfo('Y', ['M', N]));
-  const m = new Proto().int(1, 8).str(2, 'compressed-gemm bench').msg(7, graph);
-  m.msg(8, new Proto().str(1, '').int(2, 17));
-  if (domain) m.msg(8, new Proto().str(1, domain).int(2, 1));
-  return m.done();
-}
+import { ONNX_FLOAT, ONNX_UINT8, attrInt, model, tensor } from './onnx';
 
 function u8(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -138,23 +50,32 @@ export function loadOrt(): { ort: Ort; version: string } | null {
 export type PeerKind = 'ort-matmul-f32' | 'ort-nbits-l0' | 'ort-nbits-l4';
 export const PEER_KINDS: PeerKind[] = ['ort-matmul-f32', 'ort-nbits-l0', 'ort-nbits-l4'];
 
+/**
+ * The ONNX model of a peer op for one weight (MatMul's B is [K, N]: the weight transposed;
+ * MatMulNBits' B is [N, K/128, 64] bytes and its scales [N * K/128] float32), and the bytes of
+ * weight a call reads.
+ */
+export function peerModel(kind: PeerKind, wdata: Float32Array, N: number, K: number): { bytes: Uint8Array; weightBytes: number } {
+  if (kind === 'ort-matmul-f32') {
+    const wt = new Float32Array(K * N);
+    const T = 64; // transposed tile by tile: both sides stay in cache
+    for (let n0 = 0; n0 < N; n0 += T) {
+      for (let k0 = 0; k0 < K; k0 += T) {
+        for (let n = n0; n < Math.min(n0 + T, N); ++n) for (let k = k0; k < Math.min(k0 + T, K); ++k) wt[k * N + n] = wdata[n * K + k];
+      }
+    }
+    return { bytes: model('MatMul', '', ['A', 'B'], [], [tensor('B', [K, N], ONNX_FLOAT, u8(wt))], K, N), weightBytes: wt.byteLength };
+  }
+  const q = Int4Weight.quantize(wdata, [N, K], { groupSize: 128, symmetric: true, scaleDtype: 'float32' }).canonical();
+  const attrs = [attrInt('K', K), attrInt('N', N), attrInt('bits', 4), attrInt('block_size', 128), attrInt('accuracy_level', kind === 'ort-nbits-l4' ? 4 : 0)];
+  const inits = [tensor('B', [N, K / 128, 64], ONNX_UINT8, q.qweight), tensor('scales', [N * (K / 128)], ONNX_FLOAT, u8(q.scales))];
+  return { bytes: model('MatMulNBits', 'com.microsoft', ['A', 'B', 'scales'], attrs, inits, K, N), weightBytes: q.qweight.byteLength + q.scales.byteLength };
+}
+
 /** A session for one weight shape; run(x, M) resolves with the [M, N] result. */
 export async function makePeer(ort: Ort, kind: PeerKind, wdata: Float32Array, N: number, K: number, threads: number):
   Promise<{ weightBytes: number; run(x: Float32Array, M: number, out: Float32Array): Promise<void> }> {
-  let bytes: Uint8Array;
-  let weightBytes: number;
-  if (kind === 'ort-matmul-f32') {
-    const wt = new Float32Array(K * N);  // MatMul's B is [K, N]
-    for (let n = 0; n < N; ++n) for (let k = 0; k < K; ++k) wt[k * N + n] = wdata[n * K + k];
-    bytes = model('MatMul', '', ['A', 'B'], [], [tensor('B', [K, N], ONNX_FLOAT, u8(wt))], K, N);
-    weightBytes = wt.byteLength;
-  } else {
-    const q = Int4Weight.quantize(wdata, [N, K], { groupSize: 128, symmetric: true, scaleDtype: 'float32' }).canonical();
-    const attrs = [attrInt('K', K), attrInt('N', N), attrInt('bits', 4), attrInt('block_size', 128), attrInt('accuracy_level', kind === 'ort-nbits-l4' ? 4 : 0)];
-    const inits = [tensor('B', [N, K / 128, 64], ONNX_UINT8, q.qweight), tensor('scales', [N * (K / 128)], ONNX_FLOAT, u8(q.scales))];
-    bytes = model('MatMulNBits', 'com.microsoft', ['A', 'B', 'scales'], attrs, inits, K, N);
-    weightBytes = q.qweight.byteLength + q.scales.byteLength;
-  }
+  const { bytes, weightBytes } = peerModel(kind, wdata, N, K);
   const session = await ort.InferenceSession.create(bytes, {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,

@@ -5,7 +5,9 @@
 //   run      on any thread: kernels only, touching no JS value;
 //   deliver  on the JS thread: the result becomes a JS value.
 //
-// A Call provides `void run()` and `Napi::Value deliver(Napi::Env)`. One error convention for
+// A Call provides `void run()`, `Napi::Value deliver(Napi::Env)` and `int cores() const` (the
+// threads its kernels use: an async call waits for that many free cores before it runs, see
+// CoreLease in cpu/runtime/thread_pool.h). One error convention for
 // both steps: throw CallFailure (a coded error that becomes a TypeError, RangeError or Error
 // with that `code`) or std::bad_alloc (ERR_OUT_OF_MEMORY). call_sync throws the JS error;
 // call_async returns a Promise and rejects it.
@@ -24,6 +26,7 @@
 #include <string>
 
 #include "binding/args.h"
+#include "cpu/runtime/thread_pool.h"
 
 namespace cg {
 namespace binding {
@@ -64,6 +67,7 @@ class CallWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
+      CoreLease lease(call_->cores());
       call_->run();
     } catch (const CallFailure& f) {
       failure_.reset(new CallFailure(f));

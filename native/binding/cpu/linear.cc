@@ -8,9 +8,14 @@
 //         lora: { adapters: [{ a, b, r, alpha }], rowAdapter: Int32Array [M] | null } | null }
 //
 // Sync calls read and write the caller's arrays in place (no JS runs meanwhile). Async calls
-// copy x and the bias when the call is made and compute into a buffer of their own, copied into
-// `out` on the JS thread when the work is done: the caller may reuse x at once, and neither
-// transferring nor resizing an array while the call runs can make a kernel touch freed memory.
+// copy x and the bias when the call is made, so the caller may reuse them at once. The result:
+//   outPrivate: `out` is the library's own new array, which no other code can reach until the
+//     promise resolves (lib/ops/linear.ts): the kernel writes into it in place, held alive by a
+//     reference; the event loop neither fills nor copies a result;
+//   otherwise (the caller's `out`): the kernel writes into a buffer of the call's own, allocated
+//     on the worker thread, copied into `out` on the JS thread when the work is done, so neither
+//     transferring nor resizing `out` while the call runs can make a kernel touch freed memory.
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -27,6 +32,18 @@ namespace cg {
 namespace binding {
 namespace {
 
+// COMPRESSED_GEMM_POISON_RESULTS=1 (tests only): a result buffer the caller did not provide (the
+// library's unfilled array, or an async call's own buffer) is filled with 0xff bytes (NaN in every
+// output dtype) before the kernel runs, so an element a kernel never wrote shows, as it does in
+// the poisoned `out` arrays of the tests.
+bool poison_results() {
+  static const bool on = [] {
+    const char* s = std::getenv("COMPRESSED_GEMM_POISON_RESULTS");
+    return s && s[0] == '1';
+  }();
+  return on;
+}
+
 struct LinearCall {
   WeightArg weight;
   int64_t M = 0;
@@ -38,7 +55,9 @@ struct LinearCall {
   ActQuant act = ActQuant::None;
   int64_t act_block = 0;
   std::vector<Napi::ObjectReference> keep;  // the adapters' packed buffers
-  std::vector<uint8_t> xcopy, biascopy, ybuf;
+  std::vector<uint8_t> xcopy, biascopy;
+  bool out_private = false;         // see the top of this file
+  std::unique_ptr<uint8_t[]> ybuf;  // async into the caller's out: the result, allocated by run()
   Napi::ObjectReference out_ref;
   // Low-rank terms (fused LoRA, or one adapter per row): the adapters' packed A and B, and each
   // row's adapter (empty: adapter 0 for every row).
@@ -97,6 +116,7 @@ struct LinearCall {
     isa = isa_of(o, "isa");
     x = bytes_sized(o, "x", size_t(M * K) * size_t(dtype_size(xdt)));
     y = bytes_sized(o, "out", size_t(M * N) * size_t(dtype_size(ydt)));
+    out_private = !o.Get("outPrivate").IsUndefined() && bool_of(o, "outPrivate");  // optional for callers that bypass lib/
     const std::string a = string_of(o, "activations");
     need(env, a == "native" || a == "fp8" || a == "int8", "activations is not native, fp8 or int8");
     act = a == "fp8" ? ActQuant::Fp8 : a == "int8" ? ActQuant::Int8 : ActQuant::None;
@@ -119,14 +139,20 @@ struct LinearCall {
         biascopy.assign(bias.data, bias.data + bias.length);
         bias.data = biascopy.data();
       }
-      ybuf.resize(y.length);
-      y.data = ybuf.data();
       out_ref = Napi::Persistent(o.Get("out").As<Napi::Object>());
+      if (!out_private) y.data = nullptr;  // run() allocates the call's own buffer, off the JS thread
     }
   }
 
+  int cores() const { return threads; }
+
   // Any thread; touches no JS value.
   void run() {
+    if (async && !out_private) {
+      ybuf.reset(new uint8_t[y.length]);  // default-initialised: no fill; std::bad_alloc when out of memory
+      y.data = ybuf.get();
+    }
+    if ((out_private || ybuf) && poison_results()) std::memset(y.data, 0xff, y.length);
     const WeightDesc& w = weight.desc;
     GemmProblem p;
     p.x = x.data; p.xdt = xdt;
@@ -159,14 +185,14 @@ struct LinearCall {
     if (!linear(isa, p, w, act, act_block)) throw std::bad_alloc();
   }
 
-  // JS thread. Async: the result goes into the caller's `out`, unless it was detached or
-  // resized meanwhile.
+  // JS thread. Async into the caller's `out`: the result is copied into it, unless it was
+  // detached or resized meanwhile.
   Napi::Value deliver(const Napi::Env& env) {
-    if (async) {
+    if (ybuf) {
       Bytes dst = bytes_of(out_ref.Value(), "out");
-      if (dst.length != ybuf.size() || (dst.data == nullptr && !ybuf.empty()))
+      if (dst.length != y.length || dst.data == nullptr)
         throw CallFailure{CallFailure::Type, "ERR_DETACHED", "compressed-gemm: `out` was detached or resized while linearAsync ran"};
-      std::memcpy(dst.data, ybuf.data(), ybuf.size());
+      std::memcpy(dst.data, ybuf.get(), y.length);
     }
     return env.Undefined();
   }

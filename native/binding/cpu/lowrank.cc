@@ -58,6 +58,8 @@ struct UpdateCall {
     isa = isa_of(o, "isa");
   }
 
+  int cores() const { return u.threads; }
+
   void run() {
     scratch = lowrank_update(isa, u);
     if (scratch == -1) throw std::bad_alloc();

@@ -132,7 +132,41 @@ ThreadPool& pool() {
   return *p;
 }
 
+// The cores not claimed by a CoreLease, and a ticket queue that keeps the claims in arrival
+// order (a large claim is not overtaken forever by small ones).
+struct CoreBudget {
+  std::mutex m;
+  std::condition_variable cv;
+  int free = hardware_threads();
+  uint64_t next_ticket = 0, serving = 0;
+};
+
+CoreBudget& core_budget() {
+  static CoreBudget* b = new CoreBudget();  // leaked, as the pool is
+  return *b;
+}
+
 }  // namespace
+
+CoreLease::CoreLease(int threads) : cores_(std::max(1, std::min(threads, hardware_threads()))) {
+  CoreBudget& b = core_budget();
+  std::unique_lock<std::mutex> lk(b.m);
+  const uint64_t ticket = b.next_ticket++;
+  b.cv.wait(lk, [&] { return ticket == b.serving && b.free >= cores_; });
+  b.free -= cores_;
+  ++b.serving;
+  lk.unlock();
+  b.cv.notify_all();  // the next claim in line may fit too
+}
+
+CoreLease::~CoreLease() {
+  CoreBudget& b = core_budget();
+  {
+    std::lock_guard<std::mutex> lk(b.m);
+    b.free += cores_;
+  }
+  b.cv.notify_all();
+}
 
 void parallel_for(int ntasks, int threads, TaskFn fn, void* ctx) { pool().run(ntasks, threads, fn, ctx); }
 
