@@ -89,7 +89,7 @@ describe('scripts/gpu-check.sh', () => {
     expect(r.stderr).toMatch(/usage: bash scripts\/gpu-check.sh OUT_DIR/);
   });
 
-  test('bench-ours.js: never a number without a GPU; on the simulated device it runs the dense and 2:4 kernels through timeGemm and keeps no figure', () => {
+  test('bench-ours.js: never a number without a GPU; on the simulated device it runs the dense, 2:4 and INT4 kernels through timeGemm and keeps no figure', () => {
     if (fs.existsSync(CUDA_ADDON)) {
       const r = spawnSync(process.execPath, [path.join(DIR, 'bench-ours.js'), '--addon', CUDA_ADDON], { encoding: 'utf8', timeout: 600_000 });
       expect(r.status).toBe(0);
@@ -104,7 +104,7 @@ describe('scripts/gpu-check.sh', () => {
     expect(s.status).toBe(0);
     const o = JSON.parse(s.stdout);
     expect(o.status).toMatch(/^simulated: plumbing checked, nothing timed as a GPU figure/);
-    expect(o.results.map((r: { kernel: string; dtype: string }) => `${r.kernel} ${r.dtype}`)).toEqual(['dense fp16', 'dense bf16', 'sparse24 fp16']);
+    expect(o.results.map((r: { kernel: string; dtype: string }) => `${r.kernel} ${r.dtype}`)).toEqual(['dense fp16', 'dense bf16', 'sparse24 fp16', 'int4 fp16']);
     for (const r of o.results) {
       expect(r.error).toBeUndefined();
       expect(r.median_ms).toBeUndefined();

@@ -176,9 +176,8 @@ struct Int4Call {
   ge::LoraArg lora;
 };
 
-inline Int4Call int4_call(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Napi::Object o = object_arg(info);
+inline Int4Call int4_call(const Napi::Object& o) {
+  Napi::Env env = o.Env();
   Int4Call c;
   const std::shared_ptr<de::Allocation> x = de::live_alloc(env, o.Get("x"), "x");
   const std::shared_ptr<de::Allocation> w = de::live_alloc(env, o.Get("w"), "w");
@@ -257,12 +256,12 @@ inline Int4Call int4_call(const Napi::CallbackInfo& info) {
 }
 
 inline Napi::Value LinearInt4(const Napi::CallbackInfo& info) {
-  Int4Call c = int4_call(info);
+  Int4Call c = int4_call(object_arg(info));
   return ge::run_gemm(info.Env(), c.device, std::move(c.keep), c.lora, int4_kernel(c.args), false);
 }
 
 inline Napi::Value LinearInt4Async(const Napi::CallbackInfo& info) {
-  Int4Call c = int4_call(info);
+  Int4Call c = int4_call(object_arg(info));
   return ge::run_gemm(info.Env(), c.device, std::move(c.keep), c.lora, int4_kernel(c.args), true);
 }
 

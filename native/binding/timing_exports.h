@@ -3,8 +3,9 @@
 //
 //   timeGemm({ kernel, args, warmup?, reps? }) -> { ms: number[] }   [sync: waits for the device]
 //
-//   kernel  'dense' (args as linearDense's, binding/gemm_exports.h) or 'sparse24' (args as
-//           linearSparse24's, binding/gemm_sparse24_exports.h), checked the same way
+//   kernel  'dense' (args as linearDense's, binding/gemm_exports.h), 'sparse24' (as
+//           linearSparse24's, gemm_sparse24_exports.h) or 'int4' (as linearInt4's,
+//           gemm_int4_exports.h), checked the same way
 //   warmup  launches before the timed ones (default 3, 0..1000); reps: timed launches (default
 //           20, 1..10000)
 //   ms      one entry per timed launch: the milliseconds between the events recorded before and
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "binding/gemm_exports.h"
+#include "binding/gemm_int4_exports.h"
 #include "binding/gemm_sparse24_exports.h"
 
 namespace cg {
@@ -35,7 +37,7 @@ inline Napi::Value TimeGemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Napi::Object o = object_arg(info);
   const Napi::Value kv = o.Get("kernel");
-  if (!kv.IsString()) throw_type(env, "kernel must be 'dense' or 'sparse24'");
+  if (!kv.IsString()) throw_type(env, "kernel must be 'dense', 'sparse24' or 'int4'");
   const std::string kernel = kv.As<Napi::String>().Utf8Value();
   const Napi::Value av = o.Get("args");
   if (!av.IsObject()) throw_type(env, "args must be the kernel export's argument object");
@@ -59,8 +61,14 @@ inline Napi::Value TimeGemm(const Napi::CallbackInfo& info) {
     launch = gemm_sparse24_exports::sparse24_kernel(c.args);
     keep = std::move(c.keep);
     lora = c.lora;
+  } else if (kernel == "int4") {
+    gemm_int4_exports::Int4Call c = gemm_int4_exports::int4_call(av.As<Napi::Object>());
+    device = c.device;
+    launch = gemm_int4_exports::int4_kernel(c.args);
+    keep = std::move(c.keep);
+    lora = c.lora;
   } else {
-    throw_range(env, "kernel must be 'dense' or 'sparse24'; got '" + kernel + "'");
+    throw_range(env, "kernel must be 'dense', 'sparse24' or 'int4'; got '" + kernel + "'");
   }
 
   rt::Stream& s = de::stream_for(device);

@@ -6,7 +6,8 @@
 //   node scripts/gpu-check/bench-ours.js --addon build/Release/compressed_gemm_cuda_sim.node --smoke
 //
 // Kernels: the dense tensor-core GEMM (native/cuda/gemm_dense.cuh; fp16 and bf16) on 8192^3 and the
-// LLM shapes, and the 2:4 sparse GEMM (gemm_sparse24.cuh; fp16) on the LLM shapes, at M in
+// LLM shapes, the 2:4 sparse GEMM (gemm_sparse24.cuh; fp16) and the INT4 W4A16 GEMM
+// (gemm_int4.cuh; fp16 x, group 128, symmetric) on 8192^2 and the LLM shapes, at M in
 // {1, 16, 128, 512, 4096}: y[M, N] = x[M, K] W[N, K]^T, the layout torch_baseline.py times.
 //
 // Method (as torch_baseline.py): the addon's timeGemm (native/binding/timing_exports.h) records a
@@ -84,6 +85,20 @@ function inputSet(addon, kernel, dtype, M, N, K) {
     const w = keep(upload(addon, random16(N * K, dtype)));
     return { handles, bytes: (M * K + N * K + M * N) * 2, args: { x, w, bias: null, out, M, N, K, dtype: dt, outDtype: dt } };
   }
+  if (kernel === 'int4') {
+    const group = 128, G = K / group;
+    const layout = addon.int4DeviceLayout({ N, K, group, zeros: false, actOrder: false });
+    const qweight = new Uint8Array(N * (K / 2));
+    for (let i = 0; i < qweight.length; i++) qweight[i] = (i * 2654435761) >>> 24; // codes: any bytes
+    const blob = new Uint8Array(layout.bytes);
+    addon.int4ToDeviceLayout({ N, K, group, qweight, scales: new Float32Array(N * G).fill(0.01), zeros: null, perm: null, out: blob });
+    const w = keep(upload(addon, blob));
+    return {
+      handles,
+      bytes: M * K * 2 + layout.bytes + M * N * 2,
+      args: { x, w, scratch: null, bias: null, out, M, N, K, group, zeros: false, actOrder: false, dtype: dt, outDtype: dt },
+    };
+  }
   const np = Math.ceil(N / 64) * 64, kp = Math.ceil(K / 64) * 64;
   const values = keep(upload(addon, random16(np * (kp / 2), dtype)));
   const words = new Uint32Array((np / 16) * (kp / 32) * 16);
@@ -114,7 +129,7 @@ function measure(addon, kernel, dtype, name, M, N, K, opts) {
     const median = percentile(ms, 0.5);
     const flops = 2 * M * N * K;
     return {
-      name: `${kernel === 'dense' ? 'dense' : '2:4'} ${name}`, kernel, dtype, M, N, K,
+      name: `${{ dense: 'dense', sparse24: '2:4', int4: 'int4-g128' }[kernel]} ${name}`, kernel, dtype, M, N, K,
       median_ms: median, p10_ms: percentile(ms, 0.1), p90_ms: percentile(ms, 0.9), samples: ms.length, copies,
       tflops: flops / (median * 1e-3) / 1e12, gbps: probe.bytes / (median * 1e-3) / 1e9,
     };
@@ -126,7 +141,7 @@ function measure(addon, kernel, dtype, name, M, N, K, opts) {
 function main() {
   const file = arg('--addon');
   const smoke = process.argv.includes('--smoke');
-  const out = { status: 'not built yet', kernels: 'dense tensor-core GEMM (gemm_dense.cuh), 2:4 sparse GEMM (gemm_sparse24.cuh)', results: [] };
+  const out = { status: 'not built yet', kernels: 'dense tensor-core GEMM (gemm_dense.cuh), 2:4 sparse GEMM (gemm_sparse24.cuh), INT4 W4A16 GEMM (gemm_int4.cuh)', results: [] };
   if (!file || file === 'none') {
     out.reason = 'no --addon given';
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
@@ -159,13 +174,16 @@ function main() {
   out.device = devices[0] || null;
   const cases = [];
   if (smoke || simulated) {
-    cases.push(['dense', 'fp16', 'smoke', 3, 70, 64], ['dense', 'bf16', 'smoke', 17, 64, 40], ['sparse24', 'fp16', 'smoke', 5, 70, 72]);
+    cases.push(['dense', 'fp16', 'smoke', 3, 70, 64], ['dense', 'bf16', 'smoke', 17, 64, 40], ['sparse24', 'fp16', 'smoke', 5, 70, 72],
+      ['int4', 'fp16', 'smoke', 5, 70, 256]);
   } else {
     for (const dtype of ['fp16', 'bf16']) {
       cases.push(['dense', dtype, 'square 8192', 8192, 8192, 8192]);
       for (const [N, K] of LLM_SHAPES) for (const M of LLM_MS) cases.push(['dense', dtype, `llm ${N}x${K}`, M, N, K]);
     }
     for (const [N, K] of LLM_SHAPES) for (const M of LLM_MS) cases.push(['sparse24', 'fp16', `llm ${N}x${K}`, M, N, K]);
+    for (const M of LLM_MS) cases.push(['int4', 'fp16', 'square 8192', M, 8192, 8192]);
+    for (const [N, K] of LLM_SHAPES) for (const M of LLM_MS) cases.push(['int4', 'fp16', `llm ${N}x${K}`, M, N, K]);
   }
   for (const [kernel, dtype, name, M, N, K] of cases) {
     try {
