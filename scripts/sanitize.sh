@@ -42,7 +42,12 @@ log() { printf 'sanitize: %s\n' "$*" >&2; }
 # quantizer's scalar tail (quantize_row) casts NaN to int8_t; the suite's NaN test for 'int8'
 # (test.failing in linear.quant.test.ts) uses K = 64, i.e. only the vector path. If a test ever
 # reaches that cast before the NaN semantics are defined, name it here with that reason.
-SKIP_TESTS=()
+#
+# Skipped here: test/package/install.test.ts ("the packed package installs without a compiler").
+# It packs the tarball and installs it with npm into an empty project: packaging, with no kernel
+# call the other suites do not make; `npm test` runs it. In the staged copy every source is
+# fresh, so the CUDA addon it would reuse looks older than its sources.
+SKIP_TESTS=('the packed package installs without a compiler')
 
 SAN="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all"
 FLAGS="$SAN -fno-omit-frame-pointer -g -O1"

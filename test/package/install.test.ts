@@ -83,7 +83,11 @@ function newest(p: string): number {
     fs.mkdirSync(project);
     fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
 
-    const pre = run(process.execPath, [path.join(ROOT, 'scripts', 'prebuild.js'), '--cuda=reuse'], { cwd: ROOT, env: process.env, timeout: 600_000 });
+    // Packaging, not the CUDA build: the CUDA addon goes in when it is there and up to date
+    // (COMPRESSED_GEMM_REQUIRE_CUDA, which CI sets where nvcc exists, is about the build).
+    const preEnv = { ...process.env };
+    delete preEnv.COMPRESSED_GEMM_REQUIRE_CUDA;
+    const pre = run(process.execPath, [path.join(ROOT, 'scripts', 'prebuild.js'), '--cuda=reuse'], { cwd: ROOT, env: preEnv, timeout: 600_000 });
     if (pre.status !== 0) throw new Error(`prebuild failed: ${show(pre)}`);
     manifest = JSON.parse(pre.stdout);
 
