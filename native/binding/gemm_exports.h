@@ -123,7 +123,21 @@ struct LoraArg {
   }
 };
 
-inline LoraArg lora_arg(const Napi::Object& o, int64_t M, int64_t N, int device) {
+[[noreturn]] inline void overlap(const Napi::Env& env, const char* what) {
+  throw coded(Napi::RangeError::New(env, std::string("compressed-gemm native check: out overlaps ") + what +
+                                                       " (the kernel reads it while writing out)"),
+                        "ERR_OVERLAP");
+}
+
+// Whether [a, a + an) and [b, b + bn) share a byte.
+inline bool overlaps(const void* a, uint64_t an, const void* b, uint64_t bn) {
+  const uintptr_t pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
+  return an && bn && pa < pb + bn && pb < pa + an;
+}
+
+// The optional `lora` argument of a call on `device` with an [M, N] out (out_bytes at out_ptr),
+// which must not overlap the LoRA buffers the epilogue reads (ERR_OVERLAP).
+inline LoraArg lora_arg(const Napi::Object& o, int64_t M, int64_t N, int device, const void* out_ptr, uint64_t out_bytes) {
   Napi::Env env = o.Env();
   LoraArg l;
   const Napi::Value v = o.Get("lora");
@@ -157,6 +171,10 @@ inline LoraArg lora_arg(const Napi::Object& o, int64_t M, int64_t N, int device)
   l.ep.rows = static_cast<const int32_t*>(l.rows->ptr);
   l.ep.rsum = int(rsum);
   l.keep = {t, bt, l.rows};
+  if (overlaps(out_ptr, out_bytes, t->ptr, uint64_t(M) * uint64_t(rsum) * 4) ||
+      overlaps(out_ptr, out_bytes, bt->ptr, uint64_t(N) * uint64_t(rsum) * 4) ||
+      overlaps(out_ptr, out_bytes, l.rows->ptr, uint64_t(M) * 12))
+    overlap(env, "lora's buffers");
   return l;
 }
 
@@ -169,17 +187,6 @@ struct LinearCall {
   LoraArg lora;
 };
 
-[[noreturn]] inline void overlap(const Napi::Env& env, const char* what) {
-  throw coded(Napi::RangeError::New(env, std::string("compressed-gemm native check: out overlaps ") + what +
-                                                       " (the kernel reads it while writing out)"),
-                        "ERR_OVERLAP");
-}
-
-// Whether [a, a + an) and [b, b + bn) share a byte.
-inline bool overlaps(const void* a, uint64_t an, const void* b, uint64_t bn) {
-  const uintptr_t pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
-  return an && bn && pa < pb + bn && pb < pa + an;
-}
 
 inline LinearCall linear_call(const Napi::Object& o) {
   Napi::Env env = o.Env();
@@ -237,12 +244,8 @@ inline LinearCall linear_call(const Napi::Object& o) {
     throw coded(Napi::RangeError::New(env, std::string("compressed-gemm: ") + gemm::dense_gemm_error_message(refused)),
                           "ERR_NOT_SUPPORTED");
 
-  c.lora = lora_arg(o, M, N, x->device);
+  c.lora = lora_arg(o, M, N, x->device, out->ptr, out_bytes);
   a.lora = c.lora.ep;
-  if (c.lora.table && (overlaps(out->ptr, out_bytes, c.lora.ep.t, uint64_t(M) * c.lora.ep.rsum * 4) ||
-                       overlaps(out->ptr, out_bytes, c.lora.ep.bt, uint64_t(N) * c.lora.ep.rsum * 4) ||
-                       overlaps(out->ptr, out_bytes, c.lora.ep.rows, uint64_t(M) * 12)))
-    overlap(env, "lora's buffers");
 
   c.device = x->device;
   c.keep.reserve(7);

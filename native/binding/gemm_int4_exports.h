@@ -241,12 +241,8 @@ inline Int4Call int4_call(const Napi::Object& o) {
     throw coded(Napi::RangeError::New(env, std::string("compressed-gemm: ") + gemm::int4_gemm_error_message(refused)),
                 "ERR_NOT_SUPPORTED");
 
-  c.lora = ge::lora_arg(o, M, d.N, x->device);
+  c.lora = ge::lora_arg(o, M, d.N, x->device, out->ptr, out_bytes);
   a.lora = c.lora.ep;
-  if (c.lora.table && (ge::overlaps(out->ptr, out_bytes, c.lora.ep.t, uint64_t(M) * c.lora.ep.rsum * 4) ||
-                       ge::overlaps(out->ptr, out_bytes, c.lora.ep.bt, uint64_t(d.N) * c.lora.ep.rsum * 4) ||
-                       ge::overlaps(out->ptr, out_bytes, c.lora.ep.rows, uint64_t(M) * 12)))
-    ge::overlap(env, "lora's buffers");
 
   c.device = x->device;
   for (const std::shared_ptr<de::Allocation>& h : {x, w, out, bias, scratch})

@@ -124,12 +124,8 @@ inline Sparse24Call sparse24_call(const Napi::Object& o) {
   const std::string refused = gemm::validate_sparse24_gemm(a);
   if (!refused.empty()) throw coded(Napi::RangeError::New(env, "compressed-gemm: " + refused), "ERR_NOT_SUPPORTED");
 
-  c.lora = ge::lora_arg(o, M, N, x->device);
+  c.lora = ge::lora_arg(o, M, N, x->device, out->ptr, out_bytes);
   a.lora = c.lora.ep;
-  if (c.lora.table && (ge::overlaps(out->ptr, out_bytes, c.lora.ep.t, uint64_t(M) * c.lora.ep.rsum * 4) ||
-                       ge::overlaps(out->ptr, out_bytes, c.lora.ep.bt, uint64_t(N) * c.lora.ep.rsum * 4) ||
-                       ge::overlaps(out->ptr, out_bytes, c.lora.ep.rows, uint64_t(M) * 12)))
-    ge::overlap(env, "lora's buffers");
 
   c.device = x->device;
   c.keep = {x, values, meta, out};
