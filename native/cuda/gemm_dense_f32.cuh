@@ -13,7 +13,7 @@
 // relative per product, a thousand times float32's; this kernel gives float32's: each output is a
 // chain of fused multiply-adds in k order, acc = fma(x[m][k], w[n][k], acc) from acc = 0, then
 // + bias, so |Y - Y_exact| <= γ_K · Σ_k |x||w| (+ one rounding of the bias add) with γ_K = K·2^-24
-// / (1 - K·2^-24): the CPU backend's bound (test/cuda-sim/linear-f32-device.test.ts checks it).
+// / (1 - K·2^-24): the CPU backend's bound (test/cuda-sim/gemm-dense.test.ts and backend-api.test.ts check it).
 // FFMA runs at 1/16 to 1/32 of the tensor cores' dense rate; 16-bit weights are the fast path,
 // float32 ones the exact one.
 //
