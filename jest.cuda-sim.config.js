@@ -18,5 +18,6 @@ module.exports = {
     '**/test/concurrency.test.ts',
     '**/test/ops/lora.test.ts',
     '**/test/ops/multi-lora.test.ts',
+    '**/test/ops/lowrank-update.test.ts',
   ],
 };

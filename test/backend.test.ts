@@ -364,8 +364,8 @@ out({ kind: b.kind, device: b.device, features: b.features, cuda: b.cuda, notes:
     expect(v.features).toContain('simulated');
     // Only the dense linear (tensor cores for 16-bit weights, CUDA cores for float32), the 16-bit
     // 2:4 linear (sparse tensor cores) and the INT4 linear with native activations (W4A16) have
-    // CUDA kernels yet, each with its fused LoRA epilogue; every other op that runs runs on the
-    // CPU kernels, and a note says so.
+    // CUDA kernels yet, each with its fused LoRA epilogue, and lowRankUpdate of dense and 16-bit
+    // 2:4 weights; every other op that runs runs on the CPU kernels, and a note says so.
     const onCuda = v.routes.filter((r) => r.runsOn === 'cuda');
     expect(onCuda.map((r) => `${r.op} ${r.format} ${r.activations} ${(r.dtypes ?? []).join('/')}`)).toEqual([
       'linear dense native float16/bfloat16',
@@ -376,6 +376,8 @@ out({ kind: b.kind, device: b.device, features: b.features, cuda: b.cuda, notes:
       'linear+lora dense native float32',
       'linear+lora 2:4 native float16/bfloat16',
       'linear+lora int4 native ',
+      'lowRankUpdate dense native ',
+      'lowRankUpdate 2:4 native float16/bfloat16',
     ]);
     const onCpu = v.routes.filter((r) => r.runsOn === 'cpu');
     expect(onCpu.length).toBeGreaterThan(0);

@@ -54,6 +54,20 @@ export interface DeviceFormat {
   activations?(params: WeightParams, x: { dtype: FloatDType; host?: ArrayBufferView }): { dtype: FloatDType; host?: ArrayBufferView };
   /** Enqueues the kernel on the placement's device: waits for it (sync), or returns a Promise settled when it is done (async). */
   run(d: DeviceAddon, params: WeightParams, p: DevicePlacement, call: KernelCall, async: boolean): void | Promise<void>;
+  /**
+   * W <- W + alpha B A in the placement, on its device (A [r, K] and B [N, r] already there, as
+   * float32): as run(), sync or async. Absent: the format's updates run on the CPU kernels.
+   */
+  update?(d: DeviceAddon, params: WeightParams, p: DevicePlacement, f: DeviceFactors, async: boolean): void | Promise<void>;
+}
+
+/** The factors of an update in device memory, and how they are applied. */
+export interface DeviceFactors {
+  a: DeviceHandle;
+  b: DeviceHandle;
+  r: number;
+  alpha: number;
+  reprune: boolean;
 }
 
 /** The device runtime of this process's CUDA backend. */

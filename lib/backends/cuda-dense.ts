@@ -2,13 +2,14 @@
  * Dense weights on the CUDA backend: [N, kp] row-major in the weight's dtype, kp = K rounded up
  * to the kernels' 16-byte rule (the padding columns are zeros, so they add nothing, and never
  * leave the placement); float16/bfloat16 run the tensor-core GEMM (native/cuda/gemm_dense.cuh),
- * float32 its CUDA-core twin (gemm_dense_f32.cuh).
+ * float32 its CUDA-core twin (gemm_dense_f32.cuh). lowRankUpdate updates the placement in place
+ * (native/cuda/lowrank_update.cuh).
  */
 import { FLOAT_DTYPES, FloatDType } from '../dtype';
 import { CgRangeError, withNativeErrors, withNativeErrorsAsync } from '../errors';
 import type { CanonicalArrays, WeightParams } from '../native/descriptor';
 import type { DeviceAddon, DeviceHandle } from '../native/cuda';
-import { DeviceFormat, DevicePlacement, KernelCall, deviceAddon, downloadColumns, kStep, padColumns, upload } from './cuda-common';
+import { DeviceFactors, DeviceFormat, DevicePlacement, KernelCall, deviceAddon, downloadColumns, kStep, padColumns, upload } from './cuda-common';
 
 interface DensePlacement extends DevicePlacement {
   readonly w: DeviceHandle;
@@ -52,5 +53,10 @@ export const denseFormat: DeviceFormat = {
     // x's rows are xK wide: kp for host arrays (padded), K (= kp, checkTensorK) for tensors.
     const args = { x: c.x, w: (p as DensePlacement).w, bias: c.bias, out: c.out, M: c.M, N, K: c.xK, dtype, outDtype: c.outDtype, lora: c.lora };
     return async ? withNativeErrorsAsync(() => d.linearDenseAsync(args)) : withNativeErrors(() => d.linearDense(args));
+  },
+  update(d: DeviceAddon, params: WeightParams, p: DevicePlacement, f: DeviceFactors, async: boolean) {
+    const { N, K, dtype } = dims(params);
+    const args = { w: (p as DensePlacement).w, kp: (p as DensePlacement).kp, a: f.a, b: f.b, N, K, r: f.r, alpha: f.alpha, dtype };
+    return async ? withNativeErrorsAsync(() => d.lowRankUpdateDenseAsync(args)) : withNativeErrors(() => d.lowRankUpdateDense(args));
   },
 };

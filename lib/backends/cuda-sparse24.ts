@@ -8,13 +8,14 @@
  *          4g + p passes as mma.sp's metadata under selector 0: bits 4j..4j+3 the nibble of row
  *          16b + g's group 8kt + 4p + j, bits 16 + 4j.. that of row 16b + g + 8 (a padded group's
  *          nibble is 0x4, "positions 0 and 1", holding zeros: a valid ordered nibble).
- * canonical() and toDense() invert it. Float32 2:4 weights stay on the CPU kernels (the routing
+ * canonical() and toDense() invert it. lowRankUpdate updates values (and, reprune, the words) in
+ * place (native/cuda/lowrank_update.cuh). Float32 2:4 weights stay on the CPU kernels (the routing
  * table says so): sparse tensor cores take 16-bit (or TF32, at TF32's precision) operands.
  */
 import { CgRangeError, withNativeErrors, withNativeErrorsAsync } from '../errors';
 import type { CanonicalArrays, WeightParams } from '../native/descriptor';
 import type { DeviceAddon, DeviceHandle } from '../native/cuda';
-import { DeviceFormat, DevicePlacement, KernelCall, deviceAddon, downloadColumns, padColumns, uploadAll } from './cuda-common';
+import { DeviceFactors, DeviceFormat, DevicePlacement, KernelCall, deviceAddon, downloadColumns, padColumns, uploadAll } from './cuda-common';
 
 interface Sparse24Placement extends DevicePlacement {
   readonly values: DeviceHandle;
@@ -116,5 +117,11 @@ export const sparse24Format: DeviceFormat = {
     const sp = p as Sparse24Placement;
     const args = { x: c.x, values: sp.values, meta: sp.meta, bias: c.bias, out: c.out, M: c.M, N, K: c.xK, np: sp.np, kp: sp.kp, dtype, outDtype: c.outDtype, lora: c.lora };
     return async ? withNativeErrorsAsync(() => d.linearSparse24Async(args)) : withNativeErrors(() => d.linearSparse24(args));
+  },
+  update(d: DeviceAddon, params: WeightParams, p: DevicePlacement, f: DeviceFactors, async: boolean) {
+    const { N, K, dtype } = dims(params);
+    const sp = p as Sparse24Placement;
+    const args = { values: sp.values, meta: sp.meta, np: sp.np, kp: sp.kp, a: f.a, b: f.b, N, K, r: f.r, alpha: f.alpha, dtype, reprune: f.reprune };
+    return async ? withNativeErrorsAsync(() => d.lowRankUpdateSparse24Async(args)) : withNativeErrors(() => d.lowRankUpdateSparse24(args));
   },
 };

@@ -19,7 +19,7 @@ import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
 import { denseFormat } from './cuda-dense';
 import { sparse24Format } from './cuda-sparse24';
 import { int4Format } from './cuda-int4';
-import { DeviceFormat, DevicePlacement, asWeightDtype, deviceAddon, padColumns, upload } from './cuda-common';
+import { DeviceFormat, DevicePlacement, asWeightDtype, deviceAddon, padColumns, upload, uploadAll } from './cuda-common';
 import { prepareLora } from './cuda-lora';
 
 export type { DevicePlacement } from './cuda-common';
@@ -131,10 +131,41 @@ export const cudaBackend: Backend = {
       c.free();
     }
   },
-  lowRankUpdate(params: WeightParams, _p: Placement, _plan: UpdatePlan): number {
-    throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: lowRankUpdate of a ${params.format} weight is not supported on the CUDA backend yet`);
+  lowRankUpdate(params: WeightParams, p: Placement, plan: UpdatePlan): number {
+    const u = updateCall(params, p as DevicePlacement, plan);
+    try {
+      u.f.update!(u.d, params, p as DevicePlacement, u.factors, false);
+    } finally {
+      u.free();
+    }
+    return u.bytes;
   },
   async lowRankUpdateAsync(params: WeightParams, p: Placement, plan: UpdatePlan): Promise<number> {
-    return cudaBackend.lowRankUpdate(params, p, plan);
+    const u = updateCall(params, p as DevicePlacement, plan);
+    try {
+      await u.f.update!(u.d, params, p as DevicePlacement, u.factors, true);
+    } finally {
+      u.free();
+    }
+    return u.bytes;
   },
 };
+
+/**
+ * An update's factors in device memory (float32: 16-bit ones widened exactly), freed by free()
+ * once the kernel is done; bytes is that device memory, the update's only scratch (the kernel
+ * keeps each element's increment in registers: B·A is never made).
+ */
+function updateCall(params: WeightParams, p: DevicePlacement, plan: UpdatePlan) {
+  const f = formatOf(params);
+  if (!f.update) throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: the CUDA backend has no lowRankUpdate kernel for a ${params.format} weight (the routing table runs it on the CPU kernels)`);
+  const d = deviceAddon();
+  const a = asWeightDtype(plan.a, plan.abDtype, 'float32');
+  const b = asWeightDtype(plan.b, plan.abDtype, 'float32');
+  const [ah, bh] = uploadAll(d, p.device, [a, b]);
+  const free = () => {
+    d.deviceFree(ah);
+    d.deviceFree(bh);
+  };
+  return { f, d, free, bytes: a.byteLength + b.byteLength, factors: { a: ah, b: bh, r: plan.r, alpha: plan.alpha, reprune: plan.reprune } };
+}

@@ -71,9 +71,15 @@ const ROUTES: Route[] = [
 for (const r of ROUTES.slice()) {
   ROUTES.push({ ...r, op: 'linear+lora', why: `${r.why}; t = x Aᵀ first, alpha t Bᵀ added in the epilogue` });
 }
-for (const format of ['dense', '2:4', 'int4', 'fp8'] as const) {
-  ROUTES.push({ op: 'lowRankUpdate', format, activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'tile by tile on the CPU placement' });
-}
+// W <- W + alpha B A in place, on the placement of the backend that runs the weight's linear.
+const ON_DEVICE = 'CPU: tile by tile on the CPU placement; CUDA: in place on the device placement, each element once, bit for bit the CPU\'s arithmetic (native/cuda/lowrank_update.cuh)';
+ROUTES.push(
+  { op: 'lowRankUpdate', format: 'dense', activations: 'native', cpu: 'cpu', cuda: 'cuda', why: ON_DEVICE },
+  { op: 'lowRankUpdate', format: '2:4', activations: 'native', dtypes: ['float16', 'bfloat16'], cpu: 'cpu', cuda: 'cuda', why: ON_DEVICE },
+  { op: 'lowRankUpdate', format: '2:4', activations: 'native', dtypes: ['float32'], cpu: 'cpu', cuda: 'cpu', why: 'tile by tile on the CPU placement (float32 2:4 weights stay on the CPU kernels)' },
+  { op: 'lowRankUpdate', format: 'int4', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'tile by tile on the CPU placement: every group dequantized, updated and quantized again' },
+  { op: 'lowRankUpdate', format: 'fp8', activations: 'native', cpu: 'cpu', cuda: 'cpu', why: 'tile by tile on the CPU placement: every scale unit requantized' },
+);
 
 const BACKENDS: Record<BackendName, Backend> = { cpu: cpuBackend, cuda: cudaBackend };
 

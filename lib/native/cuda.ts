@@ -44,6 +44,38 @@ export interface DeviceAddon {
   /** Y = X dequant(W)ᵀ (+ bias): the W4A16 kernel (native/binding/gemm_int4_exports.h). */
   linearInt4(a: Int4DeviceArgs): void;
   linearInt4Async(a: Int4DeviceArgs): Promise<void>;
+  /** W <- W + alpha B A in place on a dense weight's placement (native/binding/lowrank_exports.h). */
+  lowRankUpdateDense(a: DenseUpdateArgs): void;
+  lowRankUpdateDenseAsync(a: DenseUpdateArgs): Promise<void>;
+  /** The same on a 16-bit 2:4 weight's placement: kept positions only, or reprune. */
+  lowRankUpdateSparse24(a: Sparse24UpdateArgs): void;
+  lowRankUpdateSparse24Async(a: Sparse24UpdateArgs): Promise<void>;
+}
+
+/** The factors of a device update: A [r, K] and B [N, r], float32 device buffers. */
+export interface UpdateFactorArgs {
+  a: DeviceHandle;
+  b: DeviceHandle;
+  N: number;
+  K: number;
+  r: number;
+  alpha: number;
+}
+
+export interface DenseUpdateArgs extends UpdateFactorArgs {
+  /** [N, kp] of dtype. */
+  w: DeviceHandle;
+  kp: number;
+  dtype: 'float32' | 'float16' | 'bfloat16';
+}
+
+export interface Sparse24UpdateArgs extends UpdateFactorArgs {
+  values: DeviceHandle;
+  meta: DeviceHandle;
+  np: number;
+  kp: number;
+  dtype: 'float16' | 'bfloat16';
+  reprune: boolean;
 }
 
 export interface Int4DeviceArgs {

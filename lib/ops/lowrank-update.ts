@@ -1,7 +1,9 @@
 /**
  * cg.lowRankUpdate: W <- W + alpha * B * A in place, one tile at a time, on the weight's
- * placement (the routing table says which backend). Arguments are read once, then checked, as
- * in linear.ts.
+ * placement (the routing table says which backend: on the CUDA backend, dense and 16-bit 2:4
+ * weights are updated in device memory, on the weight's device; the placements of other backends
+ * are dropped, to be made again from the updated one when needed). Arguments are read once, then
+ * checked, as in linear.ts.
  */
 import type { UpdatePlan } from '../backends/backend';
 import { route } from '../backends/routing';
@@ -10,24 +12,28 @@ import { FloatArray, FloatDType } from '../dtype';
 import { CgRangeError, CgTypeError } from '../errors';
 import { WeightParams, valueDtype } from '../native/descriptor';
 import { checkFloatArray, checkThreads, readOptions } from '../validate';
-import { Weight, checkWritable, keepOnlyPlacement, paramsOf, placementOn, useDuring } from '../weights/weight';
+import { Weight, checkWritable, deviceOf, keepOnlyPlacement, paramsOf, placementOn, useDuring } from '../weights/weight';
 import { asFloat32, checkAlpha, rankOf } from './lora';
 
 export interface LowRankUpdateOptions {
   /** The scale of B·A (default 1). 0 leaves the weight bit for bit as it is. */
   alpha?: number;
-  /** Tile size: columns per tile, or [rows, columns] (rows are whole panels of 16). Default 256 columns. */
+  /** CPU tile size: columns per tile, or [rows, columns] (rows are whole panels of 16). Default 256 columns. The device kernel has its own tiles. */
   blockSize?: number | [number, number];
   /** 2:4 weights: choose the 2 largest of every 4 again after the update (default: keep the mask). */
   reprune?: boolean;
   /** dtype of A and B when they are Uint16Arrays. */
   dtype?: FloatDType;
-  /** CPU threads for this call. */
+  /** CPU threads for this call (CPU kernels only). */
   threads?: number;
 }
 
 export interface LowRankUpdateResult {
-  /** The scratch memory the update used, all threads together: at most one tile per thread. */
+  /**
+   * The scratch memory the update used: on the CPU, all threads together, at most one tile per
+   * thread; on the CUDA backend, the device memory of A and B as float32 (the kernel keeps each
+   * element's increment in registers).
+   */
   peakScratchBytes: number;
 }
 
@@ -90,7 +96,7 @@ export function lowRankUpdate(w: Weight, B: FloatArray, A: FloatArray, options?:
   checkWritable(weight);
   if (plan.alpha === 0) return { peakScratchBytes: 0 };
   const backend = route('lowRankUpdate', params.format, 'native', selectBackend().info.kind, valueDtype(params));
-  const scratch = backend.lowRankUpdate(params, placementOn(weight, backend), plan);
+  const scratch = backend.lowRankUpdate(params, placementOn(weight, backend, deviceOf(weight)), plan);
   keepOnlyPlacement(weight, backend);
   return { peakScratchBytes: scratch };
 }
@@ -101,7 +107,7 @@ export async function lowRankUpdateAsync(w: Weight, B: FloatArray, A: FloatArray
   checkWritable(weight);
   if (plan.alpha === 0) return { peakScratchBytes: 0 };
   const backend = route('lowRankUpdate', params.format, 'native', selectBackend().info.kind, valueDtype(params));
-  const placement = placementOn(weight, backend);
+  const placement = placementOn(weight, backend, deviceOf(weight));
   const scratch = await useDuring(weight, 'write', () => backend.lowRankUpdateAsync(params, placement, plan));
   keepOnlyPlacement(weight, backend);
   return { peakScratchBytes: scratch };

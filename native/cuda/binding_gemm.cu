@@ -11,6 +11,7 @@
 #include "binding/gemm_sparse24_exports.h"
 #include "binding/timing_exports.h"
 #include "binding/gemm_int4_exports.h"
+#include "binding/lowrank_exports.h"
 
 namespace cg {
 namespace binding {
@@ -20,6 +21,7 @@ void register_gemm_exports(Napi::Env env, Napi::Object exports) {
   gemm_sparse24_exports::register_all_sparse24(env, exports);
   timing_exports::register_all_timing(env, exports);
   gemm_int4_exports::register_all_int4(env, exports);
+  lowrank_exports::register_all_lowrank(env, exports);
 }
 
 }  // namespace binding

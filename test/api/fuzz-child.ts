@@ -1662,7 +1662,16 @@ function randomCase(all: Target[], seed: number, i: number): CaseSpec {
     // mutation would replace the inner one's value, so the pair would not test both.
     const nested = (a: string, b: string) => a === b || a.startsWith(`${b}.`) || b.startsWith(`${a}.`);
     if (mutations.some((m) => nested(m.slot.path, s.path))) continue;
-    mutations.push({ slot: s, hostile: s.families[Math.floor(r() * s.families.length)] });
+    const hostile = s.families[Math.floor(r() * s.families.length)];
+    // An aliasing value (expected ERR_OVERLAP) is made over another slot's array (out over x,
+    // bias over out): a second mutation of that slot would replace the array it aliases, so it
+    // is drawn alone.
+    if (hostile.expect?.codes?.includes('ERR_OVERLAP')) {
+      if (mutations.length > 0) continue;
+      mutations.push({ slot: s, hostile });
+      break;
+    }
+    mutations.push({ slot: s, hostile });
   }
   return { target, mutations, variant: Math.floor(r() * 1000) };
 }

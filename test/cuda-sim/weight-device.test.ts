@@ -170,17 +170,19 @@ out({ ref, results, after, sym, usingFreed, int4: { disposed: w3.disposed, linea
   expect(v.int4).toMatchObject({ disposed: true, linear: { code: 'ERR_DISPOSED' } });
 });
 
-test('device-only weights: what runs on the CPU kernels (lowRankUpdate) is refused (no host copy is made again); toDevice of a format without a CUDA kernel leaves the weight as it was', () => {
+test('device-only weights: what runs on the CPU kernels (lowRankUpdate of an INT4 weight) is refused (no host copy is made again); toDevice of a format without a CUDA kernel leaves the weight as it was', () => {
   const v = child(`${PRELUDE}
 const w = cg.DenseWeight.from(Float32Array.from(ws), [N, K], { dtype: 'float16' }).toDevice();
 const lora = new cg.LoraAdapter({ A: new Float32Array(2 * K).fill(0.25), B: new Float32Array(N * 2).fill(0.5), alpha: 1 }, [N, K]);
 const fp8 = cg.Fp8Weight.quantize(Float32Array.from(ws), [N, K]);
+const q = cg.Int4Weight.quantize(Float32Array.from(ws), [N, K], { groupSize: -1 }).toDevice();
 const fp8Dense = toArr(fp8.toDense());
 const fp8Bytes = fp8.byteLength;
 const s24 = cg.Sparse24Weight.prune(Float32Array.from(ws), [N, K]); // float32 2:4: CPU kernels only
 out({
   withLora: toArr(cg.linear(x16, [M, K], w, { ...opts, lora })).length, // the LoRA epilogue runs on the device too
-  lowRank: err(() => cg.lowRankUpdate(w, new Float32Array(N).fill(0.5), new Float32Array(K).fill(0.5), { alpha: 1 })),
+  lowRank: err(() => cg.lowRankUpdate(q, new Float32Array(N).fill(0.5), new Float32Array(K).fill(0.5), { alpha: 1 })),
+  lowRankDense: cg.lowRankUpdate(w, new Float32Array(N).fill(0.5), new Float32Array(K).fill(0.5), { alpha: 1 }).peakScratchBytes, // on the device
   fp8ToDevice: err(() => fp8.toDevice()),
   fp8After: { device: fp8.device, bytes: fp8.byteLength, same: toArr(fp8.toDense()).every((x, i) => Object.is(x, fp8Dense[i])), linear: cg.linear(new Float32Array(M * K).fill(1), [M, K], fp8).length },
   fp8Bytes,
@@ -192,6 +194,7 @@ out({
   expect(v.withLora).toBe(M * N);
   expect(v.lowRank).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
   expect((v.lowRank as { message: string }).message).toMatch(/device-only/);
+  expect(v.lowRankDense).toBe((K + N) * 4); // a dense device-only weight is updated on the device (lowrank-device.test.ts)
   expect(v.fp8ToDevice).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
   expect(v.fp8After).toEqual({ device: null, bytes: v.fp8Bytes, same: true, linear: M * N });
   expect(v.s24ToDevice).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });

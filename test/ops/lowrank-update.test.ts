@@ -51,7 +51,7 @@ import {
   makeTestWeight,
   randomFactors,
 } from '../helpers/lowrank-reference';
-import { Target, restore, targetTable, targets } from '../helpers/matrix';
+import { Target, restore, targetTable, targets, xAsComputed } from '../helpers/matrix';
 import { buildWeight as build } from '../helpers/weights';
 import { DType, DTYPES, decode, encode, mulberry32, outRounding, randomFloat32, seedFor, seedNote } from '../helpers/reference';
 
@@ -195,7 +195,8 @@ function checkLinearAfter(v: Variant, w: cg.Weight, seed: number, what: string):
   const out = new Float32Array(M * N).fill(NaN);
   const y = cg.linear(x, [M, K], w, { out }) as Float32Array;
   if (y !== out) return `${what}: linear did not return its out buffer`;
-  const { ref: yr, absSum } = quantLinearRef(decode(x, 'float32'), M, ref, null);
+  // x as the kernel multiplies it (on the CUDA backend, rounded into a 16-bit weight's dtype: xAsComputed).
+  const { ref: yr, absSum } = quantLinearRef(xAsComputed(decode(x, 'float32'), 'float32', tw.kind, tw.dtype), M, ref, null);
   return checkQuantLinear(y, 'float32', yr, absSum, M, N, K, ref.extra, `${what}: linear() on the updated weight`);
 }
 
@@ -480,6 +481,12 @@ function scratchBound(tw: TestWeight, r: number, blockCols: number, threads: num
   return { lo: 4 * 16 * Math.min(blockCols, K), hi: used * perThread + fp8 };
 }
 
+/** Whether this process updates the weight on the CUDA backend's device placement (routing table). */
+function updatedOnDevice(tw: TestWeight): boolean {
+  const r = cg.backend().routes.find((x) => x.op === 'lowRankUpdate' && x.format === tw.kind && (!x.dtypes || x.dtypes.includes(tw.dtype as never)));
+  return r?.runsOn === 'cuda';
+}
+
 describe('peakScratchBytes', () => {
   test("README's example: a float32 weight at r = 16, two threads, default blockSize: at most 34 KiB", () => {
     // The scratch does not depend on N (beyond the panels) nor on K beyond one tile: a
@@ -501,7 +508,8 @@ describe('peakScratchBytes', () => {
         const dt: DType = fd;
         const f = randomFactors(mulberry32(seedFor(`lowrank-update peak ${vi} ${bs}`)), N, K, 8, dt);
         const aTile = dt !== 'float32' || tw.recipe.make === 'int4.fromCanonical';
-        const { lo, hi } = scratchBound(tw, 8, bs, threads, aTile);
+        // On the device the scratch is A and B as float32 device memory (README), whatever the tiles.
+        const { lo, hi } = updatedOnDevice(tw) ? { lo: (8 * K + N * 8) * 4, hi: (8 * K + N * 8) * 4 } : scratchBound(tw, 8, bs, threads, aTile);
         const opts: cg.LowRankUpdateOptions = { blockSize: bs, threads, reprune: v.reprune };
         if (dt !== 'float32') opts.dtype = dt;
         const s = cg.lowRankUpdate(build(tw), f.B, f.A, opts).peakScratchBytes;
