@@ -2,25 +2,26 @@
  * LoRA on the CUDA backend (linear with `lora`, linearMultiLora): the term alpha (X Aᵀ) Bᵀ fused
  * into the GEMM's epilogue (native/cuda/lora_epilogue.h), for every format with a CUDA kernel.
  *
- *   1. T = X·A_allᵀ [M, rsum] in float32, by the float32 GEMM (gemm_dense_f32.cuh), from x as
- *      given (float32, or 16-bit widened exactly) and the adapters' A stacked [rsum, K] in float32:
- *      t is x Aᵀ in float32, as on the CPU (the main product takes x in the weight's dtype);
- *   2. the main kernel adds alpha[m] Σ_j T[m][off[m] + j] Bt[off[m] + j][n] to each output, from
- *      the adapters' B transposed and stacked [rsum, N], row m using its adapter's rows (off[m],
- *      r[m]; r = 0 for -1): one adapter for every row, or one per row (S-LoRA / Punica's grouping
- *      by adapter, here by row table), adapters of any rank (1 to 65,536) and any N and K.
+ *   1. T [M, rmax] = each row's x·Aᵀ against its own adapter only (Punica's SGMV shrink:
+ *      native/cuda/lora_shrink.cuh), in float32 from x as given (float32, or 16-bit widened
+ *      exactly; a host array or a device tensor), one FMA chain over k per value, as on the CPU
+ *      (the main product takes x in the weight's dtype). The rows are grouped by adapter into
+ *      tiles of 8 (shrinkTiles), so a batch of many adapters costs M · r · K multiply-adds, not
+ *      M · Σr · K; rows without an adapter (-1) cost nothing;
+ *   2. the main kernel adds alpha[m] Σ_j T[m][j] Bt[off[m] + j][n] to each output, from the
+ *      adapters' B transposed and stacked [rsum, N] (off[m]: row m's adapter's first row; r = 0
+ *      for -1): one adapter for every row, or one per row, adapters of any rank (1 to 65,536)
+ *      and any N and K.
  * Each adapter's A (padded to K4 = K rounded up to 4) and Bᵀ are uploaded once per device and
  * kept with the adapter (freed with it by the garbage collector); a call with several adapters
- * stacks them on the device (device-to-device copies). Every computed row of T costs M x rsum x K
- * FMAs: rows multiply every adapter of the call, not only their own (the simple form of SGMV; a
- * segmented T is the later optimisation when many adapters share a batch).
+ * stacks them on the device (device-to-device copies).
  */
-import { FLOAT_DTYPES, FloatDType } from '../dtype';
+import type { FloatDType } from '../dtype';
 import { withNativeErrors } from '../errors';
-import type { DeviceAddon, DeviceHandle } from '../native/cuda';
+import type { DeviceAddon, DeviceHandle, DeviceLoraArg } from '../native/cuda';
 import type { NativeLoraArgs } from '../native/cpu';
 import { cpuBackend } from './cpu';
-import { asWeightDtype, padColumns, upload } from './cuda-common';
+import { padColumns, upload } from './cuda-common';
 
 /** The device copies of one adapter: A [r, K4] and Bᵀ [r, N], float32. */
 interface DeviceAdapter {
@@ -57,18 +58,47 @@ function deviceCopies(d: DeviceAddon, device: number, ad: NativeLoraArgs['adapte
 
 /** The `lora` argument of a kernel call, with the temporaries to free after it. */
 export interface DeviceLora {
-  arg: { t: DeviceHandle; bt: DeviceHandle; rows: DeviceHandle; table: Int32Array; rsum: number };
+  arg: DeviceLoraArg;
   temporaries: DeviceHandle[];
-  /** The T GEMM's completion, when enqueued asynchronously. */
+  /** The shrink kernel's completion, when enqueued asynchronously (null: sync, or nothing to compute). */
   done: Promise<void> | null;
 }
 
+/** Rows per tile of the shrink kernel (native/cuda/lora_shrink.cuh, kShrinkRows), and words per tile. */
+const SHRINK_ROWS = 8;
+const TILE_WORDS = 2 + SHRINK_ROWS;
+
 /**
- * Computes T on the device (enqueued before the main kernel on the same stream) and builds the
- * row table; x is the host x as given (dtype xDtype, [M, K]).
+ * The shrink kernel's tile table: the rows of each adapter (a segment), in tiles of up to 8 rows
+ * that share one adapter (off, r, then the row indices, -1 for an empty slot); rows without an
+ * adapter are in no tile. Also the largest rank among the adapters that have rows (0: none).
+ */
+export function shrinkTiles(rowAdapter: Int32Array | null, M: number, offsets: number[], ranks: number[]): { tiles: Int32Array; rmax: number } {
+  const rowsOf: number[][] = ranks.map(() => []);
+  for (let m = 0; m < M; ++m) {
+    const a = rowAdapter ? rowAdapter[m] : 0;
+    if (a >= 0) rowsOf[a].push(m);
+  }
+  const words: number[] = [];
+  let rmax = 0;
+  rowsOf.forEach((rows, a) => {
+    if (rows.length > 0) rmax = Math.max(rmax, ranks[a]);
+    for (let i = 0; i < rows.length; i += SHRINK_ROWS) {
+      words.push(offsets[a], ranks[a]);
+      for (let q = 0; q < SHRINK_ROWS; ++q) words.push(i + q < rows.length ? rows[i + q] : -1);
+    }
+  });
+  return { tiles: Int32Array.from(words), rmax };
+}
+
+/**
+ * Enqueues T (the shrink kernel: each row's x·Aᵀ against its own adapter only, before the main
+ * kernel on the same stream) and builds the row table. x is the host x as given (`host`, dtype
+ * xDtype, [M, K]: uploaded as it is) or a device tensor's memory (`device`, [M, K] of xDtype).
  */
 export function prepareLora(
-  d: DeviceAddon, device: number, lora: NativeLoraArgs, x: ArrayBufferView, xDtype: FloatDType, M: number, N: number, K: number, async: boolean,
+  d: DeviceAddon, device: number, lora: NativeLoraArgs, x: { host: ArrayBufferView } | { device: DeviceHandle }, xDtype: FloatDType, M: number, N: number, K: number,
+  async: boolean,
 ): DeviceLora {
   const temporaries: DeviceHandle[] = [];
   const temp = (h: DeviceHandle) => (temporaries.push(h), h);
@@ -91,12 +121,17 @@ export function prepareLora(
         withNativeErrors(() => d.copyDeviceToDevice({ dst: btAll, dstOffset: offsets[i] * N * 4, src: c.bt, bytes: r * N * 4 }));
       });
     }
-    const x32 = temp(upload(d, device, padColumns(asWeightDtype(x, xDtype, 'float32'), FLOAT_DTYPES.float32.bytes, M, K, K4)));
-    const t = temp(withNativeErrors(() => d.deviceAlloc({ device, bytes: M * rsum * 4 })));
-    const gemm = { x: x32, w: aAll, bias: null, out: t, M, N: rsum, K: K4, dtype: 'float32' as const, outDtype: 'float32' as const };
+    const { tiles, rmax } = shrinkTiles(lora.rowAdapter, M, offsets, lora.adapters.map((a) => a.r));
+    const tld = Math.max(rmax, 1);
+    const t = temp(withNativeErrors(() => d.deviceAlloc({ device, bytes: M * tld * 4 })));
     let done: Promise<void> | null = null;
-    if (async) done = d.linearDenseAsync(gemm);
-    else withNativeErrors(() => d.linearDense(gemm));
+    if (tiles.length > 0) {
+      const xh = 'device' in x ? x.device : temp(upload(d, device, x.host));
+      const tilesDev = temp(withNativeErrors(() => d.deviceAlloc({ device, bytes: tiles.byteLength })));
+      const shrink = { x: xh, xDtype, M, K, a: aAll, lda: K4, rsum, tiles, tilesDev, t, tld };
+      if (async) done = d.loraShrinkAsync(shrink);
+      else withNativeErrors(() => d.loraShrink(shrink));
+    }
 
     const table = new Int32Array(3 * M);
     const alphas = new Float32Array(table.buffer, 8 * M, M);
@@ -108,7 +143,7 @@ export function prepareLora(
       alphas[m] = lora.adapters[a].alpha;
     }
     const rows = temp(withNativeErrors(() => d.deviceAlloc({ device, bytes: 12 * M })));
-    return { arg: { t, bt: btAll, rows, table, rsum }, temporaries, done };
+    return { arg: { t, bt: btAll, rows, table, rsum, tld }, temporaries, done };
   } catch (e) {
     for (const h of temporaries) d.deviceFree(h);
     throw e;

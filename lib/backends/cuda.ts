@@ -13,6 +13,7 @@
  */
 import { CgError, CgTypeError, withNativeErrors, withNativeErrorsAsync } from '../errors';
 import type { CanonicalArrays, WeightParams } from '../native/descriptor';
+import type { NativeLoraArgs } from '../native/cpu';
 import type { DeviceHandle } from '../native/cuda';
 import { FLOAT_DTYPES, FloatDType } from '../dtype';
 import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
@@ -74,7 +75,7 @@ function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan, as
     if (bias) handles.push(bias);
     const out = withNativeErrors(() => d.deviceAlloc({ device: p.device, bytes: plan.out.byteLength }));
     handles.push(out);
-    const lora = plan.lora ? prepareLora(d, p.device, plan.lora, plan.x, plan.xDtype, plan.M, params.N, params.K, async) : null;
+    const lora = plan.lora ? prepareLora(d, p.device, plan.lora, { host: plan.x }, plan.xDtype, plan.M, params.N, params.K, async) : null;
     if (lora) handles.push(...lora.temporaries);
     const loraDone = lora?.done ?? null;
     loraDone?.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
@@ -87,10 +88,42 @@ function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan, as
 
 /**
  * The kernel on device memory (a device tensor x of xDtype, K wide: checkDeviceDtype and
- * checkDeviceK first): waits for it, or (async) returns a Promise settled when it is done.
+ * checkDeviceK first), with the fused LoRA term when `lora` is given (its T from the same
+ * device x): waits for it, or (async) returns a Promise settled when it is done. The LoRA
+ * temporaries are freed once the kernel is done (or has failed).
  */
-export function runOnDevice(params: WeightParams, p: Placement, x: DeviceHandle, bias: DeviceHandle | null, out: DeviceHandle, M: number, outDtype: FloatDType, async: boolean, xDtype: FloatDType): void | Promise<void> {
-  return formatOf(params).run(deviceAddon(), params, p as DevicePlacement, { x, xK: params.K, bias, out, M, outDtype, xDtype }, async);
+export function runOnDevice(
+  params: WeightParams, p: Placement, x: DeviceHandle, bias: DeviceHandle | null, out: DeviceHandle, M: number, outDtype: FloatDType, async: boolean,
+  xDtype: FloatDType, lora: NativeLoraArgs | null = null,
+): void | Promise<void> {
+  const d = deviceAddon();
+  const dp = p as DevicePlacement;
+  const l = lora ? prepareLora(d, dp.device, lora, { device: x }, xDtype, M, params.N, params.K, async) : null;
+  const free = () => {
+    for (const h of l?.temporaries ?? []) d.deviceFree(h);
+  };
+  const call = { x, xK: params.K, bias, out, M, outDtype, xDtype, lora: l?.arg };
+  if (!async) {
+    try {
+      formatOf(params).run(d, params, dp, call, false);
+    } finally {
+      free();
+    }
+    return;
+  }
+  l?.done?.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+  let run: Promise<void>;
+  try {
+    run = formatOf(params).run(d, params, dp, call, true) as Promise<void>;
+  } catch (e) {
+    // The shrink may still be queued: free its buffers after it, never under it.
+    void Promise.allSettled([l?.done]).then(free);
+    throw e;
+  }
+  return Promise.allSettled([...(l?.done ? [withNativeErrorsAsync(() => l.done!)] : []), run]).then((settled) => {
+    free();
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  });
 }
 
 export const cudaBackend: Backend = {

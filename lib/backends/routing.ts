@@ -66,7 +66,7 @@ const ROUTES: Route[] = [
 ];
 
 // The fused LoRA epilogue exists wherever a linear kernel does (same activations rule): t = x Aᵀ
-// first (the CUDA backend: the float32 GEMM), t Bᵀ scaled by alpha added in the epilogue
+// first (the CUDA backend: each row against its own adapter, lora_shrink.cuh), t Bᵀ scaled by alpha added in the epilogue
 // (native/cuda/lora_epilogue.h on the CUDA backend), one adapter or one per row.
 for (const r of ROUTES.slice()) {
   ROUTES.push({ ...r, op: 'linear+lora', why: `${r.why}; t = x Aᵀ first, alpha t Bᵀ added in the epilogue` });

@@ -50,6 +50,9 @@ export interface DeviceAddon {
   /** The same on a 16-bit 2:4 weight's placement: kept positions only, or reprune. */
   lowRankUpdateSparse24(a: Sparse24UpdateArgs): void;
   lowRankUpdateSparse24Async(a: Sparse24UpdateArgs): Promise<void>;
+  /** The LoRA shrink: T = each row's x·Aᵀ against its own adapter (native/cuda/lora_shrink.cuh). */
+  loraShrink(a: LoraShrinkArgs): void;
+  loraShrinkAsync(a: LoraShrinkArgs): Promise<void>;
 }
 
 /** The factors of a device update: A [r, K] and B [N, r], float32 device buffers. */
@@ -129,11 +132,31 @@ export interface DenseDeviceArgs {
 
 /** The fused LoRA term of a GEMM (native/cuda/lora_epilogue.h; lib/backends/cuda-lora.ts builds it). */
 export interface DeviceLoraArg {
+  /** [M, tld] float32: row m's x·Aᵀ (loraShrink). */
   t: DeviceHandle;
+  /** [rsum, N] float32: the adapters' B, transposed and stacked. */
   bt: DeviceHandle;
   rows: DeviceHandle;
   table: Int32Array;
   rsum: number;
+  tld: number;
+}
+
+/** T = each row's x·Aᵀ against its own adapter (native/binding/lora_exports.h). */
+export interface LoraShrinkArgs {
+  x: DeviceHandle;
+  xDtype: 'float32' | 'float16' | 'bfloat16';
+  M: number;
+  K: number;
+  /** A_all [rsum, lda] float32. */
+  a: DeviceHandle;
+  lda: number;
+  rsum: number;
+  /** Per tile: off, r, then 8 row indices (-1: empty). */
+  tiles: Int32Array;
+  tilesDev: DeviceHandle;
+  t: DeviceHandle;
+  tld: number;
 }
 
 export interface CudaAddon extends DeviceAddon {

@@ -189,7 +189,8 @@ export async function linearAsync(x: FloatArray | Tensor, xShape: [number, numbe
 
 /**
  * linear on a device tensor: the weight's device placement (made on first use), the kernel on the
- * device's stream, a new device tensor out. Only what the routing table sends to the CUDA backend
+ * device's stream (with the fused LoRA term when `lora` is given: its t from the device x), a new
+ * device tensor out. Only what the routing table sends to the CUDA backend
  * runs here; a weight whose kernel is CPU-only is ERR_NOT_SUPPORTED with device tensors (pass host
  * arrays instead). x must be in the weight's dtype (the kernel's A and B share one type; INT4:
  * float16 or bfloat16).
@@ -204,10 +205,11 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
   if (params.K !== K) throw new CgRangeError('ERR_SHAPE_MISMATCH', `x has K = ${K} columns but the weight has K = ${params.K}`);
   const N = params.N;
   checkProduct(M, N, 'M*N');
-  if (o.out !== undefined || (o.lora !== undefined && o.lora !== null) || (o.activations !== undefined && o.activations !== 'native')) {
-    notSupported('linear on a device tensor with out, lora or quantized activations');
+  if (o.out !== undefined || (o.activations !== undefined && o.activations !== 'native')) {
+    notSupported('linear on a device tensor with out or quantized activations');
   }
-  const backend = route('linear', params.format, 'native', selectBackend().info.kind, valueDtype(params));
+  const adapters = o.lora !== undefined && o.lora !== null ? [adapterFor(o.lora, N, K, 'lora')] : [];
+  const backend = route(adapters.length > 0 ? 'linear+lora' : 'linear', params.format, 'native', selectBackend().info.kind, valueDtype(params));
   if (backend.name !== 'cuda') {
     return notSupported(`linear on a device tensor with a ${params.format} ${valueDtype(params)} weight (its kernel runs on the CPU: pass host arrays)`);
   }
@@ -220,15 +222,16 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
   checkReadable(weight);
   const d = deviceAddon();
   const placement = placementOn(weight, backend, x.device);
+  const lora = adapters.length > 0 ? loraArgs(adapters, null) : null;
   const out = Tensor.alloc([M, N], outDtype, x.device);
   let biasHandle: DeviceHandle | null = null;
   try {
     biasHandle = bias ? upload(d, x.device, bias) : null;
     if (!async) {
-      runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, false, x.dtype);
+      runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, false, x.dtype, lora);
       return out;
     }
-    const done = runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, true, x.dtype) as Promise<void>;
+    const done = runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, true, x.dtype, lora) as Promise<void>;
     const b = biasHandle;
     biasHandle = null; // freed when the kernel is done
     return useDuring(weight, 'read', () => done).then(

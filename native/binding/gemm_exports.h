@@ -17,11 +17,12 @@
 //   dtype     'float16' | 'bfloat16' (x's and w's: the tensor-core kernel) | 'float32' (the
 //             CUDA-core kernel, gemm_dense_f32.cuh)
 //   outDtype  'float32' | 'float16' | 'bfloat16'
-//   lora      optional, the fused LoRA term (cuda/lora_epilogue.h): { t, bt, rows, table, rsum }:
-//             t device handle [M, rsum] float32 (X·A_allᵀ, written earlier on the stream), bt
-//             [rsum, N] float32, rows a device handle of at least 3M 32-bit words that the export
-//             fills from `table` (an Int32Array [3M]: off[m], r[m], alpha's float32 bits), after
-//             checking it (0 <= off, 0 <= r, off + r <= rsum), on the stream before the kernel
+//   lora      optional, the fused LoRA term (cuda/lora_epilogue.h): { t, bt, rows, table, rsum, tld }:
+//             t device handle [M, tld] float32 (row m: x[m]·Aᵀ of its adapter, written earlier on
+//             the stream by loraShrink, lora_exports.h), bt [rsum, N] float32, rows a device handle
+//             of at least 3M 32-bit words that the export fills from `table` (an Int32Array [3M]:
+//             off[m], r[m], alpha's float32 bits), after checking it (0 <= off, 0 <= r <= tld,
+//             off + r <= rsum), on the stream before the kernel
 // Every buffer is used from byte 0 of its allocation (allocations are 256-byte aligned, which
 // the kernel's alignment rules need). All handles must be live and on one device.
 //
@@ -142,15 +143,16 @@ inline LoraArg lora_arg(const Napi::Object& o, int64_t M, int64_t N, int device,
   LoraArg l;
   const Napi::Value v = o.Get("lora");
   if (v.IsUndefined() || v.IsNull()) return l;
-  if (!v.IsObject()) throw_type(env, "lora must be an object { t, bt, rows, table, rsum }");
+  if (!v.IsObject()) throw_type(env, "lora must be an object { t, bt, rows, table, rsum, tld }");
   const Napi::Object lo = v.As<Napi::Object>();
   const int64_t rsum = int_of(lo, "rsum", 1, 1 << 24);
+  const int64_t tld = int_of(lo, "tld", 1, 1 << 24);
   const std::shared_ptr<de::Allocation> t = de::live_alloc(env, lo.Get("t"), "lora.t");
   const std::shared_ptr<de::Allocation> bt = de::live_alloc(env, lo.Get("bt"), "lora.bt");
   l.rows = de::live_alloc(env, lo.Get("rows"), "lora.rows");
   if (t->device != device || bt->device != device || l.rows->device != device)
     throw_range(env, "lora's buffers must be on the call's device");
-  if (t->bytes < uint64_t(M) * uint64_t(rsum) * 4) throw_range(env, "lora.t must hold [M, rsum] float32");
+  if (t->bytes < uint64_t(M) * uint64_t(tld) * 4) throw_range(env, "lora.t must hold [M, tld] float32");
   if (bt->bytes < uint64_t(rsum) * uint64_t(N) * 4) throw_range(env, "lora.bt must hold [rsum, N] float32");
   if (l.rows->bytes < uint64_t(M) * 12) throw_range(env, "lora.rows must hold 3M 32-bit words");
   const Napi::Value tv = lo.Get("table");
@@ -162,16 +164,16 @@ inline LoraArg lora_arg(const Napi::Object& o, int64_t M, int64_t N, int device,
   const std::vector<int32_t>& tab = *l.table;
   for (int64_t m = 0; m < M; ++m) {
     const int64_t off = tab[size_t(m)], r = tab[size_t(M + m)];
-    if (off < 0 || r < 0 || off + r > rsum)
+    if (off < 0 || r < 0 || off + r > rsum || r > tld)
       throw_range(env, "lora.table row " + std::to_string(m) + ": off " + std::to_string(off) + ", r " + std::to_string(r) +
-                           " outside rsum " + std::to_string(rsum));
+                           " outside rsum " + std::to_string(rsum) + " or tld " + std::to_string(tld));
   }
   l.ep.t = static_cast<const float*>(t->ptr);
   l.ep.bt = static_cast<const float*>(bt->ptr);
   l.ep.rows = static_cast<const int32_t*>(l.rows->ptr);
-  l.ep.rsum = int(rsum);
+  l.ep.tld = int(tld);
   l.keep = {t, bt, l.rows};
-  if (overlaps(out_ptr, out_bytes, t->ptr, uint64_t(M) * uint64_t(rsum) * 4) ||
+  if (overlaps(out_ptr, out_bytes, t->ptr, uint64_t(M) * uint64_t(tld) * 4) ||
       overlaps(out_ptr, out_bytes, bt->ptr, uint64_t(N) * uint64_t(rsum) * 4) ||
       overlaps(out_ptr, out_bytes, l.rows->ptr, uint64_t(M) * 12))
     overlap(env, "lora's buffers");

@@ -12,6 +12,7 @@
 #include "binding/timing_exports.h"
 #include "binding/gemm_int4_exports.h"
 #include "binding/lowrank_exports.h"
+#include "binding/lora_exports.h"
 
 namespace cg {
 namespace binding {
@@ -22,6 +23,7 @@ void register_gemm_exports(Napi::Env env, Napi::Object exports) {
   timing_exports::register_all_timing(env, exports);
   gemm_int4_exports::register_all_int4(env, exports);
   lowrank_exports::register_all_lowrank(env, exports);
+  lora_exports::register_all_lora(env, exports);
 }
 
 }  // namespace binding

@@ -260,6 +260,24 @@ using DenseGemmStream = void*;                           // the simulator's laun
 using DenseGemmLaunchStatus = ::cg::sim::LaunchResult;  // ok, or the simulator's first refusal
 #endif
 
+// CG_LAUNCH, then the launch's DenseGemmLaunchStatus: cudaGetLastError() under nvcc, the
+// simulator's result otherwise.
+#if defined(__CUDACC__)
+#define CG_LAUNCH_STATUS(kernel, grid, block, smem, stream, ...) \
+  (CG_LAUNCH(kernel, grid, block, smem, stream, __VA_ARGS__), cudaGetLastError())
+#else
+#define CG_LAUNCH_STATUS(kernel, grid, block, smem, stream, ...) CG_LAUNCH(kernel, grid, block, smem, stream, __VA_ARGS__)
+#endif
+
+// A one-dimensional grid or block of n.
+inline LaunchDim dim_x(unsigned n) {
+  LaunchDim d;
+  d.x = n;
+  d.y = 1;
+  d.z = 1;
+  return d;
+}
+
 // A configuration the kernel does not run (checked before any launch).
 enum class DenseGemmError : int {
   kNone = 0,

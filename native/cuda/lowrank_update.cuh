@@ -210,39 +210,18 @@ inline const char* validate_lowrank(const LowRankArgs& x, bool sparse) {
 
 template <DType kW>
 inline DenseGemmLaunchStatus launch_lowrank_dense_config(const LowRankArgs& x, DenseGemmStream stream) {
-  LaunchDim grid, block;
-  grid.x = unsigned((x.K + kLowRankDenseThreads - 1) / kLowRankDenseThreads);
+  LaunchDim grid = dim_x(unsigned((x.K + kLowRankDenseThreads - 1) / kLowRankDenseThreads));
   grid.y = unsigned((x.N + kLowRankDenseRows - 1) / kLowRankDenseRows);
-  grid.z = 1;
-  block.x = unsigned(kLowRankDenseThreads);
-  block.y = 1;
-  block.z = 1;
   auto* const kernel = &lowrank_dense_kernel<kW>;
-#if defined(__CUDACC__)
-  CG_LAUNCH(kernel, grid, block, 0, stream, x.w, x.a, x.b, x.alpha, x.N, x.K, x.kp, x.r);
-  return cudaGetLastError();
-#else
-  return CG_LAUNCH(kernel, grid, block, 0, stream, x.w, x.a, x.b, x.alpha, x.N, x.K, x.kp, x.r);
-#endif
+  return CG_LAUNCH_STATUS(kernel, grid, dim_x(kLowRankDenseThreads), 0, stream, x.w, x.a, x.b, x.alpha, x.N, x.K, x.kp, x.r);
 }
 
 template <DType kW>
 inline DenseGemmLaunchStatus launch_lowrank_sparse24_config(const LowRankArgs& x, DenseGemmStream stream) {
   const int64_t words = int64_t(x.np / 16) * (x.kp / 32) * 16;
-  LaunchDim grid, block;
-  grid.x = unsigned((words + kLowRankSparseThreads - 1) / kLowRankSparseThreads);
-  grid.y = 1;
-  grid.z = 1;
-  block.x = unsigned(kLowRankSparseThreads);
-  block.y = 1;
-  block.z = 1;
   auto* const kernel = &lowrank_sparse24_kernel<kW>;
-#if defined(__CUDACC__)
-  CG_LAUNCH(kernel, grid, block, 0, stream, x.values, x.meta, x.a, x.b, x.alpha, x.N, x.K, x.np, x.kp, x.r, x.reprune);
-  return cudaGetLastError();
-#else
-  return CG_LAUNCH(kernel, grid, block, 0, stream, x.values, x.meta, x.a, x.b, x.alpha, x.N, x.K, x.np, x.kp, x.r, x.reprune);
-#endif
+  return CG_LAUNCH_STATUS(kernel, dim_x(unsigned((words + kLowRankSparseThreads - 1) / kLowRankSparseThreads)), dim_x(kLowRankSparseThreads), 0, stream,
+                          x.values, x.meta, x.a, x.b, x.alpha, x.N, x.K, x.np, x.kp, x.r, x.reprune);
 }
 
 // Launches the update of a validated configuration on `stream`.

@@ -25,6 +25,15 @@ function child(body: string): Record<string, unknown> {
   return r.value as Record<string, unknown>;
 }
 
+/** A call's outcome: null, or the thrown error's class and code. */
+function codeOf(f: () => unknown): string | null {
+  try {
+    f();
+    return null;
+  } catch (e) {
+    return `${(e as Error).name} ${(e as { code?: string }).code}`;
+  }
+}
 
 test.each([
   { format: 'dense', dtype: 'float16', N: 37, K: 29, M: 5, ranks: [1], rows: null },
@@ -83,7 +92,8 @@ test("the binding checks the LoRA row table before anything runs (ERR_NATIVE), a
   const x = h(new Uint16Array(M * K)); // zeros: y is the LoRA term alone
   const w = h(new Uint16Array(N * K));
   const out = sim.deviceAlloc({ bytes: M * N * 4 });
-  const t = h(Float32Array.from([1, 2, 3, 4])); // T [M, rsum]
+  const tld = 2;
+  const t = h(Float32Array.from([1, 2, 3, 4])); // T [M, tld]: row m's own x·Aᵀ from column 0
   const bt = h(Float32Array.from({ length: rsum * N }, (_, i) => i)); // Bt [rsum, N]
   const rows = sim.deviceAlloc({ bytes: 12 * M });
   const table = (offs: number[], rs: number[], alphas: number[]) => {
@@ -94,27 +104,149 @@ test("the binding checks the LoRA row table before anything runs (ERR_NATIVE), a
     return tb;
   };
   const args = (lora: object) => ({ x, w, bias: null, out, M, N, K, dtype: 'float16', outDtype: 'float32', lora });
-  const code = (f: () => unknown) => {
-    try {
-      f();
-      return null;
-    } catch (e) {
-      return `${(e as Error).name} ${(e as { code?: string }).code}`;
-    }
-  };
+  const code = codeOf;
   try {
-    expect(code(() => sim.linearDense(args({ t, bt, rows, rsum, table: table([1, 0], [2, 1], [1, 1]) })))).toBe('RangeError ERR_NATIVE'); // off + r > rsum
-    expect(code(() => sim.linearDense(args({ t, bt, rows, rsum, table: table([-1, 0], [1, 1], [1, 1]) })))).toBe('RangeError ERR_NATIVE');
-    expect(code(() => sim.linearDense(args({ t, bt, rows, rsum, table: new Float32Array(3 * M) })))).toBe('TypeError ERR_NATIVE');
-    expect(code(() => sim.linearDense(args({ t, bt, rows, rsum: 3, table: table([0, 0], [1, 1], [1, 1]) })))).toBe('RangeError ERR_NATIVE'); // t too small
-    // Row 0: adapter rows 0..1, alpha 2; row 1: rows 1..1, alpha 0.5.
-    sim.linearDense(args({ t, bt, rows, rsum, table: table([0, 1], [2, 1], [2, 0.5]) }));
+    expect(code(() => sim.linearDense(args({ t, bt, rows, rsum, tld, table: table([1, 0], [2, 1], [1, 1]) })))).toBe('RangeError ERR_NATIVE'); // off + r > rsum
+    expect(code(() => sim.linearDense(args({ t, bt, rows, rsum, tld, table: table([-1, 0], [1, 1], [1, 1]) })))).toBe('RangeError ERR_NATIVE');
+    expect(code(() => sim.linearDense(args({ t, bt, rows, rsum, tld: 1, table: table([0, 0], [2, 1], [1, 1]) })))).toBe('RangeError ERR_NATIVE'); // r > tld
+    expect(code(() => sim.linearDense(args({ t, bt, rows, rsum, tld, table: new Float32Array(3 * M) })))).toBe('TypeError ERR_NATIVE');
+    expect(code(() => sim.linearDense(args({ t, bt, rows, rsum, tld: 3, table: table([0, 0], [1, 1], [1, 1]) })))).toBe('RangeError ERR_NATIVE'); // t too small
+    // Row 0: adapter rows 0..1, alpha 2; row 1: row 1 only, alpha 0.5 (its t is T[1][0] = 3).
+    sim.linearDense(args({ t, bt, rows, rsum, tld, table: table([0, 1], [2, 1], [2, 0.5]) }));
     const y = sim.copyToHost({ handle: out, dst: new Float32Array(M * N) }) as Float32Array;
     const want: number[] = [];
     for (let n = 0; n < N; n++) want.push(2 * (1 * n + 2 * (N + n)));
-    for (let n = 0; n < N; n++) want.push(0.5 * (4 * (N + n)));
+    for (let n = 0; n < N; n++) want.push(0.5 * (3 * (N + n)));
     expect(Array.from(y)).toEqual(want);
   } finally {
     for (const a of [x, w, out, t, bt, rows]) sim.deviceFree(a);
   }
+});
+
+/**
+ * The shrink kernel alone (native/cuda/lora_shrink.cuh through the binding's loraShrink): T
+ * poisoned with NaN first; every (m, j < r) of a tiled row equals the float64 x[m]·A[off + j]
+ * within float32 accumulation over K (|err| <= (K + 1) 2^-24 Σ|x A|: one rounding per FMA, c = 1),
+ * and nothing else of T is written (rows in no tile and columns past their rank stay NaN). x in
+ * each dtype (16-bit widened exactly), K = 150 (3 chunks of 64, the last partial), ranks 3 and 40
+ * (two 32-column chunks), 19 rows in segments of 9 and 7 (tiles of 8: partial tiles) and 3 rows
+ * without an adapter. Then the table checks (ERR_NATIVE) and the work it saves: the tiles hold
+ * each row once, with its own adapter only (lib/backends/cuda-lora.ts shrinkTiles).
+ */
+test.each(['float32', 'float16', 'bfloat16'] as const)('the shrink kernel: each row against its own adapter, %s x; T poisoned, unwritten entries stay NaN; table checks', (xDtype) => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const sim = require(ADDON);
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { shrinkTiles } = require('../../lib/backends/cuda-lora') as typeof import('../../lib/backends/cuda-lora');
+  const seed = seedFor(`lora shrink ${xDtype}`);
+  const rng = mulberry32(seed);
+  const M = 19, K = 150, lda = 152, ranks = [3, 40], offsets = [0, 3], rsum = 43, tld = 40;
+  const rowAdapter = Int32Array.from({ length: M }, (_, m) => (m % 6 === 5 ? -1 : m % 2 === 0 && m < 18 ? 0 : 1));
+  const rnd = () => (rng() < 0.5 ? -1 : 1) * (0.125 + 1.875 * rng());
+  const x32 = Float32Array.from({ length: M * K }, rnd);
+  const xBits = encode(x32, xDtype);
+  const x64 = decode(xBits as Float32Array | Uint16Array, xDtype);
+  const A = new Float32Array(rsum * lda); // padding columns K..lda hold NaN: the kernel must not read them
+  for (let j = 0; j < rsum; j++) for (let k = 0; k < lda; k++) A[j * lda + k] = k < K ? Math.fround(rnd()) : NaN;
+  const { tiles, rmax } = shrinkTiles(rowAdapter, M, offsets, ranks);
+  expect(rmax).toBe(40);
+  // Each row with an adapter is in exactly one tile, with its adapter's (off, r); -1 rows in none.
+  const placed = new Map<number, [number, number]>();
+  for (let i = 0; i < tiles.length; i += 10) for (let q = 0; q < 8; q++) if (tiles[i + 2 + q] >= 0) placed.set(tiles[i + 2 + q], [tiles[i], tiles[i + 1]]);
+  for (let m = 0; m < M; m++) expect(placed.get(m)).toEqual(rowAdapter[m] < 0 ? undefined : [offsets[rowAdapter[m]], ranks[rowAdapter[m]]]);
+  const h = (src: ArrayBufferView) => {
+    const a = sim.deviceAlloc({ bytes: src.byteLength });
+    sim.copyToDevice({ handle: a, src });
+    return a;
+  };
+  const x = h(xBits), a = h(A), t = h(new Float32Array(M * tld).fill(NaN)), tilesDev = sim.deviceAlloc({ bytes: tiles.byteLength });
+  const args = (o: object) => ({ x, xDtype, M, K, a, lda, rsum, tiles, tilesDev, t, tld, ...o });
+  const code = codeOf;
+  try {
+    const tile = (off: number, r: number, rows: number[]) => Int32Array.from([off, r, ...rows, ...new Array(8 - rows.length).fill(-1)]);
+    expect(code(() => sim.loraShrink(args({ tiles: tile(3, 41, [0]) })))).toBe('RangeError ERR_NATIVE'); // off + r > rsum
+    expect(code(() => sim.loraShrink(args({ tiles: tile(0, 41, [0]), rsum: 43 })))).toBe('RangeError ERR_NATIVE'); // r > tld
+    expect(code(() => sim.loraShrink(args({ tiles: tile(0, 0, [0]) })))).toBe('RangeError ERR_NATIVE'); // r = 0
+    expect(code(() => sim.loraShrink(args({ tiles: tile(0, 3, [M]) })))).toBe('RangeError ERR_NATIVE'); // row out of range
+    expect(code(() => sim.loraShrink(args({ tiles: Int32Array.from([...tile(0, 3, [1]), ...tile(3, 2, [1])]) })))).toBe('RangeError ERR_NATIVE'); // a row twice
+    expect(code(() => sim.loraShrink(args({ tiles: tiles.subarray(0, 9) })))).toBe('RangeError ERR_NATIVE'); // not whole tiles
+    const small = sim.deviceAlloc({ bytes: M * tld * 4 - 4 });
+    expect(code(() => sim.loraShrink(args({ t: small })))).toBe('RangeError ERR_NATIVE'); // t too small for [M, tld]
+    expect(code(() => sim.loraShrink(args({ t: x })))).toBe('RangeError ERR_OVERLAP'); // t over x
+    sim.deviceFree(small);
+    sim.loraShrink(args({}));
+    const T = sim.copyToHost({ handle: t, dst: new Float32Array(M * tld) }) as Float32Array;
+    const bad: string[] = [];
+    for (let m = 0; m < M; m++) {
+      const ad = rowAdapter[m];
+      for (let j = 0; j < tld; j++) {
+        const got = T[m * tld + j];
+        if (ad < 0 || j >= ranks[ad]) {
+          if (!Number.isNaN(got)) bad.push(`T[${m}][${j}] = ${got} written (row ${ad < 0 ? 'without an adapter' : `of rank ${ranks[ad]}`})`);
+          continue;
+        }
+        let ref = 0, abs = 0;
+        for (let k = 0; k < K; k++) {
+          const p = x64[m * K + k] * A[(offsets[ad] + j) * lda + k];
+          ref += p;
+          abs += Math.abs(p);
+        }
+        if (!(Math.abs(got - ref) <= (K + 1) * 2 ** -24 * abs)) bad.push(`T[${m}][${j}] = ${got}, reference ${ref}`);
+      }
+    }
+    expect(`${bad.slice(0, 5).join('\n')}${bad.length ? `\n(${bad.length} in all); ${seedNote(seed)}` : ''}`).toBe('');
+  } finally {
+    for (const d of [x, a, t, tilesDev]) sim.deviceFree(d);
+  }
+});
+
+/**
+ * `lora` with a device tensor x (dense float16, 2:4 bfloat16, INT4 with float16 x): t is computed
+ * on the device from the tensor, so the result equals the host-array call's bit for bit (the host
+ * path uploads the same x values and runs the same kernels, and is held to the float64 reference
+ * above and by ops/lora on cuda-sim); sync and async; the temporaries are freed (the device
+ * memory after equals before, but for the out tensor and the adapter's kept copies); and `out`
+ * with a tensor is still ERR_NOT_SUPPORTED.
+ */
+test('lora with device tensors: the host-array result bit for bit, sync and async, temporaries freed', () => {
+  const seed = seedFor('lora device tensor');
+  const rng = mulberry32(seed);
+  const M = 9, N = 40, K = 64, r = 6;
+  const rnd = (n: number) => Array.from({ length: n }, () => (rng() < 0.5 ? -1 : 1) * (0.125 + 1.875 * rng()));
+  const v = child(`
+const M = ${M}, N = ${N}, K = ${K}, r = ${r};
+const wv = Float32Array.from(${JSON.stringify(rnd(N * K))});
+const xv = Float32Array.from(${JSON.stringify(rnd(M * K))});
+const lora = new cg.LoraAdapter({ A: Float32Array.from(${JSON.stringify(rnd(r * K))}), B: Float32Array.from(${JSON.stringify(rnd(N * r))}), alpha: 0.75 }, [N, K]);
+const bits = (a) => Array.from(new Uint32Array(Float32Array.from(a).buffer));
+const bytes = () => (cg.cuda.memory().find((d) => d.device === 0) || { bytes: 0 }).bytes;
+const results = [];
+for (const [name, w, dtype] of [
+  ['dense float16', cg.DenseWeight.from(wv, [N, K], { dtype: 'float16' }), 'float16'],
+  ['2:4 bfloat16', cg.Sparse24Weight.prune(wv, [N, K], { dtype: 'bfloat16' }), 'bfloat16'],
+  ['int4 g32', cg.Int4Weight.quantize(wv, [N, K], { groupSize: 32 }), 'float16'],
+]) {
+  const x16 = cg.DenseWeight.from(xv, [M, K], { dtype }).toDense();
+  const host = cg.linear(x16, [M, K], w, { dtype, lora, outDtype: 'float32' });
+  const t = cg.Tensor.fromHost(x16, [M, K], { dtype });
+  const before = bytes();
+  const ySync = cg.linear(t, [M, K], w, { lora, outDtype: 'float32' });
+  const mid = bytes();
+  const yAsync = await cg.linearAsync(t, [M, K], w, { lora, outDtype: 'float32' });
+  const after = bytes();
+  results.push({ name, host: bits(host), sync: bits(ySync.toHostSync()), async: bits(await yAsync.toHost()), grew: [mid - before, after - mid], outBytes: M * N * 4 });
+  ySync.dispose(); yAsync.dispose(); t.dispose();
+}
+let withOut = null;
+try { cg.linear(cg.Tensor.fromHost(new Uint16Array(M * K), [M, K], { dtype: 'float16' }), [M, K], cg.DenseWeight.from(wv, [N, K], { dtype: 'float16' }), { lora, out: new Float32Array(M * N) }); } catch (e) { withOut = { code: e.code }; }
+out({ results, withOut });
+`) as { results: Array<{ name: string; host: number[]; sync: number[]; async: number[]; grew: number[]; outBytes: number }>; withOut: unknown };
+  for (const res of v.results) {
+    expect({ name: res.name, same: res.sync.every((b, i) => b === res.host[i]) && res.async.every((b, i) => b === res.host[i]) }).toEqual({ name: res.name, same: true });
+    expect(res.host.length).toBe(M * N);
+    // The first call on a tensor places the weight on the device (the host call already did) and
+    // keeps the adapter's copies (made by the host call too): only the out tensor remains.
+    expect({ name: res.name, grew: res.grew }).toEqual({ name: res.name, grew: [res.outBytes, res.outBytes] });
+  }
+  expect(v.withOut).toEqual({ code: 'ERR_NOT_SUPPORTED' });
 });

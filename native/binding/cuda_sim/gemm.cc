@@ -39,6 +39,7 @@
 #include "binding/timing_exports.h"
 #include "binding/gemm_int4_exports.h"
 #include "binding/lowrank_exports.h"
+#include "binding/lora_exports.h"
 #include "cuda/gemm_dense.cuh"
 
 namespace cg {
@@ -155,6 +156,7 @@ void register_gemm(Napi::Env env, Napi::Object exports) {
   timing_exports::register_all_timing(env, exports);
   gemm_int4_exports::register_all_int4(env, exports);
   lowrank_exports::register_all_lowrank(env, exports);
+  lora_exports::register_all_lora(env, exports);
   exports.Set("faultStream", Napi::Function::New(env, device_exports::guard<FaultStream>, "faultStream"));
 }
 
