@@ -21,7 +21,7 @@ import { withNativeErrors } from '../errors';
 import type { DeviceAddon, DeviceHandle, DeviceLoraArg } from '../native/cuda';
 import type { NativeLoraArgs } from '../native/cpu';
 import { cpuBackend } from './cpu';
-import { padColumns, upload } from './cuda-common';
+import { deviceAddon, padColumns, upload } from './cuda-common';
 
 /** The device copies of one adapter: A [r, K4] and Bᵀ [r, N], float32. */
 interface DeviceAdapter {
@@ -54,6 +54,21 @@ function deviceCopies(d: DeviceAddon, device: number, ad: NativeLoraArgs['adapte
   c = { a, bt };
   perDevice.set(device, c);
   return c;
+}
+
+/**
+ * Frees an adapter's device copies now, on every device (LoraAdapter.dispose): calls in flight
+ * keep theirs until they finish (the native handles hold the memory).
+ */
+export function releaseDeviceCopies(a: ArrayBuffer): void {
+  const perDevice = DEVICE_COPIES.get(a);
+  if (!perDevice) return;
+  DEVICE_COPIES.delete(a);
+  const d = deviceAddon();
+  for (const c of perDevice.values()) {
+    d.deviceFree(c.a);
+    d.deviceFree(c.bt);
+  }
 }
 
 /** The `lora` argument of a kernel call, with the temporaries to free after it. */

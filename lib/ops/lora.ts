@@ -9,7 +9,8 @@
 import { cpuBackend } from '../backends/cpu';
 import { selectBackend } from '../backends/select';
 import { FloatArray, FloatDType } from '../dtype';
-import { CgRangeError, CgTypeError } from '../errors';
+import { CgError, CgRangeError, CgTypeError } from '../errors';
+import { releaseDeviceCopies } from '../backends/cuda-lora';
 import type { NativeLoraArgs } from '../native/cpu';
 import { checkFloatArray, checkNotDetached, checkShape2, readOptions, typedArrayKind, typedLength } from '../validate';
 
@@ -62,11 +63,17 @@ export function asFloat32(a: FloatArray, dtype: FloatDType): Float32Array {
 interface AdapterState {
   a: ArrayBuffer; // A as a dense float32 weight [r, K], CPU placement
   b: ArrayBuffer; // B as a dense float32 weight [N, r]
+  disposed: boolean;
 }
 
 const ADAPTERS = new WeakMap<object, AdapterState>();
 
-/** A LoRA adapter for weights of shape [N, K]: checked and packed once, reusable across calls. */
+/**
+ * A LoRA adapter for weights of shape [N, K]: checked and packed once, reusable across calls. On
+ * the CUDA backend its factors are uploaded once per device, on first use, and kept with it.
+ * dispose() frees all of that at once (a server unloading an adapter); the garbage collector
+ * does it otherwise.
+ */
 export class LoraAdapter {
   readonly shape: readonly [number, number];
   readonly rank: number;
@@ -82,6 +89,7 @@ export class LoraAdapter {
     const state: AdapterState = {
       a: cpuBackend.place({ format: 'dense', N: r, K: k, dtype: 'float32' }, { values: asFloat32(a.array, a.dtype) }).data,
       b: cpuBackend.place({ format: 'dense', N: n, K: r, dtype: 'float32' }, { values: asFloat32(b.array, b.dtype) }).data,
+      disposed: false,
     };
     this.shape = Object.freeze([n, k]) as readonly [number, number];
     this.rank = r;
@@ -89,12 +97,43 @@ export class LoraAdapter {
     ADAPTERS.set(this, state);
     Object.freeze(this);
   }
+
+  /**
+   * Frees the adapter's packed factors and its device copies now (calls already in flight keep
+   * what they use until they finish). Idempotent; any later use throws ERR_DISPOSED.
+   * `using a = new cg.LoraAdapter(...)` calls it.
+   */
+  dispose(): void {
+    const s = adapterState(this);
+    if (s.disposed) return;
+    s.disposed = true;
+    releaseDeviceCopies(s.a);
+    s.a = new ArrayBuffer(0);
+    s.b = new ArrayBuffer(0);
+  }
+
+  get disposed(): boolean {
+    return adapterState(this).disposed;
+  }
+
+  /** dispose(): for `using a = new cg.LoraAdapter(...)` (defined where the runtime has Symbol.dispose). */
+  declare [Symbol.dispose]: () => void;
+}
+
+const symbolDispose = (Symbol as { dispose?: symbol }).dispose;
+if (symbolDispose) Object.defineProperty(LoraAdapter.prototype, symbolDispose, { value: LoraAdapter.prototype.dispose, writable: true, configurable: true });
+
+function adapterState(a: unknown): AdapterState {
+  const s = typeof a === 'object' && a !== null ? ADAPTERS.get(a) : undefined;
+  if (!s) throw new CgTypeError('ERR_INVALID_ARG', 'not a LoraAdapter made by compressed-gemm');
+  return s;
 }
 
 /** An adapter given as a LoraAdapter or as plain factors, for a weight of shape [N, K]. */
 export function adapterFor(spec: unknown, N: number, K: number, name: string): LoraAdapter {
   if (typeof spec === 'object' && spec !== null && ADAPTERS.has(spec)) {
     const a = spec as LoraAdapter;
+    if (ADAPTERS.get(a)!.disposed) throw new CgError('ERR_DISPOSED', `${name} was disposed`);
     if (a.shape[0] !== N || a.shape[1] !== K) {
       throw new CgRangeError('ERR_SHAPE_MISMATCH', `${name} was made for [${a.shape.join(', ')}] but the weight is [${N}, ${K}]`);
     }

@@ -19,8 +19,8 @@ import { decode, encode, mulberry32, seedFor, seedNote } from '../helpers/refere
 const ENV = { COMPRESSED_GEMM_BACKEND: 'cuda-sim' };
 const ADDON = path.resolve(__dirname, '..', '..', 'build', 'Release', 'compressed_gemm_cuda_sim.node');
 
-function child(body: string): Record<string, unknown> {
-  const r = runChild(body, ENV, { timeoutMs: 110_000 });
+function child(body: string, env: Record<string, string> = {}): Record<string, unknown> {
+  const r = runChild(body, { ...ENV, ...env }, { timeoutMs: 110_000 });
   if (r.status !== 0 || r.error || !('value' in r)) throw new Error(`child failed: ${JSON.stringify(r.error)}\n${describeChild(r)}`);
   return r.value as Record<string, unknown>;
 }
@@ -249,4 +249,32 @@ out({ results, withOut });
     expect({ name: res.name, grew: res.grew }).toEqual({ name: res.name, grew: [res.outBytes, res.outBytes] });
   }
   expect(v.withOut).toEqual({ code: 'ERR_NOT_SUPPORTED' });
+});
+
+test("LoraAdapter.dispose() frees the adapter's device copies on every device (at once, or when a call in flight that uses them is done); that call gives the same bits", () => {
+  const v = child(`
+const M = 4, N = 24, K = 32, r = 5, K4 = 32;
+const rnd = (n, s) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + s));
+const w0 = cg.DenseWeight.from(rnd(N * K, 1), [N, K], { dtype: 'float16' });
+const w1 = cg.DenseWeight.from(rnd(N * K, 1), [N, K], { dtype: 'float16' }).toDevice({ device: 1 });
+const lora = new cg.LoraAdapter({ A: rnd(r * K, 2), B: rnd(N * r, 3), alpha: 0.5 }, [N, K]);
+const x = rnd(M * K, 4);
+const bytes = (d) => (cg.cuda.memory().find((m) => m.device === d) || { bytes: 0 }).bytes;
+const first = Array.from(cg.linear(x, [M, K], w0, { lora }));
+const t1 = cg.Tensor.fromHost(cg.DenseWeight.from(x, [M, K], { dtype: 'float16' }).toDense(), [M, K], { dtype: 'float16', device: 1 });
+const y1 = cg.linear(t1, [M, K], w1, { lora }); // copies on device 1 too
+const held = [bytes(0), bytes(1)];
+const inFlight = cg.linearAsync(x, [M, K], w0, { lora }); // its temporaries are freed when it is done
+lora.dispose();
+const at1 = bytes(1); // device 1: nothing in flight, freed at once
+const late = Array.from(await inFlight);
+const after = [bytes(0), at1]; // device 0: the call in flight held the copies until it finished
+let e = null;
+try { cg.linear(t1, [M, K], w1, { lora }); } catch (x) { e = x.code; }
+out({ first, late, held, after, perDevice: r * K4 * 4 + r * N * 4, e });
+`, { COMPRESSED_GEMM_SIM_DEVICES: '2' });
+  expect(v.late).toEqual(v.first);
+  const held = v.held as number[], after = v.after as number[];
+  expect([held[0] - after[0], held[1] - after[1]]).toEqual([v.perDevice, v.perDevice]);
+  expect(v.e).toBe('ERR_DISPOSED');
 });

@@ -300,6 +300,39 @@ describe('LoraAdapter', () => {
       expect(checkLoraLinear(plain2, 'float32', ref, M, N, K, tw.extra, `${what}: plain factors`)).toBeNull();
     }
   });
+
+  test('dispose(): calls in flight finish with the adapter; later linear, linearAsync and linearMultiLora(Async) get ERR_DISPOSED; idempotent; Symbol.dispose', async () => {
+    const N = 24, K = 40, M = 5;
+    const seed = seedFor('lora adapter dispose');
+    const rng = mulberry32(seed);
+    const tw = makeTestWeight({ kind: 'dense', dtype: 'float32', N, K }, rng);
+    const w = build(tw);
+    const f = randomFactors(rng, N, K, 3, 'float32');
+    const x = randomFloat32(rng, M * K);
+    const ad = new cg.LoraAdapter({ A: f.A, B: f.B, alpha: 1.5 }, [N, K]);
+    const before = cg.linear(x, [M, K], w, { lora: ad }) as Float32Array;
+    const inFlight = cg.linearAsync(x, [M, K], w, { lora: ad });
+    expect(ad.disposed).toBe(false);
+    ad.dispose();
+    expect(ad.disposed).toBe(true);
+    ad.dispose(); // idempotent
+    // The call made before dispose() sees the adapter as it was.
+    expect(diffBits((await inFlight) as Float32Array, before, `in-flight call; ${seedNote(seed)}`)).toBeNull();
+    expectThrowsCode(() => cg.linear(x, [M, K], w, { lora: ad }), Error, 'ERR_DISPOSED');
+    await expectRejectsCode(() => cg.linearAsync(x, [M, K], w, { lora: ad }), Error, 'ERR_DISPOSED');
+    const other = new cg.LoraAdapter({ A: f.A, B: f.B }, [N, K]);
+    const rows = [0, 1, -1, 0, 1];
+    expectThrowsCode(() => cg.linearMultiLora(x, [M, K], w, [other, ad], rows), Error, 'ERR_DISPOSED');
+    await expectRejectsCode(() => cg.linearMultiLoraAsync(x, [M, K], w, [other, ad], rows), Error, 'ERR_DISPOSED');
+    // The weight and the other adapter are unaffected.
+    expect(cg.linear(x, [M, K], w, { lora: other })).toHaveLength(M * N);
+    const dispose = (Symbol as { dispose?: symbol }).dispose;
+    if (dispose) {
+      const third = new cg.LoraAdapter({ A: f.A, B: f.B }, [N, K]);
+      (third as unknown as Record<symbol, () => void>)[dispose]();
+      expect(third.disposed).toBe(true);
+    }
+  });
 });
 
 // ---- errors -----------------------------------------------------------------------------------
