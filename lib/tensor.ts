@@ -132,9 +132,9 @@ export function isTensor(t: unknown): t is Tensor {
 /** The device side of the library. */
 export const cuda = {
   /** The CUDA devices this process sees (simulated ones on cuda-sim); an empty list without the CUDA backend. */
-  devices(): Array<{ device: number; name: string; sm: number; totalMemory: number; simulated: boolean }> {
+  devices(): Array<{ device: number; name: string; sm: number; totalMemory: number; multiprocessors: number; simulated: boolean }> {
     const a = selectBackend().deviceAddon;
-    return a ? a.devices().map((d) => ({ device: d.device, name: d.name, sm: d.sm, totalMemory: d.totalMemory, simulated: !!d.simulated })) : [];
+    return a ? a.devices().map((d) => ({ device: d.device, name: d.name, sm: d.sm, totalMemory: d.totalMemory, multiprocessors: d.multiprocessors, simulated: !!d.simulated })) : [];
   },
   /**
    * Bytes the library holds on each device now and at most so far (weights placed there,

@@ -14,6 +14,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { codeOf } from './helpers/expect-error';
 import * as ref from './helpers/ptx-reference';
 import { BASE_SEED, mulberry32 as refMulberry32, numberToBf16, numberToF16, seedFor as refSeedFor } from './helpers/reference';
 
@@ -104,7 +105,9 @@ describe('scripts/gpu-check.sh', () => {
     expect(s.status).toBe(0);
     const o = JSON.parse(s.stdout);
     expect(o.status).toMatch(/^simulated: plumbing checked, nothing timed as a GPU figure/);
-    expect(o.results.map((r: { kernel: string; dtype: string }) => `${r.kernel} ${r.dtype}`)).toEqual(['dense fp16', 'dense bf16', 'sparse24 fp16', 'int4 fp16']);
+    expect(o.results.map((r: { kernel: string; dtype: string; splits?: number }) => `${r.kernel} ${r.dtype}${r.splits ? ` splits ${r.splits}` : ''}`)).toEqual([
+      'dense fp16', 'dense bf16', 'sparse24 fp16', 'int4 fp16', 'int4 fp16 splits 4',
+    ]);
     for (const r of o.results) {
       expect(r.error).toBeUndefined();
       expect(r.median_ms).toBeUndefined();
@@ -118,14 +121,7 @@ describe('scripts/gpu-check.sh', () => {
     const x = sim.deviceAlloc({ bytes: 8 * 16 * 2 }), w = sim.deviceAlloc({ bytes: 8 * 16 * 2 }), out = sim.deviceAlloc({ bytes: 8 * 8 * 4 });
     const args = { x, w, bias: null, out, M: 8, N: 8, K: 16, dtype: 'float16', outDtype: 'float32' };
     try {
-      const code = (f: () => unknown) => {
-        try {
-          f();
-          return null;
-        } catch (e) {
-          return `${(e as Error).name} ${(e as { code?: string }).code}`;
-        }
-      };
+      const code = codeOf;
       expect(code(() => sim.timeGemm({ kernel: 'gemv', args }))).toBe('RangeError ERR_NATIVE');
       expect(code(() => sim.timeGemm({ kernel: 'dense', args, reps: 0 }))).toBe('RangeError ERR_NATIVE');
       expect(code(() => sim.timeGemm({ kernel: 'dense', args: { ...args, K: 12 } }))).toBe('RangeError ERR_NOT_SUPPORTED');

@@ -20,7 +20,7 @@ export type DeviceHandle = object & { readonly __device: unique symbol };
  * kernels of one device run in order on one stream.
  */
 export interface DeviceAddon {
-  devices(): Array<{ device: number; name: string; sm: number; totalMemory: number; simulated?: boolean }>;
+  devices(): Array<{ device: number; name: string; sm: number; totalMemory: number; multiprocessors: number; simulated?: boolean }>;
   deviceAlloc(a: { device: number; bytes: number }): DeviceHandle;
   deviceFree(h: DeviceHandle): void;
   copyToDevice(a: { handle: DeviceHandle; offset?: number; src: ArrayBufferView }): void;

@@ -5,7 +5,7 @@
 // (Header-only because the CUDA addon does not link binding/args.cc; the argument checks below
 // follow args.h: code ERR_NATIVE, "compressed-gemm native check: ...".)
 //
-//   devices()                                 -> [{ device, name, sm, totalMemory, simulated }]
+//   devices()                                 -> [{ device, name, sm, totalMemory, multiprocessors, simulated }]
 //   deviceAlloc({ device, bytes })            -> handle (an External; bytes may be 0)
 //   deviceFree(handle)                        -> undefined; a second free is a no-op
 //   copyToDevice({ handle, offset?, src })    [sync]  src: any TypedArray, bytes at handle+offset
@@ -435,6 +435,7 @@ inline Napi::Value Devices(const Napi::CallbackInfo& info) {
     o.Set("name", Napi::String::New(env, d.name));
     o.Set("sm", Napi::Number::New(env, d.sm));
     o.Set("totalMemory", Napi::Number::New(env, double(d.total_memory)));
+    o.Set("multiprocessors", Napi::Number::New(env, double(d.multiprocessors)));
     o.Set("simulated", Napi::Boolean::New(env, d.simulated));
     a.Set(uint32_t(i), o);
   }

@@ -11,7 +11,7 @@
 //   int4FromDeviceLayout({ N, K, group, actOrder, blob, qweight, scales, zeros })  [host]
 //       the inverse: blob (the downloaded bytes) -> qweight, scales (its dtype says float16 or
 //       float32), zeros (a Uint8Array [N*G] to fill, or null for a symmetric weight)
-//   linearInt4({ x, w, scratch, bias, out, M, N, K, group, zeros, actOrder, dtype, outDtype })  [sync]
+//   linearInt4({ x, w, scratch, bias, out, M, N, K, group, zeros, actOrder, dtype, outDtype, splits?, lora? })  [sync]
 //   linearInt4Async({ ...the same })  -> Promise<undefined>
 //
 //   x        device handle: [M, K] of dtype ('float16' | 'bfloat16'), at least M*K*2 bytes
@@ -22,6 +22,10 @@
 //   out      device handle: [M, N] of outDtype ('float32' | 'float16' | 'bfloat16')
 //   M, N, K, group  integers (K % 8 == 0; group divides K: a multiple of 16, or K)
 //   zeros, actOrder booleans: what the layout holds
+//   splits   optional split-K slices, 1..8 (int4_effective_splits may give fewer); absent: chosen
+//            by int4_auto_splits from the device's SM count. Above 1 the call allocates its own
+//            float32 [splits, M, N] partial buffer (device memory, freed when the kernel is done)
+//   lora     optional, the fused LoRA term, as linearDense's (gemm_exports.h)
 //
 // Errors (thrown, also by the async export, before anything is enqueued): malformed arguments
 // TypeError/RangeError ERR_NATIVE; a freed handle ERR_DISPOSED; out (or scratch) overlapping what
@@ -244,8 +248,26 @@ inline Int4Call int4_call(const Napi::Object& o) {
   c.lora = ge::lora_arg(o, M, d.N, x->device, out->ptr, out_bytes);
   a.lora = c.lora.ep;
 
+  // Split-K: `splits` (1..8) as given, else int4_auto_splits for this device's SMs; a partial
+  // buffer [splits, M, N] float32 of this call's own, freed with it.
+  const Napi::Value sv = o.Get("splits");
+  const int requested = absent(sv) ? gemm::int4_auto_splits(M, d.N, d.K, rt::multiprocessors(x->device))
+                                   : int(int_of(o, "splits", 1, gemm::kInt4MaxSplits));
+  a.splits = gemm::int4_effective_splits(d.K, requested);
+  std::shared_ptr<de::Allocation> partial;
+  if (a.splits > 1) {
+    partial = std::make_shared<de::Allocation>();
+    partial->device = x->device;
+    partial->bytes = size_t(a.splits) * size_t(M) * size_t(d.N) * 4;
+    partial->ptr = rt::alloc(x->device, partial->bytes);
+    a.partial = static_cast<float*>(partial->ptr);
+  }
+  const gemm::Int4GemmError bad_split = gemm::validate_int4_gemm(a);
+  if (bad_split != gemm::Int4GemmError::kNone)
+    throw coded(Napi::RangeError::New(env, std::string("compressed-gemm: ") + gemm::int4_gemm_error_message(bad_split)), "ERR_NOT_SUPPORTED");
+
   c.device = x->device;
-  for (const std::shared_ptr<de::Allocation>& h : {x, w, out, bias, scratch})
+  for (const std::shared_ptr<de::Allocation>& h : {x, w, out, bias, scratch, partial})
     if (h) c.keep.push_back(h);
   for (const auto& k : c.lora.keep) c.keep.push_back(k);
   return c;

@@ -58,8 +58,9 @@
 //   16 bits (Marlin's 16-bit s·(q - z) rounds each weight once, 2^-11 or 2^-8 relative, and
 //   overflows float16 for scales above 4096), float32 scales keep their precision, and the error
 //   is float32 accumulation alone: per term at most 16 additions inside the mma, one fma per k16
-//   tile of its warp (ceil(Kp / 64)), 3 additions across warps and 1 of the bias, each a rounding
-//   to nearest (test/cuda-sim/gemm-int4.test.ts derives its bound from this). The cost: 4 FFMA
+//   tile of its warp (ceil(Kp / 64)), 3 additions across warps, splits - 1 across split-K slices
+//   and 1 of the bias, each a rounding to nearest (test/cuda-sim/gemm-int4.test.ts derives its
+//   bound from this). The cost: 4 FFMA
 //   per n8 tile per k16 tile, against Marlin's 2 HMUL2, and 4 more registers.
 //
 // ---- Fragments (PTX ISA §9.7.14.5.8, §9.7.14.5.15; ptx/mma.h, ptx/ldmatrix.h) --------------------
@@ -167,13 +168,16 @@ __global__ void permute_x_kernel(const E* x, const int32_t* perm, E* xp, int M, 
 
 // kBf16: X is bfloat16 (else float16); the dequantization and the mma follow.
 // kOut:  Y's element type.
-// Grid: (Np / 64, ceil(M / 16)); block 128 threads; dynamic shared memory kSmemBytes.
+// Grid: (Np / 64, ceil(M / 16), splits); block 128 threads; dynamic shared memory kSmemBytes.
 //   codes: the layout's packed part; row_bytes = its bytes per k16 tile (Np / 64 * 512)
 //   scales: float32 [G][Np]; zeros: uint8 [G][Np] or null (symmetric: 8); G = K / group
+//   Split-K: block z multiplies the k16 tiles [z tiles_per_split, (z + 1) tiles_per_split) only;
+//   with partial (splits > 1) it writes its float32 sum to partial[z][m][n] (no bias, no LoRA
+//   term, no rounding), and int4_split_reduce_kernel finishes; without, it stores Y itself.
 template <bool kBf16, DType kOut>
 __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const float* scales, const uint8_t* zeros,
                                  const float* bias, void* out, int M, int N, int K, int Np, int group, int G,
-                                 LoraEpilogue lora) {
+                                 LoraEpilogue lora, int tiles_per_split, float* partial) {
   using T = Int4Tile;
   uint8_t* const smem = ::cg::dynamic_smem();
   const int tid = int(threadIdx.x);
@@ -183,8 +187,11 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
   const int block_m0 = int(blockIdx.y) * T::kBlockM;
   const int col_group = int(blockIdx.x);
   const int n0 = col_group * T::kBlockN;
-  const int k_tiles = (K + 15) / 16;  // Kp / 16
-  const int k_steps = (k_tiles + T::kWarps - 1) / T::kWarps;
+  const int k_tiles_all = (K + 15) / 16;  // Kp / 16
+  // This block's k16 tiles: [tile0, k_tiles) (the whole K without split-K).
+  const int tile0 = int(blockIdx.z) * tiles_per_split;
+  const int k_tiles = tile0 + tiles_per_split < k_tiles_all ? tile0 + tiles_per_split : k_tiles_all;
+  const int k_steps = (k_tiles - tile0 + T::kWarps - 1) / T::kWarps;
   const size_t row_bytes = size_t(Np / 64) * T::kCodeTileBytes;
 
   // Step: fetch_to_shared. Thread tid copies X chunk tid (row tid / 8, 8 values at column
@@ -196,14 +203,14 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
     uint8_t* const sw = sx + T::kTileXBytes;
     {
       const int row = tid / T::kXChunksPerRow, chunk = tid % T::kXChunksPerRow;
-      const int m = block_m0 + row, k = ks * T::kBlockK + chunk * 8;
+      const int m = block_m0 + row, k = tile0 * 16 + ks * T::kBlockK + chunk * 8;
       const bool inside = m < M && k < K;
       const uint16_t* src = inside ? x + size_t(m) * size_t(K) + size_t(k) : x;
       ::cg::ptx::cp_async<16>(sx + row * T::kXPitchBytes + chunk * 16, src, inside ? 16 : 0);
     }
     {
       const int kk = tid / 32, l = tid % 32;
-      const int r = ks * T::kWarps + kk;
+      const int r = tile0 + ks * T::kWarps + kk;
       const bool inside = r < k_tiles;
       const uint8_t* src = inside ? codes + size_t(r) * row_bytes + size_t(col_group) * T::kCodeTileBytes + size_t(l) * 16 : codes;
       ::cg::ptx::cp_async<16>(sw + kk * T::kCodeTileBytes + l * 16, src, inside ? 16 : 0);
@@ -223,7 +230,7 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
   // ldmatrix, the lane's 16 bytes of codes, then per n8 tile: dequantize FragB, mma into a fresh
   // partial, scale it into the accumulator.
   auto matmul = [&](int stage, int ks) {
-    const int r = ks * T::kWarps + warp;
+    const int r = tile0 + ks * T::kWarps + warp;
     if (r >= k_tiles) return;
     const uint8_t* const sx = smem + stage * T::kStageBytes;
     const uint8_t* const sw = sx + T::kTileXBytes;
@@ -283,10 +290,29 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
     if (gm >= M || gn >= N) continue;
     float v = red[i];
     for (int w = 1; w < T::kWarps; ++w) v += red[w * T::kBlockM * T::kBlockN + i];
+    if (partial) {
+      partial[(size_t(blockIdx.z) * size_t(M) + size_t(gm)) * size_t(N) + size_t(gn)] = v;
+      continue;
+    }
     if (bias) v += bias[gn];
     v += lora_term(lora, gm, gn, M, N);
     store_output<kOut>(out, size_t(gm) * size_t(N) + size_t(gn), v);
   }
+}
+
+// Split-K's second step: Y[m][n] = (partial[0][m][n] + ... + partial[splits - 1][m][n]) (in split
+// order) + bias + the LoRA term, rounded once into Y's type. Grid ceil(M N / 256), block 256.
+template <DType kOut>
+__global__ void int4_split_reduce_kernel(const float* partial, int splits, const float* bias, void* out, int M, int N, LoraEpilogue lora) {
+  const int64_t i = int64_t(blockIdx.x) * 256 + int64_t(threadIdx.x);
+  const int64_t mn = int64_t(M) * int64_t(N);
+  if (i >= mn) return;  // no barrier in this kernel
+  const int m = int(i / N), n = int(i % N);
+  float v = partial[i];
+  for (int z = 1; z < splits; ++z) v += partial[size_t(z) * size_t(mn) + size_t(i)];
+  if (bias) v += bias[n];
+  v += lora_term(lora, m, n, M, N);
+  store_output<kOut>(out, size_t(i), v);
 }
 
 // ---- The host launcher ------------------------------------------------------------------------------
@@ -298,7 +324,35 @@ enum class Int4GemmError : int {
   kDtype,            // X not float16/bfloat16
   kMisaligned,       // X, the weight or the scratch not 16-byte aligned; bias, Y not aligned to their element
   kNullPointer,      // X, the weight or Y missing; act-order without a scratch buffer
+  kSplits,           // splits outside 1..kInt4MaxSplits, more splits than k16 tiles, or no partial buffer
 };
+
+// Split-K: at most this many K slices per output tile.
+constexpr int kInt4MaxSplits = 8;
+
+// The K slices the launcher uses for a GEMM on a GPU of `multiprocessors` SMs when the caller does
+// not choose: one while the (N, M) tiles alone fill the SMs; else enough slices to fill them, at
+// most kInt4MaxSplits and each at least 16 k16 tiles (4 steps of the pipeline), so that small-M
+// GEMMs of a narrow N still stream the weight from every SM (Marlin's reason for its K
+// partitioning). Then as int4_effective_splits.
+inline int int4_auto_splits(int64_t M, int64_t N, int64_t K, int multiprocessors) {
+  const int64_t blocks = ((N + 63) / 64) * ((M + 15) / 16);
+  const int64_t k_tiles = (K + 15) / 16;
+  if (multiprocessors < 1 || blocks >= multiprocessors) return 1;
+  int64_t s = (multiprocessors + blocks - 1) / blocks;
+  if (s > kInt4MaxSplits) s = kInt4MaxSplits;
+  if (s > k_tiles / 16) s = k_tiles / 16;
+  return s < 1 ? 1 : int(s);
+}
+
+// The slices a request of `splits` gives: every slice ceil(k_tiles / splits) tiles but the last,
+// none empty (so 8 slices of 10 tiles are 5 slices of 2).
+inline int int4_effective_splits(int64_t K, int splits) {
+  const int64_t k_tiles = (K + 15) / 16;
+  if (splits <= 1 || k_tiles <= 1) return 1;
+  const int64_t per = (k_tiles + splits - 1) / splits;
+  return int((k_tiles + per - 1) / per);
+}
 
 inline const char* int4_gemm_error_message(Int4GemmError e) {
   switch (e) {
@@ -312,6 +366,8 @@ inline const char* int4_gemm_error_message(Int4GemmError e) {
       return "INT4 GEMM: x, the weight and the scratch must be 16-byte aligned, bias and Y aligned to their element size";
     case Int4GemmError::kNullPointer:
       return "INT4 GEMM: x, the weight and Y must not be null, and an act-order weight needs a scratch buffer for the permuted x";
+    case Int4GemmError::kSplits:
+      return "INT4 GEMM: splits must be 1..8, no more than the K slices int4_effective_splits gives, with a float32 [splits, M, N] partial buffer when above 1";
   }
   return "INT4 GEMM: unknown error";
 }
@@ -327,6 +383,8 @@ struct Int4GemmArgs {
   const float* bias = nullptr;     // [N] or nullptr
   void* out = nullptr;             // [M, N] of out_dtype; must not overlap the inputs
   LoraEpilogue lora;               // the fused LoRA term (lora_epilogue.h); lora.t null: none
+  int splits = 1;                  // split-K slices, as int4_effective_splits gives them
+  float* partial = nullptr;        // splits > 1: float32 [splits, M, N] (device), not overlapping the rest
 };
 
 struct Int4GemmStatus {
@@ -340,11 +398,21 @@ inline Int4GemmError validate_int4_gemm(const Int4GemmArgs& a) {
   if (a.group < 1 || a.K % a.group != 0 || (a.group % 16 != 0 && a.group != a.K)) return Int4GemmError::kGroup;
   if (a.x_dtype != DType::F16 && a.x_dtype != DType::BF16) return Int4GemmError::kDtype;
   if (!a.x || !a.w || !a.out || (a.act_order && !a.scratch)) return Int4GemmError::kNullPointer;
+  if (a.splits < 1 || a.splits > kInt4MaxSplits || int4_effective_splits(a.K, a.splits) != a.splits || (a.splits > 1 && !a.partial))
+    return Int4GemmError::kSplits;
   const auto addr = [](const void* p) { return reinterpret_cast<uintptr_t>(p); };
-  if (addr(a.x) % 16 || addr(a.w) % 16 || addr(a.scratch) % 16 || addr(a.bias) % 4 ||
+  if (addr(a.x) % 16 || addr(a.w) % 16 || addr(a.scratch) % 16 || addr(a.bias) % 4 || addr(a.partial) % 4 ||
       addr(a.out) % size_t(dtype_size(a.out_dtype)))
     return Int4GemmError::kMisaligned;
   return Int4GemmError::kNone;
+}
+
+inline bool int4_launch_ok(const DenseGemmLaunchStatus& s) {
+#if defined(__CUDACC__)
+  return s == cudaSuccess;
+#else
+  return s.ok;
+#endif
 }
 
 // The compiled configurations: {f16, bf16} X x {f32, f16, bf16} Y, one tile (Int4Tile).
@@ -354,7 +422,10 @@ inline DenseGemmLaunchStatus launch_int4_gemm_config(const Int4GemmArgs& a, cons
   LaunchDim grid, block;
   grid.x = unsigned(l.Np / 64);
   grid.y = unsigned((a.M + Int4Tile::kBlockM - 1) / Int4Tile::kBlockM);
-  grid.z = 1;
+  grid.z = unsigned(a.splits);
+  const int k_tiles = (a.K + 15) / 16;
+  const int tiles_per_split = (k_tiles + a.splits - 1) / a.splits;
+  float* const partial = a.splits > 1 ? a.partial : nullptr;
   block.x = unsigned(Int4Tile::kThreads);
   block.y = 1;
   block.z = 1;
@@ -363,12 +434,12 @@ inline DenseGemmLaunchStatus launch_int4_gemm_config(const Int4GemmArgs& a, cons
   const float* scales = reinterpret_cast<const float*>(a.w + l.scales_off);
   const uint8_t* zeros = a.zeros ? a.w + l.zeros_off : nullptr;
   const int Np = int(l.Np), G = int(l.G);
-#if defined(__CUDACC__)
-  CG_LAUNCH(int4_gemm, grid, block, Int4Tile::kSmemBytes, stream, x, codes, scales, zeros, a.bias, a.out, a.M, a.N, a.K, Np, a.group, G, a.lora);
-  return cudaGetLastError();
-#else
-  return CG_LAUNCH(int4_gemm, grid, block, Int4Tile::kSmemBytes, stream, x, codes, scales, zeros, a.bias, a.out, a.M, a.N, a.K, Np, a.group, G, a.lora);
-#endif
+  const DenseGemmLaunchStatus s = CG_LAUNCH_STATUS(int4_gemm, grid, block, Int4Tile::kSmemBytes, stream, x, codes, scales, zeros, a.bias, a.out, a.M,
+                                                   a.N, a.K, Np, a.group, G, a.lora, tiles_per_split, partial);
+  if (!partial || !int4_launch_ok(s)) return s;
+  auto* const reduce = &int4_split_reduce_kernel<kOut>;
+  const int64_t mn = int64_t(a.M) * int64_t(a.N);
+  return CG_LAUNCH_STATUS(reduce, dim_x(unsigned((mn + 255) / 256)), dim_x(256), 0, stream, a.partial, a.splits, a.bias, a.out, a.M, a.N, a.lora);
 }
 
 template <bool kBf16>
@@ -378,14 +449,6 @@ inline DenseGemmLaunchStatus launch_int4_gemm_input(const Int4GemmArgs& a, const
     case DType::F16: return launch_int4_gemm_config<kBf16, DType::F16>(a, x, stream);
     default: return launch_int4_gemm_config<kBf16, DType::BF16>(a, x, stream);
   }
-}
-
-inline bool int4_launch_ok(const DenseGemmLaunchStatus& s) {
-#if defined(__CUDACC__)
-  return s == cudaSuccess;
-#else
-  return s.ok;
-#endif
 }
 
 // Validates, then launches on `stream`: the act-order permutation of X (into a.scratch), then the

@@ -7,7 +7,8 @@
 //
 // Kernels: the dense tensor-core GEMM (native/cuda/gemm_dense.cuh; fp16 and bf16) on 8192^3 and the
 // LLM shapes, the 2:4 sparse GEMM (gemm_sparse24.cuh; fp16) and the INT4 W4A16 GEMM
-// (gemm_int4.cuh; fp16 x, group 128, symmetric) on 8192^2 and the LLM shapes, at M in
+// (gemm_int4.cuh; fp16 x, group 128, symmetric; split-K as int4_auto_splits chooses, and off
+// beside it at M = 1 and 16) on 8192^2 and the LLM shapes, at M in
 // {1, 16, 128, 512, 4096}: y[M, N] = x[M, K] W[N, K]^T, the layout torch_baseline.py times.
 //
 // Method (as torch_baseline.py): the addon's timeGemm (native/binding/timing_exports.h) records a
@@ -115,12 +116,14 @@ function inputSet(addon, kernel, dtype, M, N, K) {
   };
 }
 
-function measure(addon, kernel, dtype, name, M, N, K, opts) {
+function measure(addon, kernel, dtype, name, M, N, K, opts, extra = {}) {
   const probe = inputSet(addon, kernel, dtype, M, N, K);
+  Object.assign(probe.args, extra);
   const copies = opts.smoke ? 1 : Math.max(1, Math.min(64, Math.ceil(SPAN_BYTES / probe.bytes)));
   const sets = [probe];
   try {
     for (let i = 1; i < copies; i++) sets.push(inputSet(addon, kernel, dtype, M, N, K));
+    for (const s of sets) Object.assign(s.args, extra);
     const rounds = opts.smoke ? 2 : Math.max(3, Math.ceil(60 / copies));
     addon.timeGemm({ kernel, args: sets[0].args, warmup: opts.smoke ? 1 : 5, reps: 1 });
     const ms = [];
@@ -129,7 +132,7 @@ function measure(addon, kernel, dtype, name, M, N, K, opts) {
     const median = percentile(ms, 0.5);
     const flops = 2 * M * N * K;
     return {
-      name: `${{ dense: 'dense', sparse24: '2:4', int4: 'int4-g128' }[kernel]} ${name}`, kernel, dtype, M, N, K,
+      name: `${{ dense: 'dense', sparse24: '2:4', int4: 'int4-g128' }[kernel]}${extra.splits ? ` splits ${extra.splits}` : ''} ${name}`, kernel, dtype, M, N, K, ...extra,
       median_ms: median, p10_ms: percentile(ms, 0.1), p90_ms: percentile(ms, 0.9), samples: ms.length, copies,
       tflops: flops / (median * 1e-3) / 1e12, gbps: probe.bytes / (median * 1e-3) / 1e9,
     };
@@ -184,10 +187,13 @@ function main() {
     for (const [N, K] of LLM_SHAPES) for (const M of LLM_MS) cases.push(['sparse24', 'fp16', `llm ${N}x${K}`, M, N, K]);
     for (const M of LLM_MS) cases.push(['int4', 'fp16', 'square 8192', M, 8192, 8192]);
     for (const [N, K] of LLM_SHAPES) for (const M of LLM_MS) cases.push(['int4', 'fp16', `llm ${N}x${K}`, M, N, K]);
+    // Split-K off, beside the automatic choice above: what int4_auto_splits buys at small M.
+    for (const [N, K] of LLM_SHAPES) for (const M of [1, 16]) cases.push(['int4', 'fp16', `llm ${N}x${K}`, M, N, K, { splits: 1 }]);
   }
-  for (const [kernel, dtype, name, M, N, K] of cases) {
+  if (smoke || simulated) cases.push(['int4', 'fp16', 'smoke', 1, 64, 1024, { splits: 4 }]);
+  for (const [kernel, dtype, name, M, N, K, extra] of cases) {
     try {
-      const r = measure(addon, kernel, dtype, name, M, N, K, { smoke: smoke || simulated });
+      const r = measure(addon, kernel, dtype, name, M, N, K, { smoke: smoke || simulated }, extra);
       // The simulator's times are the CPU's: the plumbing ran (events, launches, copies), no figure is kept.
       if (simulated) for (const k of ['median_ms', 'p10_ms', 'p90_ms', 'tflops', 'gbps']) delete r[k];
       out.results.push(r);

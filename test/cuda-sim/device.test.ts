@@ -19,7 +19,7 @@ const CUDA_ADDON = path.join(ROOT, 'build-cuda', 'Release', 'compressed_gemm_cud
 type Handle = object;
 type View = ArrayBufferView & { length: number };
 interface DeviceAddon {
-  devices(): Array<{ device: number; name: string; sm: number; totalMemory: number; simulated: boolean }>;
+  devices(): Array<{ device: number; name: string; sm: number; totalMemory: number; multiprocessors: number; simulated: boolean }>;
   deviceAlloc(args: { device?: number; bytes: number }): Handle;
   deviceFree(h: Handle): void;
   copyToDevice(args: { handle: Handle; offset?: number; src: ArrayBufferView }): void;
@@ -88,7 +88,7 @@ describe('the simulated device', () => {
   });
 
   test('one device, cuda-sim, sm 80, 4 GiB by default', () => {
-    expect(sim.devices()).toEqual([{ device: 0, name: 'cuda-sim', sm: 80, totalMemory: 4 * 2 ** 30, simulated: true }]);
+    expect(sim.devices()).toEqual([{ device: 0, name: 'cuda-sim', sm: 80, totalMemory: 4 * 2 ** 30, multiprocessors: 132, simulated: true }]);
   });
 
   test.each(['sync', 'async'])('round trips of every TypedArray kind, odd sizes and offsets (%s)', async (mode) => {

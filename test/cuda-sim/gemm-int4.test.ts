@@ -18,7 +18,7 @@
  * accumulator with one fma (gemm_int4.cuh, "Dequantization in registers"). So every term
  * x_k (q_k - z) s passes through at most D roundings to nearest in float32:
  *   16 additions inside the mma + ceil(Kp / 64) fmas (one per k16 tile of its warp) + 3 additions
- *   across the 4 warps + 1 of the bias,
+ *   across the 4 warps + (splits - 1) across split-K slices (added in slice order) + 1 of the bias,
  * and the reference's own weights are fround((q - z) s), off by at most 2^-24 |w| each: one more.
  * Recursive summation (Higham 3.1) then gives |y32 - ref| <= gamma_(D+1) S <= (D + 2) 2^-24 S with
  * S = sum_k |x_k w_k| + |bias|, i.e. checkLinear's (Keff + 1) 2^-24 S with Keff = D + 1 and c = 1;
@@ -44,7 +44,7 @@ type Handle = object;
 type InDType = 'float16' | 'bfloat16';
 interface Int4Args {
   x: Handle; w: Handle; scratch?: Handle | null; bias?: Handle | null; out: Handle;
-  M: number; N: number; K: number; group: number; zeros: boolean; actOrder: boolean; dtype: string; outDtype: string;
+  M: number; N: number; K: number; group: number; zeros: boolean; actOrder: boolean; dtype: string; outDtype: string; splits?: number;
 }
 interface SimAddon {
   deviceAlloc(a: { device: number; bytes: number }): Handle;
@@ -56,6 +56,7 @@ interface SimAddon {
   int4FromDeviceLayout(a: { N: number; K: number; group: number; actOrder: boolean; blob: Uint8Array; qweight: Uint8Array; scales: Float32Array | Uint16Array; zeros: Uint8Array | null }): void;
   linearInt4(a: Int4Args): void;
   linearInt4Async(a: Int4Args): Promise<void>;
+  memory(): { devices: Array<{ device: number; bytes: number }> };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -73,6 +74,8 @@ interface Case {
   scales: 'float16' | 'float32';
   outDtype: DType;
   bias: boolean;
+  /** Split-K slices asked of linearInt4 (absent: the kernel's automatic choice). */
+  splits?: number;
 }
 
 const CASES: Case[] = [
@@ -84,11 +87,18 @@ const CASES: Case[] = [
   { M: 17, N: 40, K: 40, group: 40, zeros: true, actOrder: false, dtype: 'float16', scales: 'float16', outDtype: 'bfloat16', bias: true },
   { M: 5, N: 70, K: 256, group: 64, zeros: true, actOrder: true, dtype: 'float16', scales: 'float32', outDtype: 'float32', bias: true },
   { M: 16, N: 33, K: 128, group: 32, zeros: false, actOrder: true, dtype: 'bfloat16', scales: 'float16', outDtype: 'float16', bias: false },
+  // Split-K: 3 slices of 9 k16 tiles (the last 7), partial tiles and a 64-wide K-step cut by a
+  // slice; 8 slices of an act-order weight; 8 asked of 3 k16 tiles (3 slices of 1); and the
+  // automatic choice on a narrow N and long K (2 column blocks on 132 SMs: 8 slices of 16 tiles).
+  { M: 5, N: 70, K: 392, group: 392, zeros: true, actOrder: false, dtype: 'float16', scales: 'float32', outDtype: 'float32', bias: true, splits: 3 },
+  { M: 17, N: 40, K: 256, group: 32, zeros: true, actOrder: true, dtype: 'bfloat16', scales: 'float16', outDtype: 'bfloat16', bias: true, splits: 8 },
+  { M: 1, N: 9, K: 40, group: 40, zeros: false, actOrder: false, dtype: 'float16', scales: 'float16', outDtype: 'float16', bias: false, splits: 8 },
+  { M: 3, N: 100, K: 2048, group: 128, zeros: true, actOrder: false, dtype: 'bfloat16', scales: 'float16', outDtype: 'float32', bias: true },
 ];
 
 function name(c: Case): string {
   const g = c.group === c.K ? 'per-channel' : `group ${c.group}`;
-  return `M=${c.M} N=${c.N} K=${c.K} ${g} ${c.zeros ? 'zero points' : 'symmetric'}${c.actOrder ? ' act-order' : ''}, x ${c.dtype}, scales ${c.scales}, out ${c.outDtype}${c.bias ? ', bias' : ''}`;
+  return `M=${c.M} N=${c.N} K=${c.K} ${g} ${c.zeros ? 'zero points' : 'symmetric'}${c.actOrder ? ' act-order' : ''}, x ${c.dtype}, scales ${c.scales}, out ${c.outDtype}${c.bias ? ', bias' : ''}, ${c.splits ? `splits ${c.splits}` : 'automatic splits'}`;
 }
 
 const f16 = (v: number) => numberToF16(v);
@@ -191,7 +201,8 @@ async function runCase(c: Case, mode: 'sync' | 'async'): Promise<void> {
     if (hbias) handles.push(hbias);
     const hscratch = c.actOrder ? upload(new Uint16Array(M * K).fill(0xffff)) : null;
     if (hscratch) handles.push(hscratch);
-    const args: Int4Args = { x: hx, w: hw, scratch: hscratch, bias: hbias, out: hout, M, N, K, group, zeros: c.zeros, actOrder: c.actOrder, dtype: c.dtype, outDtype: c.outDtype };
+    const args: Int4Args = { x: hx, w: hw, scratch: hscratch, bias: hbias, out: hout, M, N, K, group, zeros: c.zeros, actOrder: c.actOrder, dtype: c.dtype, outDtype: c.outDtype, ...(c.splits ? { splits: c.splits } : {}) };
+    const mem0 = sim.memory().devices.find((d) => d.device === 0)?.bytes ?? 0;
     if (mode === 'sync') sim.linearInt4(args);
     else await sim.linearInt4Async(args);
     const got = poisonedOut(c.outDtype, outElems);
@@ -206,7 +217,9 @@ async function runCase(c: Case, mode: 'sync' | 'async'): Promise<void> {
 
     // The float64 reference and S.
     const { ref, absSum } = linearRef(xd, wt.w, bias ? Float64Array.from(bias) : null, M, N, K);
-    const keff = int4CudaBoundK(K); // D + 1 (the header)
+    // The partial buffer of split-K is the call's own: freed once the kernel is done.
+    expect(sim.memory().devices.find((d) => d.device === 0)?.bytes ?? 0).toBe(mem0);
+    const keff = c.splits ? int4CudaBoundK(K, Math.min(c.splits, Math.ceil(K / 16))) : int4CudaBoundK(K); // D + 1 (the header)
     const y = got.subarray(0, M * N) as Float32Array | Uint16Array;
     const msg = checkLinear(y, c.outDtype, ref, absSum, M, N, keff, `${name(c)} (${mode}); ${seedNote(seed)}`, 1);
     expect(msg).toBeNull();
@@ -254,6 +267,7 @@ describe('INT4 GEMM: refused configurations and bad arguments are typed errors, 
       expect(attempt(() => sim.linearInt4({ ...args, actOrder: true }))).toMatchObject({ name: 'TypeError', code: 'ERR_NATIVE', message: expect.stringMatching(/scratch/) });
       expect(attempt(() => sim.linearInt4({ ...args, K: 60, group: 60 }))).toMatchObject({ name: 'RangeError', code: 'ERR_NATIVE', message: expect.stringMatching(/multiple of 8/) });
       expect(attempt(() => sim.linearInt4({ ...args, out: args.x }))).toMatchObject({ name: 'RangeError', code: 'ERR_OVERLAP' });
+      for (const splits of [0, 9, 1.5]) expect(attempt(() => sim.linearInt4({ ...args, splits }))).toMatchObject({ name: 'RangeError', code: 'ERR_NATIVE', message: expect.stringMatching(/splits/) });
       sim.deviceFree(args.out);
       expect(attempt(() => sim.linearInt4(args))).toMatchObject({ name: 'TypeError', code: 'ERR_DISPOSED' });
       expect(attempt(() => sim.int4ToDeviceLayout({ N: 2, K: 16, group: 16, qweight: new Uint8Array(16), scales: new Uint16Array(2), zeros: null, perm: Int32Array.from({ length: 16 }, (_, k) => (k === 3 ? 16 : k)), out: new Uint8Array(sim.int4DeviceLayout({ N: 2, K: 16, group: 16, zeros: false, actOrder: true }).bytes) })))

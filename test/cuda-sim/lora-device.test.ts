@@ -13,6 +13,7 @@
  */
 import * as path from 'path';
 import { describeChild, runChild } from '../helpers/child';
+import { codeOf } from '../helpers/expect-error';
 import { Adapter64, checkLoraLinear, loraLinearRef } from '../helpers/lowrank-reference';
 import { decode, encode, mulberry32, seedFor, seedNote } from '../helpers/reference';
 
@@ -23,16 +24,6 @@ function child(body: string, env: Record<string, string> = {}): Record<string, u
   const r = runChild(body, { ...ENV, ...env }, { timeoutMs: 110_000 });
   if (r.status !== 0 || r.error || !('value' in r)) throw new Error(`child failed: ${JSON.stringify(r.error)}\n${describeChild(r)}`);
   return r.value as Record<string, unknown>;
-}
-
-/** A call's outcome: null, or the thrown error's class and code. */
-function codeOf(f: () => unknown): string | null {
-  try {
-    f();
-    return null;
-  } catch (e) {
-    return `${(e as Error).name} ${(e as { code?: string }).code}`;
-  }
 }
 
 test.each([

@@ -50,3 +50,13 @@ export async function expectRejectsCode(fn: () => Promise<unknown>, cls: ErrorCl
   }
   throw new Error(`expected a rejection with ${cls.name} ${code}, but the promise resolved to ${Object.prototype.toString.call(value)}`);
 }
+
+/** A call's outcome: null when it returns, else the thrown error's class name and code ("RangeError ERR_NATIVE"). */
+export function codeOf(f: () => unknown): string | null {
+  try {
+    f();
+    return null;
+  } catch (e) {
+    return `${(e as Error).name} ${(e as { code?: string }).code}`;
+  }
+}

@@ -398,10 +398,17 @@ export function diffInts(got: ArrayLike<number>, want: ArrayLike<number>, K: num
 /**
  * The CUDA INT4 kernel's rounding depth as checkLinear's K (with c = 1): at most 16 additions
  * inside an mma, one fma per k16 tile of a warp (ceil(Kp / 64), Kp = K rounded up to 16), 3
- * additions across the block's 4 warps and 1 of the bias, plus one for the reference's own
- * fround((q - z) s) weights and one for gamma's denominator (test/cuda-sim/gemm-int4.test.ts
- * derives it; native/cuda/gemm_int4.cuh, "Dequantization in registers").
+ * additions across the block's 4 warps, splits - 1 across split-K slices and 1 of the bias, plus
+ * one for the reference's own fround((q - z) s) weights and one for gamma's denominator
+ * (test/cuda-sim/gemm-int4.test.ts derives it; native/cuda/gemm_int4.cuh, "Dequantization in
+ * registers"). splits: the slices the call used; by default the most the kernel's automatic
+ * choice can give for this K (int4_auto_splits: at most 8, each at least 16 k16 tiles).
  */
-export function int4CudaBoundK(K: number): number {
-  return 16 + Math.ceil(Math.ceil(K / 16) / 4) + 3 + 1 + 1 + 1;
+export function int4CudaBoundK(K: number, splits = int4MaxAutoSplits(K)): number {
+  return 16 + Math.ceil(Math.ceil(K / 16) / 4) + 3 + (splits - 1) + 1 + 1 + 1;
+}
+
+/** The most K slices int4_auto_splits (native/cuda/gemm_int4.cuh) can choose for this K. */
+export function int4MaxAutoSplits(K: number): number {
+  return Math.max(1, Math.min(8, Math.floor(Math.ceil(K / 16) / 16)));
 }

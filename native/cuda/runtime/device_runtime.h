@@ -74,8 +74,13 @@ struct DeviceInfo {
   std::string name;        // the sim: "cuda-sim"
   int sm = 0;              // compute capability major*10 + minor (the sim: 80)
   uint64_t total_memory = 0;  // the sim: its memory limit
+  int multiprocessors = 0;    // SMs (the sim: 132, an H100 / H200 SXM's, so launch heuristics meet real counts)
   bool simulated = false;
 };
+
+// device_info(device).multiprocessors, asked of the device once per process (kernel launchers
+// choose their grids with it). Throws as device_info.
+int multiprocessors(int device);
 
 // Throws (CUDA: cudaErrorInsufficientDriver on a machine without a driver).
 int device_count();

@@ -119,8 +119,23 @@ DeviceInfo device_info(int device) {
   d.name = prop.name;
   d.sm = prop.major * 10 + prop.minor;
   d.total_memory = prop.totalGlobalMem;
+  d.multiprocessors = prop.multiProcessorCount;
   d.simulated = false;
   return d;
+}
+
+int multiprocessors(int device) {
+  static std::mutex mu;
+  static std::vector<int> known;
+  std::lock_guard<std::mutex> lock(mu);
+  if (device >= 0 && size_t(device) < known.size() && known[size_t(device)] > 0) return known[size_t(device)];
+  int n = 0;
+  CG_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+  if (device >= 0) {
+    if (known.size() <= size_t(device)) known.resize(size_t(device) + 1, 0);
+    known[size_t(device)] = n;
+  }
+  return n;
 }
 
 bool simulated() noexcept { return false; }

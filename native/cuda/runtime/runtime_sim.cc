@@ -114,9 +114,12 @@ DeviceInfo device_info(int device) {
   d.name = "cuda-sim";
   d.sm = 80;
   d.total_memory = memory_limit();
+  d.multiprocessors = 132;
   d.simulated = true;
   return d;
 }
+
+int multiprocessors(int device) { return device_info(device).multiprocessors; }
 
 bool simulated() noexcept { return true; }
 

@@ -114,7 +114,7 @@ expectType<() => void>()(dense[Symbol.dispose]);
 dense.dispose();
 // @ts-expect-error device is a number
 dense.toDevice({ device: '1' });
-expectType<Array<{ device: number; name: string; sm: number; totalMemory: number; simulated: boolean }>>()(cg.cuda.devices());
+expectType<Array<{ device: number; name: string; sm: number; totalMemory: number; multiprocessors: number; simulated: boolean }>>()(cg.cuda.devices());
 declare const either: Float32Array | cg.Tensor;
 // @ts-expect-error the overloads say which comes back; a value that may be either picks none
 cg.linear(either, [4, 64], dense);
