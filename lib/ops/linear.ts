@@ -73,6 +73,34 @@ function readList(v: unknown, name: string, max: number): unknown[] {
   return out;
 }
 
+/**
+ * The adapters of a call, read once (phase 1): linearMultiLora's list and per-row indices (none
+ * when no row has one), or the `lora` option's one adapter for every row.
+ */
+function readAdapters(
+  o: { lora?: unknown }, multi: { adapters: unknown; index: unknown } | undefined, M: number, N: number, K: number,
+): { adapters: LoraAdapter[]; rowAdapter: Int32Array | null } {
+  if (!multi) return { adapters: o.lora !== undefined && o.lora !== null ? [adapterFor(o.lora, N, K, 'lora')] : [], rowAdapter: null };
+  if (o.lora !== undefined && o.lora !== null) throw new CgTypeError('ERR_INVALID_ARG', 'linearMultiLora takes its adapters as arguments, not the lora option');
+  if (!Array.isArray(multi.adapters)) throw new CgTypeError('ERR_INVALID_ARG', 'adapters must be an array of LoraAdapter or { A, B, alpha }');
+  const specs = readList(multi.adapters, 'adapters', MAX_ADAPTERS);
+  const kind = typedArrayKind(multi.index);
+  if (kind !== 'Int32Array' && !Array.isArray(multi.index)) throw new CgTypeError('ERR_INVALID_ARG', 'adapterIndexPerRow must be an Int32Array or an array of integers');
+  const idx = kind === 'Int32Array' ? Array.from(checkTypedArray<Int32Array>(multi.index, 'Int32Array', 'adapterIndexPerRow')) : readList(multi.index, 'adapterIndexPerRow', M + 1);
+  if (idx.length !== M) throw new CgRangeError('ERR_SHAPE_MISMATCH', `adapterIndexPerRow has ${idx.length} entries; x has M = ${M} rows`);
+  const adapters = specs.map((a, i) => adapterFor(a, N, K, `adapters[${i}]`));
+  const rowAdapter = new Int32Array(M);
+  let used = false;
+  for (let m = 0; m < M; ++m) {
+    const a = idx[m];
+    if (typeof a !== 'number' || !Number.isInteger(a)) throw new CgRangeError('ERR_INVALID_ARG', `adapterIndexPerRow[${m}] = ${show(a)} is not an integer`);
+    if (a < -1 || a >= adapters.length) throw new CgRangeError('ERR_INVALID_ARG', `adapterIndexPerRow[${m}] = ${a} is not -1 or an adapter index (0..${adapters.length - 1})`);
+    rowAdapter[m] = a;
+    used = used || a >= 0;
+  }
+  return used ? { adapters, rowAdapter } : { adapters: [], rowAdapter };
+}
+
 function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, multi?: { adapters: unknown; index: unknown }): Prepared {
   // ---- phase 1: read every argument once (user code can run only here) ----
   const [M, K] = checkShape2(xShape, ['M', 'K']);
@@ -82,30 +110,7 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, mult
   if (params.K !== K) throw new CgRangeError('ERR_SHAPE_MISMATCH', `x has K = ${K} columns but the weight has K = ${params.K}`);
   checkProduct(M, N, 'M*N');
   const o = readOptions(options, 'options', OPTION_KEYS);
-  let adapters: LoraAdapter[] = [];
-  let rowAdapter: Int32Array | null = null;
-  if (multi) {
-    if (o.lora !== undefined && o.lora !== null) throw new CgTypeError('ERR_INVALID_ARG', 'linearMultiLora takes its adapters as arguments, not the lora option');
-    if (!Array.isArray(multi.adapters)) throw new CgTypeError('ERR_INVALID_ARG', 'adapters must be an array of LoraAdapter or { A, B, alpha }');
-    const specs = readList(multi.adapters, 'adapters', MAX_ADAPTERS);
-    const kind = typedArrayKind(multi.index);
-    if (kind !== 'Int32Array' && !Array.isArray(multi.index)) throw new CgTypeError('ERR_INVALID_ARG', 'adapterIndexPerRow must be an Int32Array or an array of integers');
-    const idx = kind === 'Int32Array' ? Array.from(checkTypedArray<Int32Array>(multi.index, 'Int32Array', 'adapterIndexPerRow')) : readList(multi.index, 'adapterIndexPerRow', M + 1);
-    if (idx.length !== M) throw new CgRangeError('ERR_SHAPE_MISMATCH', `adapterIndexPerRow has ${idx.length} entries; x has M = ${M} rows`);
-    adapters = specs.map((a, i) => adapterFor(a, N, K, `adapters[${i}]`));
-    rowAdapter = new Int32Array(M);
-    let used = false;
-    for (let m = 0; m < M; ++m) {
-      const a = idx[m];
-      if (typeof a !== 'number' || !Number.isInteger(a)) throw new CgRangeError('ERR_INVALID_ARG', `adapterIndexPerRow[${m}] = ${show(a)} is not an integer`);
-      if (a < -1 || a >= adapters.length) throw new CgRangeError('ERR_INVALID_ARG', `adapterIndexPerRow[${m}] = ${a} is not -1 or an adapter index (0..${adapters.length - 1})`);
-      rowAdapter[m] = a;
-      used = used || a >= 0;
-    }
-    if (!used) adapters = [];
-  } else if (o.lora !== undefined && o.lora !== null) {
-    adapters = [adapterFor(o.lora, N, K, 'lora')];
-  }
+  const { adapters, rowAdapter } = readAdapters(o, multi, M, N, K);
 
   // ---- phase 2: check the values read; no user code runs from here on ----
   const activations = o.activations === undefined ? 'native' : o.activations;
@@ -135,7 +140,7 @@ function prepare(x: unknown, xShape: unknown, w: unknown, options: unknown, mult
   const actBlock = activations === 'fp8' && params.format === 'fp8' && params.bk < K ? params.bk : 0;
   const plan: Omit<LinearPlan, 'out' | 'outPrivate'> = {
     M, x: xa.array, xDtype: xa.dtype, bias, outDtype, threads, activations, actBlock,
-    lora: adapters.length > 0 ? loraArgs(adapters, multi ? rowAdapter : null) : null,
+    lora: adapters.length > 0 ? loraArgs(adapters, rowAdapter) : null,
   };
   return { backend, weight, params, plan, out, callerOut: out && (o.out as FloatArray), N };
 }
@@ -195,7 +200,7 @@ export async function linearAsync(x: FloatArray | Tensor, xShape: [number, numbe
  * arrays instead). x must be in the weight's dtype (the kernel's A and B share one type; INT4:
  * float16 or bfloat16).
  */
-function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown, async: boolean): Tensor | Promise<Tensor> {
+function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown, async: boolean, multi?: { adapters: unknown; index: unknown }): Tensor | Promise<Tensor> {
   const [M, K] = checkShape2(xShape, ['M', 'K']);
   const params = paramsOf(w);
   const weight = w as Weight;
@@ -208,7 +213,7 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
   if (o.out !== undefined || (o.activations !== undefined && o.activations !== 'native')) {
     notSupported('linear on a device tensor with out or quantized activations');
   }
-  const adapters = o.lora !== undefined && o.lora !== null ? [adapterFor(o.lora, N, K, 'lora')] : [];
+  const { adapters, rowAdapter } = readAdapters(o, multi, M, N, K);
   const backend = route(adapters.length > 0 ? 'linear+lora' : 'linear', params.format, 'native', selectBackend().info.kind, valueDtype(params));
   if (backend.name !== 'cuda') {
     return notSupported(`linear on a device tensor with a ${params.format} ${valueDtype(params)} weight (its kernel runs on the CPU: pass host arrays)`);
@@ -222,7 +227,7 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
   checkReadable(weight);
   const d = deviceAddon();
   const placement = placementOn(weight, backend, x.device);
-  const lora = adapters.length > 0 ? loraArgs(adapters, null) : null;
+  const lora = adapters.length > 0 ? loraArgs(adapters, rowAdapter) : null;
   const out = Tensor.alloc([M, N], outDtype, x.device);
   let biasHandle: DeviceHandle | null = null;
   try {
@@ -258,16 +263,36 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
  * are added in the kernel's epilogue. Adapters may have different ranks.
  */
 export function linearMultiLora(
+  x: Tensor, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
+  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
+): Tensor;
+export function linearMultiLora(
   x: FloatArray, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
   adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
-): FloatArray {
-  return run(prepare(x, xShape, w, options, { adapters, index: adapterIndexPerRow }));
+): FloatArray;
+export function linearMultiLora(
+  x: FloatArray | Tensor, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
+  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
+): FloatArray | Tensor {
+  const multi = { adapters, index: adapterIndexPerRow };
+  if (isTensor(x)) return linearOnDevice(x, xShape, w, options, false, multi) as Tensor;
+  return run(prepare(x, xShape, w, options, multi));
 }
 
 /** linearMultiLora off the event loop. */
 export async function linearMultiLoraAsync(
+  x: Tensor, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
+  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
+): Promise<Tensor>;
+export async function linearMultiLoraAsync(
   x: FloatArray, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
   adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
-): Promise<FloatArray> {
-  return runAsync(prepare(x, xShape, w, options, { adapters, index: adapterIndexPerRow }));
+): Promise<FloatArray>;
+export async function linearMultiLoraAsync(
+  x: FloatArray | Tensor, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
+  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
+): Promise<FloatArray | Tensor> {
+  const multi = { adapters, index: adapterIndexPerRow };
+  if (isTensor(x)) return linearOnDevice(x, xShape, w, options, true, multi);
+  return runAsync(prepare(x, xShape, w, options, multi));
 }

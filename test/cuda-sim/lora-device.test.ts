@@ -199,7 +199,7 @@ test.each(['float32', 'float16', 'bfloat16'] as const)('the shrink kernel: each 
  * memory after equals before, but for the out tensor and the adapter's kept copies); and `out`
  * with a tensor is still ERR_NOT_SUPPORTED.
  */
-test('lora with device tensors: the host-array result bit for bit, sync and async, temporaries freed', () => {
+test('lora and linearMultiLora with device tensors: the host-array result bit for bit, sync and async, temporaries freed', () => {
   const seed = seedFor('lora device tensor');
   const rng = mulberry32(seed);
   const M = 9, N = 40, K = 64, r = 6;
@@ -230,8 +230,18 @@ for (const [name, w, dtype] of [
 }
 let withOut = null;
 try { cg.linear(cg.Tensor.fromHost(new Uint16Array(M * K), [M, K], { dtype: 'float16' }), [M, K], cg.DenseWeight.from(wv, [N, K], { dtype: 'float16' }), { lora, out: new Float32Array(M * N) }); } catch (e) { withOut = { code: e.code }; }
-out({ results, withOut });
-`) as { results: Array<{ name: string; host: number[]; sync: number[]; async: number[]; grew: number[]; outBytes: number }>; withOut: unknown };
+// linearMultiLora on a tensor: two adapters of ranks 6 and 3, rows without one.
+const other = new cg.LoraAdapter({ A: Float32Array.from(xv.subarray(0, 3 * K)), B: Float32Array.from(wv.subarray(0, N * 3)), alpha: -1.25 }, [N, K]);
+const rows = [0, 1, -1, 1, 0, 0, -1, 1, 1];
+const wm = cg.DenseWeight.from(wv, [N, K], { dtype: 'bfloat16' });
+const xm = cg.DenseWeight.from(xv, [M, K], { dtype: 'bfloat16' }).toDense();
+const tm = cg.Tensor.fromHost(xm, [M, K], { dtype: 'bfloat16' });
+const multiHost = bits(cg.linearMultiLora(xm, [M, K], wm, [lora, other], rows, { dtype: 'bfloat16', outDtype: 'float32' }));
+const multiSync = bits(cg.linearMultiLora(tm, [M, K], wm, [lora, other], rows, { outDtype: 'float32' }).toHostSync());
+const multiAsync = bits(await (await cg.linearMultiLoraAsync(tm, [M, K], wm, [lora, other], rows, { outDtype: 'float32' })).toHost());
+const plain = bits(cg.linear(xm, [M, K], wm, { dtype: 'bfloat16', outDtype: 'float32' }));
+out({ results, withOut, multi: { host: multiHost, sync: multiSync, async: multiAsync, plain } });
+`) as { results: Array<{ name: string; host: number[]; sync: number[]; async: number[]; grew: number[]; outBytes: number }>; withOut: unknown; multi: Record<string, number[]> };
   for (const res of v.results) {
     expect({ name: res.name, same: res.sync.every((b, i) => b === res.host[i]) && res.async.every((b, i) => b === res.host[i]) }).toEqual({ name: res.name, same: true });
     expect(res.host.length).toBe(M * N);
@@ -240,6 +250,15 @@ out({ results, withOut });
     expect({ name: res.name, grew: res.grew }).toEqual({ name: res.name, grew: [res.outBytes, res.outBytes] });
   }
   expect(v.withOut).toEqual({ code: 'ERR_NOT_SUPPORTED' });
+  const mh = v.multi.host;
+  expect(v.multi.sync).toEqual(mh);
+  expect(v.multi.async).toEqual(mh);
+  // Not vacuous: rows with an adapter differ from the plain product, rows without (-1) equal it.
+  const rows = [0, 1, -1, 1, 0, 0, -1, 1, 1];
+  rows.forEach((a, m) => {
+    const same = mh.slice(m * N, (m + 1) * N).every((b, n) => b === v.multi.plain[m * N + n]);
+    expect({ m, same }).toEqual({ m, same: a < 0 });
+  });
 });
 
 test("LoraAdapter.dispose() frees the adapter's device copies on every device (at once, or when a call in flight that uses them is done); that call gives the same bits", () => {

@@ -138,8 +138,9 @@ expectType<FloatArray>()(cg.linearMultiLora(f32, [4, 64], int4, [adapter], [0, -
 expectType<Promise<FloatArray>>()(cg.linearMultiLoraAsync(f32, [4, 64], sparse, [adapter], i32));
 // @ts-expect-error the adapter of each row is an index
 cg.linearMultiLora(f32, [4, 64], dense, [adapter], ['a', 'b']);
-// @ts-expect-error multi-LoRA takes host arrays only
-cg.linearMultiLora(t, [4, 64], dense, [adapter], i32);
+// multi-LoRA on a device tensor gives a device tensor
+expectType<cg.Tensor>()(cg.linearMultiLora(t, [4, 64], dense, [adapter], i32));
+expectType<Promise<cg.Tensor>>()(cg.linearMultiLoraAsync(t, [4, 64], dense, [adapter], i32));
 
 const update = cg.lowRankUpdate(sparse, f32, f32, { alpha: -1, blockSize: [16, 256], reprune: true, threads: 1 });
 expectType<LowRankUpdateResult>()(update);
