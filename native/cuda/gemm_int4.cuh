@@ -194,6 +194,10 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
   const int k_steps = (k_tiles - tile0 + T::kWarps - 1) / T::kWarps;
   const size_t row_bytes = size_t(Np / 64) * T::kCodeTileBytes;
 
+  // The weight's codes are read once by one block: L2 evict-first, so they do not evict X and
+  // the scales, which other blocks read again (ptx/cp_async.h).
+  const uint64_t stream_policy = ::cg::ptx::l2_evict_first_policy();
+
   // Step: fetch_to_shared. Thread tid copies X chunk tid (row tid / 8, 8 values at column
   // 8 (tid % 8) of the K-step) and code chunk tid (k16 tile tid / 32 of the K-step, lane tid % 32's
   // 16 bytes). Past M, K or Kp: src-size 0 from the matrix's base (aligned; nothing is read).
@@ -213,7 +217,7 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
       const int r = tile0 + ks * T::kWarps + kk;
       const bool inside = r < k_tiles;
       const uint8_t* src = inside ? codes + size_t(r) * row_bytes + size_t(col_group) * T::kCodeTileBytes + size_t(l) * 16 : codes;
-      ::cg::ptx::cp_async<16>(sw + kk * T::kCodeTileBytes + l * 16, src, inside ? 16 : 0);
+      ::cg::ptx::cp_async16_hinted(sw + kk * T::kCodeTileBytes + l * 16, src, inside ? 16 : 0, stream_policy);
     }
   };
 

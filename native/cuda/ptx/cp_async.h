@@ -37,6 +37,32 @@ __device__ __forceinline__ void cp_async(void* smem, const void* gmem, int src_b
 #endif
 }
 
+// An L2 eviction policy that marks every line it touches evict-first (createpolicy, PTX ISA
+// §9.7.9.17; sm_80): for data a kernel streams once (a weight read by one block), so that it
+// does not push out of L2 what is reused (the activations, the scales). Make it once per thread.
+__device__ __forceinline__ uint64_t l2_evict_first_policy() {
+#if defined(__CUDACC__)
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  return policy;
+#else
+  return 0;  // the simulated device has no cache: the policy is a hint that changes no result
+#endif
+}
+
+// cp_async<16> with an L2 cache hint (.L2::cache_hint, the policy of l2_evict_first_policy): the
+// same copy, src-size zero fill and group rules; on the simulated device exactly cp_async<16>.
+__device__ __forceinline__ void cp_async16_hinted(void* smem, const void* gmem, int src_bytes, uint64_t policy) {
+#if defined(__CUDACC__)
+  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  const uint64_t src = static_cast<uint64_t>(__cvta_generic_to_global(gmem));
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(dst), "l"(src), "r"(src_bytes), "l"(policy) : "memory");
+#else
+  (void)policy;
+  ::cg::sim::cp_async(smem, gmem, 16, src_bytes);
+#endif
+}
+
 __device__ __forceinline__ void cp_async_commit() {
 #if defined(__CUDACC__)
   asm volatile("cp.async.commit_group;\n" ::: "memory");
