@@ -14,7 +14,7 @@ export type { Int4QuantizeOptions, Int4Parts } from './weights/int4';
 export type { Fp8Format, ScaleDType, WeightFormat } from './native/descriptor';
 export * as safetensors from './import/safetensors';
 export { linear, linearAsync, linearMultiLora, linearMultiLoraAsync } from './ops/linear';
-export type { LinearOptions } from './ops/linear';
+export type { DeviceLinearOptions, LinearOptions } from './ops/linear';
 export { LoraAdapter } from './ops/lora';
 export { Tensor, cuda } from './tensor';
 export type { LoraFactors } from './ops/lora';

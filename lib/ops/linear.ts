@@ -40,6 +40,12 @@ export interface LinearOptions {
   lora?: LoraAdapter | LoraFactors;
 }
 
+/** The options of a call on a device tensor x: `out`, when given, is a device tensor [M, N] on x's device. */
+export interface DeviceLinearOptions extends Omit<LinearOptions, 'out'> {
+  /** Write the result into this device tensor ([M, N], outDtype's dtype, on x's device) instead of a new one. */
+  out?: Tensor;
+}
+
 const OPTION_KEYS = ['dtype', 'bias', 'outDtype', 'out', 'threads', 'activations', 'lora'] as const;
 
 interface Prepared {
@@ -172,9 +178,9 @@ async function runAsync(p: Prepared): Promise<FloatArray> {
  * Y = X · Wᵀ (+ bias) for x [M, K] and a weight [N, K]; returns Y [M, N] (or fills `out`). With
  * a device tensor x (cg.Tensor, CUDA backend) Y is a new device tensor.
  */
-export function linear(x: Tensor, xShape: [number, number], w: Weight, options?: LinearOptions): Tensor;
+export function linear(x: Tensor, xShape: [number, number], w: Weight, options?: DeviceLinearOptions): Tensor;
 export function linear(x: FloatArray, xShape: [number, number], w: Weight, options?: LinearOptions): FloatArray;
-export function linear(x: FloatArray | Tensor, xShape: [number, number], w: Weight, options?: LinearOptions): FloatArray | Tensor {
+export function linear(x: FloatArray | Tensor, xShape: [number, number], w: Weight, options?: LinearOptions | DeviceLinearOptions): FloatArray | Tensor {
   if (isTensor(x)) return linearOnDevice(x, xShape, w, options, false) as Tensor;
   return run(prepare(x, xShape, w, options));
 }
@@ -185,9 +191,9 @@ export function linear(x: FloatArray | Tensor, xShape: [number, number], w: Weig
  * may be reused at once; the result is written into `out` (or a new array) when the promise
  * resolves.
  */
-export async function linearAsync(x: Tensor, xShape: [number, number], w: Weight, options?: LinearOptions): Promise<Tensor>;
+export async function linearAsync(x: Tensor, xShape: [number, number], w: Weight, options?: DeviceLinearOptions): Promise<Tensor>;
 export async function linearAsync(x: FloatArray, xShape: [number, number], w: Weight, options?: LinearOptions): Promise<FloatArray>;
-export async function linearAsync(x: FloatArray | Tensor, xShape: [number, number], w: Weight, options?: LinearOptions): Promise<FloatArray | Tensor> {
+export async function linearAsync(x: FloatArray | Tensor, xShape: [number, number], w: Weight, options?: LinearOptions | DeviceLinearOptions): Promise<FloatArray | Tensor> {
   if (isTensor(x)) return linearOnDevice(x, xShape, w, options, true);
   return runAsync(prepare(x, xShape, w, options));
 }
@@ -210,9 +216,10 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
   if (params.K !== K) throw new CgRangeError('ERR_SHAPE_MISMATCH', `x has K = ${K} columns but the weight has K = ${params.K}`);
   const N = params.N;
   checkProduct(M, N, 'M*N');
-  if (o.out !== undefined || (o.activations !== undefined && o.activations !== 'native')) {
-    notSupported('linear on a device tensor with out or quantized activations');
-  }
+  if (o.activations !== undefined && o.activations !== 'native') notSupported('linear on a device tensor with quantized activations');
+  const outOption: unknown = o.out;
+  if (outOption !== undefined && outOption !== null && !isTensor(outOption)) throw new CgTypeError('ERR_INVALID_ARG', 'with a device tensor x, out must be a device tensor (cg.Tensor) or omitted');
+  const given: Tensor | null = isTensor(outOption) ? outOption : null;
   const { adapters, rowAdapter } = readAdapters(o, multi, M, N, K);
   const backend = route(adapters.length > 0 ? 'linear+lora' : 'linear', params.format, 'native', selectBackend().info.kind, valueDtype(params));
   if (backend.name !== 'cuda') {
@@ -220,15 +227,26 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
   }
   checkDeviceDtype(params, x.dtype);
   checkDeviceK(params);
-  const outDtype = o.outDtype ?? x.dtype;
+  const outDtype = o.outDtype ?? (given ? given.dtype : x.dtype);
   if (!isFloatDType(outDtype)) throw new CgTypeError('ERR_DTYPE', `unknown outDtype ${show(outDtype)} (float32, float16, bfloat16)`);
+  if (given) {
+    handleOf(given); // ERR_DISPOSED
+    if (given.shape[0] !== M || given.shape[1] !== N) throw new CgRangeError('ERR_SHAPE_MISMATCH', `out is a [${given.shape.join(', ')}] tensor, not [${M}, ${N}]`);
+    if (given.dtype !== outDtype) throw new CgTypeError('ERR_DTYPE', `out is a ${given.dtype} tensor but the result is ${outDtype}`);
+    if (given.device !== x.device) throw new CgRangeError('ERR_DEVICE', `out is on CUDA device ${given.device} and x on device ${x.device}`);
+    if (given === x) throw new CgRangeError('ERR_OVERLAP', 'out is x: the kernel reads x while it writes out');
+  }
   let bias: Float32Array | null = null;
   if (o.bias !== undefined && o.bias !== null) bias = checkFloatArray(o.bias, 'float32', N, 'bias').array as Float32Array;
   checkReadable(weight);
   const d = deviceAddon();
   const placement = placementOn(weight, backend, x.device);
   const lora = adapters.length > 0 ? loraArgs(adapters, rowAdapter) : null;
-  const out = Tensor.alloc([M, N], outDtype, x.device);
+  const out = given ?? Tensor.alloc([M, N], outDtype, x.device);
+  // A result tensor made here is disposed if the call fails; the caller's `out` never is.
+  const drop = () => {
+    if (!given) out.dispose();
+  };
   let biasHandle: DeviceHandle | null = null;
   try {
     biasHandle = bias ? upload(d, x.device, bias) : null;
@@ -242,14 +260,14 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
     return useDuring(weight, 'read', () => done).then(
       () => out,
       (e) => {
-        out.dispose();
+        drop();
         throw fromNative(e);
       },
     ).finally(() => {
       if (b) d.deviceFree(b);
     });
   } catch (e) {
-    out.dispose();
+    drop();
     throw fromNative(e);
   } finally {
     if (biasHandle) d.deviceFree(biasHandle);
@@ -264,7 +282,7 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
  */
 export function linearMultiLora(
   x: Tensor, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
-  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
+  adapterIndexPerRow: Int32Array | number[], options?: DeviceLinearOptions,
 ): Tensor;
 export function linearMultiLora(
   x: FloatArray, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
@@ -272,7 +290,7 @@ export function linearMultiLora(
 ): FloatArray;
 export function linearMultiLora(
   x: FloatArray | Tensor, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
-  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
+  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions | DeviceLinearOptions,
 ): FloatArray | Tensor {
   const multi = { adapters, index: adapterIndexPerRow };
   if (isTensor(x)) return linearOnDevice(x, xShape, w, options, false, multi) as Tensor;
@@ -282,7 +300,7 @@ export function linearMultiLora(
 /** linearMultiLora off the event loop. */
 export async function linearMultiLoraAsync(
   x: Tensor, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
-  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
+  adapterIndexPerRow: Int32Array | number[], options?: DeviceLinearOptions,
 ): Promise<Tensor>;
 export async function linearMultiLoraAsync(
   x: FloatArray, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
@@ -290,7 +308,7 @@ export async function linearMultiLoraAsync(
 ): Promise<FloatArray>;
 export async function linearMultiLoraAsync(
   x: FloatArray | Tensor, xShape: [number, number], w: Weight, adapters: Array<LoraAdapter | LoraFactors>,
-  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions,
+  adapterIndexPerRow: Int32Array | number[], options?: LinearOptions | DeviceLinearOptions,
 ): Promise<FloatArray | Tensor> {
   const multi = { adapters, index: adapterIndexPerRow };
   if (isTensor(x)) return linearOnDevice(x, xShape, w, options, true, multi);

@@ -166,6 +166,29 @@ out({
   int4Tensor: err(() => cg.linear(t, [M, K], int4)),
   mismatch: err(() => cg.linear(tb, [M, K], wf16)),
   withOut: err(() => cg.linear(tb, [M, K], wf16, { out: new Float32Array(M * N) })),
+  // out as a device tensor: written in place (poisoned first), returned; checked before any launch.
+  outTensor: await (async () => {
+    const o = cg.Tensor.fromHost(new Float32Array(M * N).fill(NaN), [M, N]);
+    const same = cg.linear(t, [M, K], w32, { out: o }) === o;
+    const sync = toArr(o.toHostSync());
+    const o2 = cg.Tensor.fromHost(new Float32Array(M * N).fill(NaN), [M, N]);
+    const sameAsync = (await cg.linearAsync(t, [M, K], w32, { out: o2 })) === o2;
+    const asyncY = toArr(await o2.toHost());
+    const o16 = cg.Tensor.fromHost(new Uint16Array(M * N).fill(0x7fff), [M, N], { dtype: 'float16' });
+    const sq = cg.DenseWeight.from(Float32Array.from({ length: K * K }, (_, i) => ws[i % ws.length]), [K, K]);
+    const tsq = cg.Tensor.fromHost(Float32Array.from(xs), [M, K]);
+    const gone = cg.Tensor.fromHost(new Float32Array(M * N), [M, N]);
+    gone.dispose();
+    const errs = {
+      shape: err(() => cg.linear(t, [M, K], w32, { out: cg.Tensor.fromHost(new Float32Array(M * N), [N, M]) })),
+      dtypeAsked: err(() => cg.linear(t, [M, K], w32, { out: o, outDtype: 'float16' })),
+      self: err(() => cg.linear(tsq, [M, K], sq, { out: tsq })),
+      disposed: err(() => cg.linear(t, [M, K], w32, { out: gone })),
+    };
+    // Without outDtype the result takes out's dtype (as without out it takes x's).
+    const same16 = cg.linear(t, [M, K], w32, { out: o16 }) === o16;
+    return { same, sameAsync, sync, asyncY, errs, same16, o16: toArr(o16.toHostSync()) };
+  })(),
   wrongShape: err(() => cg.linear(tb, [M + 1, K], wf16)),
   badDevice: err(() => cg.Tensor.fromHost(new Float32Array(4), [2, 2], { device: 3 })),
   k12: { w: toArr(w12.toDense()), x: toArr(x12), y: toArr(cg.linear(x12, [M, 12], w12, { dtype: 'float16', outDtype: 'float32' })) },
@@ -183,7 +206,16 @@ out({
   check('float32 weight, linearAsync', v.ya as number[], reference(x32, w32, null, M, N, K), K, 'float32');
   expect(v.int4Tensor).toMatchObject({ name: 'TypeError', code: 'ERR_DTYPE' }); // a float32 tensor: the INT4 kernel is W4A16
   expect(v.mismatch).toMatchObject({ name: 'TypeError', code: 'ERR_DTYPE' });
-  expect(v.withOut).toMatchObject({ name: 'Error', code: 'ERR_NOT_SUPPORTED' });
+  expect(v.withOut).toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARG' }); // a host out with a device x
+  const ot = v.outTensor as { same: boolean; sameAsync: boolean; same16: boolean; sync: number[]; asyncY: number[]; o16: number[]; errs: Record<string, unknown> };
+  expect([ot.same, ot.sameAsync, ot.same16]).toEqual([true, true, true]);
+  check('float32 weight, tensor, into a float16 out', Array.from(decode(Uint16Array.from(ot.o16), 'float16')), reference(x32, w32, null, M, N, K), K, 'float16');
+  check('float32 weight, tensor, into out', ot.sync, reference(x32, w32, null, M, N, K), K, 'float32');
+  expect(ot.asyncY).toEqual(ot.sync);
+  expect(ot.errs.shape).toMatchObject({ name: 'RangeError', code: 'ERR_SHAPE_MISMATCH' });
+  expect(ot.errs.dtypeAsked).toMatchObject({ name: 'TypeError', code: 'ERR_DTYPE' });
+  expect(ot.errs.self).toMatchObject({ name: 'RangeError', code: 'ERR_OVERLAP' });
+  expect(ot.errs.disposed).toMatchObject({ code: 'ERR_DISPOSED' });
   expect(v.wrongShape).toMatchObject({ name: 'RangeError', code: 'ERR_SHAPE_MISMATCH' });
   expect(v.badDevice).toMatchObject({ name: 'RangeError', code: 'ERR_DEVICE' });
   const k12 = v.k12 as { w: number[]; x: number[]; y: number[] };

@@ -196,8 +196,8 @@ test.each(['float32', 'float16', 'bfloat16'] as const)('the shrink kernel: each 
  * on the device from the tensor, so the result equals the host-array call's bit for bit (the host
  * path uploads the same x values and runs the same kernels, and is held to the float64 reference
  * above and by ops/lora on cuda-sim); sync and async; the temporaries are freed (the device
- * memory after equals before, but for the out tensor and the adapter's kept copies); and `out`
- * with a tensor is still ERR_NOT_SUPPORTED.
+ * memory after equals before, but for the out tensor and the adapter's kept copies); and
+ * with a device x, a host array as `out` is ERR_INVALID_ARG (out must be a device tensor there).
  */
 test('lora and linearMultiLora with device tensors: the host-array result bit for bit, sync and async, temporaries freed', () => {
   const seed = seedFor('lora device tensor');
@@ -249,7 +249,7 @@ out({ results, withOut, multi: { host: multiHost, sync: multiSync, async: multiA
     // keeps the adapter's copies (made by the host call too): only the out tensor remains.
     expect({ name: res.name, grew: res.grew }).toEqual({ name: res.name, grew: [res.outBytes, res.outBytes] });
   }
-  expect(v.withOut).toEqual({ code: 'ERR_NOT_SUPPORTED' });
+  expect(v.withOut).toEqual({ code: 'ERR_INVALID_ARG' }); // a host out with a device x
   const mh = v.multi.host;
   expect(v.multi.sync).toEqual(mh);
   expect(v.multi.async).toEqual(mh);

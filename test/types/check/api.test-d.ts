@@ -107,6 +107,9 @@ cg.linear(dense, [4, 64], f32);
 const t = cg.Tensor.fromHost(u16, [4, 64], { dtype: 'float16' });
 expectType<cg.Tensor>()(cg.linear(t, [4, 64], dense, { bias: u16, outDtype: 'float16' }));
 expectType<Promise<cg.Tensor>>()(cg.linearAsync(t, [4, 64], dense));
+expectType<cg.Tensor>()(cg.linear(t, [4, 64], dense, { out: t }));
+// @ts-expect-error with a device tensor x, out is a device tensor
+cg.linear(t, [4, 64], dense, { out: f32 });
 expectType<() => void>()(t[Symbol.dispose]); // `using t = ...` type-checks
 expectType<typeof dense>()(dense.toDevice({ device: 1 })); // returns the weight itself
 expectType<number | null>()(dense.device);
