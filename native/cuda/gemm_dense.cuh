@@ -269,14 +269,6 @@ using DenseGemmLaunchStatus = ::cg::sim::LaunchResult;  // ok, or the simulator'
 #define CG_LAUNCH_STATUS(kernel, grid, block, smem, stream, ...) CG_LAUNCH(kernel, grid, block, smem, stream, __VA_ARGS__)
 #endif
 
-// A one-dimensional grid or block of n.
-inline LaunchDim dim_x(unsigned n) {
-  LaunchDim d;
-  d.x = n;
-  d.y = 1;
-  d.z = 1;
-  return d;
-}
 
 // A configuration the kernel does not run (checked before any launch).
 enum class DenseGemmError : int {

@@ -126,7 +126,7 @@ __global__ void dense_gemm_f32_kernel(const float* x, const float* w, const floa
       for (int i = 0; i < T::kRowsPerThread; ++i) a[i] = sx[(ty + T::kThreadsY * i) * T::kRowPitchFloats + k];
       for (int j = 0; j < T::kColsPerThread; ++j) b[j] = sw[(tx + T::kThreadsX * j) * T::kRowPitchFloats + k];
       for (int i = 0; i < T::kRowsPerThread; ++i)
-        for (int j = 0; j < T::kColsPerThread; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        for (int j = 0; j < T::kColsPerThread; ++j) acc[i][j] = fma_rn(a[i], b[j], acc[i][j]);
     }
   };
 

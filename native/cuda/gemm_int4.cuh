@@ -139,15 +139,6 @@ __device__ __forceinline__ uint32_t dequant_pair(uint32_t bits, uint32_t negz2) 
   return ::cg::ptx::fma_rn_16x2<kBf16>(biased, kOne2, negz2);
 }
 
-// acc + s * p with one rounding (FFMA).
-__device__ __forceinline__ float fma_f32(float s, float p, float acc) {
-#if defined(__CUDACC__)
-  return __fmaf_rn(s, p, acc);
-#else
-  return std::fma(s, p, acc);
-#endif
-}
-
 // ---- The kernels -------------------------------------------------------------------------------------
 
 // Act-order: xp[m][c] = x[m][perm[c]] (E: the 16-bit values' storage). Grid (M), block 128: row m,
@@ -258,10 +249,10 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
       FragC part = {0.f, 0.f, 0.f, 0.f};
       mma<kBf16>(part, a, b);
       const float s0 = s_row[8 * nt + 2 * t], s1 = s_row[8 * nt + 2 * t + 1];
-      acc[nt][0] = fma_f32(s0, part[0], acc[nt][0]);
-      acc[nt][1] = fma_f32(s1, part[1], acc[nt][1]);
-      acc[nt][2] = fma_f32(s0, part[2], acc[nt][2]);
-      acc[nt][3] = fma_f32(s1, part[3], acc[nt][3]);
+      acc[nt][0] = fma_rn(s0, part[0], acc[nt][0]);
+      acc[nt][1] = fma_rn(s1, part[1], acc[nt][1]);
+      acc[nt][2] = fma_rn(s0, part[2], acc[nt][2]);
+      acc[nt][3] = fma_rn(s1, part[3], acc[nt][3]);
     }
   };
 

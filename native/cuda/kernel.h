@@ -49,3 +49,48 @@ inline uint8_t* dynamic_smem() { return sim::shared_base(); }
   ::cg::sim::launch(#kernel, (grid), (block), (smem), [&]() { kernel(__VA_ARGS__); })
 
 #endif
+
+#if !defined(__CUDACC__)
+#include <cmath>
+#endif
+
+namespace cg {
+
+// A one-dimensional grid or block of n.
+inline LaunchDim dim_x(unsigned n) {
+  LaunchDim d;
+  d.x = n;
+  d.y = 1;
+  d.z = 1;
+  return d;
+}
+
+// float32 arithmetic with one rounding to nearest each, never contracted with a neighbour by the
+// compiler (fma.rn / mul.rn / add.rn under nvcc; std::fma and plain float operations in the
+// simulator, whose host build contracts nothing across these calls): the operations whose order
+// the kernels document.
+__device__ __forceinline__ float fma_rn(float a, float b, float c) {
+#if defined(__CUDACC__)
+  return __fmaf_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+
+__device__ __forceinline__ float mul_rn(float a, float b) {
+#if defined(__CUDACC__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+__device__ __forceinline__ float add_rn(float a, float b) {
+#if defined(__CUDACC__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
+}  // namespace cg

@@ -36,7 +36,7 @@ __device__ __forceinline__ float lora_term(const LoraEpilogue& l, int m, int n, 
   const float* t = l.t + size_t(m) * size_t(l.tld);
   const float* b = l.bt + size_t(off) * size_t(N) + size_t(n);
   float s = 0.f;
-  for (int j = 0; j < r; ++j) s = fmaf(t[j], b[size_t(j) * size_t(N)], s);
+  for (int j = 0; j < r; ++j) s = fma_rn(t[j], b[size_t(j) * size_t(N)], s);
   float alpha;
   std::memcpy(&alpha, l.rows + 2 * M + m, sizeof alpha);
   return alpha * s;

@@ -31,10 +31,6 @@
 #include "cuda/kernel.h"
 #include "cuda/store_output.h"
 
-#if !defined(__CUDACC__)
-#include <cmath>
-#endif
-
 namespace cg {
 namespace gemm {
 
@@ -43,14 +39,6 @@ constexpr int kShrinkThreads = kShrinkRows * 32;
 constexpr int kShrinkK = 64;
 constexpr int kShrinkTileWords = 2 + kShrinkRows;
 constexpr int kShrinkSmemBytes = (kShrinkRows * kShrinkK + 32 * (kShrinkK + 1)) * 4;
-
-__device__ __forceinline__ float shrink_fma(float a, float b, float c) {
-#if defined(__CUDACC__)
-  return __fmaf_rn(a, b, c);
-#else
-  return std::fma(a, b, c);
-#endif
-}
 
 template <DType kX>
 __global__ void lora_shrink_kernel(const void* __restrict__ x, const float* __restrict__ a_all, const int32_t* __restrict__ tiles, float* __restrict__ t, int K,
@@ -77,7 +65,7 @@ __global__ void lora_shrink_kernel(const void* __restrict__ x, const float* __re
     }
     __syncthreads();
     const int kn = K - k0 < kShrinkK ? K - k0 : kShrinkK;
-    for (int kk = 0; kk < kn; ++kk) acc = shrink_fma(xs[i * kShrinkK + kk], as[jj * (kShrinkK + 1) + kk], acc);
+    for (int kk = 0; kk < kn; ++kk) acc = fma_rn(xs[i * kShrinkK + kk], as[jj * (kShrinkK + 1) + kk], acc);
     __syncthreads();
   }
   if (m >= 0 && j < r) t[size_t(m) * size_t(tld) + size_t(j)] = acc;

@@ -34,9 +34,6 @@
 #include "cuda/kernel.h"
 #include "cuda/store_output.h"
 
-#if !defined(__CUDACC__)
-#include <cmath>
-#endif
 
 namespace cg {
 namespace gemm {
@@ -45,35 +42,10 @@ constexpr int kLowRankDenseThreads = 128;
 constexpr int kLowRankDenseRows = 16;
 constexpr int kLowRankSparseThreads = 128;
 
-// A product rounded to float32, never contracted into a neighbouring add (the CPU rounds alpha·B).
-__device__ __forceinline__ float lr_mul(float a, float b) {
-#if defined(__CUDACC__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-
-__device__ __forceinline__ float lr_fma(float a, float b, float c) {
-#if defined(__CUDACC__)
-  return __fmaf_rn(a, b, c);
-#else
-  return std::fma(a, b, c);
-#endif
-}
-
-__device__ __forceinline__ float lr_add(float a, float b) {
-#if defined(__CUDACC__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-
 // d = sum_j (alpha B[n][j]) A[j][k], in j order, from zero.
 __device__ __forceinline__ float lr_delta(const float* __restrict__ a, const float* __restrict__ b, float alpha, int r, int K, int n, int k) {
   float d = 0.0f;
-  for (int j = 0; j < r; ++j) d = lr_fma(lr_mul(alpha, b[int64_t(n) * r + j]), a[int64_t(j) * K + k], d);
+  for (int j = 0; j < r; ++j) d = fma_rn(mul_rn(alpha, b[int64_t(n) * r + j]), a[int64_t(j) * K + k], d);
   return d;
 }
 
@@ -90,14 +62,14 @@ __global__ void lowrank_dense_kernel(void* w, const float* __restrict__ a, const
     CG_UNROLL
     for (int i = 0; i < kLowRankDenseRows; ++i) {
       const int n = n0 + i < N ? n0 + i : N - 1;  // rows past N compute a copy of row N-1, never stored
-      d[i] = lr_fma(lr_mul(alpha, b[int64_t(n) * r + j]), av, d[i]);
+      d[i] = fma_rn(mul_rn(alpha, b[int64_t(n) * r + j]), av, d[i]);
     }
   }
   CG_UNROLL
   for (int i = 0; i < kLowRankDenseRows; ++i) {
     if (n0 + i >= N) break;
     const size_t at = size_t(n0 + i) * size_t(kp) + size_t(k);
-    store_output<kW>(w, at, lr_add(load_value<kW>(w, at), d[i]));
+    store_output<kW>(w, at, add_rn(load_value<kW>(w, at), d[i]));
   }
 }
 
@@ -151,8 +123,8 @@ __global__ void lowrank_sparse24_kernel(uint16_t* values, uint32_t* meta, const 
       const int nib = int((word >> sh) & 0xfu);
       const int pa = nib & 3, pb = nib >> 2;
       const size_t ia = size_t(n) * size_t(kp / 2) + size_t(2 * grp), ib = ia + 1;
-      const float va = lr_add(load_value<kW>(values, ia), lr_delta(a, b, alpha, r, K, n, 4 * grp + pa));
-      const float vb = lr_add(load_value<kW>(values, ib), lr_delta(a, b, alpha, r, K, n, 4 * grp + pb));
+      const float va = add_rn(load_value<kW>(values, ia), lr_delta(a, b, alpha, r, K, n, 4 * grp + pa));
+      const float vb = add_rn(load_value<kW>(values, ib), lr_delta(a, b, alpha, r, K, n, 4 * grp + pb));
       if (!reprune) {
         store_output<kW>(values, ia, va);
         store_output<kW>(values, ib, vb);

@@ -259,60 +259,53 @@ __global__ void probe_fma16x2(int bf16, const uint32_t* a, const uint32_t* b, co
 }
 
 // ---- launchers: one block of one warp each ------------------------------------------------------
-inline LaunchDim probe_dim(unsigned x) {
-  LaunchDim d;
-  d.x = x;
-  d.y = 1;
-  d.z = 1;
-  return d;
-}
 
 // regs: 32 * num words. outside: 16 global bytes, 16-byte aligned (the fault address).
 inline ProbeStatus launch_probe_ldmatrix(int num, bool trans, int fault_lane, LdmatrixFault fault,
                                          const uint8_t* outside, uint32_t* regs) {
-  return CG_PROBE_LAUNCH(probe_ldmatrix, probe_dim(1), probe_dim(kWarp), kLdmSmemBytes, 0, num, trans ? 1 : 0,
+  return CG_PROBE_LAUNCH(probe_ldmatrix, ::cg::dim_x(1), ::cg::dim_x(kWarp), kLdmSmemBytes, 0, num, trans ? 1 : 0,
                          fault_lane, int(fault), outside, regs);
 }
 
 inline ProbeStatus launch_probe_mma(bool bf16, const uint32_t* a, const uint32_t* b, const float* c, float* d) {
-  return CG_PROBE_LAUNCH(probe_mma, probe_dim(1), probe_dim(kWarp), 0, 0, bf16 ? 1 : 0, a, b, c, d);
+  return CG_PROBE_LAUNCH(probe_mma, ::cg::dim_x(1), ::cg::dim_x(kWarp), 0, 0, bf16 ? 1 : 0, a, b, c, d);
 }
 
 // selector: 0 or 1 (another value launches nothing). a, b, c: 32 x 4; e: 32; d: 32 x 4 floats.
 inline ProbeStatus launch_probe_mma_sp(bool bf16, int selector, const uint32_t* a, const uint32_t* b, const float* c,
                                        const uint32_t* e, float* d) {
-  return CG_PROBE_LAUNCH(probe_mma_sp, probe_dim(1), probe_dim(kWarp), 0, 0, bf16 ? 1 : 0, selector, a, b, c, e, d);
+  return CG_PROBE_LAUNCH(probe_mma_sp, ::cg::dim_x(1), ::cg::dim_x(kWarp), 0, 0, bf16 ? 1 : 0, selector, a, b, c, e, d);
 }
 
 // a: 16x32, b: 32x8 row-major 16-bit values, 16-byte aligned; d: 32 x 4 floats.
 inline ProbeStatus launch_probe_mma_tile(bool bf16, const uint16_t* a, const uint16_t* b, float* d) {
-  return CG_PROBE_LAUNCH(probe_mma_tile, probe_dim(1), probe_dim(kWarp), kTileSmemBytes, 0, bf16 ? 1 : 0, a, b, d);
+  return CG_PROBE_LAUNCH(probe_mma_tile, ::cg::dim_x(1), ::cg::dim_x(kWarp), kTileSmemBytes, 0, bf16 ? 1 : 0, a, b, d);
 }
 
 // src: 64 * bytes, 16-byte aligned; src_bytes: 64; regs: 32 * bytes words.
 inline ProbeStatus launch_probe_cp_async(int bytes, const int32_t* src_bytes, const uint8_t* src, uint32_t* regs) {
-  return CG_PROBE_LAUNCH(probe_cp_async, probe_dim(1), probe_dim(kWarp), size_t(2 * kWarp) * size_t(bytes), 0, bytes,
+  return CG_PROBE_LAUNCH(probe_cp_async, ::cg::dim_x(1), ::cg::dim_x(kWarp), size_t(2 * kWarp) * size_t(bytes), 0, bytes,
                          src_bytes, src, regs);
 }
 
 inline ProbeStatus launch_probe_shfl(ShflProbeMode mode, const uint32_t* values, const uint32_t* operand,
                                      uint32_t* regs) {
-  return CG_PROBE_LAUNCH(probe_shfl, probe_dim(1), probe_dim(kWarp), 0, 0, int(mode), values, operand, regs);
+  return CG_PROBE_LAUNCH(probe_shfl, ::cg::dim_x(1), ::cg::dim_x(kWarp), 0, 0, int(mode), values, operand, regs);
 }
 
 // regs: 32 * nluts words.
 inline ProbeStatus launch_probe_lop3(const uint32_t* a, const uint32_t* b, const uint32_t* c, const uint32_t* luts,
                                      int nluts, uint32_t* regs) {
-  return CG_PROBE_LAUNCH(probe_lop3, probe_dim(1), probe_dim(kWarp), 0, 0, a, b, c, luts, nluts, regs);
+  return CG_PROBE_LAUNCH(probe_lop3, ::cg::dim_x(1), ::cg::dim_x(kWarp), 0, 0, a, b, c, luts, nluts, regs);
 }
 
 inline ProbeStatus launch_probe_fma16x2(bool bf16, const uint32_t* a, const uint32_t* b, const uint32_t* c,
                                         uint32_t* regs) {
-  return CG_PROBE_LAUNCH(probe_fma16x2, probe_dim(1), probe_dim(kWarp), 0, 0, bf16 ? 1 : 0, a, b, c, regs);
+  return CG_PROBE_LAUNCH(probe_fma16x2, ::cg::dim_x(1), ::cg::dim_x(kWarp), 0, 0, bf16 ? 1 : 0, a, b, c, regs);
 }
 
 inline ProbeStatus launch_probe_prmt(const uint32_t* a, const uint32_t* b, const uint32_t* c, uint32_t* regs) {
-  return CG_PROBE_LAUNCH(probe_prmt, probe_dim(1), probe_dim(kWarp), 0, 0, a, b, c, regs);
+  return CG_PROBE_LAUNCH(probe_prmt, ::cg::dim_x(1), ::cg::dim_x(kWarp), 0, 0, a, b, c, regs);
 }
 
 }  // namespace probes
