@@ -15,6 +15,7 @@ import { Fp8Weight } from '../weights/fp8';
 import { Int4Weight } from '../weights/int4';
 import { Sparse24Weight } from '../weights/sparse24';
 import { Weight } from '../weights/weight';
+import { Tensor, cuda } from '../tensor';
 import { PEER_KINDS, PeerKind, loadOrt, makePeer } from './peers';
 
 export interface BenchOptions {
@@ -82,6 +83,26 @@ export interface OpInstance {
   weightBytes: number;
   /** One call on x [M, K] (float32), writing y [M, N] into `out` (a peer's call is async). */
   run(x: Float32Array, M: number, out: Float32Array): void | Promise<void>;
+  /**
+   * On the CUDA backend, an op the routing table runs on CUDA is timed on device tensors (x
+   * uploaded once in xDtype, the result written into one float32 out tensor), so the figure is
+   * the device's work and the launch, not the copies of host arrays; weightBytes is then the
+   * device placement's.
+   */
+  device?: { xDtype: FloatDType; weightBytes: number; run(x: Tensor, M: number, out: Tensor): void };
+}
+
+/** The device form of a cg.linear op with weight w, when this process runs it on CUDA. */
+function onDevice(w: Weight, K: number, activations: 'native' | 'fp8' | 'int8', opts: { lora?: LoraAdapter } = {}): OpInstance['device'] {
+  if (backend().kind !== 'cuda' || activations !== 'native') return undefined;
+  const r = backend().routes.find((x) => x.op === (opts.lora ? 'linear+lora' : 'linear') && x.format === w.format && x.activations === 'native' && (!x.dtypes || x.dtypes.includes(w.dtype)));
+  if (r?.runsOn !== 'cuda') return undefined;
+  w.toDevice();
+  return {
+    xDtype: w.format === 'int4' ? 'float16' : w.dtype,
+    weightBytes: w.byteLength,
+    run: (x, M, out) => void linear(x, [M, K], w, { out, outDtype: 'float32', lora: opts.lora }),
+  };
 }
 
 /** An op that is cg.linear with a weight made from the float32 data. */
@@ -98,7 +119,8 @@ function linearOp(
     activations,
     setup(wdata, N, K) {
       const w = make(wdata, N, K);
-      return { weightBytes: w.byteLength, run: (x, M, out) => void linear(x, [M, K], w, { out, activations }) };
+      const weightBytes = w.byteLength;
+      return { weightBytes, run: (x, M, out) => void linear(x, [M, K], w, { out, activations }), device: onDevice(w, K, activations) };
     },
   };
 }
@@ -124,7 +146,8 @@ function loraOp(name: string, describe: string, make: (d: Float32Array, N: numbe
     setup(wdata, N, K) {
       const w = make(wdata, N, K);
       const adapter = new LoraAdapter({ ...randomFactors(7, N, K, r), alpha: 0.5 }, [N, K]);
-      return { weightBytes: w.byteLength, run: (x, M, out) => void linear(x, [M, K], w, { out, lora: adapter }) };
+      const weightBytes = w.byteLength;
+      return { weightBytes, run: (x, M, out) => void linear(x, [M, K], w, { out, lora: adapter }), device: onDevice(w, K, 'native', { lora: adapter }) };
     },
   };
 }
@@ -137,9 +160,13 @@ function multiLoraOp(name: string, describe: string, count: number, r: number): 
     setup(wdata, N, K) {
       const w = DenseWeight.from(wdata, [N, K]);
       const adapters = Array.from({ length: count }, (_, i) => new LoraAdapter({ ...randomFactors(11 + i, N, K, r), alpha: 0.5 }, [N, K]));
+      const rows = (M: number) => Int32Array.from({ length: M }, (_, m) => m % count);
+      const weightBytes = w.byteLength;
+      const dev = onDevice(w, K, 'native', { lora: adapters[0] });
       return {
-        weightBytes: w.byteLength,
-        run: (x, M, out) => void linearMultiLora(x, [M, K], w, adapters, Int32Array.from({ length: M }, (_, m) => m % count), { out }),
+        weightBytes,
+        run: (x, M, out) => void linearMultiLora(x, [M, K], w, adapters, rows(M), { out }),
+        device: dev && { ...dev, run: (x: Tensor, M: number, out: Tensor) => void linearMultiLora(x, [M, K], w, adapters, rows(M), { out, outDtype: 'float32' }) },
       };
     },
   };
@@ -261,8 +288,9 @@ export async function runBench(opts: BenchOptions, peak: number | null): Promise
   // ops at M = 128: one round once over budget, and the weights warmed up at the first M only.
   const minRounds = opts.quick ? 1 : 3;
   const rand = mulberry32(opts.seed);
-  // Operations on host arrays run on the CPU kernels until the CUDA kernels land (backend.ts).
+  // Where each op ran: the CPU kernels, or (device ops) the CUDA device, on device tensors.
   const ranOn = `cpu/${be.cpu.isa}x${be.cpu.threads}`;
+  const devName = be.kind === 'cuda' ? `cuda/${cuda.devices()[0]?.name ?? 'device'}` : '';
   const peer = opts.peers ? loadOrt() : null;
 
   const results: BenchResult[] = [];
@@ -276,21 +304,44 @@ export async function runBench(opts: BenchOptions, peak: number | null): Promise
       progress(`[${++step}/${total}] M=${M} N=${N} K=${K}: ${insts.map((i) => i.op.name).join(', ')}`);
       const x = randomArray(M * K, rand);
       const outs = insts.map(() => new Float32Array(M * N));
-      const times = await timeRoundRobin(insts.map(({ inst }, i) => () => inst.run(x, M, outs[i])), {
-        repeats, budgetMs: budgetMs * insts.length, minRounds, warmUp: !opts.quick || mi === 0,
+      // Device ops: x once per dtype (rounded as the library rounds a host x), one out tensor each.
+      const tensors: Tensor[] = [];
+      const xOn = new Map<FloatDType, Tensor>();
+      const xTensor = (dt: FloatDType) => {
+        let t = xOn.get(dt);
+        if (!t) {
+          t = Tensor.fromHost(dt === 'float32' ? x : DenseWeight.from(x, [M, K], { dtype: dt }).toDense(), [M, K], { dtype: dt });
+          xOn.set(dt, t);
+          tensors.push(t);
+        }
+        return t;
+      };
+      const runs = insts.map(({ inst }, i) => {
+        const dev = inst.device;
+        if (!dev) return () => inst.run(x, M, outs[i]);
+        const xt = xTensor(dev.xDtype);
+        const yt = Tensor.fromHost(new Float32Array(M * N), [M, N]);
+        tensors.push(yt);
+        return () => dev.run(xt, M, yt);
       });
+      let times: number[][];
+      try {
+        times = await timeRoundRobin(runs, { repeats, budgetMs: budgetMs * insts.length, minRounds, warmUp: !opts.quick || mi === 0 });
+      } finally {
+        for (const t of tensors) t.dispose();
+      }
       const medians = times.map(median);
       const baseline = medians[insts.findIndex((i) => i.op.name === 'dense-f32')];
       insts.forEach(({ op, inst }, i) => {
         const med = medians[i];
         results.push({
-          op: op.name, M, N, K, backend: op.name.startsWith('ort-') && peer ? `ort ${peer.version}` : ranOn,
+          op: op.name, M, N, K, backend: op.name.startsWith('ort-') && peer ? `ort ${peer.version}` : inst.device ? devName : ranOn,
           medianMs: med, minMs: Math.min(...times[i]), repeats: times[i].length,
           gflops: (2 * M * N * K) / (med * 1e6),
-          weightGBs: inst.weightBytes / (med * 1e6),
-          weightBytes: inst.weightBytes,
+          weightGBs: (inst.device?.weightBytes ?? inst.weightBytes) / (med * 1e6),
+          weightBytes: inst.device?.weightBytes ?? inst.weightBytes,
           vsDenseF32: baseline / med,
-          ofPeak: peak === null ? null : (2 * M * N * K) / (med * 1e6) / peak,
+          ofPeak: peak === null || inst.device ? null : (2 * M * N * K) / (med * 1e6) / peak, // the CPU's FMA peak: not for device rows
         });
       });
     }

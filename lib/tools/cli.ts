@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `npx compressed-gemm <command>`: bench (the main job) and info. */
 import { BackendInfo, CudaStatus, backend, cudaStatus, setThreads } from '../backends/select';
+import { cuda } from '../tensor';
 import { BenchOptions, OPS, formatTable, formatUpdateTable, measureFmaPeak, runBench, runUpdateBench, writeJson, writeOutputs } from './bench';
 import { formatConcurrencyTable, runConcurrency } from './concurrency';
 import { loadOrt } from './peers';
@@ -123,6 +124,14 @@ async function main(argv: string[]): Promise<void> {
     }
     const results = await runBench(opts, peak);
     process.stdout.write(`${formatTable(results)}\n`);
+    if (results.some((r) => r.backend.startsWith('cuda/'))) {
+      const sim = cuda.devices().some((d) => d.simulated);
+      process.stdout.write(
+        sim
+          ? '\ncuda/ rows ran on the simulated device: they time the simulator on the CPU, not a GPU (no GPU figure can come from cuda-sim).\n'
+          : '\ncuda/ rows: device tensors in and out (x uploaded once, the result into one float32 tensor), so each figure is the kernels and their launch; GFLOP/s and GB/s are the device\'s.\n',
+      );
+    }
     const updates = opts.ops === null || opts.ops.includes('lowRankUpdate') ? runUpdateBench(opts) : [];
     if (updates.length) process.stdout.write(`\nlowRankUpdate (W += alpha B A in place, dense float32, rank 16; GFLOP/s counts 2 N K r; it reads and writes the whole weight, so its limit is the memory bandwidth, not the FMA peak):\n\n${formatUpdateTable(updates)}\n`);
     writeOutputs(results, opts, command, peak, updates);
