@@ -23,8 +23,9 @@
 //   M, N, K, group  integers (K % 8 == 0; group divides K: a multiple of 16, or K)
 //   zeros, actOrder booleans: what the layout holds
 //   splits   optional split-K slices, 1..8 (int4_effective_splits may give fewer); absent: chosen
-//            by int4_auto_splits from the device's SM count. Above 1 the call allocates its own
-//            float32 [splits, M, N] partial buffer (device memory, freed when the kernel is done)
+//            by int4_auto_splits from the device's SM count. Above 1 the call uses the device's
+//            split-K workspace (float32 [splits, M, N] at least; split_workspace below), which is
+//            kept for the next call and counted by memory()
 //   lora     optional, the fused LoRA term, as linearDense's (gemm_exports.h)
 //
 // Errors (thrown, also by the async export, before anything is enqueued): malformed arguments
@@ -36,7 +37,9 @@
 
 #include <climits>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -173,6 +176,28 @@ inline Napi::Value Int4FromDeviceLayout(const Napi::CallbackInfo& info) {
 }
 
 // ---- device exports: the GEMM ---------------------------------------------------------------------
+// Split-K's partial buffer: one per device, kept for reuse and grown when a call needs more (it is
+// at most kInt4MaxSplits x M x N x 4 bytes with M N below 132 x 64 x 16 = 135168 when split-K
+// runs at all: about 4.3 MB), so a small-M call does not pay an allocation and the free's device
+// synchronization each time. Every INT4 launch of a device runs on that device's one stream, in
+// order, so calls never use it at the same time; a call holds the buffer it was given (its keep
+// list), so growing it never frees memory a queued kernel still uses. Never destroyed: freeing
+// device memory while the process exits could meet a runtime already torn down.
+inline std::shared_ptr<de::Allocation> split_workspace(int device, size_t bytes) {
+  static std::mutex* const mu = new std::mutex;
+  static std::map<int, std::shared_ptr<de::Allocation>>* const cache = new std::map<int, std::shared_ptr<de::Allocation>>;
+  std::lock_guard<std::mutex> lock(*mu);
+  std::shared_ptr<de::Allocation>& w = (*cache)[device];
+  if (!w || w->bytes < bytes) {
+    auto grown = std::make_shared<de::Allocation>();
+    grown->device = device;
+    grown->bytes = bytes;
+    grown->ptr = rt::alloc(device, bytes);
+    w = grown;
+  }
+  return w;
+}
+
 struct Int4Call {
   gemm::Int4GemmArgs args;
   int device = 0;
@@ -256,10 +281,7 @@ inline Int4Call int4_call(const Napi::Object& o) {
   a.splits = gemm::int4_effective_splits(d.K, requested);
   std::shared_ptr<de::Allocation> partial;
   if (a.splits > 1) {
-    partial = std::make_shared<de::Allocation>();
-    partial->device = x->device;
-    partial->bytes = size_t(a.splits) * size_t(M) * size_t(d.N) * 4;
-    partial->ptr = rt::alloc(x->device, partial->bytes);
+    partial = split_workspace(x->device, size_t(a.splits) * size_t(M) * size_t(d.N) * 4);
     a.partial = static_cast<float*>(partial->ptr);
   }
   const gemm::Int4GemmError bad_split = gemm::validate_int4_gemm(a);
