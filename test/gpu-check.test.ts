@@ -283,18 +283,18 @@ describe('scripts/gpu-check/run-probes.js', () => {
       const r = spawnSync(process.execPath, [path.join(DIR, 'run-probes.js'), '--addon', SIM_ADDON, '--out', out], { encoding: 'utf8', timeout: 60000 });
       expect(r.stdout).not.toMatch(/^FAIL/m);
       expect(r.status).toBe(0);
-      expect(r.stdout).toMatch(/^# 90 passed, 0 failed, 4 undefined-behaviour cases recorded/m);
+      expect(r.stdout).toMatch(/^# 91 passed, 0 failed, 4 undefined-behaviour cases recorded/m);
       // the simulator refuses what the ISA leaves undefined; the child process reports it
       expect(r.stdout).toMatch(/^INFO ldmatrix_x4_lane5_misaligned: refused: .*not 16-byte aligned/m);
       const dumps = JSON.parse(fs.readFileSync(path.join(out, 'probes', 'dumps.json'), 'utf8'));
       expect(dumps.addon.simulated).toBe(true);
-      expect(dumps.cases).toHaveLength(94);
+      expect(dumps.cases).toHaveLength(95);
       const cp = dumps.cases.find((c: { name: string }) => c.name === 'cp_async_16');
       expect(cp.notCompared).toHaveLength(128);
       expect(cp.pendingGroup).toEqual({ words: 128, equalToLanded: 0, all0xFF: 128 });
       const replay = spawnSync(process.execPath, [path.join(DIR, 'run-probes.js'), '--addon', SIM_ADDON, '--replay', path.join(out, 'probes', 'dumps.json')], { encoding: 'utf8', timeout: 60000 });
       expect(replay.status).toBe(0);
-      expect(replay.stdout).toMatch(/^# 90 passed, 0 failed/m);
+      expect(replay.stdout).toMatch(/^# 91 passed, 0 failed/m);
 
       // A recorded register that differs is reported with its lane and register.
       const lop = dumps.cases.find((c: { name: string }) => c.name === 'prmt');

@@ -54,8 +54,9 @@ struct ProbeRequest {
   // mma, mma.sp, mma tile
   bool bf16 = false;
   int selector = 0;  // mma.sp: 0 or 1
-  // cp.async
+  // cp.async (hinted: the 16-byte copy with the L2 evict-first policy)
   int bytes = 0;
+  bool hinted = false;
   // shfl
   int mode = kShflIdx;
   // lop3
@@ -155,6 +156,9 @@ inline ProbeRequest parse_probe(const Napi::Object& o) {
     r.kind = Kind::kCpAsync;
     r.bytes = int(int_of(o, "bytes", 4, 16));
     need(env, r.bytes == 4 || r.bytes == 8 || r.bytes == 16, "bytes must be 4, 8 or 16");
+    const Napi::Value hv = o.Get("hinted");
+    r.hinted = !hv.IsUndefined() && !hv.IsNull() && bool_of(o, "hinted");
+    need(env, !r.hinted || r.bytes == 16, "hinted copies are 16 bytes");
     r.src_bytes = blob_sized(o, "srcBytes", 64 * 4);
     for (size_t i = 0; i < 64; ++i) {
       const int32_t n = int32_t(u32_at(r.src_bytes, i));

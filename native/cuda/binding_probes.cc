@@ -36,7 +36,7 @@ void probe_mma(int bf16, const uint32_t* a, const uint32_t* b, const float* c, f
 void probe_mma_sp(int bf16, int selector, const uint32_t* a, const uint32_t* b, const float* c, const uint32_t* e,
                   float* d);
 void probe_mma_tile(int bf16, const uint16_t* a, const uint16_t* b, float* d);
-void probe_cp_async(int bytes, const int32_t* src_bytes, const uint8_t* src, uint32_t* regs);
+void probe_cp_async(int bytes, int hinted, const int32_t* src_bytes, const uint8_t* src, uint32_t* regs);
 void probe_shfl(int mode, const uint32_t* values, const uint32_t* operand, uint32_t* regs);
 void probe_lop3(const uint32_t* a, const uint32_t* b, const uint32_t* c, const uint32_t* luts, int nluts,
                 uint32_t* regs);
@@ -129,7 +129,7 @@ void run(const pa::ProbeRequest& q, uint32_t* out_device) {
     }
     case pa::Kind::kCpAsync: {
       DeviceBuffer src_bytes(q.src_bytes), src(q.src);
-      launch("cudaLaunchKernel(probe_cp_async)", probes::probe_cp_async, size_t(2 * pa::kWarp) * size_t(q.bytes), q.bytes,
+      launch("cudaLaunchKernel(probe_cp_async)", probes::probe_cp_async, size_t(2 * pa::kWarp) * size_t(q.bytes), q.bytes, q.hinted ? 1 : 0,
              static_cast<const int32_t*>(src_bytes.as<int32_t>()), static_cast<const uint8_t*>(src.as<uint8_t>()),
              out_device);
       CG_CUDA_CHECK(cudaDeviceSynchronize());

@@ -308,6 +308,18 @@ function cpAsyncCases(baseSeed) {
       perLane: 4 * words,
       note: 'group 2 after wait_group 1 is recorded, not compared',
     });
+    // The same copies with the L2 evict-first policy (ptx/cp_async.h cp_async16_hinted, the INT4
+    // kernel's weight stream): a cache hint, so the same bytes land.
+    if (bytes === 16) {
+      cases.push({
+        name: 'cp_async_16_hinted',
+        group: 'cp.async',
+        args: { kind: 'cp_async', bytes, hinted: true, srcBytes, src },
+        wants: { isa: want },
+        perLane: 4 * words,
+        note: 'cp.async.cg ... .L2::cache_hint with createpolicy evict_first; group 2 after wait_group 1 is recorded, not compared',
+      });
+    }
   }
   return cases;
 }

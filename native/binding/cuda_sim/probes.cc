@@ -97,7 +97,7 @@ probes::ProbeStatus launch(const pa::ProbeRequest& q, uint32_t* out) {
     }
     case pa::Kind::kCpAsync: {
       GlobalBuffer src_bytes(q.src_bytes), src(q.src);
-      return probes::launch_probe_cp_async(q.bytes, src_bytes.as<int32_t>(), src.bytes(), out);
+      return probes::launch_probe_cp_async(q.bytes, q.hinted, src_bytes.as<int32_t>(), src.bytes(), out);
     }
     case pa::Kind::kShfl: {
       GlobalBuffer values(q.values), operand(q.operand);

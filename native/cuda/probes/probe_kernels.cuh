@@ -181,16 +181,27 @@ __global__ void probe_mma_tile(int bf16, const uint16_t* a, const uint16_t* b, f
 // wait_group 0: regs per lane = [g1, g2 after wait 1 | g1, g2 after wait 0], bytes/4 words each.
 // (After wait_group 1 the second group may or may not have landed on a GPU; on the simulated
 // device it is still poisoned, 0xFF bytes.)
-template <int Bytes>
+// kHinted (16 bytes only): the copies carry the L2 evict-first policy (cp_async16_hinted), which
+// must change nothing but the caching.
+template <int Bytes, bool kHinted = false>
 __device__ __forceinline__ void cp_async_probe_body(const int32_t* src_bytes, const uint8_t* src, uint32_t* regs) {
   uint8_t* smem = ::cg::dynamic_smem();
   const int lane = int(threadIdx.x);
   constexpr int kWords = Bytes / 4;
   const size_t off1 = size_t(lane) * Bytes, off2 = size_t(kWarp + lane) * Bytes;
-  ::cg::ptx::cp_async<Bytes>(smem + off1, src + off1, src_bytes[lane]);
-  ::cg::ptx::cp_async_commit();
-  ::cg::ptx::cp_async<Bytes>(smem + off2, src + off2, src_bytes[kWarp + lane]);
-  ::cg::ptx::cp_async_commit();
+  if constexpr (kHinted) {
+    static_assert(Bytes == 16, "the hinted copy is a 16-byte cp.async");
+    const uint64_t policy = ::cg::ptx::l2_evict_first_policy();
+    ::cg::ptx::cp_async16_hinted(smem + off1, src + off1, src_bytes[lane], policy);
+    ::cg::ptx::cp_async_commit();
+    ::cg::ptx::cp_async16_hinted(smem + off2, src + off2, src_bytes[kWarp + lane], policy);
+    ::cg::ptx::cp_async_commit();
+  } else {
+    ::cg::ptx::cp_async<Bytes>(smem + off1, src + off1, src_bytes[lane]);
+    ::cg::ptx::cp_async_commit();
+    ::cg::ptx::cp_async<Bytes>(smem + off2, src + off2, src_bytes[kWarp + lane]);
+    ::cg::ptx::cp_async_commit();
+  }
   uint32_t* out = regs + size_t(lane) * 4 * kWords;
   ::cg::ptx::cp_async_wait<1>();
   for (int w = 0; w < kWords; ++w) out[w] = reinterpret_cast<const uint32_t*>(smem + off1)[w];
@@ -200,11 +211,14 @@ __device__ __forceinline__ void cp_async_probe_body(const int32_t* src_bytes, co
   for (int w = 0; w < kWords; ++w) out[3 * kWords + w] = reinterpret_cast<const uint32_t*>(smem + off2)[w];
 }
 
-__global__ void probe_cp_async(int bytes, const int32_t* src_bytes, const uint8_t* src, uint32_t* regs) {
+__global__ void probe_cp_async(int bytes, int hinted, const int32_t* src_bytes, const uint8_t* src, uint32_t* regs) {
   switch (bytes) {
     case 4: cp_async_probe_body<4>(src_bytes, src, regs); break;
     case 8: cp_async_probe_body<8>(src_bytes, src, regs); break;
-    case 16: cp_async_probe_body<16>(src_bytes, src, regs); break;
+    case 16:
+      if (hinted) cp_async_probe_body<16, true>(src_bytes, src, regs);
+      else cp_async_probe_body<16>(src_bytes, src, regs);
+      break;
     default: break;
   }
 }
@@ -283,9 +297,9 @@ inline ProbeStatus launch_probe_mma_tile(bool bf16, const uint16_t* a, const uin
 }
 
 // src: 64 * bytes, 16-byte aligned; src_bytes: 64; regs: 32 * bytes words.
-inline ProbeStatus launch_probe_cp_async(int bytes, const int32_t* src_bytes, const uint8_t* src, uint32_t* regs) {
+inline ProbeStatus launch_probe_cp_async(int bytes, bool hinted, const int32_t* src_bytes, const uint8_t* src, uint32_t* regs) {
   return CG_PROBE_LAUNCH(probe_cp_async, ::cg::dim_x(1), ::cg::dim_x(kWarp), size_t(2 * kWarp) * size_t(bytes), 0, bytes,
-                         src_bytes, src, regs);
+                         hinted ? 1 : 0, src_bytes, src, regs);
 }
 
 inline ProbeStatus launch_probe_shfl(ShflProbeMode mode, const uint32_t* values, const uint32_t* operand,
