@@ -136,6 +136,12 @@ inline bool overlaps(const void* a, uint64_t an, const void* b, uint64_t bn) {
   return an && bn && pa < pb + bn && pb < pa + an;
 }
 
+// Throws (ERR_NATIVE) when an allocation holds fewer than `bytes`: "what holds N bytes; shape needs M".
+inline void need_bytes(const Napi::Env& env, const de::Allocation& a, uint64_t bytes, const char* what, const char* shape) {
+  if (a.bytes < bytes)
+    throw_range(env, std::string(what) + " holds " + std::to_string(a.bytes) + " bytes; " + shape + " needs " + std::to_string(bytes));
+}
+
 // The optional `lora` argument of a call on `device` with an [M, N] out (out_bytes at out_ptr),
 // which must not overlap the LoRA buffers the epilogue reads (ERR_OVERLAP).
 inline LoraArg lora_arg(const Napi::Object& o, int64_t M, int64_t N, int device, const void* out_ptr, uint64_t out_bytes) {
@@ -216,15 +222,10 @@ inline LinearCall linear_call(const Napi::Object& o) {
   const uint64_t w_bytes = uint64_t(N) * uint64_t(K) * uint64_t(dtype_size(dtype));
   const uint64_t out_bytes = uint64_t(M) * uint64_t(N) * uint64_t(dtype_size(out_dtype));
   const uint64_t bias_bytes = bias ? uint64_t(N) * 4 : 0;
-  const auto need = [&](const de::Allocation& a, uint64_t bytes, const char* what, const char* shape) {
-    if (a.bytes < bytes)
-      throw_range(env, std::string(what) + " holds " + std::to_string(a.bytes) + " bytes; " + shape + " needs " +
-                             std::to_string(bytes));
-  };
-  need(*x, x_bytes, "x", "[M, K] of dtype");
-  need(*w, w_bytes, "w", "[N, K] of dtype");
-  need(*out, out_bytes, "out", "[M, N] of outDtype");
-  if (bias) need(*bias, bias_bytes, "bias", "[N] float32");
+  need_bytes(env, *x, x_bytes, "x", "[M, K] of dtype");
+  need_bytes(env, *w, w_bytes, "w", "[N, K] of dtype");
+  need_bytes(env, *out, out_bytes, "out", "[M, N] of outDtype");
+  if (bias) need_bytes(env, *bias, bias_bytes, "bias", "[N] float32");
 
   if (overlaps(out->ptr, out_bytes, x->ptr, x_bytes)) overlap(env, "x");
   if (overlaps(out->ptr, out_bytes, w->ptr, w_bytes)) overlap(env, "w");

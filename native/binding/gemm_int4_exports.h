@@ -231,15 +231,11 @@ inline Int4Call int4_call(const Napi::Object& o) {
   const uint64_t x_bytes = uint64_t(M) * uint64_t(d.K) * 2;
   const uint64_t out_bytes = uint64_t(M) * uint64_t(d.N) * uint64_t(dtype_size(out_dtype));
   const uint64_t bias_bytes = bias ? uint64_t(d.N) * 4 : 0;
-  const auto need_bytes = [&](const de::Allocation& a, uint64_t bytes, const char* what, const char* shape) {
-    if (a.bytes < bytes)
-      throw_range(env, std::string(what) + " holds " + std::to_string(a.bytes) + " bytes; " + shape + " needs " + std::to_string(bytes));
-  };
-  need_bytes(*x, x_bytes, "x", "[M, K] of dtype");
-  need_bytes(*w, l.total, "w", "the INT4 device layout of [N, K] with this group, zeros and actOrder");
-  need_bytes(*out, out_bytes, "out", "[M, N] of outDtype");
-  if (bias) need_bytes(*bias, bias_bytes, "bias", "[N] float32");
-  if (scratch) need_bytes(*scratch, x_bytes, "scratch", "[M, K] of dtype");
+  ge::need_bytes(env, *x, x_bytes, "x", "[M, K] of dtype");
+  ge::need_bytes(env, *w, l.total, "w", "the INT4 device layout of [N, K] with this group, zeros and actOrder");
+  ge::need_bytes(env, *out, out_bytes, "out", "[M, N] of outDtype");
+  if (bias) ge::need_bytes(env, *bias, bias_bytes, "bias", "[N] float32");
+  if (scratch) ge::need_bytes(env, *scratch, x_bytes, "scratch", "[M, K] of dtype");
 
   if (ge::overlaps(out->ptr, out_bytes, x->ptr, x_bytes)) ge::overlap(env, "x");
   if (ge::overlaps(out->ptr, out_bytes, w->ptr, l.total)) ge::overlap(env, "w");

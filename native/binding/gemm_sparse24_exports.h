@@ -94,15 +94,11 @@ inline Sparse24Call sparse24_call(const Napi::Object& o) {
   const uint64_t meta_bytes = uint64_t(np / 16) * uint64_t(kp / 32) * gemm::kSparse24MetaWordsPerTile * 4;
   const uint64_t out_bytes = uint64_t(M) * uint64_t(N) * uint64_t(dtype_size(out_dtype));
   const uint64_t bias_bytes = bias ? uint64_t(N) * 4 : 0;
-  const auto need = [&](const de::Allocation& a, uint64_t bytes, const char* what, const char* shape) {
-    if (a.bytes < bytes)
-      throw_range(env, std::string(what) + " holds " + std::to_string(a.bytes) + " bytes; " + shape + " needs " + std::to_string(bytes));
-  };
-  need(*x, x_bytes, "x", "[M, K] of dtype");
-  need(*values, values_bytes, "values", "[np, kp/2] of dtype");
-  need(*meta, meta_bytes, "meta", "[np/16][kp/32][16] uint32");
-  need(*out, out_bytes, "out", "[M, N] of outDtype");
-  if (bias) need(*bias, bias_bytes, "bias", "[N] float32");
+  ge::need_bytes(env, *x, x_bytes, "x", "[M, K] of dtype");
+  ge::need_bytes(env, *values, values_bytes, "values", "[np, kp/2] of dtype");
+  ge::need_bytes(env, *meta, meta_bytes, "meta", "[np/16][kp/32][16] uint32");
+  ge::need_bytes(env, *out, out_bytes, "out", "[M, N] of outDtype");
+  if (bias) ge::need_bytes(env, *bias, bias_bytes, "bias", "[N] float32");
   if (ge::overlaps(out->ptr, out_bytes, x->ptr, x_bytes)) ge::overlap(env, "x");
   if (ge::overlaps(out->ptr, out_bytes, values->ptr, values_bytes)) ge::overlap(env, "values");
   if (ge::overlaps(out->ptr, out_bytes, meta->ptr, meta_bytes)) ge::overlap(env, "meta");

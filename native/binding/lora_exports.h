@@ -96,13 +96,10 @@ inline ShrinkCall shrink_call(const Napi::Object& o) {
   const uint64_t a_bytes = uint64_t(rsum) * uint64_t(lda) * 4;
   const uint64_t t_bytes = uint64_t(M) * uint64_t(tld) * 4;
   const uint64_t tiles_bytes = uint64_t(words) * 4;
-  const auto need_bytes = [&](const de::Allocation& m, uint64_t bytes, const char* what, const char* shape) {
-    if (m.bytes < bytes) throw_range(env, std::string(what) + " holds " + std::to_string(m.bytes) + " bytes; " + shape + " needs " + std::to_string(bytes));
-  };
-  need_bytes(*x, x_bytes, "x", "[M, K] of xDtype");
-  need_bytes(*a, a_bytes, "a", "[rsum, lda] float32");
-  need_bytes(*t, t_bytes, "t", "[M, tld] float32");
-  need_bytes(*tiles_dev, tiles_bytes, "tilesDev", "the tile table");
+  ge::need_bytes(env, *x, x_bytes, "x", "[M, K] of xDtype");
+  ge::need_bytes(env, *a, a_bytes, "a", "[rsum, lda] float32");
+  ge::need_bytes(env, *t, t_bytes, "t", "[M, tld] float32");
+  ge::need_bytes(env, *tiles_dev, tiles_bytes, "tilesDev", "the tile table");
   if (ge::overlaps(t->ptr, t_bytes, x->ptr, x_bytes)) ge::overlap(env, "x");
   if (ge::overlaps(t->ptr, t_bytes, a->ptr, a_bytes)) ge::overlap(env, "a");
   if (ge::overlaps(t->ptr, t_bytes, tiles_dev->ptr, tiles_bytes)) ge::overlap(env, "tilesDev");

@@ -79,17 +79,14 @@ inline UpdateCall update_call(const Napi::Object& o, bool sparse) {
   x.alpha = finite_float_of(o, "alpha");
   x.dtype = ge::dtype_arg(o, "dtype", sparse ? "'float16' or 'bfloat16'" : "'float32', 'float16' or 'bfloat16'");
   const uint64_t a_bytes = uint64_t(r) * uint64_t(K) * 4, b_bytes = uint64_t(N) * uint64_t(r) * 4;
-  const auto need_bytes = [&](const de::Allocation& m, uint64_t bytes, const char* what, const char* shape) {
-    if (m.bytes < bytes) throw_range(env, std::string(what) + " holds " + std::to_string(m.bytes) + " bytes; " + shape + " needs " + std::to_string(bytes));
-  };
-  need_bytes(*a, a_bytes, "a", "[r, K] float32");
-  need_bytes(*b, b_bytes, "b", "[N, r] float32");
+  ge::need_bytes(env, *a, a_bytes, "a", "[r, K] float32");
+  ge::need_bytes(env, *b, b_bytes, "b", "[N, r] float32");
   // The weight's buffers, and the bytes of each the kernel writes.
   std::vector<std::pair<std::shared_ptr<de::Allocation>, uint64_t>> written;
   if (!sparse) {
     const std::shared_ptr<de::Allocation> w = de::live_alloc(env, o.Get("w"), "w");
     const uint64_t w_bytes = uint64_t(N) * uint64_t(kp) * uint64_t(dtype_size(x.dtype));
-    need_bytes(*w, w_bytes, "w", "[N, kp] of dtype");
+    ge::need_bytes(env, *w, w_bytes, "w", "[N, kp] of dtype");
     written.push_back({w, w_bytes});
     x.w = w->ptr;
   } else {
@@ -98,8 +95,8 @@ inline UpdateCall update_call(const Napi::Object& o, bool sparse) {
     const std::shared_ptr<de::Allocation> meta = de::live_alloc(env, o.Get("meta"), "meta");
     const uint64_t values_bytes = uint64_t(np) * uint64_t(kp / 2) * uint64_t(dtype_size(x.dtype));
     const uint64_t meta_bytes = uint64_t(np / 16) * uint64_t(kp / 32) * 16 * 4;
-    need_bytes(*values, values_bytes, "values", "[np, kp/2] of dtype");
-    need_bytes(*meta, meta_bytes, "meta", "[np/16][kp/32][16] uint32");
+    ge::need_bytes(env, *values, values_bytes, "values", "[np, kp/2] of dtype");
+    ge::need_bytes(env, *meta, meta_bytes, "meta", "[np/16][kp/32][16] uint32");
     written.push_back({values, values_bytes});
     written.push_back({meta, meta_bytes});
     x.values = static_cast<uint16_t*>(values->ptr);
