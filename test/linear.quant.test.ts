@@ -12,9 +12,9 @@
  * 56 where GPTQ/AWQ need N % 8 == 0), K a multiple of 8 but not of 32 where the group allows
  * (per channel K = 40 and 264; FP8 K = 100, 200, 264, 300, 40), and K = 1024 for three weights.
  * Each weight runs with each of its activation modes and every M in {1, 2, 3, 7, 8, 9, 17, 40,
- * 64, 65, 130} (direct kernels up to M = 8 on AVX2 and M = 64 on AVX-512, in row tiles of 2-12
- * rows split evenly; the dequantized tile kernels above; 130 gives multi-row tiles and K
- * blocking): 627 cases, with fresh seeded inputs each
+ * 64, 65, 130} (the direct kernels, in row tiles of 2-12 rows split evenly, up to M = 8 on
+ * AVX2 and on AVX-512 up to M = 24 for INT4 and M = 64 for FP8; the dequantized tile kernels
+ * above; 130 gives multi-row tiles and K blocking): 627 cases, with fresh seeded inputs each
  * (never zero, magnitudes in [1/8, 2)), the x dtype rotating over float32 / float16 / bfloat16.
  * Each row x {sync, async} runs every case; across them the options rotate (no bias / float32
  * bias / 16-bit bias; outDtype default / float32 / float16 / bfloat16; an `out` poisoned with
@@ -797,8 +797,8 @@ describe('non-finite activations stay non-finite, in their own row', () => {
 
 describe('an INT4 weight row that dequantizes to zero gives exactly the bias', () => {
   // Such a row's codes all equal its zero point, so every term x * (q - z) is an exact 0 and the
-  // result is the bias bit for bit, whatever x, on every ISA, kernel (direct tiles up to M = 64,
-  // dequantized tiles above) and activation mode. (A kernel that subtracts z * sum(x) after
+  // result is the bias bit for bit, whatever x, on every ISA, kernel (direct tiles up to M = 24
+  // for INT4 on AVX-512, dequantized tiles above) and activation mode. (A kernel that subtracts z * sum(x) after
   // each group leaves rounding residue there: bias + 7.6e-6 was seen.)
   const N = 40;
   const K = 256;

@@ -16,7 +16,8 @@
 //
 // Included inside `namespace cg::<isa> { namespace { ... } }` after dense_impl.h, with
 //   kQdR                the direct kernels' rows of x per tile,
-//   kQuantDirectUpToM   the direct kernels run up to this many rows of x.
+//   kInt4DirectUpToM,
+//   kFp8DirectUpToM     the direct kernels run up to this many rows of x (per format).
 
 constexpr int kQdNV = kDenseNV;  // vectors per tile: a tile is whole panels
 static_assert(kQuantPanel == kDensePanel, "quantized and dense panels are the same width");
@@ -462,7 +463,7 @@ inline bool quant_linear_impl(const QuantProblem& qin) {
 inline bool quant_linear_float(const QuantProblem& q) {
   const GemmProblem& p = *q.p;
   const Tuning& tn = tuning();
-  const int64_t direct_up_to = tn.sparse_m > 0 ? tn.sparse_m : kQuantDirectUpToM;
+  const int64_t direct_up_to = tn.sparse_m > 0 ? tn.sparse_m : (q.format == WeightFormat::Int4 ? kInt4DirectUpToM : kFp8DirectUpToM);
   if (p.M <= direct_up_to) {
     const float* x = quant_prepare_x(q);
     if (!x) return false;

@@ -20,7 +20,8 @@ constexpr int kDenseMR = 6;
 constexpr int kDenseNV = 2;
 #include "cpu/impl/dense_impl.h"
 constexpr int kQdR = 2;
-constexpr int64_t kQuantDirectUpToM = 8;
+constexpr int64_t kInt4DirectUpToM = 8;
+constexpr int64_t kFp8DirectUpToM = 8;
 constexpr int64_t kQuantTileK = 1024;
 #include "cpu/impl/quant_impl.h"
 }  // namespace
