@@ -17,6 +17,9 @@ static_assert(kDenseNAlign % (kDenseNV * L) == 0, "padded rows cover every tile"
 struct PanelView {
   const void* base;
   int64_t ps;
+  const char* pf = nullptr;  // prefetch into L2, spread over the K loop: pf + (k * pf_num >> 16) & ~63
+  int64_t pf_num = 0;
+  int64_t pf_ps = 0;
 };
 
 // The register tile over a PanelView of dtype WT.
@@ -25,10 +28,18 @@ struct DenseMicro {
   static constexpr int MR = kDenseMR;
   static constexpr int NV = kDenseNV;
   using View = PanelView;
+  static constexpr bool kPrefetch = false;
+  static constexpr int64_t es() { return 4; }
+  void next_view(int64_t, int64_t, PanelView*) const {}
 
   template <int R>
   inline void micro(const float* __restrict xp, const PanelView& pv, int64_t kl, V (&acc)[R][NV]) const {
     for (int64_t k = 0; k < kl; ++k) {
+      if (pv.pf) {
+        const int64_t off = ((k * pv.pf_num) >> 16) & ~int64_t(63);
+#pragma GCC unroll 2
+        for (int q = 0; q < NV / kVecsPerPanel; ++q) __builtin_prefetch(pv.pf + q * pv.pf_ps + off, 0, 2);
+      }
       V b[NV];
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j)
@@ -49,6 +60,9 @@ struct DensePolicy : DenseMicro<WT> {
   const void* w;  // packed panels
   int64_t K;
 
+  static constexpr bool kPrefetch = true;
+  static constexpr int64_t es() { return WT == DType::F32 ? 4 : 2; }
+  void next_view(int64_t tile, int64_t k0, PanelView* v) const { view(tile, k0, 0, v); }
   bool view(int64_t tile, int64_t k0, int64_t, PanelView* v) const {
     const int64_t ps = K * kDensePanel;
     const int64_t es = WT == DType::F32 ? 4 : 2;
