@@ -40,13 +40,24 @@ inline uint64_t load_u64(const uint8_t* p) {
 //   x[r][4g + a] * W[n][4g + a] + x[r][4g + b] * W[n][4g + b].
 //   xp: the row block's x packed [group][R][4] (float32, zero past K)
 //   w:  the tile's first panel at superblock 0; panels are `pstride` bytes apart
+//   pf: where to prefetch into L2 as it goes (nullptr: nowhere): pf_lines lines per superblock
+//       from pf + s * pf_lines * 64, in each of the tile's panels (pstride apart)
+struct PanelPrefetch {
+  const char* pf = nullptr;
+  int64_t lines = 0;
+};
+
 template <int R, DType WT>
 inline void panel_tile(const float* __restrict xp, const uint8_t* __restrict w, int64_t pstride, int64_t S,
-                      V (&acc)[R][kPermNV]) {
+                      V (&acc)[R][kPermNV], const PanelPrefetch& pf) {
   constexpr int es = dtype_bytes<WT>();
   constexpr int64_t VB = int64_t(kSp24SuperGroups) * 2 * kSp24Panel * es;
   constexpr int64_t SB = VB + kSp24SuperGroups * 8;
   for (int64_t s = 0; s < S; ++s) {
+    if (pf.pf) {
+      for (int q = 0; q < kPermNV / kVecsPerSpPanel; ++q)
+        for (int64_t l = 0; l < pf.lines; ++l) __builtin_prefetch(pf.pf + q * pstride + (s * pf.lines + l) * 64, 0, 2);
+    }
     const uint8_t* sb = w + s * SB;
     for (int j = 0; j < kSp24SuperGroups; ++j) {
       V va[kPermNV], vb[kPermNV];
@@ -76,24 +87,24 @@ inline void panel_tile(const float* __restrict xp, const uint8_t* __restrict w, 
 
 template <int R, DType WT>
 inline void panel_run(const float* xp, const uint8_t* w, int64_t pstride, int64_t S, const TileOut& o, int64_t m0, int64_t n0,
-                     int ncols) {
+                     int ncols, const PanelPrefetch& pf) {
   V acc[R][kPermNV];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < kPermNV; ++v) acc[r][v] = vzero();
-  panel_tile<R, WT>(xp, w, pstride, S, acc);
+  panel_tile<R, WT>(xp, w, pstride, S, acc, pf);
   store_tile<R, kPermNV>(acc, o, m0, n0, ncols);
 }
 
 template <DType WT, int R = kPermMR>
 inline void panel_rows(int rows, const float* xp, const uint8_t* w, int64_t pstride, int64_t S, const TileOut& o, int64_t m0,
-                      int64_t n0, int ncols) {
+                      int64_t n0, int ncols, const PanelPrefetch& pf) {
   if constexpr (R == 1) {
-    panel_run<1, WT>(xp, w, pstride, S, o, m0, n0, ncols);
+    panel_run<1, WT>(xp, w, pstride, S, o, m0, n0, ncols, pf);
   } else {
-    if (rows == R) panel_run<R, WT>(xp, w, pstride, S, o, m0, n0, ncols);
-    else panel_rows<WT, R - 1>(rows, xp, w, pstride, S, o, m0, n0, ncols);
+    if (rows == R) panel_run<R, WT>(xp, w, pstride, S, o, m0, n0, ncols, pf);
+    else panel_rows<WT, R - 1>(rows, xp, w, pstride, S, o, m0, n0, ncols, pf);
   }
 }
 
@@ -126,12 +137,24 @@ void panel_task(void* vctx, int t, int nt) {
     o.ldy = p.N;
   }
   o.bias = p.bias;
+  // With several row blocks, the tile's weights are read from memory by the first and from L2
+  // by the others; the next tile's are prefetched into L2 meanwhile, a part during each row
+  // block, so that no row block waits on memory (as the dense driver does; same-process A/B on
+  // Zen 5, 2 cores, float32: M = 16 1.10-1.15x, M = 32 1.05x, M = 64-100 1.015x faster).
+  const int64_t lines = (S * sp24_super_bytes(dtype_bytes<WT>()) + 63) / 64;  // of one panel
   for (int64_t tile = t0; tile < t1; ++tile) {
     const int64_t n0 = tile * TC;
     const int ncols = p.N - n0 < TC ? int(p.N - n0) : TC;
     const uint8_t* w = c.w + (n0 / kSp24Panel) * pstride;
-    for (int b = 0; b < c.nb; ++b)
-      panel_rows<WT>(int(c.starts[b + 1] - c.starts[b]), c.xp + c.starts[b] * G * 4, w, pstride, S, o, c.starts[b], n0, ncols);
+    for (int b = 0; b < c.nb; ++b) {
+      PanelPrefetch pf;
+      if (c.nb >= 2 && tile + 1 < t1) {
+        const int64_t l0 = lines * b / c.nb, l1 = lines * (b + 1) / c.nb;
+        pf.pf = reinterpret_cast<const char*>(w + (TC / kSp24Panel) * pstride) + l0 * 64;
+        pf.lines = (l1 - l0 + S - 1) / S;
+      }
+      panel_rows<WT>(int(c.starts[b + 1] - c.starts[b]), c.xp + c.starts[b] * G * 4, w, pstride, S, o, c.starts[b], n0, ncols, pf);
+    }
   }
 }
 
