@@ -112,15 +112,24 @@ export function runOnDevice(
     return;
   }
   l?.done?.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
-  let run: Promise<void>;
+  return settleAfterLora(l?.done ?? null, () => [formatOf(params).run(d, params, dp, call, true) as Promise<void>], free);
+}
+
+/**
+ * Starts an async call's work (`start`: its promises, queued after the LoRA term's T on one
+ * stream) and settles when it and T (`loraDone`) have: `free` runs then, and the first failure
+ * is thrown. When `start` throws before queuing anything, T may still be in flight: its
+ * temporaries are freed after it, never under it, and the error is thrown at once.
+ */
+function settleAfterLora(loraDone: Promise<void> | null, start: () => Array<Promise<unknown>>, free: () => void): Promise<void> {
+  let started: Array<Promise<unknown>>;
   try {
-    run = formatOf(params).run(d, params, dp, call, true) as Promise<void>;
+    started = start();
   } catch (e) {
-    // The shrink may still be queued: free its buffers after it, never under it.
-    void Promise.allSettled([l?.done]).then(free);
+    void Promise.allSettled([loraDone]).then(free);
     throw e;
   }
-  return Promise.allSettled([...(l?.done ? [withNativeErrorsAsync(() => l.done!)] : []), run]).then((settled) => {
+  return Promise.allSettled([...(loraDone ? [withNativeErrorsAsync(() => loraDone)] : []), ...started]).then((settled) => {
     free();
     for (const r of settled) if (r.status === 'rejected') throw r.reason;
   });
@@ -152,17 +161,11 @@ export const cudaBackend: Backend = {
   },
   async linearAsync(params, p, plan) {
     const c = hostCall(params, p as DevicePlacement, plan, true);
-    try {
-      // One stream: the kernel runs after the uploads (and the LoRA term's T), the download after the kernel.
-      const settled = await Promise.allSettled([
-        ...(c.loraDone ? [withNativeErrorsAsync(() => c.loraDone!)] : []),
-        c.f.run(c.d, params, p as DevicePlacement, c.call, true) as Promise<void>,
-        withNativeErrorsAsync(() => c.d.copyToHostAsync({ handle: c.out, dst: plan.out })),
-      ]);
-      for (const r of settled) if (r.status === 'rejected') throw r.reason;
-    } finally {
-      c.free();
-    }
+    // One stream: the kernel runs after the uploads (and the LoRA term's T), the download after the kernel.
+    await settleAfterLora(c.loraDone, () => [
+      c.f.run(c.d, params, p as DevicePlacement, c.call, true) as Promise<void>,
+      withNativeErrorsAsync(() => c.d.copyToHostAsync({ handle: c.out, dst: plan.out })),
+    ], c.free);
   },
   lowRankUpdate(params: WeightParams, p: Placement, plan: UpdatePlan): number {
     const u = updateCall(params, p as DevicePlacement, plan);

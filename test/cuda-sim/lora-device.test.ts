@@ -288,3 +288,45 @@ out({ first, late, held, after, perDevice: r * K4 * 4 + r * N * 4, e });
   expect([held[0] - after[0], held[1] - after[1]]).toEqual([v.perDevice, v.perDevice]);
   expect(v.e).toBe('ERR_DISPOSED');
 });
+
+test('an async call whose kernel fails to start after its LoRA term was queued: rejects with that error, frees its temporaries once T is done, no unhandled rejection', () => {
+  // The kernel's start is made to throw (the dense format's run replaced in the child): the
+  // LoRA shrink (T) is already queued then, so its buffers must outlive it and still be freed.
+  const dense = JSON.stringify(path.resolve(__dirname, '..', '..', 'lib', 'backends', 'cuda-dense'));
+  const v = child(`
+const fmt = require(${dense}).denseFormat;
+const M = 5, N = 24, K = 32, r = 4;
+const rnd = (n, s) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.41 + s));
+const w = cg.DenseWeight.from(rnd(N * K, 1), [N, K], { dtype: 'float16' });
+const lora = new cg.LoraAdapter({ A: rnd(r * K, 2), B: rnd(N * r, 3), alpha: 0.5 }, [N, K]);
+const x = rnd(M * K, 4);
+const t = cg.Tensor.fromHost(cg.DenseWeight.from(x, [M, K], { dtype: 'float16' }).toDense(), [M, K], { dtype: 'float16' });
+const bytes = () => (cg.cuda.memory().find((m) => m.device === 0) || { bytes: 0 }).bytes;
+const unhandled = [];
+process.on('unhandledRejection', (e) => unhandled.push(String(e)));
+const good = Array.from(await cg.linearAsync(x, [M, K], w, { lora })); // the adapter's device copies made
+const results = {};
+for (const [name, call] of [
+  ['host arrays', () => cg.linearAsync(x, [M, K], w, { lora })],
+  ['device tensor', () => cg.linearAsync(t, [M, K], w, { lora, outDtype: 'float32' })],
+]) {
+  const before = bytes();
+  const run = fmt.run;
+  fmt.run = () => { throw new Error('injected: the kernel did not start'); };
+  let message = null;
+  try { await call(); } catch (e) { message = e.message; } finally { fmt.run = run; }
+  let left = bytes() - before;
+  for (let i = 0; i < 200 && left > 0; ++i) { await new Promise((res) => setTimeout(res, 10)); left = bytes() - before; }
+  results[name] = { message, left };
+}
+const again = Array.from(await cg.linearAsync(x, [M, K], w, { lora }));
+await new Promise((res) => setTimeout(res, 20));
+out({ results, unhandled, same: JSON.stringify(again) === JSON.stringify(good) });
+`);
+  for (const name of ['host arrays', 'device tensor']) {
+    const r = (v.results as Record<string, { message: string | null; left: number }>)[name];
+    expect({ name, ...r }).toEqual({ name, message: 'injected: the kernel did not start', left: 0 });
+  }
+  expect(v.unhandled).toEqual([]);
+  expect(v.same).toBe(true);
+});
