@@ -77,8 +77,7 @@ function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan, as
     handles.push(out);
     const lora = plan.lora ? prepareLora(d, p.device, plan.lora, { host: plan.x }, plan.xDtype, plan.M, params.N, params.K, async) : null;
     if (lora) handles.push(...lora.temporaries);
-    const loraDone = lora?.done ?? null;
-    loraDone?.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+    const loraDone = lora?.done ?? null; // settleAfterLora, called right after, handles its rejection
     return { d, f, out, free, loraDone, call: { x, xK, bias, out, M: plan.M, outDtype: plan.outDtype, xDtype: dtype, lora: lora?.arg } };
   } catch (e) {
     free();
@@ -111,7 +110,6 @@ export function runOnDevice(
     }
     return;
   }
-  l?.done?.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
   return settleAfterLora(l?.done ?? null, () => [formatOf(params).run(d, params, dp, call, true) as Promise<void>], free);
 }
 
@@ -122,6 +120,7 @@ export function runOnDevice(
  * temporaries are freed after it, never under it, and the error is thrown at once.
  */
 function settleAfterLora(loraDone: Promise<void> | null, start: () => Array<Promise<unknown>>, free: () => void): Promise<void> {
+  loraDone?.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
   let started: Array<Promise<unknown>>;
   try {
     started = start();

@@ -28,9 +28,9 @@ struct DenseMicro {
   static constexpr int MR = kDenseMR;
   static constexpr int NV = kDenseNV;
   using View = PanelView;
-  static constexpr bool kPrefetch = false;
-  static constexpr int64_t es() { return 4; }
-  void next_view(int64_t, int64_t, PanelView*) const {}
+
+  // The quantized formats make each tile in view(): nothing to prefetch (DensePolicy has one).
+  void prefetch_part(int64_t, int64_t, int64_t, int, int, int64_t, PanelView*) const {}
 
   template <int R>
   inline void micro(const float* __restrict xp, const PanelView& pv, int64_t kl, V (&acc)[R][NV]) const {
@@ -60,15 +60,25 @@ struct DensePolicy : DenseMicro<WT> {
   const void* w;  // packed panels
   int64_t K;
 
-  static constexpr bool kPrefetch = true;
-  static constexpr int64_t es() { return WT == DType::F32 ? 4 : 2; }
-  void next_view(int64_t tile, int64_t k0, PanelView* v) const { view(tile, k0, 0, v); }
+  static constexpr int64_t kEs = WT == DType::F32 ? 4 : 2;  // bytes per weight
+
   bool view(int64_t tile, int64_t k0, int64_t, PanelView* v) const {
     const int64_t ps = K * kDensePanel;
-    const int64_t es = WT == DType::F32 ? 4 : 2;
-    v->base = static_cast<const char*>(w) + (tile * (kDenseNV / kVecsPerPanel) * ps + k0 * kDensePanel) * es;
+    v->base = static_cast<const char*>(w) + (tile * (kDenseNV / kVecsPerPanel) * ps + k0 * kDensePanel) * kEs;
     v->ps = ps;
     return true;
+  }
+
+  // Sets v's prefetch to part `part` of `parts` of each panel of `tile`'s K block [k0, k0 + kl),
+  // spread over a micro-kernel K loop of `steps` columns.
+  void prefetch_part(int64_t tile, int64_t k0, int64_t kl, int part, int parts, int64_t steps, PanelView* v) const {
+    PanelView next;
+    view(tile, k0, kl, &next);
+    const int64_t bytes = kl * kDensePanel * kEs;  // of one panel
+    const int64_t lo = bytes * part / parts, hi = bytes * (part + 1) / parts;
+    v->pf = static_cast<const char*>(next.base) + lo;
+    v->pf_num = ((hi - lo) << 16) / steps + 1;
+    v->pf_ps = next.ps * kEs;
   }
 };
 

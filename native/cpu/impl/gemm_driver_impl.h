@@ -11,9 +11,10 @@
 //     template <int R> void micro(const float* xp, const View& v, int64_t kl, V (&acc)[R][NV]) const;
 //       // acc[i][j] += sum over k in [0, kl) of xp[k*R + i] * W[tile*NV*L + j*L + lane][k0 + k]
 //       // (and, when v.pf is set, prefetches v's part of the next block into L2 as it goes)
-//     static constexpr bool kPrefetch;  // the weights are read in place: prefetch the next block
-//     static constexpr int64_t es();    // bytes per weight element, for the prefetch
-//     void next_view(int64_t tile, int64_t k0, View* v) const;  // where a block lies, no side effect
+//     void prefetch_part(int64_t tile, int64_t k0, int64_t kl, int part, int parts, int64_t steps,
+//                        View* v) const;
+//       // sets v to prefetch part `part` of `parts` of that block over `steps` columns of K
+//       // (weights read in place); a no-op where view() makes the tile
 //   };
 //
 // Loop nest, per thread (threads own disjoint ranges of column tiles, so nothing is shared
@@ -111,28 +112,19 @@ void driver_task(void* vctx, int t, int nt) {
         // With several row blocks the tile's weights are reused from L2, but the first row block
         // would wait on memory for them (2 x 64 B per 28 FMAs on AVX-512: more than memory
         // delivers with every core computing). So the next tile's K block is fetched into L2
-        // meanwhile, a part during each row block (P::kPrefetch: not for the quantized formats,
-        // whose view() makes the tile). Measured on Zen 5, 2 cores, dense float32, K = 11008:
-        // M = 16 1.25x, 32 1.18x, 64 1.08x, 128 1.03x faster.
+        // meanwhile, a part during each row block (prefetch_part: a no-op for the quantized
+        // formats, whose view() makes the tile). Measured on Zen 5, 2 cores, dense float32,
+        // K = 11008: M = 16 1.25x, 32 1.18x, 64 1.08x, 128 1.03x faster.
         int64_t next = tile + 1, nk0 = k0;
         if (next >= t1) {
           next = t0;
           nk0 = k0 + d.kc;
         }
-        const bool fetch = P::kPrefetch && nb >= 2 && nk0 < K;
-        typename P::View nv{};
-        if (fetch) d.pol->next_view(next, nk0, &nv);
+        const bool fetch = nb >= 2 && nk0 < K;
+        const int64_t nkl = K - nk0 < d.kc ? K - nk0 : d.kc;
         for (int b = 0; b < nb; ++b) {
           typename P::View vb = view;
-          if (fetch) {
-            // part b of each of the next block's panels, spread over this micro-kernel's K loop
-            const int64_t nkl = K - nk0 < d.kc ? K - nk0 : d.kc;
-            const int64_t pbytes = nkl * kDensePanel * d.pol->es();
-            const int64_t lo = pbytes * b / nb, hi = pbytes * (b + 1) / nb;
-            vb.pf = static_cast<const char*>(nv.base) + lo;
-            vb.pf_num = ((hi - lo) << 16) / kl + 1;
-            vb.pf_ps = nv.ps * d.pol->es();
-          }
+          if (fetch) d.pol->prefetch_part(next, nk0, nkl, b, nb, kl, &vb);
           run_tile_rows<P>(int(starts[b + 1] - starts[b]), *d.pol, xp + starts[b] * kl, vb, kl, o,
                            m0 + starts[b], n0, ncols);
         }

@@ -40,8 +40,8 @@ inline uint64_t load_u64(const uint8_t* p) {
 //   x[r][4g + a] * W[n][4g + a] + x[r][4g + b] * W[n][4g + b].
 //   xp: the row block's x packed [group][R][4] (float32, zero past K)
 //   w:  the tile's first panel at superblock 0; panels are `pstride` bytes apart
-//   pf: where to prefetch into L2 as it goes (nullptr: nowhere): pf_lines lines per superblock
-//       from pf + s * pf_lines * 64, in each of the tile's panels (pstride apart)
+//   pf: where to prefetch into L2 as it goes (pf.pf nullptr: nowhere): pf.lines lines per
+//       superblock s from pf.pf + s * pf.lines * 64, in each of the tile's panels (pstride apart)
 struct PanelPrefetch {
   const char* pf = nullptr;
   int64_t lines = 0;
