@@ -8,7 +8,7 @@
 import { checkDevice, deviceAddon } from './backends/cuda';
 import { selectBackend } from './backends/select';
 import { FLOAT_DTYPES, FloatArray, FloatDType, allocFloat } from './dtype';
-import { CgError, CgRangeError, CgTypeError, fromNative } from './errors';
+import { CgError, CgRangeError, CgTypeError, fromNative, withNativeErrors } from './errors';
 import type { DeviceHandle } from './native/cuda';
 import { checkFloatArray, checkShape2, readOptions } from './validate';
 
@@ -137,11 +137,29 @@ export const cuda = {
     return a ? a.devices().map((d) => ({ device: d.device, name: d.name, sm: d.sm, totalMemory: d.totalMemory, multiprocessors: d.multiprocessors, simulated: !!d.simulated })) : [];
   },
   /**
-   * Bytes the library holds on each device now and at most so far (weights placed there,
-   * tensors, a call's temporaries); an empty list without the CUDA backend.
+   * Device memory the library holds, per device that it has used: `bytes` in use now (weights
+   * placed there, tensors, a call's temporaries, as asked) and `peakBytes` the most at once so
+   * far; `cachedBytes` freed blocks kept for reuse, so that a call's temporaries cost no
+   * cudaMalloc and no cudaFree (which waits for the whole GPU); `reservedBytes` all of it (in-use
+   * blocks rounded to their size class, plus the cache): what the GPU sees this process hold.
+   * An empty list without the CUDA backend.
    */
-  memory(): Array<{ device: number; bytes: number; peakBytes: number }> {
+  memory(): Array<{ device: number; bytes: number; peakBytes: number; cachedBytes: number; reservedBytes: number }> {
     const a = selectBackend().deviceAddon;
     return a ? a.memory().devices.map((d) => ({ ...d })) : [];
+  },
+  /**
+   * Frees the cached blocks (cg.cuda.memory()'s cachedBytes) of `device`, or of every device when
+   * none is given, and returns how many bytes that gave back to the GPU. Memory in use is not
+   * touched. The cache holds at most min(device memory / 8, 2 GiB) per device
+   * (COMPRESSED_GEMM_CUDA_CACHE_BYTES overrides it; 0 turns it off) and is emptied by itself
+   * when an allocation would not fit otherwise. 0 without the CUDA backend.
+   */
+  emptyCache(options?: { device?: number }): number {
+    const a = selectBackend().deviceAddon;
+    const o = readOptions(options, 'emptyCache', ['device']) as { device?: unknown };
+    if (!a) return 0;
+    const device = o.device === undefined ? undefined : checkDevice(o.device);
+    return withNativeErrors(() => a.releaseCache(device === undefined ? {} : { device }));
   },
 };

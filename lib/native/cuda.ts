@@ -28,7 +28,9 @@ export interface DeviceAddon {
   copyToHost(a: { handle: DeviceHandle; offset?: number; dst: ArrayBufferView }): ArrayBufferView;
   copyToHostAsync(a: { handle: DeviceHandle; offset?: number; dst: ArrayBufferView }): Promise<ArrayBufferView>;
   copyDeviceToDevice(a: { dst: DeviceHandle; dstOffset?: number; src: DeviceHandle; srcOffset?: number; bytes: number }): void;
-  memory(): { devices: Array<{ device: number; bytes: number; peakBytes: number }> };
+  memory(): { devices: Array<{ device: number; bytes: number; peakBytes: number; cachedBytes: number; reservedBytes: number }> };
+  /** Frees the blocks the memory cache keeps (native/cuda/runtime/block_cache.h) on `device` (absent: every device); returns their bytes. */
+  releaseCache(a: { device?: number }): number;
   /** Y = X Wᵀ (+ bias) on device memory: x [M, K], w [N, K] in dtype, bias [N] float32, out [M, N] in outDtype. */
   linearDense(a: DenseDeviceArgs): void;
   linearDenseAsync(a: DenseDeviceArgs): Promise<void>;

@@ -13,7 +13,8 @@
 //   copyToHost({ handle, offset?, dst })      [sync]  -> dst
 //   copyToHostAsync({ handle, offset?, dst }) -> Promise<dst> (dst filled on the JS thread)
 //   copyDeviceToDevice({ dst, dstOffset?, src, srcOffset?, bytes }) [sync]
-//   memory()                                  -> { devices: [{ device, bytes, peakBytes }] }
+//   memory()                                  -> { devices: [{ device, bytes, peakBytes, cachedBytes, reservedBytes }] }
+//   releaseCache({ device? })                 -> bytes freed from the cache (device -1 or absent: all)
 //
 // Errors: bad arguments TypeError/RangeError code ERR_NATIVE (thrown, also by the async calls);
 // a freed handle TypeError ERR_DISPOSED; out of device memory Error ERR_CUDA_OOM (with device,
@@ -568,11 +569,20 @@ inline Napi::Value Memory(const Napi::CallbackInfo& info) {
     d.Set("device", Napi::Number::New(env, m[i].device));
     d.Set("bytes", Napi::Number::New(env, double(m[i].bytes)));
     d.Set("peakBytes", Napi::Number::New(env, double(m[i].peak_bytes)));
+    d.Set("cachedBytes", Napi::Number::New(env, double(m[i].cached_bytes)));
+    d.Set("reservedBytes", Napi::Number::New(env, double(m[i].reserved_bytes)));
     devices.Set(uint32_t(i), d);
   }
   Napi::Object r = Napi::Object::New(env);
   r.Set("devices", devices);
   return r;
+}
+
+inline Napi::Value ReleaseCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = object_arg(info);
+  const int device = int(int_opt(o, "device", -1, 1023, -1));
+  return Napi::Number::New(env, double(rt::release_cached(device)));
 }
 
 inline void register_all(Napi::Env env, Napi::Object exports) {
@@ -585,6 +595,7 @@ inline void register_all(Napi::Env env, Napi::Object exports) {
   exports.Set("copyToHostAsync", Napi::Function::New(env, guard<CopyToHostAsync>, "copyToHostAsync"));
   exports.Set("copyDeviceToDevice", Napi::Function::New(env, guard<CopyDeviceToDevice>, "copyDeviceToDevice"));
   exports.Set("memory", Napi::Function::New(env, guard<Memory>, "memory"));
+  exports.Set("releaseCache", Napi::Function::New(env, guard<ReleaseCache>, "releaseCache"));
 }
 
 }  // namespace device_exports

@@ -12,8 +12,8 @@
  * the rounded x.
  *
  * Also: device tensors (fromHost, toHost, toHostSync, dispose, use after dispose, Symbol.dispose),
- * a chain of two layers that stays on the device, cg.cuda.memory() accounting, concurrent async
- * calls, and the typed errors.
+ * a chain of two layers that stays on the device, cg.cuda.memory() accounting and the memory cache
+ * (cg.cuda.emptyCache), concurrent async calls, and the typed errors.
  */
 import { describeChild, runChild } from '../helpers/child';
 import { DType, decode, mulberry32, randNonZero, seedFor, seedNote } from '../helpers/reference';
@@ -229,12 +229,46 @@ out({
   expect((v.k6Tensor as { message: string }).message).toMatch(/multiple of 4/);
 });
 
+test('host-array calls reuse the cached device memory: after the first call the same call reserves nothing; emptyCache gives it back', () => {
+  const v = child(`${SNIPPET_INPUTS}
+const w = cg.DenseWeight.from(Float32Array.from(ws), [N, K], { dtype: 'float16' });
+const x = Float32Array.from(xs);
+const mem = () => cg.cuda.memory()[0];
+const first = cg.linear(x, [M, K], w, { bias: Float32Array.from(bias) }); // x, bias and out: new blocks, then cached
+const afterFirst = mem();
+const reserved = [];
+for (let i = 0; i < 5; ++i) { cg.linear(x, [M, K], w, { bias: Float32Array.from(bias) }); reserved.push(mem().reservedBytes); }
+for (let i = 0; i < 3; ++i) { await Promise.all([0, 1, 2, 3].map(() => cg.linearAsync(x, [M, K], w))); reserved.push(mem().reservedBytes); }
+const beforeEmpty = mem();
+const released = cg.cuda.emptyCache();
+const afterEmpty = mem();
+const again = cg.linear(x, [M, K], w, { bias: Float32Array.from(bias) });
+const errs = [() => cg.cuda.emptyCache({ device: 1 }), () => cg.cuda.emptyCache({ device: 0.5 }), () => cg.cuda.emptyCache(3)].map((f) => {
+  try { f(); return null; } catch (e) { return { name: e.name, code: e.code }; }
+});
+out({ afterFirst, reserved, beforeEmpty, released, afterEmpty, same: Array.from(first).every((y, i) => Object.is(y, again[i])), errs, device0: cg.cuda.emptyCache({ device: 0 }) });
+`) as Record<string, any>;
+  expect(v.afterFirst.cachedBytes).toBeGreaterThan(0);
+  expect(v.afterFirst.bytes).toBeGreaterThan(0); // the weight's placement stays in use; nothing of the calls does
+  expect(v.beforeEmpty.bytes).toBe(v.afterFirst.bytes);
+  // After the first call of each kind, no call reserves more: its blocks come from the cache.
+  // (The 4 concurrent async calls need 4 sets; the first round makes them, the later rounds reuse them.)
+  expect(v.reserved.slice(0, 5).every((r: number) => r === v.afterFirst.reservedBytes)).toBe(true);
+  expect(v.reserved[6]).toBe(v.reserved[5]);
+  expect(v.reserved[7]).toBe(v.reserved[5]);
+  expect(v.released).toBe(v.beforeEmpty.cachedBytes);
+  expect(v.afterEmpty).toMatchObject({ bytes: v.beforeEmpty.bytes, cachedBytes: 0, reservedBytes: v.beforeEmpty.reservedBytes - v.released });
+  expect(v.same).toBe(true);
+  expect(v.errs).toEqual([{ name: 'RangeError', code: 'ERR_DEVICE' }, { name: 'TypeError', code: 'ERR_INVALID_ARG' }, { name: 'TypeError', code: 'ERR_INVALID_ARG' }]);
+  expect(v.device0).toBeGreaterThan(0); // the blocks of the last call
+});
+
 test('on the CPU backend device tensors are not supported (a typed error), and cuda.memory() is empty', () => {
   const r = runChild(
     `const e = (() => { try { cg.Tensor.fromHost(new Float32Array(4), [2, 2]); return null; } catch (e) { return { name: e.name, code: e.code }; } })();
-out({ e, mem: cg.cuda.memory() });`,
+out({ e, mem: cg.cuda.memory(), empty: cg.cuda.emptyCache() });`,
     { COMPRESSED_GEMM_BACKEND: 'cpu' },
   );
   expect(r.error).toBeUndefined();
-  expect(r.value).toEqual({ e: { name: 'Error', code: 'ERR_NOT_SUPPORTED' }, mem: [] });
+  expect(r.value).toEqual({ e: { name: 'Error', code: 'ERR_NOT_SUPPORTED' }, mem: [], empty: 0 });
 });

@@ -27,7 +27,8 @@ interface DeviceAddon {
   copyToHost<T extends ArrayBufferView>(args: { handle: Handle; offset?: number; dst: T }): T;
   copyToHostAsync<T extends ArrayBufferView>(args: { handle: Handle; offset?: number; dst: T }): Promise<T>;
   copyDeviceToDevice(args: { dst: Handle; dstOffset?: number; src: Handle; srcOffset?: number; bytes: number }): void;
-  memory(): { devices: Array<{ device: number; bytes: number; peakBytes: number }> };
+  memory(): { devices: Array<{ device: number; bytes: number; peakBytes: number; cachedBytes: number; reservedBytes: number }> };
+  releaseCache(args: { device?: number }): number;
 }
 interface SimAddon extends DeviceAddon {
   streamSelfTest(): Record<string, unknown>;
@@ -37,6 +38,7 @@ interface SimAddon extends DeviceAddon {
 const sim = require(ADDON) as SimAddon;
 
 const held = (): number => sim.memory().devices.find((d) => d.device === 0)?.bytes ?? 0;
+const dev0 = () => sim.memory().devices.find((d) => d.device === 0)!;
 const bytesOf = (v: ArrayBufferView): Buffer => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 
 // The addon's errors come from Node's own realm, not jest's sandbox: compared by name and code
@@ -193,6 +195,51 @@ describe('the simulated device', () => {
     sim.deviceFree(z);
   });
 
+  // The memory cache (native/cuda/runtime/block_cache.h). Size classes: 100000 and 110000 bytes
+  // are both in the class 114688 (8 steps per power of two: 98304 < 100000 <= 114688), 120000 is
+  // in 131072. The default cache limit here is 4 GiB / 8.
+  test('the memory cache: a freed block is kept, the next allocation of its size class takes it, releaseCache frees it', () => {
+    sim.releaseCache({});
+    const m0 = dev0();
+    expect(m0.cachedBytes).toBe(0);
+    const a = sim.deviceAlloc({ bytes: 100000 });
+    const m1 = dev0();
+    expect(m1.bytes).toBe(m0.bytes + 100000);
+    expect(m1.reservedBytes).toBe(m0.reservedBytes + 114688);
+    sim.deviceFree(a);
+    const m2 = dev0();
+    expect(m2).toMatchObject({ bytes: m0.bytes, cachedBytes: 114688, reservedBytes: m1.reservedBytes });
+    const b = sim.deviceAlloc({ bytes: 110000 }); // the cached block: nothing new reserved
+    expect(dev0()).toMatchObject({ bytes: m0.bytes + 110000, cachedBytes: 0, reservedBytes: m1.reservedBytes });
+    const c = sim.deviceAlloc({ bytes: 120000 }); // another class: a new block
+    expect(dev0()).toMatchObject({ cachedBytes: 0, reservedBytes: m1.reservedBytes + 131072 });
+    sim.deviceFree(b);
+    sim.deviceFree(c);
+    expect(dev0()).toMatchObject({ bytes: m0.bytes, cachedBytes: 114688 + 131072, reservedBytes: m1.reservedBytes + 131072 });
+    expect(sim.releaseCache({ device: 0 })).toBe(114688 + 131072);
+    expect(dev0()).toMatchObject({ bytes: m0.bytes, cachedBytes: 0, reservedBytes: m0.reservedBytes });
+    expect(sim.releaseCache({})).toBe(0);
+    throwsCoded(() => sim.releaseCache({ device: 3 }), 'Error', 'ERR_CUDA'); // the sim has one device here
+  });
+
+  test('every block handed out reads 0xFF until written (NaN in every float dtype), a reused one too', () => {
+    sim.releaseCache({});
+    const n = 5000;
+    const a = sim.deviceAlloc({ bytes: n });
+    const fresh = sim.copyToHost({ handle: a, dst: new Uint8Array(n) });
+    expect(fresh.every((v) => v === 0xff)).toBe(true);
+    sim.copyToDevice({ handle: a, src: crypto.randomBytes(n) });
+    const reserved = dev0().reservedBytes;
+    sim.deviceFree(a);
+    const b = sim.deviceAlloc({ bytes: n });
+    expect(dev0().reservedBytes).toBe(reserved); // the same block, from the cache
+    const reused = sim.copyToHost({ handle: b, dst: new Uint8Array(n) });
+    expect(reused.every((v) => v === 0xff)).toBe(true);
+    expect(Number.isNaN(sim.copyToHost({ handle: b, dst: new Float32Array(1) })[0])).toBe(true);
+    sim.deviceFree(b);
+    sim.releaseCache({});
+  });
+
   test('a freed handle is ERR_DISPOSED; a second free is harmless; a copy in flight outlives the free', async () => {
     const h = sim.deviceAlloc({ bytes: 64 });
     sim.copyToDevice({ handle: h, src: new Uint32Array(16).fill(0xabcdef) });
@@ -286,7 +333,54 @@ out({ limit, err, afterFail, back, big, end: sim.memory().devices[0] });`,
     expect(v.afterFail).toBe(600000);
     expect(v.back).toBe(42);
     expect(v.big).toBe('ERR_CUDA_OOM');
-    expect(v.end).toEqual({ device: 0, bytes: 0, peakBytes: 1 << 20 });
+    // 600000 bytes (size class 655360) and 1 MiB are larger than the cache's limit (1 MiB / 8): freed, not cached.
+    expect(v.end).toEqual({ device: 0, bytes: 0, peakBytes: 1 << 20, cachedBytes: 0, reservedBytes: 0 });
+  });
+
+  test('the cache keeps at most COMPRESSED_GEMM_CUDA_CACHE_BYTES, evicting the least recently freed; 0 caches nothing', () => {
+    // Classes: 100000 -> 114688, 200000 -> 229376.
+    const body = `${load}
+const m = () => sim.memory().devices[0];
+const a = [0, 1, 2].map(() => sim.deviceAlloc({ bytes: 100000 }));
+for (const h of a) sim.deviceFree(h);
+const afterThree = m();
+const big = sim.deviceAlloc({ bytes: 200000 });
+sim.deviceFree(big);
+const afterBig = m();
+const again = sim.deviceAlloc({ bytes: 200000 }); // the cached one
+const afterAgain = m();
+sim.deviceFree(again);
+out({ afterThree, afterBig, afterAgain });`;
+    const r = runChild(body, { COMPRESSED_GEMM_CUDA_CACHE_BYTES: '250000' }, { entry: 'none' });
+    if (r.value === undefined) throw new Error(describeChild(r));
+    const v = r.value as Record<string, Record<string, number>>;
+    expect(v.afterThree).toMatchObject({ bytes: 0, cachedBytes: 2 * 114688, reservedBytes: 2 * 114688 }); // the third did not fit
+    expect(v.afterBig).toMatchObject({ bytes: 0, cachedBytes: 229376, reservedBytes: 229376 }); // both older blocks evicted
+    expect(v.afterAgain).toMatchObject({ bytes: 200000, cachedBytes: 0, reservedBytes: 229376 });
+    const off = runChild(body, { COMPRESSED_GEMM_CUDA_CACHE_BYTES: '0' }, { entry: 'none' });
+    if (off.value === undefined) throw new Error(describeChild(off));
+    const o = off.value as Record<string, Record<string, number>>;
+    expect(o.afterThree).toMatchObject({ bytes: 0, cachedBytes: 0, reservedBytes: 0 });
+    expect(o.afterAgain).toMatchObject({ bytes: 200000, cachedBytes: 0, reservedBytes: 229376 });
+  });
+
+  test('an allocation that does not fit empties the cache and is tried again', () => {
+    const r = runChild(
+      `${load}
+const a = sim.deviceAlloc({ bytes: 100000 });
+sim.deviceFree(a); // cached: 114688 bytes (the limit is 1 MiB / 8)
+const cached = sim.memory().devices[0].cachedBytes;
+const b = sim.deviceAlloc({ bytes: 1 << 20 }); // all of the device: fits only without the cached block
+const during = sim.memory().devices[0];
+sim.deviceFree(b);
+out({ cached, during });`,
+      { COMPRESSED_GEMM_SIM_MEMORY: String(1 << 20) },
+      { entry: 'none' },
+    );
+    if (r.value === undefined) throw new Error(describeChild(r));
+    const v = r.value as { cached: number; during: Record<string, number> };
+    expect(v.cached).toBe(114688);
+    expect(v.during).toMatchObject({ bytes: 1 << 20, cachedBytes: 0, reservedBytes: 1 << 20 });
   });
 
   test('the finalizer frees handles the JS side forgot', () => {

@@ -89,18 +89,28 @@ DeviceInfo device_info(int device);
 bool simulated() noexcept;
 
 // ---- memory -------------------------------------------------------------------------------------
-// `bytes` > 0 bytes of device memory on `device`, 256-byte aligned. Throws OutOfMemory, or an
+// `bytes` > 0 bytes of device memory on `device`, 256-byte aligned: a cached block of the
+// request's size class when there is one (block_cache.h), else a new one from the device (CUDA:
+// cudaMalloc; when it is refused, the device's cache is emptied and it is tried once more).
+// Never initialised (the sim fills every block it hands out with 0xFF bytes, a NaN in every
+// float dtype, so a kernel that leaves an element unwritten is caught). Throws OutOfMemory, or an
 // error for a bad device.
 void* alloc(int device, size_t bytes);
-// Frees what alloc() returned (null: nothing). Waits for nothing: the caller makes sure no
-// enqueued work still uses it. Throws for a pointer alloc() did not return (the sim) or a
-// failing cudaFree; the memory is no longer counted either way.
+// Gives back what alloc() returned (null: nothing) to the cache, which frees what it cannot keep.
+// Waits for nothing: the caller makes sure no enqueued work still uses it (which is what lets
+// the next alloc() hand the block to any stream at once). Throws for a pointer alloc() did not
+// return (the sim) or a failing cudaFree; the memory is no longer counted as in use either way.
 void free(void* p);
+// Frees the cached blocks of `device` (-1: of every device); returns their bytes. Throws for a
+// failing cudaFree (after trying all of them).
+uint64_t release_cached(int device);
 
 struct MemoryStats {
   int device = 0;
-  uint64_t bytes = 0;       // held now (allocated through alloc(), not yet freed)
-  uint64_t peak_bytes = 0;  // the most held at once since the process started
+  uint64_t bytes = 0;           // in use now: what alloc() was asked for and free() not yet given
+  uint64_t peak_bytes = 0;      // the most in use at once since the process started
+  uint64_t cached_bytes = 0;    // freed blocks kept for reuse (held on the device)
+  uint64_t reserved_bytes = 0;  // all the device memory held: blocks in use (their size classes) + cached
 };
 // One entry per device that alloc() has been called for, in device order. Never throws (but for
 // std::bad_alloc).

@@ -8,7 +8,9 @@
 // inside the callback, so it only hands (fn, status) to the runtime's completion thread (one per
 // process, started on first use, never joined), where fn runs and may call alloc()/free().
 //
-// Bookkeeping: a table {pointer -> (device, bytes)} under a mutex gives memory()'s counts.
+// Memory: rt::free keeps blocks in the cache of block_cache.h, rt::alloc takes them back; only a
+// miss calls cudaMalloc and only the cache's evictions and release_cached() call cudaFree.
+// Bookkeeping: a table {pointer -> (device, bytes, class)} under a mutex gives memory()'s counts.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 #include <utility>
 
 #include "cuda/cuda_check.h"
+#include "cuda/runtime/block_cache.h"
 #include "cuda/runtime/device_runtime.h"
 
 namespace cg {
@@ -28,13 +31,16 @@ namespace {
 
 struct Block {
   int device;
-  size_t bytes;
+  size_t bytes;  // as asked
+  size_t cls;    // its size class: what the device holds for it
 };
 
 struct Table {
   std::mutex mu;
-  std::map<void*, Block> blocks;
-  std::map<int, MemoryStats> stats;
+  std::map<void*, Block> blocks;        // in use
+  std::map<int, MemoryStats> stats;     // bytes, peak_bytes and reserved_bytes (cached_bytes: from cache)
+  std::map<int, uint64_t> cache_limit;  // per device, asked once
+  detail::BlockCache cache;
 };
 
 Table& table() {
@@ -141,30 +147,95 @@ int multiprocessors(int device) {
 bool simulated() noexcept { return false; }
 
 // ---- memory -------------------------------------------------------------------------------------
+namespace {
+
+// Frees blocks that left the cache (each on its device); throws the first failure after trying
+// all of them. Their bytes are no longer counted as reserved either way.
+void free_blocks(const std::vector<detail::CachedBlock>& blocks) {
+  if (blocks.empty()) return;
+  {
+    Table& t = table();
+    std::lock_guard<std::mutex> lk(t.mu);
+    for (const detail::CachedBlock& b : blocks) t.stats[b.device].reserved_bytes -= b.bytes;
+  }
+  cudaError_t first = cudaSuccess;
+  for (const detail::CachedBlock& b : blocks) {
+    cudaError_t e = cudaSetDevice(b.device);
+    if (e == cudaSuccess) e = cudaFree(b.p);
+    if (e != cudaSuccess && first == cudaSuccess) first = e;
+  }
+  if (first != cudaSuccess) throw CudaError(first, "cudaFree (of a block the cache let go)");
+}
+
+uint64_t cache_limit_of(int device) {
+  Table& t = table();
+  {
+    std::lock_guard<std::mutex> lk(t.mu);
+    auto it = t.cache_limit.find(device);
+    if (it != t.cache_limit.end()) return it->second;
+  }
+  const uint64_t limit = detail::cache_limit(device_info(device).total_memory);
+  std::lock_guard<std::mutex> lk(t.mu);
+  t.cache_limit[device] = limit;
+  return limit;
+}
+
+// Records p (class cls, asked `bytes`) as in use; `fresh`: it was not in the cache before.
+void record_in_use(void* p, int device, size_t bytes, size_t cls, bool fresh) {
+  Table& t = table();
+  std::lock_guard<std::mutex> lk(t.mu);
+  t.blocks.emplace(p, Block{device, bytes, cls});
+  MemoryStats& s = t.stats[device];
+  s.device = device;
+  s.bytes += bytes;
+  s.peak_bytes = std::max(s.peak_bytes, s.bytes);
+  if (fresh) s.reserved_bytes += cls;
+}
+
+}  // namespace
+
 void* alloc(int device, size_t bytes) {
   if (bytes == 0) throw Error("cudaErrorInvalidValue", "alloc", "0 bytes");
+  const size_t cls = detail::size_class(bytes);
   set_device(device);
+  Table& t = table();
   void* p = nullptr;
-  const cudaError_t e = cudaMalloc(&p, bytes);
+  {
+    std::lock_guard<std::mutex> lk(t.mu);
+    p = t.cache.take(device, cls);
+  }
+  if (p) {
+    try {
+      record_in_use(p, device, bytes, cls, false);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(t.mu);
+      t.stats[device].reserved_bytes -= cls;
+      (void)cudaFree(p);
+      throw;
+    }
+    return p;
+  }
+  (void)cache_limit_of(device);  // asked here, so that free() never asks the device anything
+  cudaError_t e = cudaMalloc(&p, cls);
   if (e == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError();  // not sticky; clear it for the next call
+    release_cached(device);    // what the cache holds may be what is missing
+    set_device(device);
+    e = cudaMalloc(&p, cls);
+  }
+  if (e == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
     size_t held = 0;
     {
-      std::lock_guard<std::mutex> lk(table().mu);
-      auto it = table().stats.find(device);
-      if (it != table().stats.end()) held = size_t(it->second.bytes);
+      std::lock_guard<std::mutex> lk(t.mu);
+      auto it = t.stats.find(device);
+      if (it != t.stats.end()) held = size_t(it->second.bytes);
     }
     throw OutOfMemory(device, bytes, held, "cudaMalloc");
   }
   CG_CUDA_CHECK(e);
-  Table& t = table();
   try {
-    std::lock_guard<std::mutex> lk(t.mu);
-    t.blocks.emplace(p, Block{device, bytes});
-    MemoryStats& s = t.stats[device];
-    s.device = device;
-    s.bytes += bytes;
-    s.peak_bytes = std::max(s.peak_bytes, s.bytes);
+    record_in_use(p, device, bytes, cls, true);
   } catch (...) {
     (void)cudaFree(p);
     throw;
@@ -174,25 +245,48 @@ void* alloc(int device, size_t bytes) {
 
 void free(void* p) {
   if (!p) return;
-  int device = -1;
+  Table& t = table();
+  Block b{};
+  std::vector<detail::CachedBlock> evicted;
   {
-    Table& t = table();
     std::lock_guard<std::mutex> lk(t.mu);
     auto it = t.blocks.find(p);
     if (it == t.blocks.end()) throw Error("cudaErrorInvalidValue", "free", "not a pointer alloc() returned (or freed twice)");
-    device = it->second.device;
-    t.stats[device].bytes -= it->second.bytes;
+    b = it->second;
+    t.stats[b.device].bytes -= b.bytes;
     t.blocks.erase(it);
+    try {
+      evicted.reserve(1);  // so that handing p back below cannot fail
+      t.cache.put(b.device, p, b.cls, t.cache_limit[b.device], evicted);  // the limit: asked by alloc()
+    } catch (const std::bad_alloc&) {
+      evicted.push_back(detail::CachedBlock{p, b.cls, b.device});  // not cached: freed now
+    }
   }
-  set_device(device);
-  CG_CUDA_CHECK(cudaFree(p));
+  free_blocks(evicted);
+}
+
+uint64_t release_cached(int device) {
+  std::vector<detail::CachedBlock> blocks;
+  {
+    Table& t = table();
+    std::lock_guard<std::mutex> lk(t.mu);
+    t.cache.drain(device, blocks);
+  }
+  uint64_t n = 0;
+  for (const detail::CachedBlock& b : blocks) n += b.bytes;
+  free_blocks(blocks);
+  return n;
 }
 
 std::vector<MemoryStats> memory() {
   Table& t = table();
   std::lock_guard<std::mutex> lk(t.mu);
   std::vector<MemoryStats> v;
-  for (const auto& kv : t.stats) v.push_back(kv.second);
+  for (const auto& kv : t.stats) {
+    MemoryStats s = kv.second;
+    s.cached_bytes = t.cache.bytes(kv.first);
+    v.push_back(s);
+  }
   return v;
 }
 

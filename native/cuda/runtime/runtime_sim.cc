@@ -6,7 +6,11 @@
 // so that a copy can check that its "device" range lies inside one allocation (and refuse,
 // cudaErrorInvalidValue, otherwise). The device holds at most COMPRESSED_GEMM_SIM_MEMORY bytes
 // (a decimal byte count, read once; default 4 GiB) on each device, so that out-of-memory is
-// testable. One table of blocks for all devices (each block knows its device), counts per device.
+// testable (the limit applies to what is in use and what the cache of block_cache.h keeps). One
+// table of the blocks in use for all devices (each block knows its device), counts per device. A
+// cached block is not in the table, so a copy into memory freed by its owner is refused (a use
+// after free caught), and every block is filled with 0xFF bytes when it is handed out (unwritten
+// elements read as NaN, as a reused block on a GPU would hold garbage).
 //
 // Streams: a worker thread per stream running a FIFO queue of tasks (copies, kernels, events,
 // host callbacks). One mutex per stream guards its queue, its counters and its sticky error; the
@@ -23,6 +27,7 @@
 #include <new>
 #include <thread>
 
+#include "cuda/runtime/block_cache.h"
 #include "cuda/runtime/device_runtime.h"
 
 namespace cg {
@@ -58,19 +63,22 @@ uint64_t memory_limit() {
 }
 
 struct Block {
-  size_t size;
+  size_t size;  // as asked: copies must stay inside it
+  size_t cls;   // its size class: what the device holds for it
   int device;
 };
 
 struct Counts {
-  uint64_t bytes = 0, peak = 0;
+  uint64_t bytes = 0, peak = 0;  // in use (as asked)
+  uint64_t reserved = 0;         // in use (size classes) + cached: what the limit applies to
   bool used = false;
 };
 
 struct Table {
   std::mutex mu;
-  std::map<uintptr_t, Block> blocks;  // base -> block
+  std::map<uintptr_t, Block> blocks;  // base -> block, in use only: a cached block is no device range
   Counts counts[kMaxDevices];
+  detail::BlockCache cache;
 };
 
 Table& table() {
@@ -124,30 +132,68 @@ int multiprocessors(int device) { return device_info(device).multiprocessors; }
 bool simulated() noexcept { return true; }
 
 // ---- memory -------------------------------------------------------------------------------------
+namespace {
+
+constexpr unsigned char kPoison = 0xFF;  // every byte of a block handed out: NaN in each float dtype
+
+void delete_block(void* p) { ::operator delete(p, std::align_val_t(kAlign)); }
+
+// Deletes blocks that left the cache, uncounting them first.
+void free_blocks(const std::vector<detail::CachedBlock>& blocks) {
+  if (blocks.empty()) return;
+  Table& t = table();
+  {
+    std::lock_guard<std::mutex> lk(t.mu);
+    for (const detail::CachedBlock& b : blocks) t.counts[b.device].reserved -= b.bytes;
+  }
+  for (const detail::CachedBlock& b : blocks) delete_block(b.p);
+}
+
+}  // namespace
+
 void* alloc(int device, size_t bytes) {
   check_device(device, "alloc");
   if (bytes == 0) throw Error("cudaErrorInvalidValue", "alloc", "0 bytes");
+  const size_t cls = detail::size_class(bytes);
+  const uint64_t limit = memory_limit();
   Table& t = table();
   Counts& c = t.counts[device];
+  void* p = nullptr;
+  std::vector<detail::CachedBlock> drained;
   {
     std::lock_guard<std::mutex> lk(t.mu);
     c.used = true;
-    if (bytes > memory_limit() || c.bytes > memory_limit() - bytes)
-      throw OutOfMemory(device, bytes, size_t(c.bytes), "the simulated device holds " + std::to_string(memory_limit()) + " bytes (COMPRESSED_GEMM_SIM_MEMORY)");
-    c.bytes += bytes;  // reserved before the host allocation, so that racing allocs respect the limit
+    p = t.cache.take(device, cls);
+    if (!p) {
+      if (cls > limit || c.reserved > limit - cls) {  // what the cache holds may be what is missing
+        t.cache.drain(device, drained);
+        for (const detail::CachedBlock& b : drained) c.reserved -= b.bytes;
+      }
+      if (cls > limit || c.reserved > limit - cls) {
+        for (const detail::CachedBlock& b : drained) delete_block(b.p);
+        throw OutOfMemory(device, bytes, size_t(c.bytes), "the simulated device holds " + std::to_string(limit) + " bytes (COMPRESSED_GEMM_SIM_MEMORY)");
+      }
+      c.reserved += cls;  // reserved before the host allocation, so that racing allocs respect the limit
+    }
+    c.bytes += bytes;
     c.peak = std::max(c.peak, c.bytes);
   }
-  void* p = ::operator new(bytes, std::align_val_t(kAlign), std::nothrow);
+  for (const detail::CachedBlock& b : drained) delete_block(b.p);
+  const bool fresh = !p;
+  if (fresh) p = ::operator new(cls, std::align_val_t(kAlign), std::nothrow);
+  if (p) std::memset(p, kPoison, cls);  // in no table yet: no other thread can reach it
   std::lock_guard<std::mutex> lk(t.mu);
   if (!p) {
     c.bytes -= bytes;
+    c.reserved -= cls;
     throw OutOfMemory(device, bytes, size_t(c.bytes), "the host could not provide the memory");
   }
   try {
-    t.blocks.emplace(reinterpret_cast<uintptr_t>(p), Block{bytes, device});
+    t.blocks.emplace(reinterpret_cast<uintptr_t>(p), Block{bytes, cls, device});
   } catch (...) {
     c.bytes -= bytes;
-    ::operator delete(p, std::align_val_t(kAlign));
+    c.reserved -= cls;
+    delete_block(p);
     throw;
   }
   return p;
@@ -156,14 +202,36 @@ void* alloc(int device, size_t bytes) {
 void free(void* p) {
   if (!p) return;
   Table& t = table();
+  std::vector<detail::CachedBlock> evicted;
   {
     std::lock_guard<std::mutex> lk(t.mu);
     auto it = t.blocks.find(reinterpret_cast<uintptr_t>(p));
     if (it == t.blocks.end()) throw Error("cudaErrorInvalidValue", "free", "not a pointer alloc() returned (or freed twice)");
-    t.counts[it->second.device].bytes -= it->second.size;
+    const Block b = it->second;
+    t.counts[b.device].bytes -= b.size;
     t.blocks.erase(it);
+    try {
+      evicted.reserve(1);  // so that handing p back below cannot fail
+      t.cache.put(b.device, p, b.cls, detail::cache_limit(memory_limit()), evicted);
+    } catch (const std::bad_alloc&) {
+      evicted.push_back(detail::CachedBlock{p, b.cls, b.device});  // not cached: freed now
+    }
   }
-  ::operator delete(p, std::align_val_t(kAlign));
+  free_blocks(evicted);
+}
+
+uint64_t release_cached(int device) {
+  if (device >= 0) check_device(device, "release_cached");
+  std::vector<detail::CachedBlock> blocks;
+  {
+    Table& t = table();
+    std::lock_guard<std::mutex> lk(t.mu);
+    t.cache.drain(device, blocks);
+  }
+  uint64_t n = 0;
+  for (const detail::CachedBlock& b : blocks) n += b.bytes;
+  free_blocks(blocks);
+  return n;
 }
 
 std::vector<MemoryStats> memory() {
@@ -171,7 +239,7 @@ std::vector<MemoryStats> memory() {
   std::lock_guard<std::mutex> lk(t.mu);
   std::vector<MemoryStats> v;
   for (int d = 0; d < kMaxDevices; ++d)
-    if (t.counts[d].used) v.push_back(MemoryStats{d, t.counts[d].bytes, t.counts[d].peak});
+    if (t.counts[d].used) v.push_back(MemoryStats{d, t.counts[d].bytes, t.counts[d].peak, t.cache.bytes(d), t.counts[d].reserved});
   return v;
 }
 

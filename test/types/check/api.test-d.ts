@@ -200,4 +200,6 @@ new cg.Tensor([4, 64], 'float16', 0, null);
 cg.Tensor.alloc([4, 64], 'float16', 0);
 // @ts-expect-error devices are numbered
 cg.Tensor.fromHost(f32, [4, 64], { device: 'cuda:0' });
-expectType<Array<{ device: number; bytes: number; peakBytes: number }>>()(cg.cuda.memory());
+expectType<Array<{ device: number; bytes: number; peakBytes: number; cachedBytes: number; reservedBytes: number }>>()(cg.cuda.memory());
+expectType<number>()(cg.cuda.emptyCache());
+expectType<number>()(cg.cuda.emptyCache({ device: 0 }));
