@@ -4,7 +4,7 @@
  * made from host arrays, the padding of rows to a kernel's width, and the placement's shape.
  */
 import { FLOAT_DTYPES, FloatDType, allocFloat } from '../dtype';
-import { CgError, CgRangeError, CgTypeError, show, withNativeErrors } from '../errors';
+import { CgError, CgRangeError, CgTypeError, show, withNativeErrors, withNativeErrorsAsync } from '../errors';
 import type { CanonicalArrays, WeightParams } from '../native/descriptor';
 import type { DeviceAddon, DeviceHandle, DeviceLoraArg } from '../native/cuda';
 import type { Placement } from './backend';
@@ -98,6 +98,17 @@ export function upload(d: DeviceAddon, device: number, src: ArrayBufferView): De
     throw e;
   }
   return h;
+}
+
+/**
+ * Device memory holding `src`, for an async call: `src` is copied into page-locked staging now
+ * (reusable at once) and goes up on the device's stream, so the JS thread never waits for the
+ * device (a copy from pageable memory would wait for the work queued before it). `done`
+ * settles when the copy has run; the kernels queued after it on the stream see the data.
+ */
+export function uploadAsync(d: DeviceAddon, device: number, src: ArrayBufferView): { handle: DeviceHandle; done: Promise<void> } {
+  const handle = withNativeErrors(() => d.deviceAlloc({ device, bytes: src.byteLength }));
+  return { handle, done: withNativeErrorsAsync(() => d.copyToDeviceAsync({ handle, src })) }; // never throws: rejects
 }
 
 /** Device memory for each array in turn; what was made is freed if one fails. */

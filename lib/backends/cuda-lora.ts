@@ -17,11 +17,11 @@
  * stacks them on the device (device-to-device copies).
  */
 import type { FloatDType } from '../dtype';
-import { withNativeErrors } from '../errors';
+import { withNativeErrors, withNativeErrorsAsync } from '../errors';
 import type { DeviceAddon, DeviceHandle, DeviceLoraArg } from '../native/cuda';
 import type { NativeLoraArgs } from '../native/cpu';
 import { cpuBackend } from './cpu';
-import { deviceAddon, padColumns, upload } from './cuda-common';
+import { deviceAddon, padColumns, upload, uploadAsync } from './cuda-common';
 
 /** The device copies of one adapter: A [r, K4] and Bᵀ [r, N], float32. */
 interface DeviceAdapter {
@@ -75,7 +75,10 @@ export function releaseDeviceCopies(a: ArrayBuffer): void {
 export interface DeviceLora {
   arg: DeviceLoraArg;
   temporaries: DeviceHandle[];
-  /** The shrink kernel's completion, when enqueued asynchronously (null: sync, or nothing to compute). */
+  /**
+   * When enqueued asynchronously: settles once the term's uploads, copies and shrink kernel have
+   * run (null: sync, or nothing queued).
+   */
   done: Promise<void> | null;
 }
 
@@ -117,6 +120,8 @@ export function prepareLora(
 ): DeviceLora {
   const temporaries: DeviceHandle[] = [];
   const temp = (h: DeviceHandle) => (temporaries.push(h), h);
+  // Async: what is queued before the shrink, so that the JS thread never waits for the stream.
+  const queued: Array<Promise<void>> = [];
   try {
     const copies = lora.adapters.map((a) => deviceCopies(d, device, a, N, K));
     const offsets: number[] = [];
@@ -130,23 +135,34 @@ export function prepareLora(
     if (copies.length > 1) {
       aAll = temp(withNativeErrors(() => d.deviceAlloc({ device, bytes: rsum * K4 * 4 })));
       btAll = temp(withNativeErrors(() => d.deviceAlloc({ device, bytes: rsum * N * 4 })));
+      const d2d = (a: { dst: DeviceHandle; dstOffset: number; src: DeviceHandle; bytes: number }) => {
+        if (async) queued.push(withNativeErrorsAsync(() => d.copyDeviceToDeviceAsync(a)));
+        else withNativeErrors(() => d.copyDeviceToDevice(a));
+      };
       copies.forEach((c, i) => {
         const r = lora.adapters[i].r;
-        withNativeErrors(() => d.copyDeviceToDevice({ dst: aAll, dstOffset: offsets[i] * K4 * 4, src: c.a, bytes: r * K4 * 4 }));
-        withNativeErrors(() => d.copyDeviceToDevice({ dst: btAll, dstOffset: offsets[i] * N * 4, src: c.bt, bytes: r * N * 4 }));
+        d2d({ dst: aAll, dstOffset: offsets[i] * K4 * 4, src: c.a, bytes: r * K4 * 4 });
+        d2d({ dst: btAll, dstOffset: offsets[i] * N * 4, src: c.bt, bytes: r * N * 4 });
       });
     }
     const { tiles, rmax } = shrinkTiles(lora.rowAdapter, M, offsets, lora.adapters.map((a) => a.r));
     const tld = Math.max(rmax, 1);
     const t = temp(withNativeErrors(() => d.deviceAlloc({ device, bytes: M * tld * 4 })));
-    let done: Promise<void> | null = null;
     if (tiles.length > 0) {
-      const xh = 'device' in x ? x.device : temp(upload(d, device, x.host));
+      let xh: DeviceHandle;
+      if ('device' in x) xh = x.device;
+      else if (!async) xh = temp(upload(d, device, x.host));
+      else {
+        const u = uploadAsync(d, device, x.host);
+        xh = temp(u.handle);
+        queued.push(u.done);
+      }
       const tilesDev = temp(withNativeErrors(() => d.deviceAlloc({ device, bytes: tiles.byteLength })));
       const shrink = { x: xh, xDtype, M, K, a: aAll, lda: K4, rsum, tiles, tilesDev, t, tld };
-      if (async) done = d.loraShrinkAsync(shrink);
+      if (async) queued.push(d.loraShrinkAsync(shrink));
       else withNativeErrors(() => d.loraShrink(shrink));
     }
+    const done = queued.length > 0 ? Promise.all(queued).then(() => undefined) : null;
 
     const table = new Int32Array(3 * M);
     const alphas = new Float32Array(table.buffer, 8 * M, M);
@@ -160,6 +176,8 @@ export function prepareLora(
     const rows = temp(withNativeErrors(() => d.deviceAlloc({ device, bytes: 12 * M })));
     return { arg: { t, bt: btAll, rows, table, rsum, tld }, temporaries, done };
   } catch (e) {
+    // What was queued keeps its device memory until it has run (the native ops hold it).
+    for (const q of queued) q.catch(() => undefined);
     for (const h of temporaries) d.deviceFree(h);
     throw e;
   }

@@ -20,11 +20,11 @@ import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
 import { denseFormat } from './cuda-dense';
 import { sparse24Format } from './cuda-sparse24';
 import { int4Format } from './cuda-int4';
-import { DeviceFormat, DevicePlacement, asWeightDtype, deviceAddon, padColumns, upload, uploadAll } from './cuda-common';
+import { DeviceFormat, DevicePlacement, asWeightDtype, deviceAddon, padColumns, upload, uploadAll, uploadAsync } from './cuda-common';
 import { prepareLora } from './cuda-lora';
 
 export type { DevicePlacement } from './cuda-common';
-export { checkDevice, deviceAddon, upload } from './cuda-common';
+export { checkDevice, deviceAddon, upload, uploadAsync } from './cuda-common';
 
 /** The weight's format on the device; ERR_NOT_SUPPORTED for one the CUDA backend has no kernel for yet. */
 function formatOf(params: WeightParams): DeviceFormat {
@@ -56,7 +56,11 @@ export function checkDeviceDtype(params: WeightParams, dtype: FloatDType): void 
   if (dtype !== wDtype) throw new CgTypeError('ERR_DTYPE', `x is ${dtype} but the weight is ${wDtype}: the GEMM takes both in one dtype`);
 }
 
-/** The device buffers of one host-array call, made and freed around it (the LoRA term's too). */
+/**
+ * The device buffers of one host-array call, made and freed around it (the LoRA term's too).
+ * Async: x and the bias go up through page-locked staging (uploadAsync) and `queued` holds those
+ * copies and the LoRA term, so that the JS thread never waits for the device.
+ */
 function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan, async: boolean) {
   const f = formatOf(params);
   const a = f.activations ? f.activations(params, { dtype: plan.xDtype, host: plan.x }) : null;
@@ -64,22 +68,33 @@ function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan, as
   const xs = a ? a.host! : asWeightDtype(plan.x, plan.xDtype, dtype);
   const d = deviceAddon();
   const handles: DeviceHandle[] = [];
+  const queued: Array<Promise<unknown>> = [];
   const free = () => {
     for (const h of handles) d.deviceFree(h);
   };
+  const put = (src: ArrayBufferView): DeviceHandle => {
+    if (!async) {
+      const h = upload(d, p.device, src);
+      handles.push(h);
+      return h;
+    }
+    const u = uploadAsync(d, p.device, src);
+    handles.push(u.handle);
+    queued.push(u.done);
+    return u.handle;
+  };
   try {
     const xK = f.hostK(params, p);
-    const x = upload(d, p.device, padColumns(xs, FLOAT_DTYPES[dtype].bytes, plan.M, params.K, xK));
-    handles.push(x);
-    const bias = plan.bias ? upload(d, p.device, plan.bias) : null;
-    if (bias) handles.push(bias);
+    const x = put(padColumns(xs, FLOAT_DTYPES[dtype].bytes, plan.M, params.K, xK));
+    const bias = plan.bias ? put(plan.bias) : null;
     const out = withNativeErrors(() => d.deviceAlloc({ device: p.device, bytes: plan.out.byteLength }));
     handles.push(out);
     const lora = plan.lora ? prepareLora(d, p.device, plan.lora, { host: plan.x }, plan.xDtype, plan.M, params.N, params.K, async) : null;
     if (lora) handles.push(...lora.temporaries);
-    const loraDone = lora?.done ?? null; // settleAfterLora, called right after, handles its rejection
-    return { d, f, out, free, loraDone, call: { x, xK, bias, out, M: plan.M, outDtype: plan.outDtype, xDtype: dtype, lora: lora?.arg } };
+    if (lora?.done) queued.push(lora.done);
+    return { d, f, out, free, queued, call: { x, xK, bias, out, M: plan.M, outDtype: plan.outDtype, xDtype: dtype, lora: lora?.arg } };
   } catch (e) {
+    for (const q of queued) q.catch(() => undefined); // each keeps its device memory until it has run
     free();
     throw e;
   }
@@ -110,25 +125,26 @@ export function runOnDevice(
     }
     return;
   }
-  return settleAfterLora(l?.done ?? null, () => [formatOf(params).run(d, params, dp, call, true) as Promise<void>], free);
+  return settleAfterQueued(l?.done ? [l.done] : [], () => [formatOf(params).run(d, params, dp, call, true) as Promise<void>], free);
 }
 
 /**
- * Starts an async call's work (`start`: its promises, queued after the LoRA term's T on one
- * stream) and settles when it and T (`loraDone`) have: `free` runs then, and the first failure
- * is thrown. When `start` throws before queuing anything, T may still be in flight: its
- * temporaries are freed after it, never under it, and the error is thrown at once.
+ * Starts an async call's work (`start`: its promises, queued on one stream after `queued`, the
+ * work already queued for it: uploads, the LoRA term's T) and settles when all of it has: `free`
+ * runs then, and the first failure is thrown. When `start` throws before queuing anything, the
+ * queued work may still be in flight: its temporaries are freed after it, never under it, and
+ * the error is thrown at once.
  */
-function settleAfterLora(loraDone: Promise<void> | null, start: () => Array<Promise<unknown>>, free: () => void): Promise<void> {
-  loraDone?.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+function settleAfterQueued(queued: Array<Promise<unknown>>, start: () => Array<Promise<unknown>>, free: () => void): Promise<void> {
+  for (const q of queued) q.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
   let started: Array<Promise<unknown>>;
   try {
     started = start();
   } catch (e) {
-    void Promise.allSettled([loraDone]).then(free);
+    void Promise.allSettled(queued).then(free);
     throw e;
   }
-  return Promise.allSettled([...(loraDone ? [withNativeErrorsAsync(() => loraDone)] : []), ...started]).then((settled) => {
+  return Promise.allSettled([...queued.map((q) => withNativeErrorsAsync(() => q)), ...started]).then((settled) => {
     free();
     for (const r of settled) if (r.status === 'rejected') throw r.reason;
   });
@@ -161,13 +177,14 @@ export const cudaBackend: Backend = {
   async linearAsync(params, p, plan) {
     const c = hostCall(params, p as DevicePlacement, plan, true);
     // One stream: the kernel runs after the uploads (and the LoRA term's T), the download after the kernel.
-    await settleAfterLora(c.loraDone, () => [
+    // Nothing here waits for the device: the copies go through page-locked staging.
+    await settleAfterQueued(c.queued, () => [
       c.f.run(c.d, params, p as DevicePlacement, c.call, true) as Promise<void>,
       withNativeErrorsAsync(() => c.d.copyToHostAsync({ handle: c.out, dst: plan.out })),
     ], c.free);
   },
   lowRankUpdate(params: WeightParams, p: Placement, plan: UpdatePlan): number {
-    const u = updateCall(params, p as DevicePlacement, plan);
+    const u = updateCall(params, p as DevicePlacement, plan, false);
     try {
       u.f.update!(u.d, params, p as DevicePlacement, u.factors, false);
     } finally {
@@ -176,12 +193,8 @@ export const cudaBackend: Backend = {
     return u.bytes;
   },
   async lowRankUpdateAsync(params: WeightParams, p: Placement, plan: UpdatePlan): Promise<number> {
-    const u = updateCall(params, p as DevicePlacement, plan);
-    try {
-      await u.f.update!(u.d, params, p as DevicePlacement, u.factors, true);
-    } finally {
-      u.free();
-    }
+    const u = updateCall(params, p as DevicePlacement, plan, true);
+    await settleAfterQueued(u.queued, () => [u.f.update!(u.d, params, p as DevicePlacement, u.factors, true) as Promise<void>], u.free);
     return u.bytes;
   },
 };
@@ -189,18 +202,34 @@ export const cudaBackend: Backend = {
 /**
  * An update's factors in device memory (float32: 16-bit ones widened exactly), freed by free()
  * once the kernel is done; bytes is that device memory, the update's only scratch (the kernel
- * keeps each element's increment in registers: B·A is never made).
+ * keeps each element's increment in registers: B·A is never made). Async: uploaded through
+ * page-locked staging (`queued`: those copies), so the JS thread never waits for the device.
  */
-function updateCall(params: WeightParams, p: DevicePlacement, plan: UpdatePlan) {
+function updateCall(params: WeightParams, p: DevicePlacement, plan: UpdatePlan, async: boolean) {
   const f = formatOf(params);
   if (!f.update) throw new CgError('ERR_NOT_SUPPORTED', `compressed-gemm: the CUDA backend has no lowRankUpdate kernel for a ${params.format} weight (the routing table runs it on the CPU kernels)`);
   const d = deviceAddon();
   const a = asWeightDtype(plan.a, plan.abDtype, 'float32');
   const b = asWeightDtype(plan.b, plan.abDtype, 'float32');
-  const [ah, bh] = uploadAll(d, p.device, [a, b]);
+  let handles: DeviceHandle[];
+  const queued: Array<Promise<unknown>> = [];
+  if (async) {
+    const ua = uploadAsync(d, p.device, a);
+    let ub;
+    try {
+      ub = uploadAsync(d, p.device, b);
+    } catch (e) {
+      ua.done.catch(() => undefined);
+      d.deviceFree(ua.handle); // the queued copy keeps its memory until it has run
+      throw e;
+    }
+    handles = [ua.handle, ub.handle];
+    queued.push(ua.done, ub.done);
+  } else {
+    handles = uploadAll(d, p.device, [a, b]);
+  }
   const free = () => {
-    d.deviceFree(ah);
-    d.deviceFree(bh);
+    for (const h of handles) d.deviceFree(h);
   };
-  return { f, d, free, bytes: a.byteLength + b.byteLength, factors: { a: ah, b: bh, r: plan.r, alpha: plan.alpha, reprune: plan.reprune } };
+  return { f, d, free, queued, bytes: a.byteLength + b.byteLength, factors: { a: handles[0], b: handles[1], r: plan.r, alpha: plan.alpha, reprune: plan.reprune } };
 }

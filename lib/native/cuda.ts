@@ -28,6 +28,7 @@ export interface DeviceAddon {
   copyToHost(a: { handle: DeviceHandle; offset?: number; dst: ArrayBufferView }): ArrayBufferView;
   copyToHostAsync(a: { handle: DeviceHandle; offset?: number; dst: ArrayBufferView }): Promise<ArrayBufferView>;
   copyDeviceToDevice(a: { dst: DeviceHandle; dstOffset?: number; src: DeviceHandle; srcOffset?: number; bytes: number }): void;
+  copyDeviceToDeviceAsync(a: { dst: DeviceHandle; dstOffset?: number; src: DeviceHandle; srcOffset?: number; bytes: number }): Promise<void>;
   memory(): { devices: Array<{ device: number; bytes: number; peakBytes: number; cachedBytes: number; reservedBytes: number }> };
   /** Frees the blocks the memory cache keeps (native/cuda/runtime/block_cache.h) on `device` (absent: every device); returns their bytes. */
   releaseCache(a: { device?: number }): number;

@@ -14,7 +14,7 @@ import { WeightParams, valueDtype } from '../native/descriptor';
 import { checkFloatArray, checkProduct, checkShape2, checkThreads, checkTypedArray, readOptions, typedArrayKind } from '../validate';
 import { Weight, checkReadable, deviceOf, paramsOf, placementOn, useDuring } from '../weights/weight';
 import type { Backend, LinearPlan } from '../backends/backend';
-import { checkDeviceDtype, checkDeviceK, deviceAddon, runOnDevice, upload } from '../backends/cuda';
+import { checkDeviceDtype, checkDeviceK, deviceAddon, runOnDevice, upload, uploadAsync } from '../backends/cuda';
 import type { DeviceHandle } from '../native/cuda';
 import { Tensor, handleOf, isTensor } from '../tensor';
 import { LoraAdapter, LoraFactors, MAX_ADAPTERS, adapterFor, asFloat32, loraArgs } from './lora';
@@ -249,12 +249,17 @@ function linearOnDevice(x: Tensor, xShape: unknown, w: unknown, options: unknown
   };
   let biasHandle: DeviceHandle | null = null;
   try {
-    biasHandle = bias ? upload(d, x.device, bias) : null;
     if (!async) {
+      biasHandle = bias ? upload(d, x.device, bias) : null;
       runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, false, x.dtype, lora);
       return out;
     }
-    const done = runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, true, x.dtype, lora) as Promise<void>;
+    // Async: the bias goes up through page-locked staging, so the JS thread never waits for the device.
+    const up = bias ? uploadAsync(d, x.device, bias) : null;
+    biasHandle = up ? up.handle : null;
+    up?.done.catch(() => undefined); // awaited below
+    const kernel = runOnDevice(params, placement, handle, biasHandle, handleOf(out), M, outDtype, true, x.dtype, lora) as Promise<void>;
+    const done: Promise<void> = up ? Promise.all([up.done, kernel]).then(() => undefined) : kernel;
     const b = biasHandle;
     biasHandle = null; // freed when the kernel is done
     return useDuring(weight, 'read', () => done).then(

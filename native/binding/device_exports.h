@@ -13,6 +13,7 @@
 //   copyToHost({ handle, offset?, dst })      [sync]  -> dst
 //   copyToHostAsync({ handle, offset?, dst }) -> Promise<dst> (dst filled on the JS thread)
 //   copyDeviceToDevice({ dst, dstOffset?, src, srcOffset?, bytes }) [sync]
+//   copyDeviceToDeviceAsync({ ...the same })  -> Promise<undefined>
 //   memory()                                  -> { devices: [{ device, bytes, peakBytes, cachedBytes, reservedBytes }] }
 //   releaseCache({ device? })                 -> bytes freed from the cache (device -1 or absent: all)
 //
@@ -30,6 +31,9 @@
 //
 // Streams: one process-wide stream per device (created on first use, never destroyed) carries
 // every copy of every environment, so a sync copy is ordered after the async ones before it.
+//
+// Async copies stage their host side in page-locked memory (rt::HostBuffer): a copy with pageable
+// memory would make the JS thread wait for the work queued before it.
 //
 // Async completion: the copy and then a host callback are enqueued on the stream; the callback
 // (a runtime thread) hands the call to the JS thread through the environment's one
@@ -274,7 +278,7 @@ struct AsyncOp {
   std::shared_ptr<EnvState> state;
   std::shared_ptr<Allocation> alloc;  // the device memory stays until the op is gone
   std::vector<std::shared_ptr<Allocation>> keep;  // more of it, for ops over several (gemm_exports.h)
-  std::vector<uint8_t> staging;
+  rt::HostBuffer staging;  // page-locked: the copy never makes the JS thread wait for the device
   napi_deferred deferred = nullptr;
   napi_ref dst = nullptr;  // copyToHostAsync's destination
   size_t dst_bytes = 0;
@@ -502,7 +506,8 @@ inline Napi::Value CopyToDeviceAsync(const Napi::CallbackInfo& info) {
   const int64_t offset = int_opt(o, "offset", 0, kMaxSafe, 0);
   const HostBytes src = bytes_arg(o, "src");
   check_range(env, *op->alloc, offset, src.length, "copyToDeviceAsync");
-  op->staging.assign(src.data, src.data + src.length);  // the caller may reuse src at once
+  op->staging = rt::HostBuffer(src.length);
+  if (src.length) std::memcpy(op->staging.data(), src.data, src.length);  // the caller may reuse src at once
   const int device = op->alloc->device;
   return run_async(env, device, std::move(op), [offset](rt::Stream& s, AsyncOp& op) {
     s.copy_h2d(at(*op.alloc, offset), op.staging.data(), op.staging.size());
@@ -533,7 +538,7 @@ inline Napi::Value CopyToHostAsync(const Napi::CallbackInfo& info) {
   Napi::Value dstv = o.Get("dst");
   const HostBytes dst = bytes_arg(o, "dst");
   check_range(env, *op->alloc, offset, dst.length, "copyToHostAsync");
-  op->staging.resize(dst.length);
+  op->staging = rt::HostBuffer(dst.length);
   op->dst_bytes = dst.length;
   if (napi_create_reference(env, dstv, 1, &op->dst) != napi_ok) throw Napi::Error::New(env, "compressed-gemm: cannot reference dst");
   const int device = op->alloc->device;
@@ -542,22 +547,47 @@ inline Napi::Value CopyToHostAsync(const Napi::CallbackInfo& info) {
   });
 }
 
-inline Napi::Value CopyDeviceToDevice(const Napi::CallbackInfo& info) {
+// The checked arguments of a device-to-device copy.
+struct D2D {
+  std::shared_ptr<Allocation> dst, src;
+  int64_t dst_off = 0, src_off = 0, bytes = 0;
+};
+
+inline D2D d2d_args(const Napi::CallbackInfo& info, const char* name) {
   Napi::Env env = info.Env();
   Napi::Object o = object_arg(info);
-  std::shared_ptr<Allocation> dst = live_alloc(env, o.Get("dst"), "dst");
-  std::shared_ptr<Allocation> src = live_alloc(env, o.Get("src"), "src");
-  const int64_t dst_off = int_opt(o, "dstOffset", 0, kMaxSafe, 0);
-  const int64_t src_off = int_opt(o, "srcOffset", 0, kMaxSafe, 0);
-  const int64_t bytes = int_of(o, "bytes", 0, kMaxSafe);
-  check_range(env, *dst, dst_off, size_t(bytes), "copyDeviceToDevice dst");
-  check_range(env, *src, src_off, size_t(bytes), "copyDeviceToDevice src");
-  if (dst->device != src->device) throw_range(env, "copyDeviceToDevice: dst and src are on different devices");
-  if (bytes == 0) return env.Undefined();
-  rt::Stream& s = stream_for(dst->device);
-  s.copy_d2d(at(*dst, dst_off), at(*src, src_off), size_t(bytes));
+  D2D c;
+  c.dst = live_alloc(env, o.Get("dst"), "dst");
+  c.src = live_alloc(env, o.Get("src"), "src");
+  c.dst_off = int_opt(o, "dstOffset", 0, kMaxSafe, 0);
+  c.src_off = int_opt(o, "srcOffset", 0, kMaxSafe, 0);
+  c.bytes = int_of(o, "bytes", 0, kMaxSafe);
+  check_range(env, *c.dst, c.dst_off, size_t(c.bytes), (std::string(name) + " dst").c_str());
+  check_range(env, *c.src, c.src_off, size_t(c.bytes), (std::string(name) + " src").c_str());
+  if (c.dst->device != c.src->device) throw_range(env, std::string(name) + ": dst and src are on different devices");
+  return c;
+}
+
+inline Napi::Value CopyDeviceToDevice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const D2D c = d2d_args(info, "copyDeviceToDevice");
+  if (c.bytes == 0) return env.Undefined();
+  rt::Stream& s = stream_for(c.dst->device);
+  s.copy_d2d(at(*c.dst, c.dst_off), at(*c.src, c.src_off), size_t(c.bytes));
   s.synchronize();
   return env.Undefined();
+}
+
+// The same, queued: settled once the copy has run (the JS thread does not wait for the stream).
+inline Napi::Value CopyDeviceToDeviceAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const D2D c = d2d_args(info, "copyDeviceToDeviceAsync");
+  std::unique_ptr<AsyncOp> op(new AsyncOp);
+  op->alloc = c.dst;
+  op->keep.push_back(c.src);
+  return run_async(env, c.dst->device, std::move(op), [c](rt::Stream& s, AsyncOp&) {
+    if (c.bytes) s.copy_d2d(at(*c.dst, c.dst_off), at(*c.src, c.src_off), size_t(c.bytes));
+  });
 }
 
 inline Napi::Value Memory(const Napi::CallbackInfo& info) {
@@ -594,6 +624,7 @@ inline void register_all(Napi::Env env, Napi::Object exports) {
   exports.Set("copyToHost", Napi::Function::New(env, guard<CopyToHost>, "copyToHost"));
   exports.Set("copyToHostAsync", Napi::Function::New(env, guard<CopyToHostAsync>, "copyToHostAsync"));
   exports.Set("copyDeviceToDevice", Napi::Function::New(env, guard<CopyDeviceToDevice>, "copyDeviceToDevice"));
+  exports.Set("copyDeviceToDeviceAsync", Napi::Function::New(env, guard<CopyDeviceToDeviceAsync>, "copyDeviceToDeviceAsync"));
   exports.Set("memory", Napi::Function::New(env, guard<Memory>, "memory"));
   exports.Set("releaseCache", Napi::Function::New(env, guard<ReleaseCache>, "releaseCache"));
 }

@@ -115,12 +115,12 @@ inline DType dtype_arg(const Napi::Object& o, const char* key, const char* allow
 struct LoraArg {
   gemm::LoraEpilogue ep;
   std::shared_ptr<de::Allocation> rows;
-  std::shared_ptr<std::vector<int32_t>> table;  // null: no LoRA term
+  std::shared_ptr<rt::HostBuffer> table;  // page-locked (an async call's upload never waits); null: no LoRA term
   std::vector<std::shared_ptr<de::Allocation>> keep;
 
   // Enqueues the row table's upload (before the kernel that reads it).
   void upload(rt::Stream& s) const {
-    if (table) s.copy_h2d(rows->ptr, table->data(), table->size() * sizeof(int32_t));
+    if (table) s.copy_h2d(rows->ptr, table->data(), table->size());
   }
 };
 
@@ -165,9 +165,9 @@ inline LoraArg lora_arg(const Napi::Object& o, int64_t M, int64_t N, int device,
   if (!tv.IsTypedArray() || tv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
     throw_type(env, "lora.table must be an Int32Array");
   const Bytes tb = bytes_sized(lo, "table", size_t(M) * 12);
-  l.table = std::make_shared<std::vector<int32_t>>(size_t(M) * 3);
+  l.table = std::make_shared<rt::HostBuffer>(size_t(M) * 12);
   std::memcpy(l.table->data(), tb.data, size_t(M) * 12);
-  const std::vector<int32_t>& tab = *l.table;
+  const int32_t* tab = reinterpret_cast<const int32_t*>(l.table->data());
   for (int64_t m = 0; m < M; ++m) {
     const int64_t off = tab[size_t(m)], r = tab[size_t(M + m)];
     if (off < 0 || r < 0 || off + r > rsum || r > tld)
@@ -277,7 +277,7 @@ inline Napi::Value run_gemm(const Napi::Env& env, int device, std::vector<std::s
   op->keep = std::move(keep);
   return de::run_async(env, device, std::move(op), [lora, kernel](rt::Stream& s, de::AsyncOp&) {
     lora.upload(s);
-    const std::shared_ptr<std::vector<int32_t>> table = lora.table;
+    const std::shared_ptr<rt::HostBuffer> table = lora.table;
     s.launch([kernel, table](void* stream) { return kernel(stream); });
   });
 }

@@ -47,7 +47,7 @@ struct ShrinkCall {
   gemm::LoraShrinkArgs args;
   int device = 0;
   std::vector<std::shared_ptr<de::Allocation>> keep;
-  std::shared_ptr<std::vector<int32_t>> table;  // the checked host copy, uploaded before the kernel
+  std::shared_ptr<rt::HostBuffer> table;  // the checked host copy, uploaded before the kernel
 };
 
 inline ShrinkCall shrink_call(const Napi::Object& o) {
@@ -73,9 +73,9 @@ inline ShrinkCall shrink_call(const Napi::Object& o) {
   if (words == 0 || words % gemm::kShrinkTileWords != 0 || words / gemm::kShrinkTileWords > size_t(INT_MAX / gemm::kShrinkTileWords))
     throw_range(env, "tiles must hold whole tiles of " + std::to_string(gemm::kShrinkTileWords) + " words");
   const Bytes tb = bytes_sized(o, "tiles", words * 4);
-  c.table = std::make_shared<std::vector<int32_t>>(words);
+  c.table = std::make_shared<rt::HostBuffer>(words * 4);  // page-locked, as ge::LoraArg's
   std::memcpy(c.table->data(), tb.data, words * 4);
-  const std::vector<int32_t>& tab = *c.table;
+  const int32_t* tab = reinterpret_cast<const int32_t*>(c.table->data());
   std::vector<uint8_t> seen(size_t(M), 0);
   int rmax = 0;
   for (size_t i = 0; i < words; i += gemm::kShrinkTileWords) {
@@ -122,7 +122,7 @@ inline ShrinkCall shrink_call(const Napi::Object& o) {
   return c;
 }
 
-inline rt::Kernel shrink_kernel(const gemm::LoraShrinkArgs& s, std::shared_ptr<std::vector<int32_t>> table) {
+inline rt::Kernel shrink_kernel(const gemm::LoraShrinkArgs& s, std::shared_ptr<rt::HostBuffer> table) {
   return [s, table](void* native_stream) -> std::string {
 #if defined(__CUDACC__)
     const cudaError_t e = gemm::launch_lora_shrink_entry(s, static_cast<gemm::DenseGemmStream>(native_stream));

@@ -263,6 +263,56 @@ out({ afterFirst, reserved, beforeEmpty, released, afterEmpty, same: Array.from(
   expect(v.device0).toBeGreaterThan(0); // the blocks of the last call
 });
 
+// CUDA makes the caller of a copy with pageable host memory wait (device -> host until the copy is
+// done, so after all the work queued before it; host -> device while the driver stages it). The
+// simulated device waits the same way and counts such copies (hostWaits, a sim-only export), so
+// this checks that no async call makes the JS thread wait for the device: their copies go
+// through page-locked staging. The sync calls at the end show that the count is not stuck.
+test('async calls never make the JS thread wait for the device: no copy with pageable host memory', () => {
+  const v = child(`${SNIPPET_INPUTS}
+const sim = require(${JSON.stringify(require('path').join(__dirname, '..', '..', 'build', 'Release', 'compressed_gemm_cuda_sim.node'))});
+const x16 = cg.DenseWeight.from(Float32Array.from(xs), [M, K], { dtype: 'float16' }).toDense();
+const w = cg.DenseWeight.from(Float32Array.from(ws), [N, K], { dtype: 'float16' });
+const i4 = cg.Int4Weight.quantize(Float32Array.from(ws), [N, K], { groupSize: -1 });
+const a1 = new cg.LoraAdapter({ A: Float32Array.from(xs.slice(0, 3 * K)), B: Float32Array.from(ws.slice(0, N * 3)), alpha: 0.5 }, [N, K]);
+const a2 = new cg.LoraAdapter({ A: Float32Array.from(xs.slice(0, 2 * K)), B: Float32Array.from(ws.slice(0, N * 2)), alpha: -2 }, [N, K]);
+const rows = [0, -1, 1, 1, 0];
+const b = Float32Array.from(bias);
+// Setup, sync: the weights placed, the adapters uploaded, a tensor made, the reference results.
+const ref = {
+  plain: Array.from(cg.linear(x16, [M, K], w, { dtype: 'float16', bias: b, outDtype: 'float32' })),
+  lora: Array.from(cg.linear(x16, [M, K], w, { dtype: 'float16', lora: a1, outDtype: 'float32' })),
+  multi: Array.from(cg.linearMultiLora(x16, [M, K], w, [a1, a2], rows, { dtype: 'float16', outDtype: 'float32' })),
+  int4: Array.from(cg.linear(x16, [M, K], i4, { dtype: 'float16', bias: b, outDtype: 'float32' })),
+};
+const t = cg.Tensor.fromHost(x16, [M, K], { dtype: 'float16' });
+const wu = cg.DenseWeight.from(Float32Array.from(ws), [N, K], { dtype: 'float32' }).toDevice();
+const before = sim.hostWaits();
+const got = {
+  plain: Array.from(await cg.linearAsync(x16, [M, K], w, { dtype: 'float16', bias: b, outDtype: 'float32' })),
+  lora: Array.from(await cg.linearAsync(x16, [M, K], w, { dtype: 'float16', lora: a1, outDtype: 'float32' })),
+  multi: Array.from(await cg.linearMultiLoraAsync(x16, [M, K], w, [a1, a2], rows, { dtype: 'float16', outDtype: 'float32' })),
+  int4: Array.from(await cg.linearAsync(x16, [M, K], i4, { dtype: 'float16', bias: b, outDtype: 'float32' })),
+  tensorBias: Array.from(await (await cg.linearAsync(t, [M, K], w, { bias: b, outDtype: 'float32' })).toHost()),
+  tensorMulti: Array.from(await (await cg.linearMultiLoraAsync(t, [M, K], w, [a1, a2], rows, { outDtype: 'float32' })).toHost()),
+};
+await cg.lowRankUpdateAsync(wu, Float32Array.from(ws.slice(0, N * 2)), Float32Array.from(xs.slice(0, 2 * K)), { alpha: 0.25 });
+const duringAsync = sim.hostWaits() - before;
+cg.linear(x16, [M, K], w, { dtype: 'float16' });
+const afterSync = sim.hostWaits() - before;
+out({ ref, got, duringAsync, afterSync });
+`) as { ref: Record<string, number[]>; got: Record<string, number[]>; duringAsync: number; afterSync: number };
+  expect(v.duringAsync).toBe(0);
+  expect(v.afterSync).toBeGreaterThan(0); // a sync call's copies are pageable, and counted
+  // The async results are the sync ones, bit for bit (the same kernels on the same inputs).
+  expect(v.got.plain).toEqual(v.ref.plain);
+  expect(v.got.lora).toEqual(v.ref.lora);
+  expect(v.got.multi).toEqual(v.ref.multi);
+  expect(v.got.int4).toEqual(v.ref.int4);
+  expect(v.got.tensorBias).toEqual(v.ref.plain);
+  expect(v.got.tensorMulti).toEqual(v.ref.multi);
+});
+
 test('on the CPU backend device tensors are not supported (a typed error), and cuda.memory() is empty', () => {
   const r = runChild(
     `const e = (() => { try { cg.Tensor.fromHost(new Float32Array(4), [2, 2]); return null; } catch (e) { return { name: e.name, code: e.code }; } })();

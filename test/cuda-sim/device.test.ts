@@ -29,9 +29,11 @@ interface DeviceAddon {
   copyDeviceToDevice(args: { dst: Handle; dstOffset?: number; src: Handle; srcOffset?: number; bytes: number }): void;
   memory(): { devices: Array<{ device: number; bytes: number; peakBytes: number; cachedBytes: number; reservedBytes: number }> };
   releaseCache(args: { device?: number }): number;
+  copyDeviceToDeviceAsync(args: { dst: Handle; dstOffset?: number; src: Handle; srcOffset?: number; bytes: number }): Promise<void>;
 }
 interface SimAddon extends DeviceAddon {
   streamSelfTest(): Record<string, unknown>;
+  hostWaits(): number;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -238,6 +240,27 @@ describe('the simulated device', () => {
     expect(Number.isNaN(sim.copyToHost({ handle: b, dst: new Float32Array(1) })[0])).toBe(true);
     sim.deviceFree(b);
     sim.releaseCache({});
+  });
+
+  // CUDA makes the caller of a copy with pageable host memory wait for it; the sim does the same
+  // and counts those copies (hostWaits). The async copies stage through page-locked memory.
+  test('async copies never make the caller wait (page-locked staging); sync ones do; copyDeviceToDeviceAsync', async () => {
+    const w0 = sim.hostWaits();
+    const a = sim.deviceAlloc({ bytes: 4096 });
+    const b = sim.deviceAlloc({ bytes: 4096 });
+    const src = new Uint8Array(crypto.randomBytes(4096));
+    await sim.copyToDeviceAsync({ handle: a, src });
+    await sim.copyDeviceToDeviceAsync({ dst: b, dstOffset: 16, src: a, srcOffset: 8, bytes: 4000 });
+    const got = await sim.copyToHostAsync({ handle: b, offset: 16, dst: new Uint8Array(4000) });
+    expect(bytesOf(got).equals(bytesOf(src.subarray(8, 4008)))).toBe(true);
+    expect(sim.hostWaits() - w0).toBe(0);
+    sim.copyToHost({ handle: b, dst: new Uint8Array(16) });
+    expect(sim.hostWaits() - w0).toBe(1);
+    throwsCoded(() => sim.copyDeviceToDeviceAsync({ dst: b, dstOffset: 100, src: a, bytes: 4000 }), 'RangeError', 'ERR_NATIVE');
+    await sim.copyDeviceToDeviceAsync({ dst: b, src: a, bytes: 0 }); // nothing to copy
+    sim.deviceFree(a);
+    sim.deviceFree(b);
+    throwsCoded(() => sim.copyDeviceToDeviceAsync({ dst: b, src: a, bytes: 4 }), 'TypeError', 'ERR_DISPOSED');
   });
 
   test('a freed handle is ERR_DISPOSED; a second free is harmless; a copy in flight outlives the free', async () => {

@@ -120,10 +120,15 @@ Napi::Value StreamSelfTest(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// hostWaits() -> how many copies so far made their caller wait because their host memory was
+// pageable (rt::sim_host_waits): tests check that async calls make none.
+Napi::Value HostWaits(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(rt::sim_host_waits())); }
+
 }  // namespace
 
 void register_device_selftest(Napi::Env env, Napi::Object exports) {
   exports.Set("streamSelfTest", Napi::Function::New(env, device_exports::guard<StreamSelfTest>, "streamSelfTest"));
+  exports.Set("hostWaits", Napi::Function::New(env, device_exports::guard<HostWaits>, "hostWaits"));
 }
 
 }  // namespace binding

@@ -27,7 +27,7 @@
 #include <iterator>
 #include <list>
 #include <map>
-#include <vector>
+
 
 namespace cg {
 namespace rt {
@@ -66,6 +66,10 @@ struct CachedBlock {
   int device;
 };
 
+// Blocks that left the cache, for the caller to free outside its lock (spliced in: moving
+// blocks out of the cache never allocates, so it never throws).
+using Blocks = std::list<CachedBlock>;
+
 class BlockCache {
  public:
   // A cached block of class `bytes` on `device`, or null.
@@ -81,40 +85,39 @@ class BlockCache {
     return p;
   }
 
-  // Keeps the freed block (p, class `bytes`) for reuse; appends to `evicted` what no longer fits
-  // within `limit` (possibly p itself), for the caller to free. Throws std::bad_alloc with p
-  // not cached (the blocks already in `evicted` stay there).
-  void put(int device, void* p, size_t bytes, uint64_t limit, std::vector<CachedBlock>& evicted) {
-    if (bytes > limit) {
-      evicted.push_back(CachedBlock{p, bytes, device});
-      return;
-    }
-    auto& d = devices_[device];
-    while (d.bytes + bytes > limit) {
-      const CachedBlock oldest = d.lru.front();
-      erase_index(d, oldest.bytes, d.lru.begin());
-      d.lru.pop_front();
-      d.bytes -= oldest.bytes;
-      evicted.push_back(oldest);
-    }
-    d.lru.push_back(CachedBlock{p, bytes, device});
+  // Keeps the freed block (p, class `bytes`) for reuse, moving into `evicted` the least recently
+  // freed blocks that no longer fit within `limit`. Returns the block itself when it is not kept
+  // (larger than the limit, or std::bad_alloc for the cache's own bookkeeping), else a block with
+  // a null p: the caller frees what is returned and what is in `evicted`. Never throws.
+  CachedBlock give_back(int device, void* p, size_t bytes, uint64_t limit, Blocks& evicted) noexcept {
+    const CachedBlock self{p, bytes, device};
+    if (bytes > limit) return self;
     try {
-      d.by_size.emplace(bytes, std::prev(d.lru.end()));
-    } catch (...) {
-      d.lru.pop_back();  // as if never put (the caller frees p)
-      throw;
+      PerDevice& d = devices_[device];
+      Blocks node;
+      node.push_back(self);
+      d.by_size.emplace(bytes, node.begin());  // the iterator stays valid when the node is spliced
+      while (d.bytes + bytes > limit) {
+        erase_index(d, d.lru.front().bytes, d.lru.begin());
+        d.bytes -= d.lru.front().bytes;
+        evicted.splice(evicted.end(), d.lru, d.lru.begin());
+      }
+      d.lru.splice(d.lru.end(), node);
+      d.bytes += bytes;
+      return CachedBlock{nullptr, 0, device};
+    } catch (...) {  // std::bad_alloc, before anything changed
+      return self;
     }
-    d.bytes += bytes;
   }
 
-  // Moves every cached block of `device` (-1: of every device) into `out`.
-  void drain(int device, std::vector<CachedBlock>& out) {
+  // Moves every cached block of `device` (-1: of every device, keys >= 0; a negative key is the
+  // caller's own, e.g. the host's page-locked blocks, drained only by name) into `out`.
+  void drain(int device, Blocks& out) noexcept {
     for (auto& kv : devices_) {
-      if (device >= 0 && kv.first != device) continue;
-      for (const CachedBlock& b : kv.second.lru) out.push_back(b);
-      kv.second.lru.clear();
+      if (device == -1 ? kv.first < 0 : kv.first != device) continue;
       kv.second.by_size.clear();
       kv.second.bytes = 0;
+      out.splice(out.end(), kv.second.lru);
     }
   }
 
@@ -125,12 +128,12 @@ class BlockCache {
 
  private:
   struct PerDevice {
-    std::list<CachedBlock> lru;  // least recently freed first
-    std::multimap<size_t, std::list<CachedBlock>::iterator> by_size;
+    Blocks lru;  // least recently freed first
+    std::multimap<size_t, Blocks::iterator> by_size;
     uint64_t bytes = 0;
   };
 
-  static void erase_index(PerDevice& d, size_t bytes, std::list<CachedBlock>::iterator which) {
+  static void erase_index(PerDevice& d, size_t bytes, Blocks::iterator which) noexcept {
     auto range = d.by_size.equal_range(bytes);
     for (auto it = range.first; it != range.second; ++it)
       if (it->second == which) {

@@ -116,6 +116,58 @@ struct MemoryStats {
 // std::bad_alloc).
 std::vector<MemoryStats> memory();
 
+// ---- page-locked host memory --------------------------------------------------------------------
+// A copy between the device and pageable host memory makes its caller wait: device -> host
+// returns only once the copy is done (so after all the work queued before it), and host -> device
+// may wait for the stream while the driver stages it (CUDA's "API synchronization behavior").
+// An async call's host side of a copy is therefore page-locked memory from here, so that the JS
+// thread never waits for the GPU. CUDA: cudaHostAlloc (portable); the sim: aligned host memory
+// that its copies recognise. Freed blocks are cached by size class as device memory is
+// (block_cache.h; at most kHostCacheBytes kept), since pinning pages is slow.
+constexpr uint64_t kHostCacheBytes = uint64_t(256) << 20;
+// `bytes` > 0. Throws std::bad_alloc when the host cannot provide it.
+void* host_alloc(size_t bytes);
+// What host_alloc returned (null: nothing), once no enqueued copy uses it. Throws for a pointer
+// host_alloc did not return, or a failing cudaFreeHost.
+void host_free(void* p);
+
+// Page-locked host memory owned as a value: empty (no memory) for 0 bytes.
+class HostBuffer {
+ public:
+  HostBuffer() = default;
+  explicit HostBuffer(size_t bytes) : p_(bytes ? host_alloc(bytes) : nullptr), n_(bytes) {}
+  ~HostBuffer() { reset(); }
+  HostBuffer(HostBuffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
+  HostBuffer& operator=(HostBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      p_ = o.p_, n_ = o.n_;
+      o.p_ = nullptr, o.n_ = 0;
+    }
+    return *this;
+  }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+  uint8_t* data() const noexcept { return static_cast<uint8_t*>(p_); }
+  size_t size() const noexcept { return n_; }
+
+ private:
+  void reset() noexcept {
+    try {
+      host_free(p_);
+    } catch (...) {
+      // a destructor: nowhere to report it
+    }
+    p_ = nullptr, n_ = 0;
+  }
+  void* p_ = nullptr;
+  size_t n_ = 0;
+};
+
+// The simulator only (runtime_sim.cc; the CUDA addon does not link it): how many copies so far
+// made their caller wait because their host memory was not from host_alloc, as CUDA would.
+uint64_t sim_host_waits() noexcept;
+
 // ---- streams ------------------------------------------------------------------------------------
 class Event;
 
@@ -146,9 +198,11 @@ class Stream {
   int device() const noexcept;
   void* native() const noexcept;  // cudaStream_t, or nullptr in the sim
 
-  // Asynchronous copies (see Ownership above). The device side must lie inside one allocation
-  // of alloc() (the sim checks it at enqueue time and throws cudaErrorInvalidValue; CUDA fails
-  // as it does). bytes == 0 is a no-op.
+  // Asynchronous copies (see Ownership above) when the host side is from host_alloc(); with
+  // pageable host memory they make the caller wait (see host_alloc; the sim waits as CUDA
+  // does: for the copy to complete). The device side must lie inside one allocation of alloc()
+  // (the sim checks it at enqueue time and throws cudaErrorInvalidValue; CUDA fails as it does).
+  // bytes == 0 is a no-op.
   void copy_h2d(void* dst_device, const void* src_host, size_t bytes);
   void copy_d2h(void* dst_host, const void* src_device, size_t bytes);
   void copy_d2d(void* dst_device, const void* src_device, size_t bytes);

@@ -40,8 +40,11 @@ struct Table {
   std::map<void*, Block> blocks;        // in use
   std::map<int, MemoryStats> stats;     // bytes, peak_bytes and reserved_bytes (cached_bytes: from cache)
   std::map<int, uint64_t> cache_limit;  // per device, asked once
-  detail::BlockCache cache;
+  detail::BlockCache cache;              // device blocks by device; page-locked host blocks under kHost
+  std::map<void*, size_t> host_blocks;   // page-locked, in use: their size classes
 };
+
+constexpr int kHost = -2;  // the host's key in the cache (never drained with the devices')
 
 Table& table() {
   static Table* t = new Table;  // never destroyed: finalizers may run after static destructors
@@ -149,21 +152,26 @@ bool simulated() noexcept { return false; }
 // ---- memory -------------------------------------------------------------------------------------
 namespace {
 
-// Frees blocks that left the cache (each on its device); throws the first failure after trying
-// all of them. Their bytes are no longer counted as reserved either way.
-void free_blocks(const std::vector<detail::CachedBlock>& blocks) {
-  if (blocks.empty()) return;
+// Frees device blocks that left the cache, and `also` when its p is not null (each on its device);
+// throws the first failure after trying all of them. Their bytes are no longer counted as
+// reserved either way.
+void free_blocks(const detail::Blocks& blocks, detail::CachedBlock also = {}) {
+  auto each = [&](auto&& f) {
+    for (const detail::CachedBlock& b : blocks) f(b);
+    if (also.p) f(also);
+  };
+  if (blocks.empty() && !also.p) return;
   {
     Table& t = table();
     std::lock_guard<std::mutex> lk(t.mu);
-    for (const detail::CachedBlock& b : blocks) t.stats[b.device].reserved_bytes -= b.bytes;
+    each([&](const detail::CachedBlock& b) { t.stats[b.device].reserved_bytes -= b.bytes; });
   }
   cudaError_t first = cudaSuccess;
-  for (const detail::CachedBlock& b : blocks) {
+  each([&](const detail::CachedBlock& b) {
     cudaError_t e = cudaSetDevice(b.device);
     if (e == cudaSuccess) e = cudaFree(b.p);
     if (e != cudaSuccess && first == cudaSuccess) first = e;
-  }
+  });
   if (first != cudaSuccess) throw CudaError(first, "cudaFree (of a block the cache let go)");
 }
 
@@ -247,7 +255,8 @@ void free(void* p) {
   if (!p) return;
   Table& t = table();
   Block b{};
-  std::vector<detail::CachedBlock> evicted;
+  detail::Blocks evicted;
+  detail::CachedBlock uncached{};
   {
     std::lock_guard<std::mutex> lk(t.mu);
     auto it = t.blocks.find(p);
@@ -255,18 +264,13 @@ void free(void* p) {
     b = it->second;
     t.stats[b.device].bytes -= b.bytes;
     t.blocks.erase(it);
-    try {
-      evicted.reserve(1);  // so that handing p back below cannot fail
-      t.cache.put(b.device, p, b.cls, t.cache_limit[b.device], evicted);  // the limit: asked by alloc()
-    } catch (const std::bad_alloc&) {
-      evicted.push_back(detail::CachedBlock{p, b.cls, b.device});  // not cached: freed now
-    }
+    uncached = t.cache.give_back(b.device, p, b.cls, t.cache_limit[b.device], evicted);  // the limit: asked by alloc()
   }
-  free_blocks(evicted);
+  free_blocks(evicted, uncached);
 }
 
 uint64_t release_cached(int device) {
-  std::vector<detail::CachedBlock> blocks;
+  detail::Blocks blocks;
   {
     Table& t = table();
     std::lock_guard<std::mutex> lk(t.mu);
@@ -288,6 +292,79 @@ std::vector<MemoryStats> memory() {
     v.push_back(s);
   }
   return v;
+}
+
+// ---- page-locked host memory --------------------------------------------------------------------
+namespace {
+
+// Frees page-locked blocks that left the cache, and `also` when its p is not null; throws the
+// first failure after trying all.
+void free_host_blocks(const detail::Blocks& blocks, detail::CachedBlock also = {}) {
+  cudaError_t first = cudaSuccess;
+  for (const detail::CachedBlock& b : blocks) {
+    const cudaError_t e = cudaFreeHost(b.p);
+    if (e != cudaSuccess && first == cudaSuccess) first = e;
+  }
+  if (also.p) {
+    const cudaError_t e = cudaFreeHost(also.p);
+    if (e != cudaSuccess && first == cudaSuccess) first = e;
+  }
+  if (first != cudaSuccess) throw CudaError(first, "cudaFreeHost (of a block the cache let go)");
+}
+
+}  // namespace
+
+void* host_alloc(size_t bytes) {
+  if (bytes == 0) throw Error("cudaErrorInvalidValue", "host_alloc", "0 bytes");
+  const size_t cls = detail::size_class(bytes);
+  Table& t = table();
+  void* p = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(t.mu);
+    p = t.cache.take(kHost, cls);
+  }
+  if (!p) {
+    cudaError_t e = cudaHostAlloc(&p, cls, cudaHostAllocPortable);
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      detail::Blocks cached;
+      {
+        std::lock_guard<std::mutex> lk(t.mu);
+        t.cache.drain(kHost, cached);
+      }
+      free_host_blocks(cached);
+      e = cudaHostAlloc(&p, cls, cudaHostAllocPortable);
+    }
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      throw std::bad_alloc();
+    }
+    CG_CUDA_CHECK(e);
+  }
+  try {
+    std::lock_guard<std::mutex> lk(t.mu);
+    t.host_blocks.emplace(p, cls);
+  } catch (...) {
+    (void)cudaFreeHost(p);
+    throw;
+  }
+  return p;
+}
+
+void host_free(void* p) {
+  if (!p) return;
+  Table& t = table();
+  detail::Blocks evicted;
+  detail::CachedBlock uncached{};
+  {
+    std::lock_guard<std::mutex> lk(t.mu);
+    auto it = t.host_blocks.find(p);
+    if (it == t.host_blocks.end()) throw Error("cudaErrorInvalidValue", "host_free", "not a pointer host_alloc() returned (or freed twice)");
+    const size_t cls = it->second;
+    t.host_blocks.erase(it);
+    uncached = t.cache.give_back(kHost, p, cls, kHostCacheBytes, evicted);
+  }
+  free_host_blocks(evicted, uncached);
 }
 
 // ---- events -------------------------------------------------------------------------------------

@@ -12,6 +12,10 @@
 // after free caught), and every block is filled with 0xFF bytes when it is handed out (unwritten
 // elements read as NaN, as a reused block on a GPU would hold garbage).
 //
+// Host memory: a copy whose host side is not inside a block of host_alloc() (page-locked under
+// CUDA) makes its caller wait until the copy has run, as CUDA makes it wait, and is counted
+// (sim_host_waits), so that tests can check that async calls never wait on the JS thread.
+//
 // Streams: a worker thread per stream running a FIFO queue of tasks (copies, kernels, events,
 // host callbacks). One mutex per stream guards its queue, its counters and its sticky error; the
 // worker runs each task outside the lock. synchronize() waits until the tasks enqueued before it
@@ -78,8 +82,12 @@ struct Table {
   std::mutex mu;
   std::map<uintptr_t, Block> blocks;  // base -> block, in use only: a cached block is no device range
   Counts counts[kMaxDevices];
-  detail::BlockCache cache;
+  detail::BlockCache cache;                // device blocks by device; page-locked host ones under kHost
+  std::map<uintptr_t, Block> host_blocks;  // page-locked, in use (device: kHost)
+  uint64_t host_waits = 0;                 // copies whose caller waited: pageable host memory
 };
+
+constexpr int kHost = -2;  // the host's key in the cache (never drained with the devices')
 
 Table& table() {
   static Table* t = new Table;  // never destroyed: streams and finalizers may outlive statics
@@ -138,15 +146,18 @@ constexpr unsigned char kPoison = 0xFF;  // every byte of a block handed out: Na
 
 void delete_block(void* p) { ::operator delete(p, std::align_val_t(kAlign)); }
 
-// Deletes blocks that left the cache, uncounting them first.
-void free_blocks(const std::vector<detail::CachedBlock>& blocks) {
-  if (blocks.empty()) return;
+// Deletes blocks that left the cache, and `also` when its p is not null; device blocks (not the
+// host's page-locked ones, key kHost) are uncounted first.
+void free_blocks(const detail::Blocks& blocks, detail::CachedBlock also = {}) {
   Table& t = table();
   {
     std::lock_guard<std::mutex> lk(t.mu);
-    for (const detail::CachedBlock& b : blocks) t.counts[b.device].reserved -= b.bytes;
+    for (const detail::CachedBlock& b : blocks)
+      if (b.device >= 0) t.counts[b.device].reserved -= b.bytes;
+    if (also.p && also.device >= 0) t.counts[also.device].reserved -= also.bytes;
   }
   for (const detail::CachedBlock& b : blocks) delete_block(b.p);
+  if (also.p) delete_block(also.p);
 }
 
 }  // namespace
@@ -159,7 +170,7 @@ void* alloc(int device, size_t bytes) {
   Table& t = table();
   Counts& c = t.counts[device];
   void* p = nullptr;
-  std::vector<detail::CachedBlock> drained;
+  detail::Blocks drained;
   {
     std::lock_guard<std::mutex> lk(t.mu);
     c.used = true;
@@ -179,8 +190,7 @@ void* alloc(int device, size_t bytes) {
     c.peak = std::max(c.peak, c.bytes);
   }
   for (const detail::CachedBlock& b : drained) delete_block(b.p);
-  const bool fresh = !p;
-  if (fresh) p = ::operator new(cls, std::align_val_t(kAlign), std::nothrow);
+  if (!p) p = ::operator new(cls, std::align_val_t(kAlign), std::nothrow);  // not from the cache: a new block
   if (p) std::memset(p, kPoison, cls);  // in no table yet: no other thread can reach it
   std::lock_guard<std::mutex> lk(t.mu);
   if (!p) {
@@ -202,7 +212,8 @@ void* alloc(int device, size_t bytes) {
 void free(void* p) {
   if (!p) return;
   Table& t = table();
-  std::vector<detail::CachedBlock> evicted;
+  detail::Blocks evicted;
+  detail::CachedBlock uncached{};
   {
     std::lock_guard<std::mutex> lk(t.mu);
     auto it = t.blocks.find(reinterpret_cast<uintptr_t>(p));
@@ -210,19 +221,14 @@ void free(void* p) {
     const Block b = it->second;
     t.counts[b.device].bytes -= b.size;
     t.blocks.erase(it);
-    try {
-      evicted.reserve(1);  // so that handing p back below cannot fail
-      t.cache.put(b.device, p, b.cls, detail::cache_limit(memory_limit()), evicted);
-    } catch (const std::bad_alloc&) {
-      evicted.push_back(detail::CachedBlock{p, b.cls, b.device});  // not cached: freed now
-    }
+    uncached = t.cache.give_back(b.device, p, b.cls, detail::cache_limit(memory_limit()), evicted);
   }
-  free_blocks(evicted);
+  free_blocks(evicted, uncached);
 }
 
 uint64_t release_cached(int device) {
   if (device >= 0) check_device(device, "release_cached");
-  std::vector<detail::CachedBlock> blocks;
+  detail::Blocks blocks;
   {
     Table& t = table();
     std::lock_guard<std::mutex> lk(t.mu);
@@ -242,6 +248,67 @@ std::vector<MemoryStats> memory() {
     if (t.counts[d].used) v.push_back(MemoryStats{d, t.counts[d].bytes, t.counts[d].peak, t.cache.bytes(d), t.counts[d].reserved});
   return v;
 }
+
+// ---- page-locked host memory --------------------------------------------------------------------
+void* host_alloc(size_t bytes) {
+  if (bytes == 0) throw Error("cudaErrorInvalidValue", "host_alloc", "0 bytes");
+  const size_t cls = detail::size_class(bytes);
+  Table& t = table();
+  void* p = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(t.mu);
+    p = t.cache.take(kHost, cls);
+  }
+  if (!p) p = ::operator new(cls, std::align_val_t(kAlign));  // throws std::bad_alloc
+  try {
+    std::lock_guard<std::mutex> lk(t.mu);
+    t.host_blocks.emplace(reinterpret_cast<uintptr_t>(p), Block{bytes, cls, kHost});
+  } catch (...) {
+    delete_block(p);
+    throw;
+  }
+  return p;
+}
+
+void host_free(void* p) {
+  if (!p) return;
+  Table& t = table();
+  detail::Blocks evicted;
+  detail::CachedBlock uncached{};
+  {
+    std::lock_guard<std::mutex> lk(t.mu);
+    auto it = t.host_blocks.find(reinterpret_cast<uintptr_t>(p));
+    if (it == t.host_blocks.end()) throw Error("cudaErrorInvalidValue", "host_free", "not a pointer host_alloc() returned (or freed twice)");
+    const size_t cls = it->second.cls;
+    t.host_blocks.erase(it);
+    uncached = t.cache.give_back(kHost, p, cls, kHostCacheBytes, evicted);
+  }
+  free_blocks(evicted, uncached);
+}
+
+uint64_t sim_host_waits() noexcept {
+  Table& t = table();
+  std::lock_guard<std::mutex> lk(t.mu);
+  return t.host_waits;
+}
+
+namespace {
+
+// Whether [p, p + n) lies inside one block of host_alloc(); if not, counts a wait.
+bool pinned_or_count(const void* p, size_t n) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  Table& t = table();
+  std::lock_guard<std::mutex> lk(t.mu);
+  auto it = t.host_blocks.upper_bound(a);
+  if (it != t.host_blocks.begin()) {
+    --it;
+    if (a >= it->first && n <= it->second.size && a - it->first <= it->second.size - n) return true;
+  }
+  ++t.host_waits;
+  return false;
+}
+
+}  // namespace
 
 // ---- events -------------------------------------------------------------------------------------
 struct Event::Impl {
@@ -295,11 +362,20 @@ struct Stream::Impl {
   bool stop = false;
   std::thread worker;
 
-  void push(Task task) {
+  // Returns the task's ticket: it has run once `completed` reaches it.
+  uint64_t push(Task task) {
     std::lock_guard<std::mutex> lk(mu);
     queue.push_back(std::move(task));
     ++enqueued;
     wake.notify_one();
+    return enqueued;
+  }
+
+  // Waits until the task of `ticket` has run (whether or not it failed): what a copy with
+  // pageable host memory makes its caller do under CUDA.
+  void wait_for(uint64_t ticket) {
+    std::unique_lock<std::mutex> lk(mu);
+    idle.wait(lk, [&] { return completed >= ticket; });
   }
 
   void run() noexcept {
@@ -353,19 +429,23 @@ void* Stream::native() const noexcept { return nullptr; }
 void Stream::copy_h2d(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   check_range(dst, bytes, "copy_h2d", "destination");
-  impl_->push([=](std::exception_ptr err) -> std::exception_ptr {
+  const bool pinned = pinned_or_count(src, bytes);
+  const uint64_t ticket = impl_->push([=](std::exception_ptr err) -> std::exception_ptr {
     if (!err) std::memcpy(dst, src, bytes);
     return nullptr;
   });
+  if (!pinned) impl_->wait_for(ticket);
 }
 
 void Stream::copy_d2h(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   check_range(src, bytes, "copy_d2h", "source");
-  impl_->push([=](std::exception_ptr err) -> std::exception_ptr {
+  const bool pinned = pinned_or_count(dst, bytes);
+  const uint64_t ticket = impl_->push([=](std::exception_ptr err) -> std::exception_ptr {
     if (!err) std::memcpy(dst, src, bytes);
     return nullptr;
   });
+  if (!pinned) impl_->wait_for(ticket);
 }
 
 void Stream::copy_d2d(void* dst, const void* src, size_t bytes) {
