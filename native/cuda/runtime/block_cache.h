@@ -24,9 +24,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <iterator>
 #include <list>
 #include <map>
+#include <mutex>
+#include <new>
+
+#include "cuda/runtime/device_runtime.h"
 
 
 namespace cg {
@@ -70,6 +75,12 @@ struct CachedBlock {
 // blocks out of the cache never allocates, so it never throws).
 using Blocks = std::list<CachedBlock>;
 
+inline uint64_t total_bytes(const Blocks& blocks) {
+  uint64_t n = 0;
+  for (const CachedBlock& b : blocks) n += b.bytes;
+  return n;
+}
+
 class BlockCache {
  public:
   // A cached block of class `bytes` on `device`, or null.
@@ -110,11 +121,10 @@ class BlockCache {
     }
   }
 
-  // Moves every cached block of `device` (-1: of every device, keys >= 0; a negative key is the
-  // caller's own, e.g. the host's page-locked blocks, drained only by name) into `out`.
+  // Moves every cached block of `device` (-1: of every device) into `out`.
   void drain(int device, Blocks& out) noexcept {
     for (auto& kv : devices_) {
-      if (device == -1 ? kv.first < 0 : kv.first != device) continue;
+      if (device != -1 && kv.first != device) continue;
       kv.second.by_size.clear();
       kv.second.bytes = 0;
       out.splice(out.end(), kv.second.lru);
@@ -143,6 +153,101 @@ class BlockCache {
   }
 
   std::map<int, PerDevice> devices_;
+};
+
+// The page-locked host blocks of rt::host_alloc/host_free, the same in both runtimes over their
+// own raw allocator: the blocks in use in a table (so the sim's copies can ask whether a range is
+// page-locked), the freed ones in a BlockCache (at most kHostCacheBytes), since pinning pages is
+// slow. raw_alloc(bytes) returns null when the host has no memory for it (and throws for any
+// other failure); raw_free(p) may throw. Thread-safe.
+class HostPool {
+ public:
+  template <class RawAlloc, class RawFree>
+  void* alloc(size_t bytes, RawAlloc raw_alloc, RawFree raw_free) {
+    if (bytes == 0) throw Error("cudaErrorInvalidValue", "host_alloc", "0 bytes");
+    const size_t cls = size_class(bytes);
+    void* p = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      p = cache_.take(kKey, cls);
+    }
+    if (!p) p = raw_alloc(cls);
+    if (!p) {  // what the cache holds may be what is missing
+      Blocks cached;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        cache_.drain(kKey, cached);
+      }
+      free_all(cached, CachedBlock{}, raw_free);
+      p = raw_alloc(cls);
+    }
+    if (!p) throw std::bad_alloc();
+    try {
+      std::lock_guard<std::mutex> lk(mu_);
+      live_.emplace(reinterpret_cast<uintptr_t>(p), Live{bytes, cls});
+    } catch (...) {
+      try {
+        raw_free(p);
+      } catch (...) {
+        // the allocation's own failure is the one to report
+      }
+      throw;
+    }
+    return p;
+  }
+
+  template <class RawFree>
+  void free(void* p, RawFree raw_free) {
+    if (!p) return;
+    Blocks evicted;
+    CachedBlock uncached{};
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = live_.find(reinterpret_cast<uintptr_t>(p));
+      if (it == live_.end()) throw Error("cudaErrorInvalidValue", "host_free", "not a pointer host_alloc() returned (or freed twice)");
+      const size_t cls = it->second.cls;
+      live_.erase(it);
+      uncached = cache_.give_back(kKey, p, cls, kHostCacheBytes, evicted);
+    }
+    free_all(evicted, uncached, raw_free);
+  }
+
+  // Whether [p, p + n) lies inside one block in use.
+  bool contains(const void* p, size_t n) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = live_.upper_bound(a);
+    if (it == live_.begin()) return false;
+    --it;
+    return a - it->first <= it->second.bytes && n <= it->second.bytes - (a - it->first);
+  }
+
+ private:
+  static constexpr int kKey = 0;  // one "device" in this pool's own cache
+  struct Live {
+    size_t bytes;  // as asked
+    size_t cls;
+  };
+
+  // Frees every block of `blocks` and `also` (when its p is not null); throws the first failure.
+  template <class RawFree>
+  static void free_all(const Blocks& blocks, CachedBlock also, RawFree raw_free) {
+    std::exception_ptr first;
+    auto one = [&](void* q) {
+      try {
+        raw_free(q);
+      } catch (...) {
+        if (!first) first = std::current_exception();
+      }
+    };
+    for (const CachedBlock& b : blocks) one(b.p);
+    if (also.p) one(also.p);
+    if (first) std::rethrow_exception(first);
+  }
+
+  std::mutex mu_;
+  BlockCache cache_;
+  std::map<uintptr_t, Live> live_;
 };
 
 }  // namespace detail

@@ -40,11 +40,8 @@ struct Table {
   std::map<void*, Block> blocks;        // in use
   std::map<int, MemoryStats> stats;     // bytes, peak_bytes and reserved_bytes (cached_bytes: from cache)
   std::map<int, uint64_t> cache_limit;  // per device, asked once
-  detail::BlockCache cache;              // device blocks by device; page-locked host blocks under kHost
-  std::map<void*, size_t> host_blocks;   // page-locked, in use: their size classes
+  detail::BlockCache cache;
 };
-
-constexpr int kHost = -2;  // the host's key in the cache (never drained with the devices')
 
 Table& table() {
   static Table* t = new Table;  // never destroyed: finalizers may run after static destructors
@@ -276,8 +273,7 @@ uint64_t release_cached(int device) {
     std::lock_guard<std::mutex> lk(t.mu);
     t.cache.drain(device, blocks);
   }
-  uint64_t n = 0;
-  for (const detail::CachedBlock& b : blocks) n += b.bytes;
+  const uint64_t n = detail::total_bytes(blocks);
   free_blocks(blocks);
   return n;
 }
@@ -297,75 +293,28 @@ std::vector<MemoryStats> memory() {
 // ---- page-locked host memory --------------------------------------------------------------------
 namespace {
 
-// Frees page-locked blocks that left the cache, and `also` when its p is not null; throws the
-// first failure after trying all.
-void free_host_blocks(const detail::Blocks& blocks, detail::CachedBlock also = {}) {
-  cudaError_t first = cudaSuccess;
-  for (const detail::CachedBlock& b : blocks) {
-    const cudaError_t e = cudaFreeHost(b.p);
-    if (e != cudaSuccess && first == cudaSuccess) first = e;
-  }
-  if (also.p) {
-    const cudaError_t e = cudaFreeHost(also.p);
-    if (e != cudaSuccess && first == cudaSuccess) first = e;
-  }
-  if (first != cudaSuccess) throw CudaError(first, "cudaFreeHost (of a block the cache let go)");
+detail::HostPool& host_pool() {
+  static detail::HostPool* pool = new detail::HostPool;  // never destroyed, as the table
+  return *pool;
 }
 
-}  // namespace
-
-void* host_alloc(size_t bytes) {
-  if (bytes == 0) throw Error("cudaErrorInvalidValue", "host_alloc", "0 bytes");
-  const size_t cls = detail::size_class(bytes);
-  Table& t = table();
+void* raw_host_alloc(size_t bytes) {
   void* p = nullptr;
-  {
-    std::lock_guard<std::mutex> lk(t.mu);
-    p = t.cache.take(kHost, cls);
+  const cudaError_t e = cudaHostAlloc(&p, bytes, cudaHostAllocPortable);
+  if (e == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();  // not sticky
+    return nullptr;
   }
-  if (!p) {
-    cudaError_t e = cudaHostAlloc(&p, cls, cudaHostAllocPortable);
-    if (e == cudaErrorMemoryAllocation) {
-      (void)cudaGetLastError();
-      detail::Blocks cached;
-      {
-        std::lock_guard<std::mutex> lk(t.mu);
-        t.cache.drain(kHost, cached);
-      }
-      free_host_blocks(cached);
-      e = cudaHostAlloc(&p, cls, cudaHostAllocPortable);
-    }
-    if (e == cudaErrorMemoryAllocation) {
-      (void)cudaGetLastError();
-      throw std::bad_alloc();
-    }
-    CG_CUDA_CHECK(e);
-  }
-  try {
-    std::lock_guard<std::mutex> lk(t.mu);
-    t.host_blocks.emplace(p, cls);
-  } catch (...) {
-    (void)cudaFreeHost(p);
-    throw;
-  }
+  CG_CUDA_CHECK(e);
   return p;
 }
 
-void host_free(void* p) {
-  if (!p) return;
-  Table& t = table();
-  detail::Blocks evicted;
-  detail::CachedBlock uncached{};
-  {
-    std::lock_guard<std::mutex> lk(t.mu);
-    auto it = t.host_blocks.find(p);
-    if (it == t.host_blocks.end()) throw Error("cudaErrorInvalidValue", "host_free", "not a pointer host_alloc() returned (or freed twice)");
-    const size_t cls = it->second;
-    t.host_blocks.erase(it);
-    uncached = t.cache.give_back(kHost, p, cls, kHostCacheBytes, evicted);
-  }
-  free_host_blocks(evicted, uncached);
-}
+void raw_host_free(void* p) { CG_CUDA_CHECK(cudaFreeHost(p)); }
+
+}  // namespace
+
+void* host_alloc(size_t bytes) { return host_pool().alloc(bytes, raw_host_alloc, raw_host_free); }
+void host_free(void* p) { host_pool().free(p, raw_host_free); }
 
 // ---- events -------------------------------------------------------------------------------------
 struct Event::Impl {

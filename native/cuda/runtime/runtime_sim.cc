@@ -82,12 +82,9 @@ struct Table {
   std::mutex mu;
   std::map<uintptr_t, Block> blocks;  // base -> block, in use only: a cached block is no device range
   Counts counts[kMaxDevices];
-  detail::BlockCache cache;                // device blocks by device; page-locked host ones under kHost
-  std::map<uintptr_t, Block> host_blocks;  // page-locked, in use (device: kHost)
-  uint64_t host_waits = 0;                 // copies whose caller waited: pageable host memory
+  detail::BlockCache cache;
+  uint64_t host_waits = 0;  // copies whose caller waited: pageable host memory
 };
-
-constexpr int kHost = -2;  // the host's key in the cache (never drained with the devices')
 
 Table& table() {
   static Table* t = new Table;  // never destroyed: streams and finalizers may outlive statics
@@ -146,15 +143,13 @@ constexpr unsigned char kPoison = 0xFF;  // every byte of a block handed out: Na
 
 void delete_block(void* p) { ::operator delete(p, std::align_val_t(kAlign)); }
 
-// Deletes blocks that left the cache, and `also` when its p is not null; device blocks (not the
-// host's page-locked ones, key kHost) are uncounted first.
+// Deletes device blocks that left the cache, and `also` when its p is not null, uncounting them first.
 void free_blocks(const detail::Blocks& blocks, detail::CachedBlock also = {}) {
   Table& t = table();
   {
     std::lock_guard<std::mutex> lk(t.mu);
-    for (const detail::CachedBlock& b : blocks)
-      if (b.device >= 0) t.counts[b.device].reserved -= b.bytes;
-    if (also.p && also.device >= 0) t.counts[also.device].reserved -= also.bytes;
+    for (const detail::CachedBlock& b : blocks) t.counts[b.device].reserved -= b.bytes;
+    if (also.p) t.counts[also.device].reserved -= also.bytes;
   }
   for (const detail::CachedBlock& b : blocks) delete_block(b.p);
   if (also.p) delete_block(also.p);
@@ -234,8 +229,7 @@ uint64_t release_cached(int device) {
     std::lock_guard<std::mutex> lk(t.mu);
     t.cache.drain(device, blocks);
   }
-  uint64_t n = 0;
-  for (const detail::CachedBlock& b : blocks) n += b.bytes;
+  const uint64_t n = detail::total_bytes(blocks);
   free_blocks(blocks);
   return n;
 }
@@ -250,65 +244,34 @@ std::vector<MemoryStats> memory() {
 }
 
 // ---- page-locked host memory --------------------------------------------------------------------
-void* host_alloc(size_t bytes) {
-  if (bytes == 0) throw Error("cudaErrorInvalidValue", "host_alloc", "0 bytes");
-  const size_t cls = detail::size_class(bytes);
-  Table& t = table();
-  void* p = nullptr;
-  {
-    std::lock_guard<std::mutex> lk(t.mu);
-    p = t.cache.take(kHost, cls);
-  }
-  if (!p) p = ::operator new(cls, std::align_val_t(kAlign));  // throws std::bad_alloc
-  try {
-    std::lock_guard<std::mutex> lk(t.mu);
-    t.host_blocks.emplace(reinterpret_cast<uintptr_t>(p), Block{bytes, cls, kHost});
-  } catch (...) {
-    delete_block(p);
-    throw;
-  }
-  return p;
+namespace {
+
+detail::HostPool& host_pool() {
+  static detail::HostPool* pool = new detail::HostPool;  // never destroyed, as the table
+  return *pool;
 }
 
-void host_free(void* p) {
-  if (!p) return;
+void* raw_host_alloc(size_t bytes) { return ::operator new(bytes, std::align_val_t(kAlign), std::nothrow); }
+
+// Whether [p, p + n) lies inside one block of host_alloc(); if not, counts a wait.
+bool pinned_or_count(const void* p, size_t n) {
+  if (host_pool().contains(p, n)) return true;
   Table& t = table();
-  detail::Blocks evicted;
-  detail::CachedBlock uncached{};
-  {
-    std::lock_guard<std::mutex> lk(t.mu);
-    auto it = t.host_blocks.find(reinterpret_cast<uintptr_t>(p));
-    if (it == t.host_blocks.end()) throw Error("cudaErrorInvalidValue", "host_free", "not a pointer host_alloc() returned (or freed twice)");
-    const size_t cls = it->second.cls;
-    t.host_blocks.erase(it);
-    uncached = t.cache.give_back(kHost, p, cls, kHostCacheBytes, evicted);
-  }
-  free_blocks(evicted, uncached);
+  std::lock_guard<std::mutex> lk(t.mu);
+  ++t.host_waits;
+  return false;
 }
+
+}  // namespace
+
+void* host_alloc(size_t bytes) { return host_pool().alloc(bytes, raw_host_alloc, delete_block); }
+void host_free(void* p) { host_pool().free(p, delete_block); }
 
 uint64_t sim_host_waits() noexcept {
   Table& t = table();
   std::lock_guard<std::mutex> lk(t.mu);
   return t.host_waits;
 }
-
-namespace {
-
-// Whether [p, p + n) lies inside one block of host_alloc(); if not, counts a wait.
-bool pinned_or_count(const void* p, size_t n) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  Table& t = table();
-  std::lock_guard<std::mutex> lk(t.mu);
-  auto it = t.host_blocks.upper_bound(a);
-  if (it != t.host_blocks.begin()) {
-    --it;
-    if (a >= it->first && n <= it->second.size && a - it->first <= it->second.size - n) return true;
-  }
-  ++t.host_waits;
-  return false;
-}
-
-}  // namespace
 
 // ---- events -------------------------------------------------------------------------------------
 struct Event::Impl {
