@@ -26,7 +26,8 @@
 #   6 timings    torch.matmul fp16/bf16 (cuBLAS), 8192^3 and LLM shapes, CUDA events, medians,
 #                inputs rotated past the L2 (scripts/gpu-check/torch_baseline.py),
 #                and our own kernels beside them (scripts/gpu-check/bench-ours.js: the dense and
-#                2:4 GEMMs, timeGemm's device events, the same shapes and rotation)
+#                2:4 GEMMs, timeGemm's device events, the same shapes and rotation; and
+#                whether copyToHostAsync returns before the GEMMs queued ahead of it finish)
 #                                                                             -> timings.json, timings.txt
 # OUT_DIR holds at most 8 files (the device tool brings back 8): summary.txt, env.txt, build.log,
 # probes.log, probes/dumps.json, sanitizer.log, timings.json, timings.txt.

@@ -113,6 +113,8 @@ describe('scripts/gpu-check.sh', () => {
       expect(r.median_ms).toBeUndefined();
       expect(r.samples).toBeGreaterThan(0);
     }
+    // The async-return check ran its GEMMs and copy without error, and keeps no time either.
+    expect(o.async).toEqual({ kernels: 2, M: 64, N: 64, K: 64 });
   });
 
   test("timeGemm's arguments are checked like the kernels' exports (coded errors, nothing launched)", () => {

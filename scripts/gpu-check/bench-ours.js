@@ -18,6 +18,8 @@
 // Inputs are random values in [-1, 1) (the 2:4 metadata random ordered nibbles, already in the
 // lanes' layout): the kernels' time does not depend on them.
 //
+// Also (`async`): whether an async call makes the JS thread wait for the device (asyncReturn).
+//
 // On the simulated device (--smoke, or any addon whose devices say simulated) nothing is timed
 // as a GPU figure: a few tiny launches check the plumbing and the status says so.
 'use strict';
@@ -141,7 +143,43 @@ function measure(addon, kernel, dtype, name, M, N, K, opts, extra = {}) {
   }
 }
 
-function main() {
+/**
+ * Whether an async call makes the JS thread wait for the device: `kernels` dense GEMMs queued with
+ * linearDenseAsync, then copyToHostAsync of the last output, each call's return timed on the host
+ * (process.hrtime), and the time until all of them have settled. Under CUDA a copy into pageable
+ * memory returns only once it is done; the addon stages async copies in page-locked memory, so
+ * copy_call_ms should be a small fraction of total_ms (`waited` says whether it was not).
+ */
+async function asyncReturn(addon, simulated) {
+  const [M, N, K, kernels] = simulated ? [64, 64, 64, 2] : [8192, 8192, 8192, 8];
+  const set = inputSet(addon, 'dense', 'fp16', M, N, K);
+  const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
+  try {
+    await addon.linearDenseAsync(set.args); // warm-up: the kernel's first launch
+    const t0 = process.hrtime.bigint();
+    const pending = [];
+    let queueMax = 0;
+    for (let i = 0; i < kernels; i++) {
+      const t = process.hrtime.bigint();
+      pending.push(addon.linearDenseAsync(set.args));
+      queueMax = Math.max(queueMax, ms(t));
+    }
+    const tc = process.hrtime.bigint();
+    pending.push(addon.copyToHostAsync({ handle: set.args.out, dst: new Uint16Array(M * N) }));
+    const copyCall = ms(tc);
+    await Promise.all(pending);
+    const total = ms(t0);
+    const r = { kernels, M, N, K, queue_call_max_ms: queueMax, copy_call_ms: copyCall, total_ms: total, waited: copyCall > 0.5 * total };
+    if (simulated) for (const k of ['queue_call_max_ms', 'copy_call_ms', 'total_ms', 'waited']) delete r[k];
+    return r;
+  } catch (e) {
+    return { kernels, M, N, K, error: `${e.code || e.name}: ${e.message}` };
+  } finally {
+    for (const h of set.handles) addon.deviceFree(h);
+  }
+}
+
+async function main() {
   const file = arg('--addon');
   const smoke = process.argv.includes('--smoke');
   const out = { status: 'not built yet', kernels: 'dense tensor-core GEMM (gemm_dense.cuh), 2:4 sparse GEMM (gemm_sparse24.cuh), INT4 W4A16 GEMM (gemm_int4.cuh)', results: [] };
@@ -201,8 +239,11 @@ function main() {
       out.results.push({ name: `${kernel} ${name}`, kernel, dtype, M, N, K, error: `${e.code || e.name}: ${e.message}` });
     }
   }
+  out.async = await asyncReturn(addon, smoke || simulated);
   out.status = simulated ? 'simulated: plumbing checked, nothing timed as a GPU figure' : 'measured';
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');
 }
 
-main();
+main().catch((e) => {
+  process.stdout.write(JSON.stringify({ status: 'not built yet', reason: `bench-ours.js failed: ${e.message}`, results: [] }, null, 2) + '\n');
+});

@@ -178,6 +178,12 @@ def table(results, ours):
         for r in ours.get("results", []):
             lines.append(f"{'ours ' + r.get('name', ''):<28} {r.get('dtype', ''):<9} {r.get('M', ''):>5} {r.get('N', ''):>6} "
                          f"{r.get('K', ''):>6} {r.get('median_ms', float('nan')):>10.4f}")
+        a = ours.get("async") or {}
+        if "total_ms" in a:
+            lines.append(f"ours async: copyToHostAsync returned in {a['copy_call_ms']:.3f} ms behind {a['kernels']} queued "
+                         f"{a['M']}x{a['N']}x{a['K']} GEMMs that took {a['total_ms']:.1f} ms (waited: {a['waited']})")
+        elif "error" in a:
+            lines.append(f"ours async: unavailable: {a['error'][:70]}")
     else:
         lines.append(f"ours (dense and 2:4 GEMMs): {status}" + (f" ({ours.get('reason')})" if ours and ours.get("reason") else ""))
     return "\n".join(lines)
