@@ -2,7 +2,7 @@
 // Node exports that are the same in both addons (registered next to gemm_exports.h's, by
 // binding/cuda_sim/gemm.cc and cuda/binding_gemm.cu):
 //
-//   linearSparse24({ x, values, meta, bias, out, M, N, K, np, kp, dtype, outDtype, lora? }) [sync]
+//   linearSparse24({ x, values, meta, bias, out, M, N, K, np, kp, dtype, outDtype, splits?, lora? }) [sync]
 //   linearSparse24Async({ ... })                                                          -> Promise
 //
 //   x       device handle: [M, K] row-major of dtype (K a multiple of 8), at least M*K*2 bytes
@@ -13,6 +13,10 @@
 //   np, kp  the weight's padded shape: multiples of 64, N <= np, K <= kp
 //   dtype   'float16' | 'bfloat16'; outDtype 'float32' | 'float16' | 'bfloat16'
 //   lora    optional, the fused LoRA term: as linearDense's (gemm_exports.h)
+//   splits  optional split-K slices, 1..8 (sparse24_effective_splits may give fewer); absent:
+//           chosen by sparse24_auto_splits from the device's SM count. Above 1 the call has a
+//           float32 [splits, M, N] buffer of its own for the partial sums, and a second kernel
+//           (split_k.cuh) adds them, the bias and the LoRA term.
 //
 // Errors, and the ordering on the device's stream, are gemm_exports.h's: malformed arguments
 // ERR_NATIVE, a freed handle ERR_DISPOSED, out overlapping an input ERR_OVERLAP, a configuration
@@ -117,7 +121,25 @@ inline Sparse24Call sparse24_call(const Napi::Object& o) {
   a.meta = static_cast<const uint32_t*>(meta->ptr);
   a.bias = bias ? static_cast<const float*>(bias->ptr) : nullptr;
   a.out = out->ptr;
-  const std::string refused = gemm::validate_sparse24_gemm(a);
+  // Split-K: `splits` (1..8) as given, else sparse24_auto_splits for this device's SMs.
+  const Napi::Value sv = o.Get("splits");
+  const int requested = sv.IsUndefined() || sv.IsNull() ? gemm::sparse24_auto_splits(M, np, kp, rt::multiprocessors(x->device))
+                                                        : int(int_of(o, "splits", 1, gemm::kMaxSplits));
+  const int splits = gemm::sparse24_effective_splits(kp, requested);
+  a.splits = 1;  // the rest is checked first, so that a refused call allocates nothing
+  std::string refused = gemm::validate_sparse24_gemm(a);
+  // The partial sums' buffer, float32 [splits, M, N]: this call's own (from the device memory
+  // cache, so a repeated call allocates nothing), held until the kernels are done.
+  std::shared_ptr<de::Allocation> partial;
+  if (refused.empty() && splits > 1) {
+    partial = std::make_shared<de::Allocation>();
+    partial->device = x->device;
+    partial->bytes = size_t(splits) * size_t(M) * size_t(N) * 4;
+    partial->ptr = rt::alloc(x->device, partial->bytes);
+    a.splits = splits;
+    a.partial = static_cast<float*>(partial->ptr);
+    refused = gemm::validate_sparse24_gemm(a);
+  }
   if (!refused.empty()) throw coded(Napi::RangeError::New(env, "compressed-gemm: " + refused), "ERR_NOT_SUPPORTED");
 
   c.lora = ge::lora_arg(o, M, N, x->device, out->ptr, out_bytes);
@@ -126,6 +148,7 @@ inline Sparse24Call sparse24_call(const Napi::Object& o) {
   c.device = x->device;
   c.keep = {x, values, meta, out};
   if (bias) c.keep.push_back(bias);
+  if (partial) c.keep.push_back(partial);
   for (const auto& k : c.lora.keep) c.keep.push_back(k);
   return c;
 }

@@ -260,14 +260,7 @@ using DenseGemmStream = void*;                           // the simulator's laun
 using DenseGemmLaunchStatus = ::cg::sim::LaunchResult;  // ok, or the simulator's first refusal
 #endif
 
-// CG_LAUNCH, then the launch's DenseGemmLaunchStatus: cudaGetLastError() under nvcc, the
-// simulator's result otherwise.
-#if defined(__CUDACC__)
-#define CG_LAUNCH_STATUS(kernel, grid, block, smem, stream, ...) \
-  (CG_LAUNCH(kernel, grid, block, smem, stream, __VA_ARGS__), cudaGetLastError())
-#else
-#define CG_LAUNCH_STATUS(kernel, grid, block, smem, stream, ...) CG_LAUNCH(kernel, grid, block, smem, stream, __VA_ARGS__)
-#endif
+// CG_LAUNCH_STATUS (kernel.h) gives a launch's DenseGemmLaunchStatus.
 
 
 // A configuration the kernel does not run (checked before any launch).

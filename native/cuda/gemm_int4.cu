@@ -8,7 +8,7 @@
 // 0 bytes of stack frame, spill stores and spill loads; shared memory is dynamic only:
 //   int4_gemm_kernel<kBf16, kOut> (6 instances; split-K, evict-first code stream): 106 registers
 //     on sm_80, 72 on sm_89, 80 on sm_90a, 1 barrier, Int4Tile::kSmemBytes = 17408
-//   int4_split_reduce_kernel<kOut> (3 instances): 32 registers on sm_80 and sm_90a, 40 on sm_89
+//   split_k_reduce_kernel<kOut> (split_k.cuh; 3 instances): 32 registers on sm_80 and sm_90a, 40 on sm_89
 //   permute_x_kernel<uint16_t>: 18 registers on sm_80 and sm_89, 20 on sm_90a, no barrier
 #include "cuda/gemm_int4.cuh"
 

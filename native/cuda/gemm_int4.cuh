@@ -86,6 +86,7 @@
 #include "cuda/ptx/ldmatrix.h"
 #include "cuda/ptx/mma.h"
 #include "cuda/lora_epilogue.h"
+#include "cuda/split_k.cuh"
 #include "cuda/store_output.h"
 
 #if !defined(__CUDACC__)
@@ -164,7 +165,7 @@ __global__ void permute_x_kernel(const E* x, const int32_t* perm, E* xp, int M, 
 //   scales: float32 [G][Np]; zeros: uint8 [G][Np] or null (symmetric: 8); G = K / group
 //   Split-K: block z multiplies the k16 tiles [z tiles_per_split, (z + 1) tiles_per_split) only;
 //   with partial (splits > 1) it writes its float32 sum to partial[z][m][n] (no bias, no LoRA
-//   term, no rounding), and int4_split_reduce_kernel finishes; without, it stores Y itself.
+//   term, no rounding), and split_k_reduce_kernel (split_k.cuh) finishes; without, it stores Y itself.
 template <bool kBf16, DType kOut>
 __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const float* scales, const uint8_t* zeros,
                                  const float* bias, void* out, int M, int N, int K, int Np, int group, int G,
@@ -295,21 +296,6 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
   }
 }
 
-// Split-K's second step: Y[m][n] = (partial[0][m][n] + ... + partial[splits - 1][m][n]) (in split
-// order) + bias + the LoRA term, rounded once into Y's type. Grid ceil(M N / 256), block 256.
-template <DType kOut>
-__global__ void int4_split_reduce_kernel(const float* partial, int splits, const float* bias, void* out, int M, int N, LoraEpilogue lora) {
-  const int64_t i = int64_t(blockIdx.x) * 256 + int64_t(threadIdx.x);
-  const int64_t mn = int64_t(M) * int64_t(N);
-  if (i >= mn) return;  // no barrier in this kernel
-  const int m = int(i / N), n = int(i % N);
-  float v = partial[i];
-  for (int z = 1; z < splits; ++z) v += partial[size_t(z) * size_t(mn) + size_t(i)];
-  if (bias) v += bias[n];
-  v += lora_term(lora, m, n, M, N);
-  store_output<kOut>(out, size_t(i), v);
-}
-
 // ---- The host launcher ------------------------------------------------------------------------------
 
 enum class Int4GemmError : int {
@@ -322,32 +308,18 @@ enum class Int4GemmError : int {
   kSplits,           // splits outside 1..kInt4MaxSplits, more splits than k16 tiles, or no partial buffer
 };
 
-// Split-K: at most this many K slices per output tile.
-constexpr int kInt4MaxSplits = 8;
+// Split-K (split_k.cuh): at most this many K slices per output tile.
+constexpr int kInt4MaxSplits = kMaxSplits;
 
-// The K slices the launcher uses for a GEMM on a GPU of `multiprocessors` SMs when the caller does
-// not choose: one while the (N, M) tiles alone fill the SMs; else enough slices to fill them, at
-// most kInt4MaxSplits and each at least 16 k16 tiles (4 steps of the pipeline), so that small-M
-// GEMMs of a narrow N still stream the weight from every SM (Marlin's reason for its K
-// partitioning). Then as int4_effective_splits.
+// The K slices the launcher uses when the caller does not choose (split_k.cuh's auto_splits over
+// this kernel's 64 x 16 tiles and k16 steps, each slice at least 16 k16 tiles: 4 steps of the
+// pipeline). Then as int4_effective_splits.
 inline int int4_auto_splits(int64_t M, int64_t N, int64_t K, int multiprocessors) {
-  const int64_t blocks = ((N + 63) / 64) * ((M + 15) / 16);
-  const int64_t k_tiles = (K + 15) / 16;
-  if (multiprocessors < 1 || blocks >= multiprocessors) return 1;
-  int64_t s = (multiprocessors + blocks - 1) / blocks;
-  if (s > kInt4MaxSplits) s = kInt4MaxSplits;
-  if (s > k_tiles / 16) s = k_tiles / 16;
-  return s < 1 ? 1 : int(s);
+  return auto_splits(((N + 63) / 64) * ((M + 15) / 16), (K + 15) / 16, 16, multiprocessors);
 }
 
-// The slices a request of `splits` gives: every slice ceil(k_tiles / splits) tiles but the last,
-// none empty (so 8 slices of 10 tiles are 5 slices of 2).
-inline int int4_effective_splits(int64_t K, int splits) {
-  const int64_t k_tiles = (K + 15) / 16;
-  if (splits <= 1 || k_tiles <= 1) return 1;
-  const int64_t per = (k_tiles + splits - 1) / splits;
-  return int((k_tiles + per - 1) / per);
-}
+// The slices a request of `splits` gives (split_k.cuh's effective_splits over k16 tiles).
+inline int int4_effective_splits(int64_t K, int splits) { return effective_splits((K + 15) / 16, splits); }
 
 inline const char* int4_gemm_error_message(Int4GemmError e) {
   switch (e) {
@@ -432,7 +404,7 @@ inline DenseGemmLaunchStatus launch_int4_gemm_config(const Int4GemmArgs& a, cons
   const DenseGemmLaunchStatus s = CG_LAUNCH_STATUS(int4_gemm, grid, block, Int4Tile::kSmemBytes, stream, x, codes, scales, zeros, a.bias, a.out, a.M,
                                                    a.N, a.K, Np, a.group, G, a.lora, tiles_per_split, partial);
   if (!partial || !int4_launch_ok(s)) return s;
-  auto* const reduce = &int4_split_reduce_kernel<kOut>;
+  auto* const reduce = &split_k_reduce_kernel<kOut>;
   const int64_t mn = int64_t(a.M) * int64_t(a.N);
   return CG_LAUNCH_STATUS(reduce, dim_x(unsigned((mn + 255) / 256)), dim_x(256), 0, stream, a.partial, a.splits, a.bias, a.out, a.M, a.N, a.lora);
 }

@@ -48,8 +48,8 @@
 // odd again), metadata [4 n16 tiles][2 k32 slices][16 words] (512 bytes). 14848 bytes a stage.
 // Edges: W and its metadata are padded on upload (no edge); X's chunks past M or K are copied
 // with src-size 0 (zeros), so only zeros meet the padding; the epilogue writes only m < M, n < N.
-// This is the correctness-first configuration; on a GPU, small M (decode) wants a 16-wide M tile
-// and split-K, and Hopper wants wgmma.sp (later issues).
+// Split-K across blocks (split_k.cuh) when the (N, M) tiles alone leave SMs idle: small M on a
+// narrow N. Still to come on a GPU: a 16-wide M tile for decode, and Hopper's wgmma.sp.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -60,6 +60,7 @@
 #include "cuda/ptx/ldmatrix.h"
 #include "cuda/ptx/mma_sp.h"
 #include "cuda/lora_epilogue.h"
+#include "cuda/split_k.cuh"
 #include "cuda/store_output.h"
 
 namespace cg {
@@ -117,11 +118,14 @@ __device__ __forceinline__ void mma_sp(float (&acc)[4], const uint32_t (&a)[4], 
   }
 }
 
-// Grid: (Np / 64, ceil(M / 64)); block: 128 threads; dynamic shared memory kSmemBytes.
+// Grid: (Np / 64, ceil(M / 64), splits); block: 128 threads; dynamic shared memory kSmemBytes.
 // kp: the padded K of W (a multiple of 64); K: X's row length (<= kp, a multiple of 8).
+// Split-K (split_k.cuh): block z multiplies the K-steps [z steps_per_split, (z + 1)
+// steps_per_split) only; with partial (splits > 1) it writes its float32 sum to partial[z][m][n]
+// (no bias, no LoRA term, no rounding) and split_k_reduce_kernel finishes; without, it stores Y.
 template <bool kBf16, DType kOut>
 __global__ void sparse24_gemm_kernel(const uint16_t* x, const uint16_t* values, const uint32_t* meta, const float* bias,
-                                     void* out, int M, int N, int K, int kp, LoraEpilogue lora) {
+                                     void* out, int M, int N, int K, int kp, LoraEpilogue lora, int steps_per_split, float* partial) {
   using T = Sparse24Tile;
   uint8_t* const smem = ::cg::dynamic_smem();
   const int tid = int(threadIdx.x);
@@ -131,7 +135,10 @@ __global__ void sparse24_gemm_kernel(const uint16_t* x, const uint16_t* values, 
   const int warp_m = warp % T::kWarpsM;  // this warp's rows of X: warp_m * 32 .. +31
   const int block_n0 = int(blockIdx.x) * T::kBlockN;
   const int block_m0 = int(blockIdx.y) * T::kBlockM;
-  const int k_steps = kp / T::kBlockK;
+  const int k_steps_all = kp / T::kBlockK;
+  // This block's K-steps: [ks0, k_steps) (the whole K without split-K).
+  const int ks0 = int(blockIdx.z) * steps_per_split;
+  const int k_steps = ks0 + steps_per_split < k_steps_all ? ks0 + steps_per_split : k_steps_all;
   const size_t values_row = size_t(kp / 2);                  // stored values per row of W
   const size_t meta_tiles_k = size_t(kp / 32);               // k32 tiles per 16-row band
 
@@ -198,27 +205,31 @@ __global__ void sparse24_gemm_kernel(const uint16_t* x, const uint16_t* values, 
   };
 
   for (int s = 0; s < T::kStages - 1; ++s) {
-    fetch_to_shared(s, s);
+    fetch_to_shared(s, ks0 + s);
     ::cg::ptx::cp_async_commit();
   }
-  for (int ks = 0; ks < k_steps; ++ks) {
+  for (int i = 0; i < k_steps - ks0; ++i) {
     ::cg::ptx::cp_async_wait<T::kStages - 2>();
     __syncthreads();
-    fetch_to_shared((ks + T::kStages - 1) % T::kStages, ks + T::kStages - 1);
+    fetch_to_shared((i + T::kStages - 1) % T::kStages, ks0 + i + T::kStages - 1);
     ::cg::ptx::cp_async_commit();
-    matmul(ks % T::kStages);
+    matmul(i % T::kStages);
   }
   ::cg::ptx::cp_async_wait<0>();  // only empty groups remain; no copy outlives the block
 
   // Step: write_result. acc[nt][mt][r] is Yᵀ(n, m) with n = band row g (+8 for r >= 2) and
-  // m = 2t (+1 for odd r): Y[m][n], only where m < M and n < N.
+  // m = 2t (+1 for odd r): Y[m][n], only where m < M and n < N (split-K: this slice's partial).
   const int g = lane / 4, t = lane % 4;
+  float* const slice = partial ? partial + size_t(blockIdx.z) * size_t(M) * size_t(N) : nullptr;
   CG_UNROLL for (int nt = 0; nt < T::kMmaN; ++nt) {
     CG_UNROLL for (int mt = 0; mt < T::kMmaM; ++mt) {
       CG_UNROLL for (int r = 0; r < 4; ++r) {
         const int n = block_n0 + warp_n * T::kWarpN + nt * 16 + g + 8 * (r / 2);
         const int m = block_m0 + warp_m * T::kWarpM + mt * 8 + 2 * t + r % 2;
-        if (m < M && n < N)
+        if (m >= M || n >= N) continue;
+        if (slice)
+          slice[size_t(m) * size_t(N) + size_t(n)] = acc[nt][mt][r];
+        else
           store_output<kOut>(out, size_t(m) * size_t(N) + size_t(n), acc[nt][mt][r] + (bias ? bias[n] : 0.f) + lora_term(lora, m, n, M, N));
       }
     }
@@ -246,7 +257,20 @@ struct Sparse24GemmArgs {
   const float* bias = nullptr;
   void* out = nullptr;
   LoraEpilogue lora;  // the fused LoRA term (lora_epilogue.h); lora.t null: none
+  int splits = 1;           // split-K slices, as sparse24_effective_splits gives them
+  float* partial = nullptr;  // splits > 1: float32 [splits, M, N] (device), not overlapping the rest
 };
+
+// The K slices the launcher uses when the caller does not choose (split_k.cuh's auto_splits over
+// this kernel's 64 x 64 tiles and 64-column K-steps, each slice at least 4 steps). Then as
+// sparse24_effective_splits.
+inline int sparse24_auto_splits(int64_t M, int64_t np, int64_t kp, int multiprocessors) {
+  return auto_splits((np / Sparse24Tile::kBlockN) * ((M + Sparse24Tile::kBlockM - 1) / Sparse24Tile::kBlockM), kp / Sparse24Tile::kBlockK, 4,
+                     multiprocessors);
+}
+
+// The slices a request of `splits` gives (split_k.cuh's effective_splits over the K-steps).
+inline int sparse24_effective_splits(int64_t kp, int splits) { return effective_splits(kp / Sparse24Tile::kBlockK, splits); }
 
 // A configuration the kernel does not run, as a message ("" when it runs).
 inline const char* validate_sparse24_gemm(const Sparse24GemmArgs& a) {
@@ -257,6 +281,8 @@ inline const char* validate_sparse24_gemm(const Sparse24GemmArgs& a) {
     return "2:4 GEMM: the weight's padded shape must be multiples of 64 covering N and K";
   if (a.dtype != DType::F16 && a.dtype != DType::BF16) return "2:4 GEMM: X and W must be float16 or bfloat16 (sparse tensor cores)";
   if (!a.x || !a.values || !a.meta || !a.out) return "2:4 GEMM: X, W and Y must not be null";
+  if (a.splits < 1 || a.splits > kMaxSplits || sparse24_effective_splits(a.kp, a.splits) != a.splits || (a.splits > 1 && !a.partial))
+    return "2:4 GEMM: splits must be 1..8, no more than the K slices sparse24_effective_splits gives, with a float32 [splits, M, N] partial buffer when above 1";
   const auto addr = [](const void* p) { return reinterpret_cast<uintptr_t>(p); };
   if (addr(a.x) % 16 || addr(a.values) % 16 || addr(a.meta) % 16 || addr(a.bias) % 4 || addr(a.out) % size_t(dtype_size(a.out_dtype)))
     return "2:4 GEMM: X, W and its metadata must be 16-byte aligned, bias and Y aligned to their element size";
@@ -268,18 +294,24 @@ inline Sparse24LaunchStatus launch_sparse24_config(const Sparse24GemmArgs& a, Sp
   LaunchDim grid, block;
   grid.x = unsigned(a.np / Sparse24Tile::kBlockN);
   grid.y = unsigned((a.M + Sparse24Tile::kBlockM - 1) / Sparse24Tile::kBlockM);
-  grid.z = 1;
+  grid.z = unsigned(a.splits);
   block.x = unsigned(Sparse24Tile::kThreads);
   block.y = 1;
   block.z = 1;
+  const int k_steps = a.kp / Sparse24Tile::kBlockK;
+  const int steps_per_split = (k_steps + a.splits - 1) / a.splits;
+  float* const partial = a.splits > 1 ? a.partial : nullptr;
   auto* const sparse24_gemm = &sparse24_gemm_kernel<kBf16, kOut>;
+  const Sparse24LaunchStatus s = CG_LAUNCH_STATUS(sparse24_gemm, grid, block, Sparse24Tile::kSmemBytes, stream, a.x, a.values, a.meta, a.bias,
+                                                  a.out, a.M, a.N, a.K, a.kp, a.lora, steps_per_split, partial);
 #if defined(__CUDACC__)
-  CG_LAUNCH(sparse24_gemm, grid, block, Sparse24Tile::kSmemBytes, stream, a.x, a.values, a.meta, a.bias, a.out, a.M, a.N, a.K, a.kp, a.lora);
-  return cudaGetLastError();
+  if (!partial || s != cudaSuccess) return s;
 #else
-  (void)stream;
-  return CG_LAUNCH(sparse24_gemm, grid, block, Sparse24Tile::kSmemBytes, stream, a.x, a.values, a.meta, a.bias, a.out, a.M, a.N, a.K, a.kp, a.lora);
+  if (!partial || !s.ok) return s;
 #endif
+  auto* const reduce = &split_k_reduce_kernel<kOut>;
+  const int64_t mn = int64_t(a.M) * int64_t(a.N);
+  return CG_LAUNCH_STATUS(reduce, dim_x(unsigned((mn + 255) / 256)), dim_x(256), 0, stream, a.partial, a.splits, a.bias, a.out, a.M, a.N, a.lora);
 }
 
 template <bool kBf16>

@@ -50,6 +50,15 @@ inline uint8_t* dynamic_smem() { return sim::shared_base(); }
 
 #endif
 
+// CG_LAUNCH, then the launch's status: cudaGetLastError() under nvcc, the simulator's result
+// (sim::LaunchResult: ok, or its first refusal) otherwise.
+#if defined(__CUDACC__)
+#define CG_LAUNCH_STATUS(kernel, grid, block, smem, stream, ...) \
+  (CG_LAUNCH(kernel, grid, block, smem, stream, __VA_ARGS__), cudaGetLastError())
+#else
+#define CG_LAUNCH_STATUS(kernel, grid, block, smem, stream, ...) CG_LAUNCH(kernel, grid, block, smem, stream, __VA_ARGS__)
+#endif
+
 #if !defined(__CUDACC__)
 #include <cmath>
 #endif

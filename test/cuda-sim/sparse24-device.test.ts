@@ -16,8 +16,9 @@
  * the ordered set and never reads the lanes the selector does not name: the kernel passes 0 (an
  * invalid nibble) in those, so a read of them would fail every case here.
  */
-import { describeChild, runChild } from '../helpers/child';
-import { DType, checkLinear, decode, encode, keepColumnsBits, linearRef, mulberry32, pruneColumns, randNonZero, seedFor, seedNote } from '../helpers/reference';
+import * as path from 'path';
+import { ROOT, describeChild, runChild } from '../helpers/child';
+import { DType, checkLinear, decode, encode, keepColumnsBits, linearRef, mulberry32, poisoned, pruneColumns, randNonZero, seedFor, seedNote } from '../helpers/reference';
 import { metaFromDevice, metaToDevice } from '../../lib/backends/cuda-sparse24';
 
 const ENV = { COMPRESSED_GEMM_BACKEND: 'cuda-sim' };
@@ -50,6 +51,8 @@ const CASES: Case[] = [
   { M: 70, N: 130, K: 72, dtype: 'bfloat16', outDtype: 'bfloat16', bias: false, how: 'prune', tensor: true },
   { M: 3, N: 64, K: 64, dtype: 'bfloat16', outDtype: 'float32', bias: true, how: 'compress', tensor: true },
   { M: 65, N: 17, K: 20, dtype: 'float16', outDtype: 'float32', bias: false, how: 'compress', tensor: false },
+  // K = 1024 in one (N, M) tile: the kernel splits K automatically (split_k.cuh), then adds the bias.
+  { M: 2, N: 8, K: 1024, dtype: 'float16', outDtype: 'float16', bias: true, how: 'prune', tensor: true },
 ];
 
 function makeCase(c: Case) {
@@ -169,4 +172,91 @@ describe('the device metadata layout (lib/backends/cuda-sparse24.ts)', () => {
     }
   });
 
+});
+
+/**
+ * Split-K (native/cuda/split_k.cuh) on the 2:4 kernel, through the binding on the simulated device
+ * in this process: block z multiplies its slice of K's 64-column steps into a float32 partial
+ * buffer, and a second kernel adds the slices in order, the bias, and rounds once. The weight's
+ * device layout is built here from the test's own pruning (values in increasing column order,
+ * the canonical nibbles idx0 | idx1 << 2 gathered by metaToDevice). The bound is the one above:
+ * each slice sums at most its steps' products in float32 and the slices are then added, so the
+ * rounding errors still number at most K + 1 (c = 1); the output is poisoned first.
+ */
+describe('split-K on the 2:4 kernel (the binding, explicit and automatic slices)', () => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const sim = require(path.join(ROOT, 'build', 'Release', 'compressed_gemm_cuda_sim.node'));
+  const SPLIT_CASES = [
+    // kp = 1088: 17 K-steps; one (N, M) tile, so the automatic choice splits (4 slices of 5, 5, 5, 2).
+    { M: 3, N: 40, K: 1032, dtype: 'float16' as D16, outDtype: 'float32' as DType, bias: true },
+    // kp = 576: 9 K-steps; 2 x 2 tiles, ragged in M and N.
+    { M: 70, N: 70, K: 520, dtype: 'bfloat16' as D16, outDtype: 'bfloat16' as DType, bias: false },
+  ];
+  test.each(SPLIT_CASES)('M=$M N=$N K=$K $dtype -> $outDtype: splits 1, 2, 3, 8 and automatic, sync and async, within the bound', async (c) => {
+    const label = `2:4 split-K ${c.M}x${c.N}x${c.K}`;
+    const seed = seedFor(label);
+    const rng = mulberry32(seed);
+    const { M, N, K } = c;
+    const x = encode(Float32Array.from({ length: M * K }, () => randNonZero(rng)), c.dtype) as Uint16Array;
+    const wAll = encode(Float32Array.from({ length: N * K }, () => randNonZero(rng)), c.dtype) as Uint16Array;
+    const cols = pruneColumns(decode(wAll, c.dtype), N, K);
+    const pruned = keepColumnsBits(wAll, cols, N, K) as Uint16Array;
+    const bias = c.bias ? Float32Array.from({ length: N }, () => randNonZero(rng)) : null;
+    // Device layout: values [np, kp/2] (zero rows and columns past N and K/2), meta words.
+    const np = Math.ceil(N / 64) * 64, kp = Math.ceil(K / 64) * 64, G = K / 4;
+    const rows = new Uint16Array(np * (kp / 2));
+    const meta = new Uint8Array(N * Math.ceil(K / 8));
+    for (let n = 0; n < N; ++n) {
+      for (let g = 0; g < G; ++g) {
+        const a = cols[(n * G + g) * 2], b = cols[(n * G + g) * 2 + 1];
+        rows[n * (kp / 2) + 2 * g] = wAll[n * K + 4 * g + a];
+        rows[n * (kp / 2) + 2 * g + 1] = wAll[n * K + 4 * g + b];
+        meta[n * Math.ceil(K / 8) + (g >> 1)] |= (a | (b << 2)) << ((g & 1) * 4);
+      }
+    }
+    const words = metaToDevice(meta, N, K, np, kp);
+    const up = (src: ArrayBufferView) => {
+      const h = sim.deviceAlloc({ bytes: src.byteLength });
+      sim.copyToDevice({ handle: h, src });
+      return h;
+    };
+    const held = (): number => sim.memory().devices.find((d: { device: number }) => d.device === 0)?.bytes ?? 0;
+    const before = held();
+    const hx = up(x), hv = up(rows), hm = up(words), hb = bias ? up(bias) : null;
+    const outBytes = M * N * (c.outDtype === 'float32' ? 4 : 2);
+    const hout = sim.deviceAlloc({ bytes: outBytes });
+    const base = { x: hx, values: hv, meta: hm, bias: hb, out: hout, M, N, K, np, kp, dtype: c.dtype, outDtype: c.outDtype };
+    const { ref, absSum } = linearRef(decode(x, c.dtype), decode(pruned, c.dtype), bias ? Float64Array.from(bias) : null, M, N, K);
+    const run = async (splits: number | undefined, async: boolean) => {
+      sim.copyToDevice({ handle: hout, src: poisoned(c.outDtype, M * N) });
+      const args = splits === undefined ? base : { ...base, splits };
+      if (async) await sim.linearSparse24Async(args);
+      else sim.linearSparse24(args);
+      const y = sim.copyToHost({ handle: hout, dst: poisoned(c.outDtype, M * N) });
+      const msg = checkLinear(y, c.outDtype, ref, absSum, M, N, K, `${label} splits ${splits ?? 'auto'}${async ? ' async' : ''}, ${seedNote(seed)}`, 1);
+      if (msg) throw new Error(msg);
+      return Array.from(y as ArrayLike<number>);
+    };
+    try {
+      const one = await run(1, false);
+      const results = [];
+      for (const splits of [undefined, 2, 3, 8]) results.push(await run(splits, false));
+      results.push(await run(3, true));
+      // Not vacuous: with a float32 Y, some split changes the summation order somewhere (bits
+      // differ from one slice's); a 16-bit Y's rounding may hide it.
+      if (c.outDtype === 'float32') expect(results.some((r) => r.some((v, i) => v !== one[i]))).toBe(true);
+      const code = (f: () => unknown) => {
+        try {
+          f();
+          return 'none';
+        } catch (e) {
+          return `${(e as Error).name} ${(e as { code?: string }).code}`;
+        }
+      };
+      for (const splits of [0, 9, 1.5]) expect(code(() => sim.linearSparse24({ ...base, splits }))).toBe('RangeError ERR_NATIVE');
+    } finally {
+      for (const h of [hx, hv, hm, hb, hout]) if (h) sim.deviceFree(h);
+    }
+    expect(held()).toBe(before); // every call's partial buffer was given back
+  });
 });
