@@ -5,8 +5,8 @@
 // the async completion are binding/device_exports.h's (whose platform_failure() each addon
 // defines once, in device.cc / binding_device.cc).
 //
-//   linearDense({ x, w, bias, out, M, N, K, dtype, outDtype, lora? })       [sync] -> undefined
-//   linearDenseAsync({ x, w, bias, out, M, N, K, dtype, outDtype, lora? })  -> Promise<undefined>
+//   linearDense({ x, w, bias, out, M, N, K, dtype, outDtype, splits?, lora? })       [sync] -> undefined
+//   linearDenseAsync({ x, w, bias, out, M, N, K, dtype, outDtype, splits?, lora? })  -> Promise<undefined>
 //
 //   x    device handle (deviceAlloc): [M, K] row-major of dtype, at least M*K*2 bytes
 //   w    device handle: [N, K] row-major of dtype (torch.nn.Linear's layout), at least N*K*2 bytes
@@ -17,6 +17,10 @@
 //   dtype     'float16' | 'bfloat16' (x's and w's: the tensor-core kernel) | 'float32' (the
 //             CUDA-core kernel, gemm_dense_f32.cuh)
 //   outDtype  'float32' | 'float16' | 'bfloat16'
+//   splits    optional split-K slices for 16-bit inputs, 1..8 (dense_effective_splits may give
+//             fewer; float32 inputs take 1 only); absent: dense_auto_splits for the device's SM
+//             count. Above 1 the call has its own float32 [splits, M, N] partial buffer
+//             (partial_buffer) and a second kernel adds the slices (cuda/split_k.cuh)
 //   lora      optional, the fused LoRA term (cuda/lora_epilogue.h): { t, bt, rows, table, rsum, tld }:
 //             t device handle [M, tld] float32 (row m: x[m]·Aᵀ of its adapter, written earlier on
 //             the stream by loraShrink, lora_exports.h), bt [rsum, N] float32, rows a device handle
@@ -186,6 +190,24 @@ inline LoraArg lora_arg(const Napi::Object& o, int64_t M, int64_t N, int device,
   return l;
 }
 
+// ---- split-K (cuda/split_k.cuh) ---------------------------------------------------------------------
+// The K slices a call asks for: its `splits` (1..kMaxSplits) when given, else `automatic` (the
+// kernel's auto_splits for this device's SMs).
+inline int requested_splits(const Napi::Object& o, int automatic) {
+  const Napi::Value v = o.Get("splits");
+  return v.IsUndefined() || v.IsNull() ? automatic : int(int_of(o, "splits", 1, gemm::kMaxSplits));
+}
+
+// A call's own float32 [splits, M, N] buffer for the slices' partial sums, from the device memory
+// cache (so a repeated call allocates nothing), held by the call until its kernels are done.
+inline std::shared_ptr<de::Allocation> partial_buffer(int device, int splits, int64_t M, int64_t N) {
+  auto p = std::make_shared<de::Allocation>();
+  p->device = device;
+  p->bytes = size_t(splits) * size_t(M) * size_t(N) * 4;
+  p->ptr = rt::alloc(device, p->bytes);
+  return p;
+}
+
 // A checked linearDense call: its arguments for the launcher, its device, the allocations it
 // uses (x, w, out, and bias and the LoRA buffers when given) and the LoRA row table.
 struct LinearCall {
@@ -242,7 +264,19 @@ inline LinearCall linear_call(const Napi::Object& o) {
   a.w = w->ptr;
   a.bias = bias ? static_cast<const float*>(bias->ptr) : nullptr;
   a.out = out->ptr;
-  const gemm::DenseGemmError refused = gemm::validate_dense_gemm(a);
+  // Split-K (16-bit inputs): the rest is checked with one slice first, so that a refused call
+  // allocates nothing.
+  const int splits = gemm::dense_effective_splits(K, requested_splits(o, gemm::dense_auto_splits(M, N, K, dtype, rt::multiprocessors(x->device))));
+  a.splits = 1;
+  gemm::DenseGemmError refused = gemm::validate_dense_gemm(a);
+  std::shared_ptr<de::Allocation> partial;
+  if (refused == gemm::DenseGemmError::kNone && splits > 1) {
+    if (dtype == DType::F32) throw coded(Napi::RangeError::New(env, std::string("compressed-gemm: ") + gemm::dense_gemm_error_message(gemm::DenseGemmError::kSplits)), "ERR_NOT_SUPPORTED");
+    partial = partial_buffer(x->device, splits, M, N);
+    a.splits = splits;
+    a.partial = static_cast<float*>(partial->ptr);
+    refused = gemm::validate_dense_gemm(a);
+  }
   if (refused != gemm::DenseGemmError::kNone)
     throw coded(Napi::RangeError::New(env, std::string("compressed-gemm: ") + gemm::dense_gemm_error_message(refused)),
                           "ERR_NOT_SUPPORTED");
@@ -251,11 +285,12 @@ inline LinearCall linear_call(const Napi::Object& o) {
   a.lora = c.lora.ep;
 
   c.device = x->device;
-  c.keep.reserve(7);
+  c.keep.reserve(8);
   c.keep.push_back(x);
   c.keep.push_back(w);
   c.keep.push_back(out);
   if (bias) c.keep.push_back(bias);
+  if (partial) c.keep.push_back(partial);
   for (const auto& k : c.lora.keep) c.keep.push_back(k);
   return c;
 }

@@ -121,21 +121,13 @@ inline Sparse24Call sparse24_call(const Napi::Object& o) {
   a.meta = static_cast<const uint32_t*>(meta->ptr);
   a.bias = bias ? static_cast<const float*>(bias->ptr) : nullptr;
   a.out = out->ptr;
-  // Split-K: `splits` (1..8) as given, else sparse24_auto_splits for this device's SMs.
-  const Napi::Value sv = o.Get("splits");
-  const int requested = sv.IsUndefined() || sv.IsNull() ? gemm::sparse24_auto_splits(M, np, kp, rt::multiprocessors(x->device))
-                                                        : int(int_of(o, "splits", 1, gemm::kMaxSplits));
-  const int splits = gemm::sparse24_effective_splits(kp, requested);
-  a.splits = 1;  // the rest is checked first, so that a refused call allocates nothing
+  // Split-K: the rest is checked with one slice first, so that a refused call allocates nothing.
+  const int splits = gemm::sparse24_effective_splits(kp, ge::requested_splits(o, gemm::sparse24_auto_splits(M, np, kp, rt::multiprocessors(x->device))));
+  a.splits = 1;
   std::string refused = gemm::validate_sparse24_gemm(a);
-  // The partial sums' buffer, float32 [splits, M, N]: this call's own (from the device memory
-  // cache, so a repeated call allocates nothing), held until the kernels are done.
   std::shared_ptr<de::Allocation> partial;
   if (refused.empty() && splits > 1) {
-    partial = std::make_shared<de::Allocation>();
-    partial->device = x->device;
-    partial->bytes = size_t(splits) * size_t(M) * size_t(N) * 4;
-    partial->ptr = rt::alloc(x->device, partial->bytes);
+    partial = ge::partial_buffer(x->device, splits, M, N);
     a.splits = splits;
     a.partial = static_cast<float*>(partial->ptr);
     refused = gemm::validate_sparse24_gemm(a);

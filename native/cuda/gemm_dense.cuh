@@ -65,6 +65,7 @@
 #include "cuda/ptx/ldmatrix.h"
 #include "cuda/ptx/mma.h"
 #include "cuda/lora_epilogue.h"
+#include "cuda/split_k.cuh"
 #include "cuda/store_output.h"
 #include "cuda/gemm_dense_f32.cuh"
 
@@ -131,10 +132,13 @@ __device__ __forceinline__ void mma(FragC& acc, const FragA& a, const FragB& b) 
 // ---- The kernel -------------------------------------------------------------------------------------
 // kBf16: X and W are bfloat16 (else float16); the mma instruction follows.
 // kOut:  Y's element type (F32, F16, BF16); the epilogue's conversion follows.
-// Grid: (ceil(N / 64), ceil(M / 64)); block: 128 threads; dynamic shared memory kSmemBytes.
+// Grid: (ceil(N / 64), ceil(M / 64), splits); block: 128 threads; dynamic shared memory kSmemBytes.
+// Split-K (split_k.cuh): block z multiplies the K-steps [z steps_per_split, (z + 1)
+// steps_per_split) only; with partial (splits > 1) it writes its float32 sum to partial[z][m][n]
+// (no bias, no LoRA term, no rounding) and split_k_reduce_kernel finishes; without, it stores Y.
 template <bool kBf16, DType kOut>
 __global__ void dense_gemm_kernel(const uint16_t* x, const uint16_t* w, const float* bias, void* out, int M, int N,
-                                  int K, LoraEpilogue lora) {
+                                  int K, LoraEpilogue lora, int steps_per_split, float* partial) {
   using T = DenseTile;
   uint8_t* const smem = ::cg::dynamic_smem();
   const int tid = int(threadIdx.x);
@@ -144,7 +148,10 @@ __global__ void dense_gemm_kernel(const uint16_t* x, const uint16_t* w, const fl
   const int warp_n = warp % T::kWarpsN;  // this warp's columns: warp_n * 32 .. +31
   const int block_m0 = int(blockIdx.y) * T::kBlockM;
   const int block_n0 = int(blockIdx.x) * T::kBlockN;
-  const int k_steps = (K + T::kBlockK - 1) / T::kBlockK;
+  const int k_steps_all = (K + T::kBlockK - 1) / T::kBlockK;
+  // This block's K-steps: [ks0, k_steps) (the whole K without split-K).
+  const int ks0 = int(blockIdx.z) * steps_per_split;
+  const int k_steps = ks0 + steps_per_split < k_steps_all ? ks0 + steps_per_split : k_steps_all;
 
   // Step: fetch_to_shared. Thread tid copies chunks tid, tid + 128, ... of the X tile and of the
   // W tile of K-step `ks` into `stage` (chunk i: row i / 4, 16-byte column i % 4: consecutive
@@ -218,14 +225,19 @@ __global__ void dense_gemm_kernel(const uint16_t* x, const uint16_t* w, const fl
   // Step: write_result. Each accumulator (plus bias[n]) goes straight from its FragC position to
   // Y, only where m < M and n < N. (Per-element stores: N may be odd, so pairs are not aligned;
   // a staged, vectorised epilogue is a later optimisation.)
+  // Split-K: this slice's float32 sums go to its partial buffer instead.
   auto write_result = [&]() {
     const int g = lane / 4, t = lane % 4;
+    float* const slice = partial ? partial + size_t(blockIdx.z) * size_t(M) * size_t(N) : nullptr;
     CG_UNROLL for (int mt = 0; mt < T::kMmaM; ++mt) {
       CG_UNROLL for (int nt = 0; nt < T::kMmaN; ++nt) {
         CG_UNROLL for (int r = 0; r < 4; ++r) {
           const int m = block_m0 + warp_m * T::kWarpM + mt * 16 + g + 8 * (r / 2);
           const int n = block_n0 + warp_n * T::kWarpN + nt * 8 + 2 * t + r % 2;
-          if (m < M && n < N) {
+          if (m >= M || n >= N) continue;
+          if (slice) {
+            slice[size_t(m) * size_t(N) + size_t(n)] = acc[mt][nt][r];
+          } else {
             const float v = acc[mt][nt][r] + (bias ? bias[n] : 0.f) + lora_term(lora, m, n, M, N);
             store_output<kOut>(out, size_t(m) * size_t(N) + size_t(n), v);
           }
@@ -237,14 +249,14 @@ __global__ void dense_gemm_kernel(const uint16_t* x, const uint16_t* w, const fl
   // The pipeline: kStages - 1 K-steps in flight before the first multiply, then per K-step:
   // wait for the oldest, refill the stage freed by the previous multiply, multiply.
   for (int s = 0; s < T::kStages - 1; ++s) {
-    fetch_to_shared(s, s);
+    fetch_to_shared(s, ks0 + s);
     ::cg::ptx::cp_async_commit();
   }
-  for (int ks = 0; ks < k_steps; ++ks) {
+  for (int i = 0; i < k_steps - ks0; ++i) {
     wait_for_stage();
-    fetch_to_shared((ks + T::kStages - 1) % T::kStages, ks + T::kStages - 1);
+    fetch_to_shared((i + T::kStages - 1) % T::kStages, ks0 + i + T::kStages - 1);
     ::cg::ptx::cp_async_commit();
-    matmul(ks % T::kStages);
+    matmul(i % T::kStages);
   }
   ::cg::ptx::cp_async_wait<0>();  // only empty groups remain; no copy outlives the block
   write_result();
@@ -272,6 +284,7 @@ enum class DenseGemmError : int {
   kDtypeMismatch,          // X and W of different types
   kMisaligned,             // X or W not 16-byte aligned, bias or Y not aligned to their element
   kNullPointer,            // X, W or Y missing
+  kSplits,                 // splits outside 1..kMaxSplits, more than dense_effective_splits gives, no partial buffer, or float32 inputs
 };
 
 inline const char* dense_gemm_error_message(DenseGemmError e) {
@@ -288,6 +301,8 @@ inline const char* dense_gemm_error_message(DenseGemmError e) {
     case DenseGemmError::kMisaligned:
       return "dense GEMM: X and W must be 16-byte aligned, bias and Y aligned to their element size";
     case DenseGemmError::kNullPointer: return "dense GEMM: X, W and Y must not be null";
+    case DenseGemmError::kSplits:
+      return "dense GEMM: splits must be 1..8, no more than the K slices dense_effective_splits gives, with a float32 [splits, M, N] partial buffer when above 1 (and 1 for float32 inputs)";
   }
   return "dense GEMM: unknown error";
 }
@@ -302,7 +317,21 @@ struct DenseGemmArgs {
   const float* bias = nullptr;   // [N] or nullptr
   void* out = nullptr;           // [M, N] row-major of out_dtype; must not overlap x, w, bias
   LoraEpilogue lora;             // the fused LoRA term (lora_epilogue.h); lora.t null: none
+  int splits = 1;                // split-K slices (16-bit inputs only), as dense_effective_splits gives them
+  float* partial = nullptr;      // splits > 1: float32 [splits, M, N] (device), not overlapping the rest
 };
+
+// The K slices the launcher uses when the caller does not choose (split_k.cuh's auto_splits over
+// the tensor-core kernel's 64 x 64 tiles and 32-column K-steps, each slice at least 8 steps); 1
+// for float32 inputs (the CUDA-core kernel does not split). Then as dense_effective_splits.
+inline int dense_auto_splits(int64_t M, int64_t N, int64_t K, DType in, int multiprocessors) {
+  if (in == DType::F32) return 1;
+  return auto_splits(((N + DenseTile::kBlockN - 1) / DenseTile::kBlockN) * ((M + DenseTile::kBlockM - 1) / DenseTile::kBlockM),
+                     (K + DenseTile::kBlockK - 1) / DenseTile::kBlockK, 8, multiprocessors);
+}
+
+// The slices a request of `splits` gives (split_k.cuh's effective_splits over the K-steps).
+inline int dense_effective_splits(int64_t K, int splits) { return effective_splits((K + DenseTile::kBlockK - 1) / DenseTile::kBlockK, splits); }
 
 struct DenseGemmStatus {
   DenseGemmError error = DenseGemmError::kNone;  // a refused configuration: nothing was launched
@@ -316,6 +345,9 @@ inline DenseGemmError validate_dense_gemm(const DenseGemmArgs& a) {
   if (a.x_dtype == DType::F32 ? a.K % 4 != 0 : a.K % 8 != 0)
     return a.x_dtype == DType::F32 ? DenseGemmError::kKNotMultipleOf4 : DenseGemmError::kKNotMultipleOf8;
   if (!a.x || !a.w || !a.out) return DenseGemmError::kNullPointer;
+  if (a.splits < 1 || a.splits > kMaxSplits || dense_effective_splits(a.K, a.splits) != a.splits || (a.splits > 1 && !a.partial) ||
+      (a.splits > 1 && a.x_dtype == DType::F32))
+    return DenseGemmError::kSplits;
   const auto addr = [](const void* p) { return reinterpret_cast<uintptr_t>(p); };
   if (addr(a.x) % 16 || addr(a.w) % 16 || addr(a.bias) % 4 || addr(a.out) % size_t(dtype_size(a.out_dtype)))
     return DenseGemmError::kMisaligned;
@@ -331,7 +363,7 @@ inline DenseGemmLaunchStatus launch_dense_gemm_config(const DenseGemmArgs& a, De
   LaunchDim grid, block;
   grid.x = unsigned((a.N + DenseTile::kBlockN - 1) / DenseTile::kBlockN);
   grid.y = unsigned((a.M + DenseTile::kBlockM - 1) / DenseTile::kBlockM);
-  grid.z = 1;
+  grid.z = unsigned(a.splits);  // 1 for float32 inputs (validate_dense_gemm)
   block.x = unsigned(kIn == DType::F32 ? DenseF32Tile::kThreads : DenseTile::kThreads);
   block.y = 1;
   block.z = 1;
@@ -351,12 +383,20 @@ inline DenseGemmLaunchStatus launch_dense_gemm_config(const DenseGemmArgs& a, De
     auto* const dense_gemm = &dense_gemm_kernel<kIn == DType::BF16, kOut>;
     const uint16_t* x = static_cast<const uint16_t*>(a.x);
     const uint16_t* w = static_cast<const uint16_t*>(a.w);
+    const int k_steps = (a.K + DenseTile::kBlockK - 1) / DenseTile::kBlockK;
+    const int steps_per_split = (k_steps + a.splits - 1) / a.splits;
+    float* const partial = a.splits > 1 ? a.partial : nullptr;
+    const DenseGemmLaunchStatus s = CG_LAUNCH_STATUS(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N,
+                                                     a.K, a.lora, steps_per_split, partial);
 #if defined(__CUDACC__)
-    CG_LAUNCH(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K, a.lora);
-    return cudaGetLastError();
+    if (!partial || s != cudaSuccess) return s;
 #else
-    return CG_LAUNCH(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K, a.lora);
+    if (!partial || !s.ok) return s;
 #endif
+    auto* const reduce = &split_k_reduce_kernel<kOut>;
+    const int64_t mn = int64_t(a.M) * int64_t(a.N);
+    return CG_LAUNCH_STATUS(reduce, dim_x(unsigned((mn + 255) / 256)), dim_x(256), 0, stream, a.partial, a.splits, a.bias, a.out, a.M, a.N,
+                            a.lora);
   }
 }
 

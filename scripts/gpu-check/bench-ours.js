@@ -7,8 +7,8 @@
 //
 // Kernels: the dense tensor-core GEMM (native/cuda/gemm_dense.cuh; fp16 and bf16) on 8192^3 and the
 // LLM shapes, the 2:4 sparse GEMM (gemm_sparse24.cuh; fp16) and the INT4 W4A16 GEMM
-// (gemm_int4.cuh; fp16 x, group 128, symmetric) on 8192^2 and the LLM shapes (both with split-K
-// as their auto_splits choose, and off beside it at M = 1 and 16), at M in
+// (gemm_int4.cuh; fp16 x, group 128, symmetric) on 8192^2 and the LLM shapes (all three with
+// split-K as their auto_splits choose, and off beside it at M = 1 and 16, fp16), at M in
 // {1, 16, 128, 512, 4096}: y[M, N] = x[M, K] W[N, K]^T, the layout torch_baseline.py times.
 //
 // Method (as torch_baseline.py): the addon's timeGemm (native/binding/timing_exports.h) records a
@@ -225,10 +225,11 @@ async function main() {
     for (const [N, K] of LLM_SHAPES) for (const M of LLM_MS) cases.push(['sparse24', 'fp16', `llm ${N}x${K}`, M, N, K]);
     for (const M of LLM_MS) cases.push(['int4', 'fp16', 'square 8192', M, 8192, 8192]);
     for (const [N, K] of LLM_SHAPES) for (const M of LLM_MS) cases.push(['int4', 'fp16', `llm ${N}x${K}`, M, N, K]);
-    // Split-K off, beside the automatic choice above: what int4_auto_splits and
-    // sparse24_auto_splits buy at small M.
+    // Split-K off, beside the automatic choice above: what int4_auto_splits,
+    // sparse24_auto_splits and dense_auto_splits buy at small M.
     for (const [N, K] of LLM_SHAPES) for (const M of [1, 16]) cases.push(['int4', 'fp16', `llm ${N}x${K}`, M, N, K, { splits: 1 }]);
     for (const [N, K] of LLM_SHAPES) for (const M of [1, 16]) cases.push(['sparse24', 'fp16', `llm ${N}x${K}`, M, N, K, { splits: 1 }]);
+    for (const [N, K] of LLM_SHAPES) for (const M of [1, 16]) cases.push(['dense', 'fp16', `llm ${N}x${K}`, M, N, K, { splits: 1 }]);
   }
   if (smoke || simulated) cases.push(['int4', 'fp16', 'smoke', 1, 64, 1024, { splits: 4 }], ['sparse24', 'fp16', 'smoke', 1, 64, 1024, { splits: 4 }]);
   for (const [kernel, dtype, name, M, N, K, extra] of cases) {

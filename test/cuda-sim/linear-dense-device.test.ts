@@ -47,6 +47,7 @@ interface LinearDenseArgs {
   K: number;
   dtype: InDType;
   outDtype: DType;
+  splits?: number;
 }
 interface DeviceAddon {
   deviceAlloc(args: { device?: number; bytes: number }): Handle;
@@ -294,6 +295,59 @@ describe('linearDense / linearDenseAsync on the simulated device: Y = X·Wᵀ (+
       await expect(done).resolves.toBeUndefined();
     } finally {
       runs.forEach((p) => p.free());
+    }
+  });
+});
+
+// Split-K (native/cuda/split_k.cuh) on the tensor-core kernel: block z multiplies its slice of
+// the 32-column K-steps into a float32 partial buffer of the call's own, a second kernel adds the
+// slices in order with the bias and rounds once. The bound is the same (c = 1): each slice sums
+// its products in float32, then the slices are added, at most K + 1 roundings in all, and
+// K (K + 1) u < 1 holds for K = 1000. K = 1000: 32 K-steps (the last a quarter full), one (N, M)
+// tile in the first case, so the automatic choice splits too (4 slices of 8 steps).
+describe('linearDense split-K: explicit and automatic slices within the bound, sync and async', () => {
+  test.each([
+    { M: 3, N: 40, K: 1000, dtype: 'float16', outDtype: 'float32', bias: true },
+    { M: 70, N: 70, K: 1000, dtype: 'bfloat16', outDtype: 'bfloat16', bias: false },
+  ] as Case[])('M=$M N=$N K=$K $dtype -> $outDtype', async (c) => {
+    const before = held();
+    const p = new Problem(sim, c, ' split-K');
+    try {
+      const bitsOf = () => Array.from(p.outBits().subarray(0, c.M * c.N));
+      sim.linearDense({ ...p.args(), splits: 1 });
+      expect(p.verify()).toBeNull();
+      const one = bitsOf();
+      const others: number[][] = [];
+      for (const splits of [undefined, 2, 3, 8]) {
+        p.poison();
+        sim.linearDense(splits === undefined ? p.args() : { ...p.args(), splits });
+        expect(p.verify()).toBeNull();
+        others.push(bitsOf());
+      }
+      p.poison();
+      await sim.linearDenseAsync({ ...p.args(), splits: 5 });
+      expect(p.verify()).toBeNull();
+      // Not vacuous: with a float32 Y some slicing changes the summation order somewhere.
+      if (c.outDtype === 'float32') expect(others.some((o) => o.some((v, i) => v !== one[i]))).toBe(true);
+      for (const splits of [0, 9, 2.5]) throwsCoded(() => sim.linearDense({ ...p.args(), splits }), 'RangeError', 'ERR_NATIVE', `splits ${splits}`);
+    } finally {
+      p.free();
+    }
+    expect(held()).toBe(before); // the partial buffers were given back
+  });
+
+  test('float32 inputs (the CUDA-core kernel) do not split: splits 1 runs, above 1 is ERR_NOT_SUPPORTED', () => {
+    const x = sim.deviceAlloc({ bytes: 2 * 1024 * 4 }), w = sim.deviceAlloc({ bytes: 4 * 1024 * 4 }), out = sim.deviceAlloc({ bytes: 2 * 4 * 4 });
+    try {
+      sim.copyToDevice({ handle: x, src: new Float32Array(2 * 1024).fill(0.5) });
+      sim.copyToDevice({ handle: w, src: new Float32Array(4 * 1024).fill(0.25) });
+      const args = { x, w, bias: null, out, M: 2, N: 4, K: 1024, dtype: 'float32' as unknown as InDType, outDtype: 'float32' as DType };
+      sim.linearDense({ ...args, splits: 1 });
+      expect(Array.from(sim.copyToHost({ handle: out, dst: new Float32Array(8) }))).toEqual(new Array(8).fill(128));
+      sim.linearDense(args); // automatic: one slice
+      throwsCoded(() => sim.linearDense({ ...args, splits: 2 }), 'RangeError', 'ERR_NOT_SUPPORTED');
+    } finally {
+      for (const h of [x, w, out]) sim.deviceFree(h);
     }
   });
 });

@@ -30,8 +30,9 @@ test.each([
   { format: 'dense', dtype: 'float16', N: 37, K: 29, M: 5, ranks: [1], rows: null },
   { format: 'dense', dtype: 'bfloat16', N: 70, K: 48, M: 9, ranks: [256], rows: null },
   { format: '2:4', dtype: 'float16', N: 33, K: 72, M: 6, ranks: [3, 16, 1], rows: [2, -1, 0, 1, 1, -1] },
-  // K = 1024: 16 K-steps in one (N, M) tile, so the 2:4 kernel splits K (split_k.cuh) and the LoRA term is added by the reduce kernel.
+  // K = 1024 in one (N, M) tile: the kernels split K (split_k.cuh) and the LoRA term is added by the reduce kernel.
   { format: '2:4', dtype: 'bfloat16', N: 24, K: 1024, M: 3, ranks: [4, 2], rows: [1, -1, 0] },
+  { format: 'dense', dtype: 'float16', N: 24, K: 1024, M: 3, ranks: [3], rows: null },
   { format: 'dense', dtype: 'float32', N: 20, K: 12, M: 4, ranks: [5, 2], rows: [1, 0, -1, 1] },
 ] as const)('$format $dtype N=$N K=$K M=$M ranks $ranks rows $rows: within the bound, sync and async', (c) => {
   const label = `lora device ${c.format} ${c.dtype} ${c.N}x${c.K} ${c.ranks.join(',')}`;
