@@ -111,6 +111,35 @@ export function uploadAsync(d: DeviceAddon, device: number, src: ArrayBufferView
   return { handle, done: withNativeErrorsAsync(() => d.copyToDeviceAsync({ handle, src })) }; // never throws: rejects
 }
 
+/**
+ * The uploads of one call: each array goes up with upload() (sync) or uploadAsync() (async, its
+ * copy's promise added to `queued`, the work the call's kernel is queued after), and its handle
+ * is added to `handles`, which the call frees when it is done.
+ */
+export function uploaderFor(d: DeviceAddon, device: number, async: boolean, handles: DeviceHandle[], queued: Array<Promise<unknown>>): (src: ArrayBufferView) => DeviceHandle {
+  return (src) => {
+    if (!async) {
+      const h = upload(d, device, src);
+      handles.push(h);
+      return h;
+    }
+    const u = uploadAsync(d, device, src);
+    handles.push(u.handle);
+    queued.push(u.done);
+    return u.handle;
+  };
+}
+
+/**
+ * A call that failed while it was being prepared: frees its handles now (work already queued
+ * keeps its device memory until it has run: the native ops hold it) and keeps that work's
+ * rejections handled.
+ */
+export function abandonCall(d: DeviceAddon, handles: DeviceHandle[], queued: Array<Promise<unknown>>): void {
+  for (const q of queued) q.catch(() => undefined);
+  for (const h of handles) d.deviceFree(h);
+}
+
 /** Device memory for each array in turn; what was made is freed if one fails. */
 export function uploadAll(d: DeviceAddon, device: number, srcs: ArrayBufferView[]): DeviceHandle[] {
   const made: DeviceHandle[] = [];

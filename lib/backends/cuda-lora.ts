@@ -21,7 +21,7 @@ import { withNativeErrors, withNativeErrorsAsync } from '../errors';
 import type { DeviceAddon, DeviceHandle, DeviceLoraArg } from '../native/cuda';
 import type { NativeLoraArgs } from '../native/cpu';
 import { cpuBackend } from './cpu';
-import { deviceAddon, padColumns, upload, uploadAsync } from './cuda-common';
+import { abandonCall, deviceAddon, padColumns, upload, uploaderFor } from './cuda-common';
 
 /** The device copies of one adapter: A [r, K4] and Bᵀ [r, N], float32. */
 interface DeviceAdapter {
@@ -121,7 +121,8 @@ export function prepareLora(
   const temporaries: DeviceHandle[] = [];
   const temp = (h: DeviceHandle) => (temporaries.push(h), h);
   // Async: what is queued before the shrink, so that the JS thread never waits for the stream.
-  const queued: Array<Promise<void>> = [];
+  const queued: Array<Promise<unknown>> = [];
+  const put = uploaderFor(d, device, async, temporaries, queued);
   try {
     const copies = lora.adapters.map((a) => deviceCopies(d, device, a, N, K));
     const offsets: number[] = [];
@@ -149,14 +150,7 @@ export function prepareLora(
     const tld = Math.max(rmax, 1);
     const t = temp(withNativeErrors(() => d.deviceAlloc({ device, bytes: M * tld * 4 })));
     if (tiles.length > 0) {
-      let xh: DeviceHandle;
-      if ('device' in x) xh = x.device;
-      else if (!async) xh = temp(upload(d, device, x.host));
-      else {
-        const u = uploadAsync(d, device, x.host);
-        xh = temp(u.handle);
-        queued.push(u.done);
-      }
+      const xh = 'device' in x ? x.device : put(x.host);
       const tilesDev = temp(withNativeErrors(() => d.deviceAlloc({ device, bytes: tiles.byteLength })));
       const shrink = { x: xh, xDtype, M, K, a: aAll, lda: K4, rsum, tiles, tilesDev, t, tld };
       if (async) queued.push(d.loraShrinkAsync(shrink));
@@ -176,9 +170,7 @@ export function prepareLora(
     const rows = temp(withNativeErrors(() => d.deviceAlloc({ device, bytes: 12 * M })));
     return { arg: { t, bt: btAll, rows, table, rsum, tld }, temporaries, done };
   } catch (e) {
-    // What was queued keeps its device memory until it has run (the native ops hold it).
-    for (const q of queued) q.catch(() => undefined);
-    for (const h of temporaries) d.deviceFree(h);
+    abandonCall(d, temporaries, queued);
     throw e;
   }
 }

@@ -20,7 +20,7 @@ import type { Backend, LinearPlan, Placement, UpdatePlan } from './backend';
 import { denseFormat } from './cuda-dense';
 import { sparse24Format } from './cuda-sparse24';
 import { int4Format } from './cuda-int4';
-import { DeviceFormat, DevicePlacement, asWeightDtype, deviceAddon, padColumns, upload, uploadAll, uploadAsync } from './cuda-common';
+import { DeviceFormat, DevicePlacement, abandonCall, asWeightDtype, deviceAddon, padColumns, uploaderFor } from './cuda-common';
 import { prepareLora } from './cuda-lora';
 
 export type { DevicePlacement } from './cuda-common';
@@ -72,17 +72,7 @@ function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan, as
   const free = () => {
     for (const h of handles) d.deviceFree(h);
   };
-  const put = (src: ArrayBufferView): DeviceHandle => {
-    if (!async) {
-      const h = upload(d, p.device, src);
-      handles.push(h);
-      return h;
-    }
-    const u = uploadAsync(d, p.device, src);
-    handles.push(u.handle);
-    queued.push(u.done);
-    return u.handle;
-  };
+  const put = uploaderFor(d, p.device, async, handles, queued);
   try {
     const xK = f.hostK(params, p);
     const x = put(padColumns(xs, FLOAT_DTYPES[dtype].bytes, plan.M, params.K, xK));
@@ -94,8 +84,7 @@ function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan, as
     if (lora?.done) queued.push(lora.done);
     return { d, f, out, free, queued, call: { x, xK, bias, out, M: plan.M, outDtype: plan.outDtype, xDtype: dtype, lora: lora?.arg } };
   } catch (e) {
-    for (const q of queued) q.catch(() => undefined); // each keeps its device memory until it has run
-    free();
+    abandonCall(d, handles, queued);
     throw e;
   }
 }
@@ -211,22 +200,15 @@ function updateCall(params: WeightParams, p: DevicePlacement, plan: UpdatePlan, 
   const d = deviceAddon();
   const a = asWeightDtype(plan.a, plan.abDtype, 'float32');
   const b = asWeightDtype(plan.b, plan.abDtype, 'float32');
-  let handles: DeviceHandle[];
+  const handles: DeviceHandle[] = [];
   const queued: Array<Promise<unknown>> = [];
-  if (async) {
-    const ua = uploadAsync(d, p.device, a);
-    let ub;
-    try {
-      ub = uploadAsync(d, p.device, b);
-    } catch (e) {
-      ua.done.catch(() => undefined);
-      d.deviceFree(ua.handle); // the queued copy keeps its memory until it has run
-      throw e;
-    }
-    handles = [ua.handle, ub.handle];
-    queued.push(ua.done, ub.done);
-  } else {
-    handles = uploadAll(d, p.device, [a, b]);
+  const put = uploaderFor(d, p.device, async, handles, queued);
+  try {
+    put(a);
+    put(b);
+  } catch (e) {
+    abandonCall(d, handles, queued);
+    throw e;
   }
   const free = () => {
     for (const h of handles) d.deviceFree(h);

@@ -33,7 +33,6 @@
 
 #include "cuda/runtime/device_runtime.h"
 
-
 namespace cg {
 namespace rt {
 namespace detail {
@@ -131,6 +130,20 @@ class BlockCache {
     }
   }
 
+  // Drains `device` (as drain()) under `mu`, the lock its owner guards it with, then hands what
+  // it took to free_all(blocks) outside the lock; returns their bytes.
+  template <class FreeAll>
+  uint64_t drain_and_free(std::mutex& mu, int device, FreeAll free_all) {
+    Blocks blocks;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      drain(device, blocks);
+    }
+    const uint64_t n = total_bytes(blocks);
+    free_all(blocks);
+    return n;
+  }
+
   uint64_t bytes(int device) const {
     auto it = devices_.find(device);
     return it == devices_.end() ? 0 : it->second.bytes;
@@ -173,12 +186,7 @@ class HostPool {
     }
     if (!p) p = raw_alloc(cls);
     if (!p) {  // what the cache holds may be what is missing
-      Blocks cached;
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        cache_.drain(kKey, cached);
-      }
-      free_all(cached, CachedBlock{}, raw_free);
+      cache_.drain_and_free(mu_, kKey, [&](const Blocks& cached) { free_all(cached, CachedBlock{}, raw_free); });
       p = raw_alloc(cls);
     }
     if (!p) throw std::bad_alloc();

@@ -267,15 +267,8 @@ void free(void* p) {
 }
 
 uint64_t release_cached(int device) {
-  detail::Blocks blocks;
-  {
-    Table& t = table();
-    std::lock_guard<std::mutex> lk(t.mu);
-    t.cache.drain(device, blocks);
-  }
-  const uint64_t n = detail::total_bytes(blocks);
-  free_blocks(blocks);
-  return n;
+  Table& t = table();
+  return t.cache.drain_and_free(t.mu, device, [](const detail::Blocks& blocks) { free_blocks(blocks); });
 }
 
 std::vector<MemoryStats> memory() {
