@@ -79,7 +79,10 @@ function hostCall(params: WeightParams, p: DevicePlacement, plan: LinearPlan, as
     const bias = plan.bias ? put(plan.bias) : null;
     const out = withNativeErrors(() => d.deviceAlloc({ device: p.device, bytes: plan.out.byteLength }));
     handles.push(out);
-    const lora = plan.lora ? prepareLora(d, p.device, plan.lora, { host: plan.x }, plan.xDtype, plan.M, params.N, params.K, async) : null;
+    // The LoRA shrink reads x as the caller passed it: the x just uploaded when that is what it
+    // holds (not converted, not padded), else its own copy of the caller's x.
+    const xShrink = xs === plan.x && xK === params.K ? { device: x } : { host: plan.x };
+    const lora = plan.lora ? prepareLora(d, p.device, plan.lora, xShrink, plan.xDtype, plan.M, params.N, params.K, async) : null;
     if (lora) handles.push(...lora.temporaries);
     if (lora?.done) queued.push(lora.done);
     return { d, f, out, free, queued, call: { x, xK, bias, out, M: plan.M, outDtype: plan.outDtype, xDtype: dtype, lora: lora?.arg } };

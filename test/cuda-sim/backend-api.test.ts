@@ -313,6 +313,38 @@ out({ ref, got, duringAsync, afterSync });
   expect(v.got.tensorMulti).toEqual(v.ref.multi);
 });
 
+// A host-array call with a LoRA term uploads x once when the shrink can read the uploaded x (x
+// passed in the weight's dtype, K needing no padding): the shrink and the GEMM share it. A float32
+// x with a 16-bit weight is uploaded twice: converted for the GEMM, as passed for the shrink (T is
+// x·Aᵀ from x as the caller gave it, as on the CPU). Sync copies from pageable memory are counted
+// by the simulated device (hostWaits), so the two calls differ by exactly that one upload; the
+// results are checked against the device-tensor path (x uploaded once by the caller). Before the
+// shrink shared x, the call with the LoRA term made one counted copy more than the call without.
+test('a host-array LoRA call uploads x once when the shrink can share it', () => {
+  const v = child(`${SNIPPET_INPUTS}
+const sim = require(${JSON.stringify(require('path').join(__dirname, '..', '..', 'build', 'Release', 'compressed_gemm_cuda_sim.node'))});
+const x32 = Float32Array.from(xs);
+const x16 = cg.DenseWeight.from(x32, [M, K], { dtype: 'float16' }).toDense();
+const w = cg.DenseWeight.from(Float32Array.from(ws), [N, K], { dtype: 'float16' });
+const a1 = new cg.LoraAdapter({ A: Float32Array.from(xs.slice(0, 3 * K)), B: Float32Array.from(ws.slice(0, N * 3)), alpha: 0.5 }, [N, K]);
+const opts = { lora: a1, outDtype: 'float32' };
+cg.linear(x16, [M, K], w, { dtype: 'float16', ...opts }); // places the weight, uploads the adapter
+const waits = (f) => { const w0 = sim.hostWaits(); const y = f(); return { n: sim.hostWaits() - w0, y: Array.from(y) }; };
+const plain = waits(() => cg.linear(x16, [M, K], w, { dtype: 'float16', outDtype: 'float32' }));
+const same = waits(() => cg.linear(x16, [M, K], w, { dtype: 'float16', ...opts }));
+const conv = waits(() => cg.linear(x32, [M, K], w, { dtype: 'float32', ...opts }));
+const t = cg.Tensor.fromHost(x16, [M, K], { dtype: 'float16' });
+const viaTensor = Array.from(cg.linear(t, [M, K], w, opts).toHostSync());
+out({ plain: plain.n, same: same.n, conv: conv.n, ySame: same.y, yConv: conv.y, viaTensor });
+`) as { plain: number; same: number; conv: number; ySame: number[]; yConv: number[]; viaTensor: number[] };
+  expect(v.plain).toBeGreaterThanOrEqual(2); // x up, y down
+  expect(v.same).toBe(v.plain); // the LoRA term's tables go up through page-locked staging: not counted
+  expect(v.conv).toBe(v.same + 1); // the caller's float32 x, for the shrink
+  expect(v.ySame).toEqual(v.viaTensor);
+  // x16 is x32 rounded: the shrink of the converted call sees other inputs, the GEMM the same ones.
+  expect(v.yConv.every((y, i) => Math.abs(y - v.ySame[i]) <= 1e-2 * (1 + Math.abs(y)))).toBe(true);
+});
+
 test('on the CPU backend device tensors are not supported (a typed error), and cuda.memory() is empty', () => {
   const r = runChild(
     `const e = (() => { try { cg.Tensor.fromHost(new Float32Array(4), [2, 2]); return null; } catch (e) { return { name: e.name, code: e.code }; } })();
