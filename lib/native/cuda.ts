@@ -116,6 +116,10 @@ export interface Sparse24DeviceArgs {
   kp: number;
   dtype: 'float16' | 'bfloat16';
   outDtype: 'float32' | 'float16' | 'bfloat16';
+  /** The tile's rows of X: 16 (decode) or 64; absent: 16 up to M = 16, else 64. */
+  blockM?: 16 | 64;
+  /** Split-K slices, 1..8; absent: the kernel's automatic choice. */
+  splits?: number;
   lora?: DeviceLoraArg;
 }
 

@@ -2,7 +2,7 @@
 // Node exports that are the same in both addons (registered next to gemm_exports.h's, by
 // binding/cuda_sim/gemm.cc and cuda/binding_gemm.cu):
 //
-//   linearSparse24({ x, values, meta, bias, out, M, N, K, np, kp, dtype, outDtype, splits?, lora? }) [sync]
+//   linearSparse24({ x, values, meta, bias, out, M, N, K, np, kp, dtype, outDtype, blockM?, splits?, lora? }) [sync]
 //   linearSparse24Async({ ... })                                                          -> Promise
 //
 //   x       device handle: [M, K] row-major of dtype (K a multiple of 8), at least M*K*2 bytes
@@ -13,6 +13,8 @@
 //   np, kp  the weight's padded shape: multiples of 64, N <= np, K <= kp
 //   dtype   'float16' | 'bfloat16'; outDtype 'float32' | 'float16' | 'bfloat16'
 //   lora    optional, the fused LoRA term: as linearDense's (gemm_exports.h)
+//   blockM  optional, the tile's rows of X: 16 (the decode tile) or 64; absent: 16 up to M = 16,
+//           else 64 (sparse24_block_m)
 //   splits  optional split-K slices, 1..8 (sparse24_effective_splits may give fewer); absent:
 //           chosen by sparse24_auto_splits from the device's SM count. Above 1 the call has a
 //           float32 [splits, M, N] buffer of its own for the partial sums, and a second kernel
@@ -121,8 +123,14 @@ inline Sparse24Call sparse24_call(const Napi::Object& o) {
   a.meta = static_cast<const uint32_t*>(meta->ptr);
   a.bias = bias ? static_cast<const float*>(bias->ptr) : nullptr;
   a.out = out->ptr;
+  // The tile: blockM 16 (decode) or 64 (general); absent, sparse24_block_m's choice by M.
+  const Napi::Value bm = o.Get("blockM");
+  const int requested_block_m = bm.IsUndefined() || bm.IsNull() ? 0 : int(int_of(o, "blockM", 16, 64));
+  if (requested_block_m != 0 && requested_block_m != 16 && requested_block_m != 64) throw_range(env, "blockM must be 16 or 64");
+  a.block_m = gemm::sparse24_block_m(M, requested_block_m);
   // Split-K: the rest is checked with one slice first, so that a refused call allocates nothing.
-  const int splits = gemm::sparse24_effective_splits(kp, ge::requested_splits(o, gemm::sparse24_auto_splits(M, np, kp, rt::multiprocessors(x->device))));
+  const int splits =
+      gemm::sparse24_effective_splits(kp, ge::requested_splits(o, gemm::sparse24_auto_splits(M, np, kp, a.block_m, rt::multiprocessors(x->device))));
   a.splits = 1;
   std::string refused = gemm::validate_sparse24_gemm(a);
   std::shared_ptr<de::Allocation> partial;

@@ -38,8 +38,8 @@
 //   d[3] = Yᵀ(n0+g+8, m0+2t+1).
 //
 // ---- Tiles and the pipeline --------------------------------------------------------------------------
-// Block tile 64 (N) x 64 (M), K-step 64 logical columns (two k32 mma.sp slices); 4 warps as
-// 2 (N) x 2 (M), each warp 32 x 32 = 2 m16 (N) x 4 n8 (M) mma.sp tiles: per k32 slice 2 ldmatrix.x4
+// The general tile (Sparse24Tile, M > 16): block tile 64 (N) x 64 (M), K-step 64 logical columns
+// (two k32 mma.sp slices); 4 warps as 2 (N) x 2 (M), each warp 32 x 32 = 2 m16 (N) x 4 n8 (M) mma.sp tiles: per k32 slice 2 ldmatrix.x4
 // of W, 4 of X, 2 metadata words, 8 mma.sp. 32 float32 accumulators per thread, as gemm_dense.cuh.
 // kStages = 3 shared-memory stages filled by cp.async, one commit group per K-step, the same
 // protocol as gemm_dense.cuh (wait_group kStages-2, one __syncthreads).
@@ -49,7 +49,16 @@
 // Edges: W and its metadata are padded on upload (no edge); X's chunks past M or K are copied
 // with src-size 0 (zeros), so only zeros meet the padding; the epilogue writes only m < M, n < N.
 // Split-K across blocks (split_k.cuh) when the (N, M) tiles alone leave SMs idle: small M on a
-// narrow N. Still to come on a GPU: a 16-wide M tile for decode, and Hopper's wgmma.sp.
+// narrow N.
+// The decode tile (Sparse24DecodeTile, M <= 16 unless the caller picks): 64 (N) x 16 (M), the 4
+// warps along N, each 16 x 16 = 1 m16 (N) x 2 n8 (M) mma.sp tiles (per k32 slice 1 ldmatrix.x4 of
+// W, 2 of X, 1 metadata word, 2 mma.sp; 8 accumulators per thread), 5 stages of 7936 bytes. At
+// decode the block streams W from memory and X is tiny: the 64-row tile spent 9216 of every
+// stage's 14848 bytes, and half its warps, on rows of X past M; the decode tile spends that
+// shared memory on 2 more K-steps in flight. At M <= 8 its second n8 tile (rows 8-15, past M)
+// is skipped (no ldmatrix, no mma.sp): one n8 tile per warp.
+// Still to come on a GPU: timing both tiles (the GPU check times the 64-row tile at M = 1 and 16
+// beside the automatic choice), and Hopper's wgmma.sp.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -66,20 +75,25 @@
 namespace cg {
 namespace gemm {
 
-struct Sparse24Tile {
+// The block tile: kBlockM_ rows of X (and Y) by 64 rows of W (columns of Y), warps laid out
+// kWarpsN_ (along N) x kWarpsM_ (along M), kStages_ shared-memory stages.
+template <int kBlockM_, int kWarpsN_, int kWarpsM_, int kStages_>
+struct Sparse24TileConfig {
   static constexpr int kBlockN = 64;  // rows of W (columns of Y) per block
-  static constexpr int kBlockM = 64;  // rows of X (and Y) per block
+  static constexpr int kBlockM = kBlockM_;  // rows of X (and Y) per block
   static constexpr int kBlockK = 64;  // logical K per pipeline stage (two k32 slices)
-  static constexpr int kWarpsN = 2;
-  static constexpr int kWarpsM = 2;
-  static constexpr int kStages = 3;
+  static constexpr int kWarpsN = kWarpsN_;
+  static constexpr int kWarpsM = kWarpsM_;
+  static constexpr int kStages = kStages_;
+  // The decode tile (one warp row of 2 n8 tiles) skips its second n8 tile at M <= 8.
+  static constexpr bool kSkipsPastM = kBlockM_ == 16 && kWarpsM_ == 1;
 
   static constexpr int kWarps = kWarpsN * kWarpsM;
   static constexpr int kThreads = kWarps * 32;
-  static constexpr int kWarpN = kBlockN / kWarpsN;  // 32
-  static constexpr int kWarpM = kBlockM / kWarpsM;  // 32
-  static constexpr int kMmaN = kWarpN / 16;         // m16 tiles (along N) per warp: 2
-  static constexpr int kMmaM = kWarpM / 8;          // n8 tiles (along M) per warp: 4
+  static constexpr int kWarpN = kBlockN / kWarpsN;  // general 32, decode 16
+  static constexpr int kWarpM = kBlockM / kWarpsM;  // general 32, decode 16
+  static constexpr int kMmaN = kWarpN / 16;         // m16 tiles (along N) per warp: 2, 1
+  static constexpr int kMmaM = kWarpM / 8;          // n8 tiles (along M) per warp: 4, 2
   static constexpr int kSlicesK = kBlockK / 32;     // k32 slices per stage: 2
 
   static constexpr int kWRowBytes = kBlockK / 2 * 2;             // 64: 32 stored 16-bit values
@@ -87,24 +101,38 @@ struct Sparse24Tile {
   static constexpr int kXRowBytes = kBlockK * 2;                 // 128
   static constexpr int kXPitch = kXRowBytes + 16;                // 144
   static constexpr int kTileWBytes = kBlockN * kWPitch;          // 5120
-  static constexpr int kTileXBytes = kBlockM * kXPitch;          // 9216
+  static constexpr int kTileXBytes = kBlockM * kXPitch;          // 9216, 2304
   static constexpr int kMetaWords = (kBlockN / 16) * kSlicesK * 16;  // 128
   static constexpr int kTileMetaBytes = kMetaWords * 4;          // 512
-  static constexpr int kStageBytes = kTileWBytes + kTileXBytes + kTileMetaBytes;  // 14848
-  static constexpr int kSmemBytes = kStages * kStageBytes;       // 44544
+  static constexpr int kStageBytes = kTileWBytes + kTileXBytes + kTileMetaBytes;  // 14848, 7936
+  static constexpr int kSmemBytes = kStages * kStageBytes;       // 44544, 39680
 
   static constexpr int kChunksW = kBlockN * kWRowBytes / 16;     // 256
-  static constexpr int kChunksX = kBlockM * kXRowBytes / 16;     // 512
+  static constexpr int kChunksX = kBlockM * kXRowBytes / 16;     // 512, 128
   static constexpr int kChunksMeta = kTileMetaBytes / 16;        // 32
 };
 
-static_assert((Sparse24Tile::kWPitch / 16) % 2 == 1 && (Sparse24Tile::kXPitch / 16) % 2 == 1,
-              "an odd pitch in 16-byte units spreads 8 consecutive rows over the 8 bank groups");
-static_assert(Sparse24Tile::kChunksW % Sparse24Tile::kThreads == 0 && Sparse24Tile::kChunksX % Sparse24Tile::kThreads == 0,
-              "every thread copies the same number of value and activation chunks");
-static_assert(Sparse24Tile::kChunksMeta <= Sparse24Tile::kThreads, "one metadata chunk per thread at most");
-static_assert(Sparse24Tile::kSmemBytes <= 48 * 1024, "no opt-in to more than 48 KiB of dynamic shared memory");
-static_assert(Sparse24Tile::kBlockN % 16 == 0 && Sparse24Tile::kBlockK % 32 == 0, "whole mma.sp tiles");
+// The general tile (M > 16): 64 x 64, 2 x 2 warps of 32 x 32, 3 stages (14848 bytes each).
+using Sparse24Tile = Sparse24TileConfig<64, 2, 2, 3>;
+// The decode tile (M <= 16): 16 rows of X, 4 warps along N of 16 (N) x 16 (M) each, 5 stages
+// (7936 bytes each: X is a quarter of the general tile's), so 4 K-steps are in flight instead of
+// 2 while the block streams W; no warp multiplies only rows past M (the general tile's 2 x 2
+// warps leave half of them idle at M <= 32).
+using Sparse24DecodeTile = Sparse24TileConfig<16, 4, 1, 5>;
+
+template <class T>
+constexpr bool sparse24_tile_ok() {
+  static_assert((T::kWPitch / 16) % 2 == 1 && (T::kXPitch / 16) % 2 == 1,
+                "an odd pitch in 16-byte units spreads 8 consecutive rows over the 8 bank groups");
+  static_assert(T::kChunksW % T::kThreads == 0 && T::kChunksX % T::kThreads == 0,
+                "every thread copies the same number of value and activation chunks");
+  static_assert(T::kChunksMeta <= T::kThreads, "one metadata chunk per thread at most");
+  static_assert(T::kSmemBytes <= 48 * 1024, "no opt-in to more than 48 KiB of dynamic shared memory");
+  static_assert(T::kBlockN % 16 == 0 && T::kBlockK % 32 == 0 && T::kWarpN % 16 == 0 && T::kWarpM % 8 == 0, "whole mma.sp tiles");
+  static_assert(!T::kSkipsPastM || T::kMmaM == 2, "the skip tests the second of two n8 tiles");
+  return true;
+}
+static_assert(sparse24_tile_ok<Sparse24Tile>() && sparse24_tile_ok<Sparse24DecodeTile>(), "both tiles are valid");
 
 // Metadata words of one 16-row x 32-column tile of W (the device layout above).
 constexpr int kSparse24MetaWordsPerTile = 16;
@@ -118,15 +146,15 @@ __device__ __forceinline__ void mma_sp(float (&acc)[4], const uint32_t (&a)[4], 
   }
 }
 
-// Grid: (Np / 64, ceil(M / 64), splits); block: 128 threads; dynamic shared memory kSmemBytes.
+// T: the tile (Sparse24Tile or Sparse24DecodeTile). Grid: (Np / 64, ceil(M / T::kBlockM), splits);
+// block: T::kThreads (128) threads; dynamic shared memory T::kSmemBytes.
 // kp: the padded K of W (a multiple of 64); K: X's row length (<= kp, a multiple of 8).
 // Split-K (split_k.cuh): block z multiplies the K-steps [z steps_per_split, (z + 1)
 // steps_per_split) only; with partial (splits > 1) it writes its float32 sum to partial[z][m][n]
 // (no bias, no LoRA term, no rounding) and split_k_reduce_kernel finishes; without, it stores Y.
-template <bool kBf16, DType kOut>
+template <class T, bool kBf16, DType kOut>
 __global__ void sparse24_gemm_kernel(const uint16_t* x, const uint16_t* values, const uint32_t* meta, const float* bias,
                                      void* out, int M, int N, int K, int kp, LoraEpilogue lora, int steps_per_split, float* partial) {
-  using T = Sparse24Tile;
   uint8_t* const smem = ::cg::dynamic_smem();
   const int tid = int(threadIdx.x);
   const int lane = tid % 32;
@@ -194,13 +222,19 @@ __global__ void sparse24_gemm_kernel(const uint16_t* x, const uint16_t* values, 
         const int band = warp_n * T::kMmaN + nt;
         e[nt] = t < 2 ? sm[(band * T::kSlicesK + kk) * kSparse24MetaWordsPerTile + 2 * g + t] : 0u;
       }
+      // The decode tile skips (warp-uniformly) its second n8 tile when it lies wholly past M (M <= 8:
+      // only zero rows of X): its accumulators stay 0 and the epilogue never stores them. (The
+      // general tile does not test: the tests cost it 32 registers on sm_89/90a, and M > 16 there.)
+      const bool second_live = !T::kSkipsPastM || block_m0 + 8 < M;
       for (int mt = 0; mt < T::kMmaM; ++mt) {
+        if (T::kSkipsPastM && mt == 1 && !second_live) break;
         const int row = warp_m * T::kWarpM + mt * 8 + lane % 8;
         const int col = kk * 32 + (lane / 8) * 8;
         ::cg::ptx::ldmatrix_x4(b[mt], sx + row * T::kXPitch + col * 2);
       }
       for (int nt = 0; nt < T::kMmaN; ++nt)
-        for (int mt = 0; mt < T::kMmaM; ++mt) mma_sp<kBf16>(acc[nt][mt], a[nt], b[mt], e[nt]);
+        for (int mt = 0; mt < T::kMmaM; ++mt)
+          if (!T::kSkipsPastM || mt == 0 || second_live) mma_sp<kBf16>(acc[nt][mt], a[nt], b[mt], e[nt]);
     }
   };
 
@@ -257,16 +291,23 @@ struct Sparse24GemmArgs {
   const float* bias = nullptr;
   void* out = nullptr;
   LoraEpilogue lora;  // the fused LoRA term (lora_epilogue.h); lora.t null: none
+  int block_m = 0;          // the tile's rows of X: 16 (Sparse24DecodeTile) or 64 (Sparse24Tile); 0: sparse24_block_m's choice
   int splits = 1;           // split-K slices, as sparse24_effective_splits gives them
   float* partial = nullptr;  // splits > 1: float32 [splits, M, N] (device), not overlapping the rest
 };
 
+// The tile's rows of X for a call: `requested` (16 or 64) when given (not 0), else the decode
+// tile up to M = 16 and the general one above.
+inline int sparse24_block_m(int64_t M, int requested) {
+  if (requested != 0) return requested;
+  return M <= Sparse24DecodeTile::kBlockM ? Sparse24DecodeTile::kBlockM : Sparse24Tile::kBlockM;
+}
+
 // The K slices the launcher uses when the caller does not choose (split_k.cuh's auto_splits over
-// this kernel's 64 x 64 tiles and 64-column K-steps, each slice at least 4 steps). Then as
+// the (N, M) tiles of `block_m` rows and 64-column K-steps, each slice at least 4 steps). Then as
 // sparse24_effective_splits.
-inline int sparse24_auto_splits(int64_t M, int64_t np, int64_t kp, int multiprocessors) {
-  return auto_splits((np / Sparse24Tile::kBlockN) * ((M + Sparse24Tile::kBlockM - 1) / Sparse24Tile::kBlockM), kp / Sparse24Tile::kBlockK, 4,
-                     multiprocessors);
+inline int sparse24_auto_splits(int64_t M, int64_t np, int64_t kp, int block_m, int multiprocessors) {
+  return auto_splits((np / Sparse24Tile::kBlockN) * ((M + block_m - 1) / block_m), kp / Sparse24Tile::kBlockK, 4, multiprocessors);
 }
 
 // The slices a request of `splits` gives (split_k.cuh's effective_splits over the K-steps).
@@ -275,7 +316,8 @@ inline int sparse24_effective_splits(int64_t kp, int splits) { return effective_
 // A configuration the kernel does not run, as a message ("" when it runs).
 inline const char* validate_sparse24_gemm(const Sparse24GemmArgs& a) {
   if (a.M < 1 || a.N < 1 || a.K < 1) return "2:4 GEMM: M, N and K must be at least 1";
-  if ((int64_t(a.M) + Sparse24Tile::kBlockM - 1) / Sparse24Tile::kBlockM > 65535) return "2:4 GEMM: M above the grid's reach (65535 * 64)";
+  if (a.block_m != Sparse24Tile::kBlockM && a.block_m != Sparse24DecodeTile::kBlockM) return "2:4 GEMM: the tile's rows of X (block_m) must be 16 or 64";
+  if ((int64_t(a.M) + a.block_m - 1) / a.block_m > 65535) return "2:4 GEMM: M above the grid's reach (65535 tiles of block_m rows)";
   if (a.K % 8 != 0) return "2:4 GEMM: K must be a multiple of 8 (rows of X are copied as 16-byte chunks of 8 values)";
   if (a.np % Sparse24Tile::kBlockN != 0 || a.kp % Sparse24Tile::kBlockK != 0 || a.N > a.np || a.K > a.kp)
     return "2:4 GEMM: the weight's padded shape must be multiples of 64 covering N and K";
@@ -289,20 +331,20 @@ inline const char* validate_sparse24_gemm(const Sparse24GemmArgs& a) {
   return "";
 }
 
-template <bool kBf16, DType kOut>
+template <class T, bool kBf16, DType kOut>
 inline Sparse24LaunchStatus launch_sparse24_config(const Sparse24GemmArgs& a, Sparse24Stream stream) {
   LaunchDim grid, block;
-  grid.x = unsigned(a.np / Sparse24Tile::kBlockN);
-  grid.y = unsigned((a.M + Sparse24Tile::kBlockM - 1) / Sparse24Tile::kBlockM);
+  grid.x = unsigned(a.np / T::kBlockN);
+  grid.y = unsigned((a.M + T::kBlockM - 1) / T::kBlockM);
   grid.z = unsigned(a.splits);
-  block.x = unsigned(Sparse24Tile::kThreads);
+  block.x = unsigned(T::kThreads);
   block.y = 1;
   block.z = 1;
-  const int k_steps = a.kp / Sparse24Tile::kBlockK;
+  const int k_steps = a.kp / T::kBlockK;
   const int steps_per_split = (k_steps + a.splits - 1) / a.splits;
   float* const partial = a.splits > 1 ? a.partial : nullptr;
-  auto* const sparse24_gemm = &sparse24_gemm_kernel<kBf16, kOut>;
-  const Sparse24LaunchStatus s = CG_LAUNCH_STATUS(sparse24_gemm, grid, block, Sparse24Tile::kSmemBytes, stream, a.x, a.values, a.meta, a.bias,
+  auto* const sparse24_gemm = &sparse24_gemm_kernel<T, kBf16, kOut>;
+  const Sparse24LaunchStatus s = CG_LAUNCH_STATUS(sparse24_gemm, grid, block, T::kSmemBytes, stream, a.x, a.values, a.meta, a.bias,
                                                   a.out, a.M, a.N, a.K, a.kp, a.lora, steps_per_split, partial);
 #if defined(__CUDACC__)
   if (!partial || s != cudaSuccess) return s;
@@ -314,18 +356,23 @@ inline Sparse24LaunchStatus launch_sparse24_config(const Sparse24GemmArgs& a, Sp
   return CG_LAUNCH_STATUS(reduce, dim_x(unsigned((mn + 255) / 256)), dim_x(256), 0, stream, a.partial, a.splits, a.bias, a.out, a.M, a.N, a.lora);
 }
 
-template <bool kBf16>
+template <class T, bool kBf16>
 inline Sparse24LaunchStatus launch_sparse24_input(const Sparse24GemmArgs& a, Sparse24Stream stream) {
   switch (a.out_dtype) {
-    case DType::F32: return launch_sparse24_config<kBf16, DType::F32>(a, stream);
-    case DType::F16: return launch_sparse24_config<kBf16, DType::F16>(a, stream);
-    default: return launch_sparse24_config<kBf16, DType::BF16>(a, stream);
+    case DType::F32: return launch_sparse24_config<T, kBf16, DType::F32>(a, stream);
+    case DType::F16: return launch_sparse24_config<T, kBf16, DType::F16>(a, stream);
+    default: return launch_sparse24_config<T, kBf16, DType::BF16>(a, stream);
   }
 }
 
-// Launches on `stream` (validate_sparse24_gemm first: the caller's job).
+template <class T>
+inline Sparse24LaunchStatus launch_sparse24_tile(const Sparse24GemmArgs& a, Sparse24Stream stream) {
+  return a.dtype == DType::BF16 ? launch_sparse24_input<T, true>(a, stream) : launch_sparse24_input<T, false>(a, stream);
+}
+
+// Launches on `stream` (validate_sparse24_gemm first: the caller's job; a.block_m resolved, 16 or 64).
 inline Sparse24LaunchStatus launch_sparse24_gemm(const Sparse24GemmArgs& a, Sparse24Stream stream) {
-  return a.dtype == DType::BF16 ? launch_sparse24_input<true>(a, stream) : launch_sparse24_input<false>(a, stream);
+  return a.block_m == Sparse24DecodeTile::kBlockM ? launch_sparse24_tile<Sparse24DecodeTile>(a, stream) : launch_sparse24_tile<Sparse24Tile>(a, stream);
 }
 
 }  // namespace gemm

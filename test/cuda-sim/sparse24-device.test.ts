@@ -43,7 +43,8 @@ interface Case {
 }
 
 // Ragged against the 64 x 64 block and the 64-wide K-step (and the 16 x 32 mma.sp tile): K = 12
-// (padded to 64), 40, 136 (3 K-steps, the last mostly padding), N below, at and across 64.
+// (padded to 64), 40, 136 (3 K-steps, the last mostly padding), N below, at and across 64. M up to
+// 16 runs the decode tile (16 rows of X), above it the 64-row tile.
 const CASES: Case[] = [
   { M: 1, N: 8, K: 40, dtype: 'float16', outDtype: 'float32', bias: false, how: 'prune', tensor: false },
   { M: 5, N: 33, K: 12, dtype: 'bfloat16', outDtype: 'float32', bias: true, how: 'compress', tensor: false },
@@ -51,6 +52,8 @@ const CASES: Case[] = [
   { M: 70, N: 130, K: 72, dtype: 'bfloat16', outDtype: 'bfloat16', bias: false, how: 'prune', tensor: true },
   { M: 3, N: 64, K: 64, dtype: 'bfloat16', outDtype: 'float32', bias: true, how: 'compress', tensor: true },
   { M: 65, N: 17, K: 20, dtype: 'float16', outDtype: 'float32', bias: false, how: 'compress', tensor: false },
+  // M = 9: the decode tile's second n8 tile holds one row (M <= 8 skips it).
+  { M: 9, N: 40, K: 48, dtype: 'float16', outDtype: 'float32', bias: true, how: 'prune', tensor: false },
   // K = 1024 in one (N, M) tile: the kernel splits K automatically (split_k.cuh), then adds the bias.
   { M: 2, N: 8, K: 1024, dtype: 'float16', outDtype: 'float16', bias: true, how: 'prune', tensor: true },
 ];
@@ -183,7 +186,7 @@ describe('the device metadata layout (lib/backends/cuda-sparse24.ts)', () => {
  * each slice sums at most its steps' products in float32 and the slices are then added, so the
  * rounding errors still number at most K + 1 (c = 1); the output is poisoned first.
  */
-describe('split-K on the 2:4 kernel (the binding, explicit and automatic slices)', () => {
+describe('split-K and the two tiles of the 2:4 kernel (the binding, explicit and automatic choices)', () => {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const sim = require(path.join(ROOT, 'build', 'Release', 'compressed_gemm_cuda_sim.node'));
   const SPLIT_CASES = [
@@ -192,7 +195,7 @@ describe('split-K on the 2:4 kernel (the binding, explicit and automatic slices)
     // kp = 576: 9 K-steps; 2 x 2 tiles, ragged in M and N.
     { M: 70, N: 70, K: 520, dtype: 'bfloat16' as D16, outDtype: 'bfloat16' as DType, bias: false },
   ];
-  test.each(SPLIT_CASES)('M=$M N=$N K=$K $dtype -> $outDtype: splits 1, 2, 3, 8 and automatic, sync and async, within the bound', async (c) => {
+  test.each(SPLIT_CASES)('M=$M N=$N K=$K $dtype -> $outDtype: splits 1, 2, 3, 8 and automatic, blockM 16 and 64, sync and async, within the bound', async (c) => {
     const label = `2:4 split-K ${c.M}x${c.N}x${c.K}`;
     const seed = seedFor(label);
     const rng = mulberry32(seed);
@@ -227,13 +230,13 @@ describe('split-K on the 2:4 kernel (the binding, explicit and automatic slices)
     const hout = sim.deviceAlloc({ bytes: outBytes });
     const base = { x: hx, values: hv, meta: hm, bias: hb, out: hout, M, N, K, np, kp, dtype: c.dtype, outDtype: c.outDtype };
     const { ref, absSum } = linearRef(decode(x, c.dtype), decode(pruned, c.dtype), bias ? Float64Array.from(bias) : null, M, N, K);
-    const run = async (splits: number | undefined, async: boolean) => {
+    const run = async (splits: number | undefined, async: boolean, blockM?: number) => {
       sim.copyToDevice({ handle: hout, src: poisoned(c.outDtype, M * N) });
-      const args = splits === undefined ? base : { ...base, splits };
+      const args = { ...base, ...(splits === undefined ? {} : { splits }), ...(blockM === undefined ? {} : { blockM }) };
       if (async) await sim.linearSparse24Async(args);
       else sim.linearSparse24(args);
       const y = sim.copyToHost({ handle: hout, dst: poisoned(c.outDtype, M * N) });
-      const msg = checkLinear(y, c.outDtype, ref, absSum, M, N, K, `${label} splits ${splits ?? 'auto'}${async ? ' async' : ''}, ${seedNote(seed)}`, 1);
+      const msg = checkLinear(y, c.outDtype, ref, absSum, M, N, K, `${label} splits ${splits ?? 'auto'} blockM ${blockM ?? 'auto'}${async ? ' async' : ''}, ${seedNote(seed)}`, 1);
       if (msg) throw new Error(msg);
       return Array.from(y as ArrayLike<number>);
     };
@@ -242,6 +245,13 @@ describe('split-K on the 2:4 kernel (the binding, explicit and automatic slices)
       const results = [];
       for (const splits of [undefined, 2, 3, 8]) results.push(await run(splits, false));
       results.push(await run(3, true));
+      // Both tiles on both shapes: the decode tile (16 rows of X; 5 row tiles at M = 70) and the
+      // general one (64 rows; M = 3 in one tile), with and without split-K.
+      for (const blockM of [16, 64]) {
+        results.push(await run(undefined, false, blockM));
+        results.push(await run(2, false, blockM));
+        results.push(await run(3, true, blockM));
+      }
       // Not vacuous: with a float32 Y, some split changes the summation order somewhere (bits
       // differ from one slice's); a 16-bit Y's rounding may hide it.
       if (c.outDtype === 'float32') expect(results.some((r) => r.some((v, i) => v !== one[i]))).toBe(true);
@@ -254,6 +264,7 @@ describe('split-K on the 2:4 kernel (the binding, explicit and automatic slices)
         }
       };
       for (const splits of [0, 9, 1.5]) expect(code(() => sim.linearSparse24({ ...base, splits }))).toBe('RangeError ERR_NATIVE');
+      for (const blockM of [0, 8, 32, 128, 16.5]) expect(code(() => sim.linearSparse24({ ...base, blockM }))).toBe('RangeError ERR_NATIVE');
     } finally {
       for (const h of [hx, hv, hm, hb, hout]) if (h) sim.deviceFree(h);
     }
