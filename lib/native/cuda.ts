@@ -134,6 +134,10 @@ export interface DenseDeviceArgs {
   /** x's and w's: float16/bfloat16 run the tensor-core kernel, float32 the CUDA-core one. */
   dtype: 'float32' | 'float16' | 'bfloat16';
   outDtype: 'float32' | 'float16' | 'bfloat16';
+  /** The tile's rows of X: 16 (decode, 16-bit inputs) or 64; absent: 16 for 16-bit inputs up to M = 16, else 64. */
+  blockM?: 16 | 64;
+  /** Split-K slices, 1..8 (16-bit inputs); absent: the kernel's automatic choice. */
+  splits?: number;
   lora?: DeviceLoraArg;
 }
 

@@ -5,8 +5,8 @@
 // the async completion are binding/device_exports.h's (whose platform_failure() each addon
 // defines once, in device.cc / binding_device.cc).
 //
-//   linearDense({ x, w, bias, out, M, N, K, dtype, outDtype, splits?, lora? })       [sync] -> undefined
-//   linearDenseAsync({ x, w, bias, out, M, N, K, dtype, outDtype, splits?, lora? })  -> Promise<undefined>
+//   linearDense({ x, w, bias, out, M, N, K, dtype, outDtype, blockM?, splits?, lora? })       [sync] -> undefined
+//   linearDenseAsync({ x, w, bias, out, M, N, K, dtype, outDtype, blockM?, splits?, lora? })  -> Promise<undefined>
 //
 //   x    device handle (deviceAlloc): [M, K] row-major of dtype, at least M*K*2 bytes
 //   w    device handle: [N, K] row-major of dtype (torch.nn.Linear's layout), at least N*K*2 bytes
@@ -17,6 +17,9 @@
 //   dtype     'float16' | 'bfloat16' (x's and w's: the tensor-core kernel) | 'float32' (the
 //             CUDA-core kernel, gemm_dense_f32.cuh)
 //   outDtype  'float32' | 'float16' | 'bfloat16'
+//   blockM    optional, the tile's rows of X: 16 (the decode tile; 16-bit inputs) or 64; absent:
+//             16 for 16-bit inputs up to M = 16, else 64 (dense_block_m); 16 with float32 inputs
+//             is ERR_NOT_SUPPORTED, any other value ERR_NATIVE
 //   splits    optional split-K slices for 16-bit inputs, 1..8 (dense_effective_splits may give
 //             fewer; float32 inputs take 1 only); absent: dense_auto_splits for the device's SM
 //             count. Above 1 the call has its own float32 [splits, M, N] partial buffer
@@ -264,9 +267,14 @@ inline LinearCall linear_call(const Napi::Object& o) {
   a.w = w->ptr;
   a.bias = bias ? static_cast<const float*>(bias->ptr) : nullptr;
   a.out = out->ptr;
+  // The tile: blockM 16 (decode; 16-bit inputs) or 64; absent, dense_block_m's choice by M.
+  const Napi::Value bm = o.Get("blockM");
+  a.block_m = bm.IsUndefined() || bm.IsNull() ? 0 : int(int_of(o, "blockM", 16, 64));
+  if (a.block_m != 0 && a.block_m != 16 && a.block_m != 64) throw_range(env, "blockM must be 16 or 64");
   // Split-K (16-bit inputs): the rest is checked with one slice first, so that a refused call
   // allocates nothing.
-  const int splits = gemm::dense_effective_splits(K, requested_splits(o, gemm::dense_auto_splits(M, N, K, dtype, rt::multiprocessors(x->device))));
+  const int splits = gemm::dense_effective_splits(
+      K, requested_splits(o, gemm::dense_auto_splits(M, N, K, dtype, gemm::dense_block_m(M, a.block_m, dtype), rt::multiprocessors(x->device))));
   a.splits = 1;
   gemm::DenseGemmError refused = gemm::validate_dense_gemm(a);
   std::shared_ptr<de::Allocation> partial;

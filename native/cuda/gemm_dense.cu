@@ -5,10 +5,11 @@
 // through it. The simulated device runs the same source (native/binding/cuda_sim/gemm.cc).
 //
 // ptxas, CUDA 13.0 (CMakeLists.txt: -Xptxas=-v,-warn-spills,-warn-lmem-usage --Werror=all-warnings,
-// so the build prints these and fails on a spill), on sm_80, sm_89 and sm_90a alike, 0 bytes of
-// stack frame, spill stores and spill loads everywhere; shared memory is dynamic only:
-//   dense_gemm_kernel<kBf16, kOut> (6 instances): 69 registers, 1 barrier, DenseTile::kSmemBytes = 30720
-//   dense_gemm_f32_kernel<kOut> (3 instances):    56 registers, 1 barrier, DenseF32Tile::kSmemBytes = 20480
+// so the build prints these and fails on a spill), 0 bytes of stack frame, spill stores and spill
+// loads everywhere; shared memory is dynamic only. Registers on sm_80 / sm_89 / sm_90a (2026-12-03):
+//   dense_gemm_kernel<DenseTile, kBf16, kOut> (6 instances):       88 / 80 / 80, 1 barrier, kSmemBytes = 30720
+//   dense_gemm_kernel<DenseDecodeTile, kBf16, kOut> (6 instances): 56 / 48 / 47, 1 barrier, kSmemBytes = 38400
+//   dense_gemm_f32_kernel<kOut> (3 instances):                     72 on sm_90a, 1 barrier, DenseF32Tile::kSmemBytes = 20480
 #include "cuda/gemm_dense.cuh"
 
 namespace cg {

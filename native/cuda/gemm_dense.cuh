@@ -18,9 +18,13 @@
 // = 2 (m16) x 4 (n8) mma tiles, so one K-step is 2 k16 slices x 8 mma.sync.m16n8k16 per warp.
 //   Why: 32 float32 accumulators per thread leave ptxas room (no spills on sm_80/89/90a, see the
 //   report in the .cu), the per-warp ratio of ldmatrix to mma (4 ldmatrix.x4 : 8 mma per k16) is
-//   Marlin's/CUTLASS's usual, and a 64-wide tile wastes little on ragged edges. This is the
-//   correctness-first configuration; larger tiles (128 x 128, 8 warps) and a small-M variant
-//   (M <= 16: one m16 row of warps, split-K) are later configurations of the same template.
+//   Marlin's/CUTLASS's usual, and a 64-wide tile wastes little on ragged edges.
+// The decode tile (DenseDecodeTile, 16-bit inputs at M <= 16 unless the caller picks): 16 x 64,
+//   one row of 4 warps of 16 x 16 (1 m16 x 2 n8 mma tiles: per k16 1 ldmatrix.x4 of X, 1 of W,
+//   2 mma), 6 stages of 6400 bytes, so 5 K-steps of W are in flight instead of 2 while the block
+//   streams W (decode is memory-bound), and no warp works on rows past M. Split-K (split_k.cuh)
+//   fills the SMs when the (N, M) tiles alone do not. Larger tiles (128 x 128, 8 warps) are a
+//   later configuration of the same template; neither tile has been timed on a GPU yet.
 // Pipeline: kStages = 3 shared-memory stages filled by cp.async (global -> shared without
 //   registers). K-step kt is multiplied while K-steps kt+1 and kt+2 are in flight; one commit
 //   group per K-step (empty groups past the end keep the wait count uniform), wait_group
@@ -78,44 +82,59 @@ using FragB = uint32_t[2];  // k16 x n8 of Wᵀ
 using FragC = float[4];     // m16 x n8 float32 accumulators
 
 // ---- The configuration ----------------------------------------------------------------------------
-struct DenseTile {
-  static constexpr int kBlockM = 64;  // rows of X (and Y) per block
+// The block tile: kBlockM_ rows of X (and Y) by 64 rows of W (columns of Y), K-step 32, warps laid
+// out kWarpsM_ (along M) x kWarpsN_ (along N), kStages_ shared-memory stages.
+template <int kBlockM_, int kWarpsM_, int kWarpsN_, int kStages_>
+struct DenseTileConfig {
+  static constexpr int kBlockM = kBlockM_;  // rows of X (and Y) per block
   static constexpr int kBlockN = 64;  // rows of W (columns of Y) per block
   static constexpr int kBlockK = 32;  // K per pipeline stage (two k16 mma slices)
-  static constexpr int kWarpsM = 2;   // warps along M
-  static constexpr int kWarpsN = 2;   // warps along N
-  static constexpr int kStages = 3;   // shared-memory stages in flight
+  static constexpr int kWarpsM = kWarpsM_;   // warps along M
+  static constexpr int kWarpsN = kWarpsN_;   // warps along N
+  static constexpr int kStages = kStages_;   // shared-memory stages in flight
 
   static constexpr int kWarps = kWarpsM * kWarpsN;
   static constexpr int kThreads = kWarps * 32;
-  static constexpr int kWarpM = kBlockM / kWarpsM;  // 32 rows per warp
-  static constexpr int kWarpN = kBlockN / kWarpsN;  // 32 columns per warp
-  static constexpr int kMmaM = kWarpM / 16;         // m16 tiles per warp: 2
-  static constexpr int kMmaN = kWarpN / 8;          // n8 tiles per warp: 4
+  static constexpr int kWarpM = kBlockM / kWarpsM;  // rows per warp: general 32, decode 16
+  static constexpr int kWarpN = kBlockN / kWarpsN;  // columns per warp: 32, 16
+  static constexpr int kMmaM = kWarpM / 16;         // m16 tiles per warp: 2, 1
+  static constexpr int kMmaN = kWarpN / 8;          // n8 tiles per warp: 4, 2
   static constexpr int kSlicesK = kBlockK / 16;     // k16 slices per stage: 2
 
   // Shared memory: a stage is the X tile then the W tile, rows of kBlockK values + 16 pad bytes.
   static constexpr int kChunksPerRow = kBlockK * 2 / 16;         // 16-byte chunks per row: 4
   static constexpr int kRowPitchBytes = kBlockK * 2 + 16;        // 80 (see "Bank model" above)
-  static constexpr int kTileXBytes = kBlockM * kRowPitchBytes;   // 5120
+  static constexpr int kTileXBytes = kBlockM * kRowPitchBytes;   // 5120, 1280
   static constexpr int kTileWBytes = kBlockN * kRowPitchBytes;   // 5120
-  static constexpr int kStageBytes = kTileXBytes + kTileWBytes;  // 10240
-  static constexpr int kSmemBytes = kStages * kStageBytes;       // 30720
-  // cp.async chunks per thread per stage.
-  static constexpr int kChunksXPerThread = kBlockM * kChunksPerRow / kThreads;  // 2
+  static constexpr int kStageBytes = kTileXBytes + kTileWBytes;  // 10240, 6400
+  static constexpr int kSmemBytes = kStages * kStageBytes;       // 30720, 38400
+  // cp.async chunks per stage, and per thread (the decode tile's 64 X chunks: threads 0..63).
+  static constexpr int kChunksX = kBlockM * kChunksPerRow;       // 256, 64
+  static constexpr int kChunksXPerThread = (kChunksX + kThreads - 1) / kThreads;  // 2, 1
   static constexpr int kChunksWPerThread = kBlockN * kChunksPerRow / kThreads;  // 2
 };
 
-static_assert(DenseTile::kWarpM % 16 == 0 && DenseTile::kWarpN % 16 == 0,
-              "a warp covers whole m16 tiles and whole pairs of n8 tiles (one ldmatrix.x4 loads two)");
-static_assert(DenseTile::kBlockK % 16 == 0, "a stage holds whole k16 slices");
-static_assert((DenseTile::kRowPitchBytes / 16) % 2 == 1,
-              "an odd pitch in 16-byte units spreads 8 consecutive rows over the 8 bank groups");
-static_assert(DenseTile::kBlockM * DenseTile::kChunksPerRow % DenseTile::kThreads == 0 &&
-                  DenseTile::kBlockN * DenseTile::kChunksPerRow % DenseTile::kThreads == 0,
-              "every thread copies the same number of chunks");
-static_assert(DenseTile::kSmemBytes <= 48 * 1024, "no opt-in to more than 48 KiB of dynamic shared memory");
-static_assert(DenseTile::kStages >= 2, "a pipeline needs at least two stages");
+// The general tile (M > 16, or float32 inputs' grid): 64 x 64, 2 x 2 warps of 32 x 32, 3 stages.
+using DenseTile = DenseTileConfig<64, 2, 2, 3>;
+// The decode tile (16-bit inputs, M <= 16): 16 x 64, one row of 4 warps of 16 x 16 (1 m16 x 2 n8
+// mma tiles, 8 accumulators per thread), 6 stages: 5 K-steps of W in flight instead of 2 while
+// the block streams W, and no warp on rows past M (the general tile's second warp row is all
+// padding at M <= 32, and its X tile takes half of every stage).
+using DenseDecodeTile = DenseTileConfig<16, 1, 4, 6>;
+
+template <class T>
+constexpr bool dense_tile_ok() {
+  static_assert(T::kWarpM % 16 == 0 && T::kWarpN % 16 == 0,
+                "a warp covers whole m16 tiles and whole pairs of n8 tiles (one ldmatrix.x4 loads two)");
+  static_assert(T::kBlockK % 16 == 0, "a stage holds whole k16 slices");
+  static_assert((T::kRowPitchBytes / 16) % 2 == 1, "an odd pitch in 16-byte units spreads 8 consecutive rows over the 8 bank groups");
+  static_assert((T::kChunksX % T::kThreads == 0 || T::kChunksX < T::kThreads) && T::kBlockN * T::kChunksPerRow % T::kThreads == 0,
+                "every thread copies the same number of W chunks, and of X chunks or at most one");
+  static_assert(T::kSmemBytes <= 48 * 1024, "no opt-in to more than 48 KiB of dynamic shared memory");
+  static_assert(T::kStages >= 2, "a pipeline needs at least two stages");
+  return true;
+}
+static_assert(dense_tile_ok<DenseTile>() && dense_tile_ok<DenseDecodeTile>(), "both tiles are valid");
 
 // ---- Small device helpers (each the one thing it names) ---------------------------------------------
 
@@ -132,20 +151,20 @@ __device__ __forceinline__ void mma(FragC& acc, const FragA& a, const FragB& b) 
 // ---- The kernel -------------------------------------------------------------------------------------
 // kBf16: X and W are bfloat16 (else float16); the mma instruction follows.
 // kOut:  Y's element type (F32, F16, BF16); the epilogue's conversion follows.
-// Grid: (ceil(N / 64), ceil(M / 64), splits); block: 128 threads; dynamic shared memory kSmemBytes.
+// T: the tile (DenseTile or DenseDecodeTile). Grid: (ceil(N / 64), ceil(M / T::kBlockM), splits);
+// block: T::kThreads (128) threads; dynamic shared memory T::kSmemBytes.
 // Split-K (split_k.cuh): block z multiplies the K-steps [z steps_per_split, (z + 1)
 // steps_per_split) only; with partial (splits > 1) it writes its float32 sum to partial[z][m][n]
 // (no bias, no LoRA term, no rounding) and split_k_reduce_kernel finishes; without, it stores Y.
-template <bool kBf16, DType kOut>
+template <class T, bool kBf16, DType kOut>
 __global__ void dense_gemm_kernel(const uint16_t* x, const uint16_t* w, const float* bias, void* out, int M, int N,
                                   int K, LoraEpilogue lora, int steps_per_split, float* partial) {
-  using T = DenseTile;
   uint8_t* const smem = ::cg::dynamic_smem();
   const int tid = int(threadIdx.x);
   const int lane = tid % 32;
   const int warp = tid / 32;
-  const int warp_m = warp / T::kWarpsN;  // this warp's rows: warp_m * 32 .. +31 of the block tile
-  const int warp_n = warp % T::kWarpsN;  // this warp's columns: warp_n * 32 .. +31
+  const int warp_m = warp / T::kWarpsN;  // this warp's rows: warp_m * kWarpM .. of the block tile
+  const int warp_n = warp % T::kWarpsN;  // this warp's columns: warp_n * kWarpN ..
   const int block_m0 = int(blockIdx.y) * T::kBlockM;
   const int block_n0 = int(blockIdx.x) * T::kBlockN;
   const int k_steps_all = (K + T::kBlockK - 1) / T::kBlockK;
@@ -165,6 +184,7 @@ __global__ void dense_gemm_kernel(const uint16_t* x, const uint16_t* w, const fl
     const int k0 = ks * T::kBlockK;
     for (int j = 0; j < T::kChunksXPerThread; ++j) {
       const int i = tid + j * T::kThreads;
+      if (T::kChunksX < T::kThreads && i >= T::kChunksX) break;
       const int row = i / T::kChunksPerRow, chunk = i % T::kChunksPerRow;
       const int m = block_m0 + row, k = k0 + chunk * 8;
       const bool inside = m < M && k < K;
@@ -194,8 +214,8 @@ __global__ void dense_gemm_kernel(const uint16_t* x, const uint16_t* w, const fl
     for (int nt = 0; nt < T::kMmaN; ++nt)
       for (int r = 0; r < 4; ++r) acc[mt][nt][r] = 0.f;
 
-  // Step: matmul. The warp's 32 x 32 tile over one stage: per k16 slice, FragA of its two m16
-  // tiles and FragB of its four n8 tiles by ldmatrix (addresses in the header), then 8 mma.
+  // Step: matmul. The warp's tile over one stage: per k16 slice, FragA of its m16 tiles and FragB
+  // of its n8 tiles by ldmatrix (addresses in the header), then kMmaM x kMmaN mma (8 or 2).
   auto matmul = [&](int stage) {
     const uint8_t* const sx = smem + stage * T::kStageBytes;
     const uint8_t* const sw = sx + T::kTileXBytes;
@@ -285,13 +305,14 @@ enum class DenseGemmError : int {
   kMisaligned,             // X or W not 16-byte aligned, bias or Y not aligned to their element
   kNullPointer,            // X, W or Y missing
   kSplits,                 // splits outside 1..kMaxSplits, more than dense_effective_splits gives, no partial buffer, or float32 inputs
+  kTile,                   // block_m not 0, 16 or 64, or 16 with float32 inputs
 };
 
 inline const char* dense_gemm_error_message(DenseGemmError e) {
   switch (e) {
     case DenseGemmError::kNone: return "";
     case DenseGemmError::kBadShape:
-      return "dense GEMM: M, N and K must be at least 1 (and M at most 65535 * 64, the grid's reach)";
+      return "dense GEMM: M, N and K must be at least 1 (and M within the grid's reach: 65535 tiles of the tile's rows of X)";
     case DenseGemmError::kKNotMultipleOf8:
       return "dense GEMM: K must be a multiple of 8 for float16/bfloat16 (rows of X and W are copied as 16-byte chunks of 8 values)";
     case DenseGemmError::kKNotMultipleOf4:
@@ -303,6 +324,8 @@ inline const char* dense_gemm_error_message(DenseGemmError e) {
     case DenseGemmError::kNullPointer: return "dense GEMM: X, W and Y must not be null";
     case DenseGemmError::kSplits:
       return "dense GEMM: splits must be 1..8, no more than the K slices dense_effective_splits gives, with a float32 [splits, M, N] partial buffer when above 1 (and 1 for float32 inputs)";
+    case DenseGemmError::kTile:
+      return "dense GEMM: the tile's rows of X (blockM) must be 16 or 64, and 64 for float32 inputs (the CUDA-core kernel has one tile)";
   }
   return "dense GEMM: unknown error";
 }
@@ -317,16 +340,24 @@ struct DenseGemmArgs {
   const float* bias = nullptr;   // [N] or nullptr
   void* out = nullptr;           // [M, N] row-major of out_dtype; must not overlap x, w, bias
   LoraEpilogue lora;             // the fused LoRA term (lora_epilogue.h); lora.t null: none
+  int block_m = 0;               // the tile's rows of X: 16 (DenseDecodeTile, 16-bit inputs) or 64; 0: dense_block_m's choice
   int splits = 1;                // split-K slices (16-bit inputs only), as dense_effective_splits gives them
   float* partial = nullptr;      // splits > 1: float32 [splits, M, N] (device), not overlapping the rest
 };
 
+// The tile's rows of X for a call: `requested` when given (not 0), else the decode tile for
+// 16-bit inputs up to M = 16, and 64 rows otherwise (float32 inputs have the 64-row tile only).
+inline int dense_block_m(int64_t M, int requested, DType in) {
+  if (requested != 0) return requested;
+  return in != DType::F32 && M <= DenseDecodeTile::kBlockM ? DenseDecodeTile::kBlockM : DenseTile::kBlockM;
+}
+
 // The K slices the launcher uses when the caller does not choose (split_k.cuh's auto_splits over
-// the tensor-core kernel's 64 x 64 tiles and 32-column K-steps, each slice at least 8 steps); 1
-// for float32 inputs (the CUDA-core kernel does not split). Then as dense_effective_splits.
-inline int dense_auto_splits(int64_t M, int64_t N, int64_t K, DType in, int multiprocessors) {
+// the tensor-core kernel's tiles of `block_m` x 64 and 32-column K-steps, each slice at least 8
+// steps); 1 for float32 inputs (the CUDA-core kernel does not split). Then as dense_effective_splits.
+inline int dense_auto_splits(int64_t M, int64_t N, int64_t K, DType in, int block_m, int multiprocessors) {
   if (in == DType::F32) return 1;
-  return auto_splits(((N + DenseTile::kBlockN - 1) / DenseTile::kBlockN) * ((M + DenseTile::kBlockM - 1) / DenseTile::kBlockM),
+  return auto_splits(((N + DenseTile::kBlockN - 1) / DenseTile::kBlockN) * ((M + block_m - 1) / block_m),
                      (K + DenseTile::kBlockK - 1) / DenseTile::kBlockK, 8, multiprocessors);
 }
 
@@ -340,7 +371,10 @@ struct DenseGemmStatus {
 
 inline DenseGemmError validate_dense_gemm(const DenseGemmArgs& a) {
   if (a.M < 1 || a.N < 1 || a.K < 1) return DenseGemmError::kBadShape;
-  if ((int64_t(a.M) + DenseTile::kBlockM - 1) / DenseTile::kBlockM > 65535) return DenseGemmError::kBadShape;
+  if (a.block_m != 0 && a.block_m != DenseTile::kBlockM && (a.block_m != DenseDecodeTile::kBlockM || a.x_dtype == DType::F32))
+    return DenseGemmError::kTile;
+  const int64_t block_m = dense_block_m(a.M, a.block_m, a.x_dtype);
+  if ((int64_t(a.M) + block_m - 1) / block_m > 65535) return DenseGemmError::kBadShape;
   if (a.x_dtype != a.w_dtype) return DenseGemmError::kDtypeMismatch;
   if (a.x_dtype == DType::F32 ? a.K % 4 != 0 : a.K % 8 != 0)
     return a.x_dtype == DType::F32 ? DenseGemmError::kKNotMultipleOf4 : DenseGemmError::kKNotMultipleOf8;
@@ -354,17 +388,18 @@ inline DenseGemmError validate_dense_gemm(const DenseGemmArgs& a) {
   return DenseGemmError::kNone;
 }
 
-// The compiled configurations: {f16, bf16} inputs on the tensor cores (DenseTile) and f32 inputs
-// on the CUDA cores (DenseF32Tile), each x {f32, f16, bf16} outputs. Anything else is refused by
-// validate_dense_gemm with a DenseGemmError. Both tiles are 64 x 64 blocks (one grid shape).
-template <DType kIn, DType kOut>
+// The compiled configurations: {f16, bf16} inputs on the tensor cores (DenseTile, DenseDecodeTile)
+// and f32 inputs on the CUDA cores (DenseF32Tile), each x {f32, f16, bf16} outputs. Anything else
+// is refused by validate_dense_gemm with a DenseGemmError. T: the tensor-core tile (the float32
+// kernel's is 64 x 64, as DenseTile).
+template <class T, DType kIn, DType kOut>
 inline DenseGemmLaunchStatus launch_dense_gemm_config(const DenseGemmArgs& a, DenseGemmStream stream) {
   static_assert(DenseTile::kBlockM == DenseF32Tile::kBlockM && DenseTile::kBlockN == DenseF32Tile::kBlockN, "one grid shape");
   LaunchDim grid, block;
-  grid.x = unsigned((a.N + DenseTile::kBlockN - 1) / DenseTile::kBlockN);
-  grid.y = unsigned((a.M + DenseTile::kBlockM - 1) / DenseTile::kBlockM);
+  grid.x = unsigned((a.N + T::kBlockN - 1) / T::kBlockN);
+  grid.y = unsigned((a.M + T::kBlockM - 1) / T::kBlockM);
   grid.z = unsigned(a.splits);  // 1 for float32 inputs (validate_dense_gemm)
-  block.x = unsigned(kIn == DType::F32 ? DenseF32Tile::kThreads : DenseTile::kThreads);
+  block.x = unsigned(kIn == DType::F32 ? DenseF32Tile::kThreads : T::kThreads);
   block.y = 1;
   block.z = 1;
   // Named pointers: the template's commas cannot pass through CG_LAUNCH, and the simulator names
@@ -380,13 +415,13 @@ inline DenseGemmLaunchStatus launch_dense_gemm_config(const DenseGemmArgs& a, De
     return CG_LAUNCH(dense_gemm_f32, grid, block, DenseF32Tile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N, a.K, a.lora);
 #endif
   } else {
-    auto* const dense_gemm = &dense_gemm_kernel<kIn == DType::BF16, kOut>;
+    auto* const dense_gemm = &dense_gemm_kernel<T, kIn == DType::BF16, kOut>;
     const uint16_t* x = static_cast<const uint16_t*>(a.x);
     const uint16_t* w = static_cast<const uint16_t*>(a.w);
-    const int k_steps = (a.K + DenseTile::kBlockK - 1) / DenseTile::kBlockK;
+    const int k_steps = (a.K + T::kBlockK - 1) / T::kBlockK;
     const int steps_per_split = (k_steps + a.splits - 1) / a.splits;
     float* const partial = a.splits > 1 ? a.partial : nullptr;
-    const DenseGemmLaunchStatus s = CG_LAUNCH_STATUS(dense_gemm, grid, block, DenseTile::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N,
+    const DenseGemmLaunchStatus s = CG_LAUNCH_STATUS(dense_gemm, grid, block, T::kSmemBytes, stream, x, w, a.bias, a.out, a.M, a.N,
                                                      a.K, a.lora, steps_per_split, partial);
 #if defined(__CUDACC__)
     if (!partial || s != cudaSuccess) return s;
@@ -400,13 +435,21 @@ inline DenseGemmLaunchStatus launch_dense_gemm_config(const DenseGemmArgs& a, De
   }
 }
 
+template <class T, DType kIn>
+inline DenseGemmLaunchStatus launch_dense_gemm_tile(const DenseGemmArgs& a, DenseGemmStream stream) {
+  switch (a.out_dtype) {
+    case DType::F32: return launch_dense_gemm_config<T, kIn, DType::F32>(a, stream);
+    case DType::F16: return launch_dense_gemm_config<T, kIn, DType::F16>(a, stream);
+    default: return launch_dense_gemm_config<T, kIn, DType::BF16>(a, stream);
+  }
+}
+
 template <DType kIn>
 inline DenseGemmLaunchStatus launch_dense_gemm_input(const DenseGemmArgs& a, DenseGemmStream stream) {
-  switch (a.out_dtype) {
-    case DType::F32: return launch_dense_gemm_config<kIn, DType::F32>(a, stream);
-    case DType::F16: return launch_dense_gemm_config<kIn, DType::F16>(a, stream);
-    default: return launch_dense_gemm_config<kIn, DType::BF16>(a, stream);
+  if constexpr (kIn != DType::F32) {
+    if (dense_block_m(a.M, a.block_m, kIn) == DenseDecodeTile::kBlockM) return launch_dense_gemm_tile<DenseDecodeTile, kIn>(a, stream);
   }
+  return launch_dense_gemm_tile<DenseTile, kIn>(a, stream);
 }
 
 // Validates, then launches on `stream` (asynchronously under nvcc; synchronously, on host

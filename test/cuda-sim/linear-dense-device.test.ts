@@ -48,6 +48,7 @@ interface LinearDenseArgs {
   dtype: InDType;
   outDtype: DType;
   splits?: number;
+  blockM?: number;
 }
 interface DeviceAddon {
   deviceAlloc(args: { device?: number; bytes: number }): Handle;
@@ -305,7 +306,7 @@ describe('linearDense / linearDenseAsync on the simulated device: Y = X·Wᵀ (+
 // its products in float32, then the slices are added, at most K + 1 roundings in all, and
 // K (K + 1) u < 1 holds for K = 1000. K = 1000: 32 K-steps (the last a quarter full), one (N, M)
 // tile in the first case, so the automatic choice splits too (4 slices of 8 steps).
-describe('linearDense split-K: explicit and automatic slices within the bound, sync and async', () => {
+describe('linearDense split-K and the two tiles: explicit and automatic choices within the bound, sync and async', () => {
   test.each([
     { M: 3, N: 40, K: 1000, dtype: 'float16', outDtype: 'float32', bias: true },
     { M: 70, N: 70, K: 1000, dtype: 'bfloat16', outDtype: 'bfloat16', bias: false },
@@ -327,6 +328,20 @@ describe('linearDense split-K: explicit and automatic slices within the bound, s
       p.poison();
       await sim.linearDenseAsync({ ...p.args(), splits: 5 });
       expect(p.verify()).toBeNull();
+      // The other tile than the automatic one (which ran above): the general one (64 rows; M = 3
+      // in one tile) and the decode tile (16 rows of X; 5 row tiles at M = 70, the last with 6
+      // rows), with and without split-K.
+      const blockM = c.M <= 16 ? 64 : 16;
+      for (const splits of [undefined, 3]) {
+        p.poison();
+        sim.linearDense({ ...p.args(), blockM, ...(splits === undefined ? {} : { splits }) });
+        expect(p.verify()).toBeNull();
+        others.push(bitsOf());
+      }
+      p.poison();
+      await sim.linearDenseAsync({ ...p.args(), blockM, splits: 2 });
+      expect(p.verify()).toBeNull();
+      for (const bad of [0, 8, 32, 128, 16.5]) throwsCoded(() => sim.linearDense({ ...p.args(), blockM: bad }), 'RangeError', 'ERR_NATIVE', `blockM ${bad}`);
       // Not vacuous: with a float32 Y some slicing changes the summation order somewhere.
       if (c.outDtype === 'float32') expect(others.some((o) => o.some((v, i) => v !== one[i]))).toBe(true);
       for (const splits of [0, 9, 2.5]) throwsCoded(() => sim.linearDense({ ...p.args(), splits }), 'RangeError', 'ERR_NATIVE', `splits ${splits}`);
@@ -336,7 +351,7 @@ describe('linearDense split-K: explicit and automatic slices within the bound, s
     expect(held()).toBe(before); // the partial buffers were given back
   });
 
-  test('float32 inputs (the CUDA-core kernel) do not split: splits 1 runs, above 1 is ERR_NOT_SUPPORTED', () => {
+  test('float32 inputs (the CUDA-core kernel) do not split and have one tile: splits 1 and blockM 64 run, splits above 1 and blockM 16 are ERR_NOT_SUPPORTED', () => {
     const x = sim.deviceAlloc({ bytes: 2 * 1024 * 4 }), w = sim.deviceAlloc({ bytes: 4 * 1024 * 4 }), out = sim.deviceAlloc({ bytes: 2 * 4 * 4 });
     try {
       sim.copyToDevice({ handle: x, src: new Float32Array(2 * 1024).fill(0.5) });
@@ -346,6 +361,10 @@ describe('linearDense split-K: explicit and automatic slices within the bound, s
       expect(Array.from(sim.copyToHost({ handle: out, dst: new Float32Array(8) }))).toEqual(new Array(8).fill(128));
       sim.linearDense(args); // automatic: one slice
       throwsCoded(() => sim.linearDense({ ...args, splits: 2 }), 'RangeError', 'ERR_NOT_SUPPORTED');
+      // One tile too: 64 rows runs, the decode tile (16) is the tensor-core kernel's only.
+      sim.linearDense({ ...args, blockM: 64 });
+      const e = throwsCoded(() => sim.linearDense({ ...args, blockM: 16 }), 'RangeError', 'ERR_NOT_SUPPORTED');
+      expect(e.message).toMatch(/64 for float32 inputs/);
     } finally {
       for (const h of [x, w, out]) sim.deviceFree(h);
     }
