@@ -106,7 +106,7 @@ describe('scripts/gpu-check.sh', () => {
     const o = JSON.parse(s.stdout);
     expect(o.status).toMatch(/^simulated: plumbing checked, nothing timed as a GPU figure/);
     expect(o.results.map((r: { kernel: string; dtype: string; splits?: number; blockM?: number }) => `${r.kernel} ${r.dtype}${r.splits ? ` splits ${r.splits}` : ''}${r.blockM ? ` blockM ${r.blockM}` : ''}`)).toEqual([
-      'dense fp16', 'dense bf16', 'sparse24 fp16', 'int4 fp16', 'int4 fp16 splits 4', 'sparse24 fp16 splits 4', 'sparse24 fp16 blockM 64', 'dense fp16 blockM 64',
+      'dense fp16', 'dense bf16', 'sparse24 fp16', 'int4 fp16', 'int4 fp16 splits 4', 'sparse24 fp16 splits 4', 'sparse24 fp16 blockM 64', 'dense fp16 blockM 64', 'int4 fp16 blockM 16',
     ]);
     for (const r of o.results) {
       expect(r.error).toBeUndefined();

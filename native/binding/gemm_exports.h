@@ -196,6 +196,16 @@ inline LoraArg lora_arg(const Napi::Object& o, int64_t M, int64_t N, int device,
 // ---- split-K (cuda/split_k.cuh) ---------------------------------------------------------------------
 // The K slices a call asks for: its `splits` (1..kMaxSplits) when given, else `automatic` (the
 // kernel's auto_splits for this device's SMs).
+// `blockM` as given (16 or 64: a kernel's decode or general tile), or 0 when absent (the
+// launcher chooses by M); any other value is ERR_NATIVE.
+inline int requested_block_m(const Napi::Object& o) {
+  const Napi::Value v = o.Get("blockM");
+  if (v.IsUndefined() || v.IsNull()) return 0;
+  const int b = int(int_of(o, "blockM", 16, 64));
+  if (b != 16 && b != 64) throw_range(o.Env(), "blockM must be 16 or 64");
+  return b;
+}
+
 inline int requested_splits(const Napi::Object& o, int automatic) {
   const Napi::Value v = o.Get("splits");
   return v.IsUndefined() || v.IsNull() ? automatic : int(int_of(o, "splits", 1, gemm::kMaxSplits));
@@ -268,9 +278,7 @@ inline LinearCall linear_call(const Napi::Object& o) {
   a.bias = bias ? static_cast<const float*>(bias->ptr) : nullptr;
   a.out = out->ptr;
   // The tile: blockM 16 (decode; 16-bit inputs) or 64; absent, dense_block_m's choice by M.
-  const Napi::Value bm = o.Get("blockM");
-  a.block_m = bm.IsUndefined() || bm.IsNull() ? 0 : int(int_of(o, "blockM", 16, 64));
-  if (a.block_m != 0 && a.block_m != 16 && a.block_m != 64) throw_range(env, "blockM must be 16 or 64");
+  a.block_m = requested_block_m(o);
   // Split-K (16-bit inputs): the rest is checked with one slice first, so that a refused call
   // allocates nothing.
   const int splits = gemm::dense_effective_splits(

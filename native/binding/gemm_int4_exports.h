@@ -11,7 +11,7 @@
 //   int4FromDeviceLayout({ N, K, group, actOrder, blob, qweight, scales, zeros })  [host]
 //       the inverse: blob (the downloaded bytes) -> qweight, scales (its dtype says float16 or
 //       float32), zeros (a Uint8Array [N*G] to fill, or null for a symmetric weight)
-//   linearInt4({ x, w, scratch, bias, out, M, N, K, group, zeros, actOrder, dtype, outDtype, splits?, lora? })  [sync]
+//   linearInt4({ x, w, scratch, bias, out, M, N, K, group, zeros, actOrder, dtype, outDtype, blockM?, splits?, lora? })  [sync]
 //   linearInt4Async({ ...the same })  -> Promise<undefined>
 //
 //   x        device handle: [M, K] of dtype ('float16' | 'bfloat16'), at least M*K*2 bytes
@@ -22,6 +22,8 @@
 //   out      device handle: [M, N] of outDtype ('float32' | 'float16' | 'bfloat16')
 //   M, N, K, group  integers (K % 8 == 0; group divides K: a multiple of 16, or K)
 //   zeros, actOrder booleans: what the layout holds
+//   blockM   optional, the tile's rows of X: 16 (the decode tile) or 64 (the wide tile); absent:
+//            16 up to M = 16, else 64 (int4_block_m); any other value ERR_NATIVE
 //   splits   optional split-K slices, 1..8 (int4_effective_splits may give fewer); absent: chosen
 //            by int4_auto_splits from the device's SM count. Above 1 the call uses the device's
 //            split-K workspace (float32 [splits, M, N] at least; split_workspace below), which is
@@ -261,6 +263,8 @@ inline Int4Call int4_call(const Napi::Object& o) {
   a.scratch = scratch ? scratch->ptr : nullptr;
   a.bias = bias ? static_cast<const float*>(bias->ptr) : nullptr;
   a.out = out->ptr;
+  // The tile: blockM 16 (decode) or 64 (wide); absent, int4_block_m's choice by M.
+  a.block_m = gemm::int4_block_m(M, ge::requested_block_m(o));
   const gemm::Int4GemmError refused = gemm::validate_int4_gemm(a);
   if (refused != gemm::Int4GemmError::kNone)
     throw coded(Napi::RangeError::New(env, std::string("compressed-gemm: ") + gemm::int4_gemm_error_message(refused)),
@@ -272,7 +276,7 @@ inline Int4Call int4_call(const Napi::Object& o) {
   // Split-K: `splits` (1..8) as given, else int4_auto_splits for this device's SMs; a partial
   // buffer [splits, M, N] float32 of this call's own, freed with it.
   const Napi::Value sv = o.Get("splits");
-  const int requested = absent(sv) ? gemm::int4_auto_splits(M, d.N, d.K, rt::multiprocessors(x->device))
+  const int requested = absent(sv) ? gemm::int4_auto_splits(M, d.N, d.K, a.block_m, rt::multiprocessors(x->device))
                                    : int(int_of(o, "splits", 1, gemm::kInt4MaxSplits));
   a.splits = gemm::int4_effective_splits(d.K, requested);
   std::shared_ptr<de::Allocation> partial;

@@ -124,10 +124,7 @@ inline Sparse24Call sparse24_call(const Napi::Object& o) {
   a.bias = bias ? static_cast<const float*>(bias->ptr) : nullptr;
   a.out = out->ptr;
   // The tile: blockM 16 (decode) or 64 (general); absent, sparse24_block_m's choice by M.
-  const Napi::Value bm = o.Get("blockM");
-  const int requested_block_m = bm.IsUndefined() || bm.IsNull() ? 0 : int(int_of(o, "blockM", 16, 64));
-  if (requested_block_m != 0 && requested_block_m != 16 && requested_block_m != 64) throw_range(env, "blockM must be 16 or 64");
-  a.block_m = gemm::sparse24_block_m(M, requested_block_m);
+  a.block_m = gemm::sparse24_block_m(M, ge::requested_block_m(o));
   // Split-K: the rest is checked with one slice first, so that a refused call allocates nothing.
   const int splits =
       gemm::sparse24_effective_splits(kp, ge::requested_splits(o, gemm::sparse24_auto_splits(M, np, kp, a.block_m, rt::multiprocessors(x->device))));

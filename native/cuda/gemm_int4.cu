@@ -6,8 +6,11 @@
 //
 // ptxas, CUDA 13.0 (CMakeLists.txt: -Xptxas=-v,-warn-spills,-warn-lmem-usage --Werror=all-warnings),
 // 0 bytes of stack frame, spill stores and spill loads; shared memory is dynamic only:
-//   int4_gemm_kernel<kBf16, kOut> (6 instances; split-K, evict-first code stream): 106 registers
-//     on sm_80, 72 on sm_89, 80 on sm_90a, 1 barrier, Int4Tile::kSmemBytes = 17408
+//   int4_gemm_kernel<Int4Tile, kBf16, kOut> (6 instances; split-K, evict-first code stream): 104
+//     registers on sm_80, 90 on sm_89 and sm_90a (2026-12-03; 106 / 72 / 80 before the
+//     warp-by-warp reduction), 1 barrier, kSmemBytes = 17408
+//   int4_gemm_kernel<Int4WideTile, kBf16, kOut> (6 instances): 229 registers on sm_80 and sm_89,
+//     227 on sm_90a (128 accumulators), 1 barrier, kSmemBytes = 45056: 2 blocks per SM by registers
 //   split_k_reduce_kernel<kOut> (split_k.cuh; 3 instances): 32 registers on sm_80 and sm_90a, 40 on sm_89
 //   permute_x_kernel<uint16_t>: 18 registers on sm_80 and sm_89, 20 on sm_90a, no barrier
 #include "cuda/gemm_int4.cuh"

@@ -25,8 +25,13 @@
 //   Why: N = 8192 gives 128 blocks of 64 columns (about one per SM of an H100/H200) with no split
 //   across blocks; each warp streams 512 contiguous bytes of codes per k16 tile; 32 float32
 //   accumulators per thread.
-// M > 16: more block rows (grid.y), each re-reading the weight. Correct, not fast: at M >= 64 a
-//   larger M tile (Marlin's 64..256) is the configuration to add.
+// M > 16: the wide tile (Int4WideTile): 64 rows of X, each warp 4 m16 tiles, so every FragB it
+//   dequantizes feeds 4 mma (Marlin's thread_m_blocks = 4) and each block row reads and decodes
+//   the weight once per 64 rows of X instead of per 16; m16 tiles wholly past M are skipped
+//   (warp-uniformly). 128 float32 accumulators per thread. The 4 warps' partial tiles are added
+//   one warp after the other into one [64][64] float32 tile in shared memory (16 KiB: the 4
+//   tiles at once would need 64 KiB), in warp order as before. Larger M tiles (Marlin's up to
+//   256 rows with 8 warps) are the next configuration.
 // What to tune on a GPU (not measured: this kernel has only run on the simulated device):
 //   split-K across blocks when Np / 64 blocks cannot fill the GPU (small N), 128 columns per block
 //   for more X reuse, stages (kStages), evict-first loads of the codes (read once), scales staged
@@ -97,32 +102,48 @@ namespace cg {
 namespace gemm {
 
 // ---- The configuration ----------------------------------------------------------------------------
-struct Int4Tile {
-  static constexpr int kBlockM = 16;  // rows of X per block: one m16 tile
+// The block tile: kMmaM_ m16 tiles of X (16 or 64 rows) by 64 columns, the 4 warps splitting K,
+// kStages_ shared-memory stages.
+template <int kMmaM_, int kStages_>
+struct Int4TileConfig {
+  static constexpr int kMmaM = kMmaM_;          // m16 tiles per warp (every warp covers the block's rows)
+  static constexpr int kBlockM = 16 * kMmaM;    // rows of X per block: 16 or 64
   static constexpr int kBlockN = 64;  // columns of Y per block: one column group of the layout
   static constexpr int kWarps = 4;    // split K: warp w multiplies k16 tile w of each stage
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kBlockK = 16 * kWarps;  // K per stage: 64
-  static constexpr int kStages = 4;
+  static constexpr int kStages = kStages_;
   static constexpr int kMmaN = kBlockN / 8;  // n8 tiles per warp: 8
 
   static constexpr int kXChunksPerRow = kBlockK * 2 / 16;     // 16-byte chunks of an X row: 8
+  static constexpr int kXChunksPerThread = kBlockM * kXChunksPerRow / kThreads;  // 1, 4
   static constexpr int kXPitchBytes = kBlockK * 2 + 16;       // 144 (the bank model above)
-  static constexpr int kTileXBytes = kBlockM * kXPitchBytes;  // 2304
+  static constexpr int kTileXBytes = kBlockM * kXPitchBytes;  // 2304, 9216
   static constexpr int kCodeTileBytes = 512;                  // one k16 tile x 64 columns of codes
   static constexpr int kTileWBytes = kWarps * kCodeTileBytes; // 2048
-  static constexpr int kStageBytes = kTileXBytes + kTileWBytes;  // 4352
-  static constexpr int kReduceBytes = kWarps * kBlockM * kBlockN * 4;  // 16384
+  static constexpr int kStageBytes = kTileXBytes + kTileWBytes;  // 4352, 11264
+  static constexpr int kReduceBytes = kBlockM * kBlockN * 4;  // 4096, 16384: one [kBlockM][64] float32 sum
   static constexpr int kSmemBytes = kStages * kStageBytes > kReduceBytes ? kStages * kStageBytes : kReduceBytes;
 };
 
-static_assert(Int4Tile::kBlockM * Int4Tile::kXChunksPerRow == Int4Tile::kThreads,
-              "one X chunk per thread per stage");
-static_assert(Int4Tile::kTileWBytes / 16 == Int4Tile::kThreads, "one code chunk per thread per stage");
-static_assert((Int4Tile::kXPitchBytes / 16) % 2 == 1, "an odd pitch in 16-byte units spreads 8 rows over 8 bank groups");
-static_assert(Int4Tile::kCodeTileBytes == 32 * 16, "a code tile is one 16-byte load per lane");
-static_assert(Int4Tile::kSmemBytes <= 48 * 1024, "no opt-in to more than 48 KiB of dynamic shared memory");
-static_assert(Int4Tile::kBlockM * Int4Tile::kBlockN % Int4Tile::kThreads == 0, "the epilogue gives each thread the same count");
+// The decode tile (M <= 16): one m16 tile, 4 stages (17408 bytes).
+using Int4Tile = Int4TileConfig<1, 4>;
+// The wide tile (M > 16): 4 m16 tiles, so each dequantized FragB feeds 4 mma (Marlin's
+// thread_m_blocks = 4) and the weight is read and decoded once per 64 rows of X, not per 16;
+// 4 stages (45056 bytes). 128 float32 accumulators per thread.
+using Int4WideTile = Int4TileConfig<4, 4>;
+
+template <class T>
+constexpr bool int4_tile_ok() {
+  static_assert(T::kBlockM * T::kXChunksPerRow % T::kThreads == 0, "every thread copies the same number of X chunks per stage");
+  static_assert(T::kTileWBytes / 16 == T::kThreads, "one code chunk per thread per stage");
+  static_assert((T::kXPitchBytes / 16) % 2 == 1, "an odd pitch in 16-byte units spreads 8 rows over 8 bank groups");
+  static_assert(T::kCodeTileBytes == 32 * 16, "a code tile is one 16-byte load per lane");
+  static_assert(T::kSmemBytes <= 48 * 1024, "no opt-in to more than 48 KiB of dynamic shared memory");
+  static_assert(T::kBlockM * T::kBlockN % T::kThreads == 0, "the epilogue gives each thread the same count");
+  return true;
+}
+static_assert(int4_tile_ok<Int4Tile>() && int4_tile_ok<Int4WideTile>(), "both tiles are valid");
 
 // ---- Small device helpers ---------------------------------------------------------------------------
 
@@ -166,11 +187,10 @@ __global__ void permute_x_kernel(const E* x, const int32_t* perm, E* xp, int M, 
 //   Split-K: block z multiplies the k16 tiles [z tiles_per_split, (z + 1) tiles_per_split) only;
 //   with partial (splits > 1) it writes its float32 sum to partial[z][m][n] (no bias, no LoRA
 //   term, no rounding), and split_k_reduce_kernel (split_k.cuh) finishes; without, it stores Y itself.
-template <bool kBf16, DType kOut>
+template <class T, bool kBf16, DType kOut>
 __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const float* scales, const uint8_t* zeros,
                                  const float* bias, void* out, int M, int N, int K, int Np, int group, int G,
                                  LoraEpilogue lora, int tiles_per_split, float* partial) {
-  using T = Int4Tile;
   uint8_t* const smem = ::cg::dynamic_smem();
   const int tid = int(threadIdx.x);
   const int lane = tid % 32;
@@ -190,15 +210,16 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
   // the scales, which other blocks read again (ptx/cp_async.h).
   const uint64_t stream_policy = ::cg::ptx::l2_evict_first_policy();
 
-  // Step: fetch_to_shared. Thread tid copies X chunk tid (row tid / 8, 8 values at column
-  // 8 (tid % 8) of the K-step) and code chunk tid (k16 tile tid / 32 of the K-step, lane tid % 32's
+  // Step: fetch_to_shared. Thread tid copies X chunks tid, tid + 128, .. (chunk i: row i / 8, 8
+  // values at column 8 (i % 8) of the K-step) and code chunk tid (k16 tile tid / 32 of the K-step, lane tid % 32's
   // 16 bytes). Past M, K or Kp: src-size 0 from the matrix's base (aligned; nothing is read).
   auto fetch_to_shared = [&](int stage, int ks) {
     if (ks >= k_steps) return;
     uint8_t* const sx = smem + stage * T::kStageBytes;
     uint8_t* const sw = sx + T::kTileXBytes;
-    {
-      const int row = tid / T::kXChunksPerRow, chunk = tid % T::kXChunksPerRow;
+    for (int j = 0; j < T::kXChunksPerThread; ++j) {
+      const int i = tid + j * T::kThreads;
+      const int row = i / T::kXChunksPerRow, chunk = i % T::kXChunksPerRow;
       const int m = block_m0 + row, k = tile0 * 16 + ks * T::kBlockK + chunk * 8;
       const bool inside = m < M && k < K;
       const uint16_t* src = inside ? x + size_t(m) * size_t(K) + size_t(k) : x;
@@ -218,20 +239,27 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
     __syncthreads();
   };
 
-  FragC acc[T::kMmaN];
-  for (int nt = 0; nt < T::kMmaN; ++nt)
-    for (int r = 0; r < 4; ++r) acc[nt][r] = 0.f;
+  FragC acc[T::kMmaM][T::kMmaN];
+  for (int mt = 0; mt < T::kMmaM; ++mt)
+    for (int nt = 0; nt < T::kMmaN; ++nt)
+      for (int r = 0; r < 4; ++r) acc[mt][nt][r] = 0.f;
+  // The block's m16 tiles that hold rows below M (the others are only zero rows: skipped,
+  // warp-uniformly, by the wide tile; the first always holds one).
+  const int live_mt = (M - block_m0 + 15) / 16;
 
-  // Step: matmul. Warp w's k16 tile of the stage (skipped, warp-uniformly, past Kp): FragA by
-  // ldmatrix, the lane's 16 bytes of codes, then per n8 tile: dequantize FragB, mma into a fresh
-  // partial, scale it into the accumulator.
+  // Step: matmul. Warp w's k16 tile of the stage (skipped, warp-uniformly, past Kp): FragA of each
+  // m16 tile by ldmatrix, the lane's 16 bytes of codes, then per n8 tile: dequantize FragB once,
+  // and per m16 tile an mma into a fresh partial, scaled into the accumulator.
   auto matmul = [&](int stage, int ks) {
     const int r = tile0 + ks * T::kWarps + warp;
     if (r >= k_tiles) return;
     const uint8_t* const sx = smem + stage * T::kStageBytes;
     const uint8_t* const sw = sx + T::kTileXBytes;
-    FragA a;
-    ::cg::ptx::ldmatrix_x4(a, sx + (lane % 16) * T::kXPitchBytes + (warp * 16 + (lane / 16) * 8) * 2);
+    FragA a[T::kMmaM];
+    for (int mt = 0; mt < T::kMmaM; ++mt) {
+      if (mt > 0 && mt >= live_mt) break;
+      ::cg::ptx::ldmatrix_x4(a[mt], sx + (mt * 16 + lane % 16) * T::kXPitchBytes + (warp * 16 + (lane / 16) * 8) * 2);
+    }
     uint32_t q[4];
     for (int j = 0; j < 4; ++j) q[j] = reinterpret_cast<const uint32_t*>(sw + warp * T::kCodeTileBytes + lane * 16)[j];
     // The group of this k16 tile (a tile never straddles groups: group % 16 == 0, or G == 1 and
@@ -247,13 +275,16 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
       FragB b;
       b[0] = dequant_pair<kBf16>(word, negz2);
       b[1] = dequant_pair<kBf16>(word >> 4, negz2);
-      FragC part = {0.f, 0.f, 0.f, 0.f};
-      mma<kBf16>(part, a, b);
       const float s0 = s_row[8 * nt + 2 * t], s1 = s_row[8 * nt + 2 * t + 1];
-      acc[nt][0] = fma_rn(s0, part[0], acc[nt][0]);
-      acc[nt][1] = fma_rn(s1, part[1], acc[nt][1]);
-      acc[nt][2] = fma_rn(s0, part[2], acc[nt][2]);
-      acc[nt][3] = fma_rn(s1, part[3], acc[nt][3]);
+      for (int mt = 0; mt < T::kMmaM; ++mt) {
+        if (mt > 0 && mt >= live_mt) break;
+        FragC part = {0.f, 0.f, 0.f, 0.f};
+        mma<kBf16>(part, a[mt], b);
+        acc[mt][nt][0] = fma_rn(s0, part[0], acc[mt][nt][0]);
+        acc[mt][nt][1] = fma_rn(s1, part[1], acc[mt][nt][1]);
+        acc[mt][nt][2] = fma_rn(s0, part[2], acc[mt][nt][2]);
+        acc[mt][nt][3] = fma_rn(s1, part[3], acc[mt][nt][3]);
+      }
     }
   };
 
@@ -270,22 +301,28 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
   ::cg::ptx::cp_async_wait<0>();  // only empty groups remain
   __syncthreads();                // every warp is done with the stages the reduction overwrites
 
-  // Step: write_result. Each warp's partial tile to shared memory ([warp][16][64] float32), then
-  // each thread sums 8 outputs over the 4 warps (in warp order), adds the bias and stores where
-  // m < M and n < N (consecutive threads, consecutive columns).
+  // Step: write_result. The 4 warps' partial tiles are added into one [kBlockM][64] float32 tile
+  // in shared memory, in warp order (warp 0 stores, then warps 1, 2, 3 add theirs in turn, a
+  // barrier between: ((p0 + p1) + p2) + p3 for every element); then each thread takes outputs
+  // (consecutive threads, consecutive columns), adds the bias and stores where m < M and n < N.
   float* const red = reinterpret_cast<float*>(smem);
-  for (int nt = 0; nt < T::kMmaN; ++nt)
-    for (int r = 0; r < 4; ++r) {
-      const int m = g + 8 * (r / 2), n = 8 * nt + 2 * t + r % 2;
-      red[(warp * T::kBlockM + m) * T::kBlockN + n] = acc[nt][r];
+  for (int w = 0; w < T::kWarps; ++w) {
+    if (warp == w) {
+      for (int mt = 0; mt < T::kMmaM; ++mt)
+        for (int nt = 0; nt < T::kMmaN; ++nt)
+          for (int r = 0; r < 4; ++r) {
+            const int m = mt * 16 + g + 8 * (r / 2), n = 8 * nt + 2 * t + r % 2;
+            float& cell = red[m * T::kBlockN + n];
+            cell = w == 0 ? acc[mt][nt][r] : cell + acc[mt][nt][r];
+          }
     }
-  __syncthreads();
+    __syncthreads();
+  }
   for (int i = tid; i < T::kBlockM * T::kBlockN; i += T::kThreads) {
     const int m = i / T::kBlockN, n = i % T::kBlockN;
     const int gm = block_m0 + m, gn = n0 + n;
     if (gm >= M || gn >= N) continue;
     float v = red[i];
-    for (int w = 1; w < T::kWarps; ++w) v += red[w * T::kBlockM * T::kBlockN + i];
     if (partial) {
       partial[(size_t(blockIdx.z) * size_t(M) + size_t(gm)) * size_t(N) + size_t(gn)] = v;
       continue;
@@ -306,16 +343,24 @@ enum class Int4GemmError : int {
   kMisaligned,       // X, the weight or the scratch not 16-byte aligned; bias, Y not aligned to their element
   kNullPointer,      // X, the weight or Y missing; act-order without a scratch buffer
   kSplits,           // splits outside 1..kInt4MaxSplits, more splits than k16 tiles, or no partial buffer
+  kTile,             // block_m not 0, 16 or 64
 };
 
 // Split-K (split_k.cuh): at most this many K slices per output tile.
 constexpr int kInt4MaxSplits = kMaxSplits;
 
+// The tile's rows of X for a call: `requested` (16 or 64) when given (not 0), else the decode tile
+// (Int4Tile) up to M = 16 and the wide one (Int4WideTile) above.
+inline int int4_block_m(int64_t M, int requested) {
+  if (requested != 0) return requested;
+  return M <= Int4Tile::kBlockM ? Int4Tile::kBlockM : Int4WideTile::kBlockM;
+}
+
 // The K slices the launcher uses when the caller does not choose (split_k.cuh's auto_splits over
-// this kernel's 64 x 16 tiles and k16 steps, each slice at least 16 k16 tiles: 4 steps of the
-// pipeline). Then as int4_effective_splits.
-inline int int4_auto_splits(int64_t M, int64_t N, int64_t K, int multiprocessors) {
-  return auto_splits(((N + 63) / 64) * ((M + 15) / 16), (K + 15) / 16, 16, multiprocessors);
+// this kernel's 64-column tiles of `block_m` rows and k16 steps, each slice at least 16 k16 tiles:
+// 4 steps of the pipeline). Then as int4_effective_splits.
+inline int int4_auto_splits(int64_t M, int64_t N, int64_t K, int block_m, int multiprocessors) {
+  return auto_splits(((N + 63) / 64) * ((M + block_m - 1) / block_m), (K + 15) / 16, 16, multiprocessors);
 }
 
 // The slices a request of `splits` gives (split_k.cuh's effective_splits over k16 tiles).
@@ -325,7 +370,7 @@ inline const char* int4_gemm_error_message(Int4GemmError e) {
   switch (e) {
     case Int4GemmError::kNone: return "";
     case Int4GemmError::kBadShape:
-      return "INT4 GEMM: M, N and K must be at least 1, K a multiple of 8 (and M at most 65535 * 16, the grid's reach)";
+      return "INT4 GEMM: M, N and K must be at least 1, K a multiple of 8 (and M within the grid's reach: 65535 tiles of the tile's rows of X)";
     case Int4GemmError::kGroup:
       return "INT4 GEMM: the group size must divide K and be a multiple of 16 (32, 64, 128) or the whole row (per channel): a k16 tensor-core tile takes one scale";
     case Int4GemmError::kDtype: return "INT4 GEMM: x must be float16 or bfloat16 (W4A16)";
@@ -335,6 +380,7 @@ inline const char* int4_gemm_error_message(Int4GemmError e) {
       return "INT4 GEMM: x, the weight and Y must not be null, and an act-order weight needs a scratch buffer for the permuted x";
     case Int4GemmError::kSplits:
       return "INT4 GEMM: splits must be 1..8, no more than the K slices int4_effective_splits gives, with a float32 [splits, M, N] partial buffer when above 1";
+    case Int4GemmError::kTile: return "INT4 GEMM: the tile's rows of X (blockM) must be 16 or 64";
   }
   return "INT4 GEMM: unknown error";
 }
@@ -350,6 +396,7 @@ struct Int4GemmArgs {
   const float* bias = nullptr;     // [N] or nullptr
   void* out = nullptr;             // [M, N] of out_dtype; must not overlap the inputs
   LoraEpilogue lora;               // the fused LoRA term (lora_epilogue.h); lora.t null: none
+  int block_m = 0;                 // the tile's rows of X: 16 (Int4Tile) or 64 (Int4WideTile); 0: int4_block_m's choice
   int splits = 1;                  // split-K slices, as int4_effective_splits gives them
   float* partial = nullptr;        // splits > 1: float32 [splits, M, N] (device), not overlapping the rest
 };
@@ -361,7 +408,9 @@ struct Int4GemmStatus {
 
 inline Int4GemmError validate_int4_gemm(const Int4GemmArgs& a) {
   if (a.M < 1 || a.N < 1 || a.K < 1 || a.K % 8 != 0) return Int4GemmError::kBadShape;
-  if ((int64_t(a.M) + Int4Tile::kBlockM - 1) / Int4Tile::kBlockM > 65535) return Int4GemmError::kBadShape;
+  if (a.block_m != 0 && a.block_m != Int4Tile::kBlockM && a.block_m != Int4WideTile::kBlockM) return Int4GemmError::kTile;
+  const int64_t block_m = int4_block_m(a.M, a.block_m);
+  if ((int64_t(a.M) + block_m - 1) / block_m > 65535) return Int4GemmError::kBadShape;
   if (a.group < 1 || a.K % a.group != 0 || (a.group % 16 != 0 && a.group != a.K)) return Int4GemmError::kGroup;
   if (a.x_dtype != DType::F16 && a.x_dtype != DType::BF16) return Int4GemmError::kDtype;
   if (!a.x || !a.w || !a.out || (a.act_order && !a.scratch)) return Int4GemmError::kNullPointer;
@@ -382,26 +431,26 @@ inline bool int4_launch_ok(const DenseGemmLaunchStatus& s) {
 #endif
 }
 
-// The compiled configurations: {f16, bf16} X x {f32, f16, bf16} Y, one tile (Int4Tile).
-template <bool kBf16, DType kOut>
+// The compiled configurations: {f16, bf16} X x {f32, f16, bf16} Y x two tiles (Int4Tile, Int4WideTile).
+template <class T, bool kBf16, DType kOut>
 inline DenseGemmLaunchStatus launch_int4_gemm_config(const Int4GemmArgs& a, const uint16_t* x, DenseGemmStream stream) {
   const Int4DeviceLayout l = int4_device_layout(a.N, a.K, a.group, a.zeros, a.act_order);
   LaunchDim grid, block;
   grid.x = unsigned(l.Np / 64);
-  grid.y = unsigned((a.M + Int4Tile::kBlockM - 1) / Int4Tile::kBlockM);
+  grid.y = unsigned((a.M + T::kBlockM - 1) / T::kBlockM);
   grid.z = unsigned(a.splits);
   const int k_tiles = (a.K + 15) / 16;
   const int tiles_per_split = (k_tiles + a.splits - 1) / a.splits;
   float* const partial = a.splits > 1 ? a.partial : nullptr;
-  block.x = unsigned(Int4Tile::kThreads);
+  block.x = unsigned(T::kThreads);
   block.y = 1;
   block.z = 1;
-  auto* const int4_gemm = &int4_gemm_kernel<kBf16, kOut>;
+  auto* const int4_gemm = &int4_gemm_kernel<T, kBf16, kOut>;
   const uint8_t* codes = a.w + l.packed_off;
   const float* scales = reinterpret_cast<const float*>(a.w + l.scales_off);
   const uint8_t* zeros = a.zeros ? a.w + l.zeros_off : nullptr;
   const int Np = int(l.Np), G = int(l.G);
-  const DenseGemmLaunchStatus s = CG_LAUNCH_STATUS(int4_gemm, grid, block, Int4Tile::kSmemBytes, stream, x, codes, scales, zeros, a.bias, a.out, a.M,
+  const DenseGemmLaunchStatus s = CG_LAUNCH_STATUS(int4_gemm, grid, block, T::kSmemBytes, stream, x, codes, scales, zeros, a.bias, a.out, a.M,
                                                    a.N, a.K, Np, a.group, G, a.lora, tiles_per_split, partial);
   if (!partial || !int4_launch_ok(s)) return s;
   auto* const reduce = &split_k_reduce_kernel<kOut>;
@@ -409,13 +458,19 @@ inline DenseGemmLaunchStatus launch_int4_gemm_config(const Int4GemmArgs& a, cons
   return CG_LAUNCH_STATUS(reduce, dim_x(unsigned((mn + 255) / 256)), dim_x(256), 0, stream, a.partial, a.splits, a.bias, a.out, a.M, a.N, a.lora);
 }
 
+template <class T, bool kBf16>
+inline DenseGemmLaunchStatus launch_int4_gemm_tile(const Int4GemmArgs& a, const uint16_t* x, DenseGemmStream stream) {
+  switch (a.out_dtype) {
+    case DType::F32: return launch_int4_gemm_config<T, kBf16, DType::F32>(a, x, stream);
+    case DType::F16: return launch_int4_gemm_config<T, kBf16, DType::F16>(a, x, stream);
+    default: return launch_int4_gemm_config<T, kBf16, DType::BF16>(a, x, stream);
+  }
+}
+
 template <bool kBf16>
 inline DenseGemmLaunchStatus launch_int4_gemm_input(const Int4GemmArgs& a, const uint16_t* x, DenseGemmStream stream) {
-  switch (a.out_dtype) {
-    case DType::F32: return launch_int4_gemm_config<kBf16, DType::F32>(a, x, stream);
-    case DType::F16: return launch_int4_gemm_config<kBf16, DType::F16>(a, x, stream);
-    default: return launch_int4_gemm_config<kBf16, DType::BF16>(a, x, stream);
-  }
+  if (int4_block_m(a.M, a.block_m) == Int4WideTile::kBlockM) return launch_int4_gemm_tile<Int4WideTile, kBf16>(a, x, stream);
+  return launch_int4_gemm_tile<Int4Tile, kBf16>(a, x, stream);
 }
 
 // Validates, then launches on `stream`: the act-order permutation of X (into a.scratch), then the

@@ -27,7 +27,8 @@
  * (That is the simulator's round-to-nearest mma; a GPU's tensor cores may round differently inside
  * the mma, which the project's BOUND_C = 2 leaves room for when this runs on the cuda backend.)
  *
- * Shapes: M in {1, 5, 16, 17, 33} (one and several m16 block rows), N from 9 to 130 (inside one
+ * Shapes: M in {1, 5, 16, 17, 33, 70} (the decode tile of 16 rows up to M = 16, the wide tile of
+ * 64 rows above, each also asked for where the other is the default; one and several row blocks), N from 9 to 130 (inside one
  * 64-column block, and ragged over two or three), K from 40 to 392 (K % 16 = 8: the last k16 tile
  * half zero-filled; several 64-wide K-steps, so the 4-stage pipeline wraps; fewer k16 tiles than
  * warps), groups 32, 64, 128 and per channel, symmetric and zero points, float16 and bfloat16 x,
@@ -44,7 +45,7 @@ type Handle = object;
 type InDType = 'float16' | 'bfloat16';
 interface Int4Args {
   x: Handle; w: Handle; scratch?: Handle | null; bias?: Handle | null; out: Handle;
-  M: number; N: number; K: number; group: number; zeros: boolean; actOrder: boolean; dtype: string; outDtype: string; splits?: number;
+  M: number; N: number; K: number; group: number; zeros: boolean; actOrder: boolean; dtype: string; outDtype: string; splits?: number; blockM?: number;
 }
 interface SimAddon {
   deviceAlloc(a: { device: number; bytes: number }): Handle;
@@ -76,6 +77,8 @@ interface Case {
   bias: boolean;
   /** Split-K slices asked of linearInt4 (absent: the kernel's automatic choice). */
   splits?: number;
+  /** The tile's rows of X asked of linearInt4, 16 or 64 (absent: 16 up to M = 16, else 64). */
+  blockM?: number;
 }
 
 const CASES: Case[] = [
@@ -94,11 +97,18 @@ const CASES: Case[] = [
   { M: 17, N: 40, K: 256, group: 32, zeros: true, actOrder: true, dtype: 'bfloat16', scales: 'float16', outDtype: 'bfloat16', bias: true, splits: 8 },
   { M: 1, N: 9, K: 40, group: 40, zeros: false, actOrder: false, dtype: 'float16', scales: 'float16', outDtype: 'float16', bias: false, splits: 8 },
   { M: 3, N: 100, K: 2048, group: 128, zeros: true, actOrder: false, dtype: 'bfloat16', scales: 'float16', outDtype: 'float32', bias: true },
+  // The tiles: M above 16 runs the wide tile (64 rows, 4 m16 tiles per warp; M = 17 and 33 above
+  // leave 3 and 2 of them past M, skipped) unless asked otherwise. M = 70: two row blocks, the
+  // second with 6 rows; the decode tile asked for at M = 33 (3 row blocks) and the wide one at
+  // M = 5, with split-K and act-order.
+  { M: 70, N: 72, K: 136, group: 136, zeros: true, actOrder: false, dtype: 'float16', scales: 'float32', outDtype: 'float16', bias: true },
+  { M: 33, N: 100, K: 136, group: 136, zeros: false, actOrder: false, dtype: 'bfloat16', scales: 'float32', outDtype: 'float32', bias: true, blockM: 16 },
+  { M: 5, N: 70, K: 256, group: 64, zeros: true, actOrder: true, dtype: 'float16', scales: 'float32', outDtype: 'float32', bias: true, blockM: 64, splits: 2 },
 ];
 
 function name(c: Case): string {
   const g = c.group === c.K ? 'per-channel' : `group ${c.group}`;
-  return `M=${c.M} N=${c.N} K=${c.K} ${g} ${c.zeros ? 'zero points' : 'symmetric'}${c.actOrder ? ' act-order' : ''}, x ${c.dtype}, scales ${c.scales}, out ${c.outDtype}${c.bias ? ', bias' : ''}, ${c.splits ? `splits ${c.splits}` : 'automatic splits'}`;
+  return `M=${c.M} N=${c.N} K=${c.K} ${g} ${c.zeros ? 'zero points' : 'symmetric'}${c.actOrder ? ' act-order' : ''}, x ${c.dtype}, scales ${c.scales}, out ${c.outDtype}${c.bias ? ', bias' : ''}, ${c.splits ? `splits ${c.splits}` : 'automatic splits'}${c.blockM ? `, blockM ${c.blockM}` : ''}`;
 }
 
 const f16 = (v: number) => numberToF16(v);
@@ -201,7 +211,7 @@ async function runCase(c: Case, mode: 'sync' | 'async'): Promise<void> {
     if (hbias) handles.push(hbias);
     const hscratch = c.actOrder ? upload(new Uint16Array(M * K).fill(0xffff)) : null;
     if (hscratch) handles.push(hscratch);
-    const args: Int4Args = { x: hx, w: hw, scratch: hscratch, bias: hbias, out: hout, M, N, K, group, zeros: c.zeros, actOrder: c.actOrder, dtype: c.dtype, outDtype: c.outDtype, ...(c.splits ? { splits: c.splits } : {}) };
+    const args: Int4Args = { x: hx, w: hw, scratch: hscratch, bias: hbias, out: hout, M, N, K, group, zeros: c.zeros, actOrder: c.actOrder, dtype: c.dtype, outDtype: c.outDtype, ...(c.splits ? { splits: c.splits } : {}), ...(c.blockM ? { blockM: c.blockM } : {}) };
     if (mode === 'sync') sim.linearInt4(args);
     else await sim.linearInt4Async(args);
     const got = poisonedOut(c.outDtype, outElems);
@@ -273,6 +283,7 @@ describe('INT4 GEMM: refused configurations and bad arguments are typed errors, 
       expect(attempt(() => sim.linearInt4({ ...args, K: 60, group: 60 }))).toMatchObject({ name: 'RangeError', code: 'ERR_NATIVE', message: expect.stringMatching(/multiple of 8/) });
       expect(attempt(() => sim.linearInt4({ ...args, out: args.x }))).toMatchObject({ name: 'RangeError', code: 'ERR_OVERLAP' });
       for (const splits of [0, 9, 1.5]) expect(attempt(() => sim.linearInt4({ ...args, splits }))).toMatchObject({ name: 'RangeError', code: 'ERR_NATIVE', message: expect.stringMatching(/splits/) });
+      for (const blockM of [0, 8, 32, 128, 16.5]) expect(attempt(() => sim.linearInt4({ ...args, blockM }))).toMatchObject({ name: 'RangeError', code: 'ERR_NATIVE', message: expect.stringMatching(/blockM/) });
       sim.deviceFree(args.out);
       expect(attempt(() => sim.linearInt4(args))).toMatchObject({ name: 'TypeError', code: 'ERR_DISPOSED' });
       expect(attempt(() => sim.int4ToDeviceLayout({ N: 2, K: 16, group: 16, qweight: new Uint8Array(16), scales: new Uint16Array(2), zeros: null, perm: Int32Array.from({ length: 16 }, (_, k) => (k === 3 ? 16 : k)), out: new Uint8Array(sim.int4DeviceLayout({ N: 2, K: 16, group: 16, zeros: false, actOrder: true }).bytes) })))
