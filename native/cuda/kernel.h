@@ -61,6 +61,7 @@ inline uint8_t* dynamic_smem() { return sim::shared_base(); }
 
 #if !defined(__CUDACC__)
 #include <cmath>
+#include <cstring>
 #endif
 
 namespace cg {
@@ -99,6 +100,27 @@ __device__ __forceinline__ float add_rn(float a, float b) {
   return __fadd_rn(a, b);
 #else
   return a + b;
+#endif
+}
+
+// A float32's bits and back, in device code (for register moves such as shuffles).
+__device__ __forceinline__ uint32_t as_u32(float v) {
+#if defined(__CUDACC__)
+  return __float_as_uint(v);
+#else
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  return u;
+#endif
+}
+
+__device__ __forceinline__ float as_f32(uint32_t u) {
+#if defined(__CUDACC__)
+  return __uint_as_float(u);
+#else
+  float v;
+  std::memcpy(&v, &u, 4);
+  return v;
 #endif
 }
 

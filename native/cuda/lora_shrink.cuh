@@ -12,14 +12,21 @@
 // multiply-adds, not M · Σr: a row never multiplies another adapter's A.
 //
 // ---- Block ----------------------------------------------------------------------------------
-// Block (tile, j-chunk): kShrinkThreads = kShrinkRows x 32 threads, thread (i, jj) computes
-// T[rows[i]][32 · blockIdx.y + jj]. K runs in chunks of kShrinkK columns: the tile's x rows
-// (widened exactly from x's dtype) and the chunk's 32 rows of A are staged in shared memory
-// (coalesced loads; A's rows padded to kShrinkK + 1 floats, so the 32 lanes of a warp read 32
-// banks), then each thread adds its kShrinkK products. Each T[m][j] is one FMA chain over k in
-// order, from zero: the arithmetic of the float32 GEMM (gemm_dense_f32.cuh) that computed T
-// before the segments, one rounding per product-add.
-//
+// Block (tile, j-chunk): kShrinkWarps warps, warp w computes T[rows[i]][kShrinkWarps blockIdx.y + w]
+// for the tile's rows i, its 32 lanes splitting K: lane L multiplies columns 4 L + 128 c .. + 3
+// (c = 0, 1, ..), one float32 FMA chain per row in increasing k, then the 32 lane sums are added
+// by a butterfly of shuffles (shfl.bfly 16, 8, 4, 2, 1), the same additions in the same order on
+// every run. So a product passes through at most ceil(K / 128) * 4 FMA roundings, then at most
+// ceil(log2(lanes with columns)) rounded additions (adding the exact 0 of a lane without columns
+// rounds nothing): never more than K + 1, the float32 bound the tests hold it to.
+//   Why: decode (M = 1..16) has one or two tiles, and the shrink's K loop is its latency. The
+//   previous block gave each thread one (row, j) and walked all of K in 64-column chunks staged
+//   in shared memory, two barriers each: one dependent FMA chain of K per thread. Here every
+//   warp reads its row of A once, coalesced (lane L's 16 bytes of each 512), the chains are
+//   K / 32 long, the rows of x are read through the cache (8 rows of x are tiny beside A), and
+//   no barrier or shared memory is needed. Untimed on a GPU: the GPU check's LoRA rows say what
+//   it costs beside the GEMM.
+
 // x may be float32, float16 or bfloat16 (a host x as given, or a device tensor in the weight's
 // dtype): T is x·Aᵀ in float32 from x as the caller passed it, as on the CPU.
 #pragma once
@@ -29,48 +36,50 @@
 #include "cg/dtype.h"
 #include "cuda/gemm_dense.cuh"
 #include "cuda/kernel.h"
+#include "cuda/ptx/shfl.h"
 #include "cuda/store_output.h"
 
 namespace cg {
 namespace gemm {
 
 constexpr int kShrinkRows = 8;
-constexpr int kShrinkThreads = kShrinkRows * 32;
-constexpr int kShrinkK = 64;
+constexpr int kShrinkWarps = 8;  // one rank j per warp
+constexpr int kShrinkThreads = kShrinkWarps * 32;
 constexpr int kShrinkTileWords = 2 + kShrinkRows;
-constexpr int kShrinkSmemBytes = (kShrinkRows * kShrinkK + 32 * (kShrinkK + 1)) * 4;
+constexpr int kShrinkSmemBytes = 0;
 
+// Grid (tiles, ceil(rmax / kShrinkWarps)); block kShrinkThreads: warp w of block (tile, y)
+// computes T[rows[i]][j] for j = kShrinkWarps y + w (if j < the tile's r) and the tile's rows i.
 template <DType kX>
 __global__ void lora_shrink_kernel(const void* __restrict__ x, const float* __restrict__ a_all, const int32_t* __restrict__ tiles, float* __restrict__ t, int K,
                                    int lda, int tld) {
-  float* xs = reinterpret_cast<float*>(dynamic_smem());  // [kShrinkRows][kShrinkK]
-  float* as = xs + kShrinkRows * kShrinkK;                // [32][kShrinkK + 1]
   const int32_t* tile = tiles + size_t(blockIdx.x) * kShrinkTileWords;
   const int off = tile[0], r = tile[1];
-  const int tid = int(threadIdx.x), i = tid / 32, jj = tid % 32;
-  const int j0 = int(blockIdx.y) * 32;
-  const int m = tile[2 + i];
-  const int j = j0 + jj;
-  float acc = 0.0f;
-  for (int k0 = 0; k0 < K; k0 += kShrinkK) {
-    // x: kShrinkRows x kShrinkK values, kShrinkK / 32 per thread (zero past K or for empty slots).
-    for (int e = tid; e < kShrinkRows * kShrinkK; e += kShrinkThreads) {
-      const int row = tile[2 + e / kShrinkK], k = k0 + e % kShrinkK;
-      xs[e] = (row >= 0 && k < K) ? load_value<kX>(x, size_t(row) * size_t(K) + size_t(k)) : 0.0f;
+  const int lane = int(threadIdx.x) % 32;
+  const int j = int(blockIdx.y) * kShrinkWarps + int(threadIdx.x) / 32;
+  if (j >= r) return;  // warp-uniform; this kernel has no barrier
+  int rows[kShrinkRows];
+  for (int i = 0; i < kShrinkRows; ++i) rows[i] = tile[2 + i];
+  const float* const arow = a_all + size_t(off + j) * size_t(lda);
+  float acc[kShrinkRows];
+  for (int i = 0; i < kShrinkRows; ++i) acc[i] = 0.0f;
+  // Lane L: columns 4 L + 128 c + e (c = 0, 1, ..; e = 0..3), in increasing order, never past K.
+  for (int k0 = 4 * lane; k0 < K; k0 += 128) {
+    for (int e = 0; e < 4 && k0 + e < K; ++e) {
+      const int k = k0 + e;
+      const float av = arow[k];
+      for (int i = 0; i < kShrinkRows; ++i)
+        if (rows[i] >= 0) acc[i] = fma_rn(load_value<kX>(x, size_t(rows[i]) * size_t(K) + size_t(k)), av, acc[i]);
     }
-    // A: the chunk's 32 rows (zero past r or K).
-    for (int e = tid; e < 32 * kShrinkK; e += kShrinkThreads) {
-      const int q = e / kShrinkK, kk = e % kShrinkK, k = k0 + kk;
-      as[q * (kShrinkK + 1) + kk] = (j0 + q < r && k < K) ? a_all[size_t(off + j0 + q) * size_t(lda) + size_t(k)] : 0.0f;
-    }
-    __syncthreads();
-    const int kn = K - k0 < kShrinkK ? K - k0 : kShrinkK;
-    for (int kk = 0; kk < kn; ++kk) acc = fma_rn(xs[i * kShrinkK + kk], as[jj * (kShrinkK + 1) + kk], acc);
-    __syncthreads();
   }
-  if (m >= 0 && j < r) t[size_t(m) * size_t(tld) + size_t(j)] = acc;
+  // Each row's 32 lane sums, added by a butterfly (lane masks 16, 8, 4, 2, 1): the same additions
+  // in the same order on every run. Lane 0 stores.
+  for (int i = 0; i < kShrinkRows; ++i) {
+    float v = acc[i];
+    for (int mask = 16; mask >= 1; mask /= 2) v = add_rn(v, as_f32(::cg::ptx::shfl_xor_sync(as_u32(v), mask)));
+    if (lane == 0 && rows[i] >= 0) t[size_t(rows[i]) * size_t(tld) + size_t(j)] = v;
+  }
 }
-
 struct LoraShrinkArgs {
   const void* x = nullptr;  // [M, K] of x_dtype
   DType x_dtype = DType::F32;
@@ -87,14 +96,14 @@ struct LoraShrinkArgs {
 inline const char* validate_lora_shrink(const LoraShrinkArgs& s) {
   if (!s.x || !s.a || !s.tiles || !s.t) return "loraShrink: null buffer";
   if (s.M < 1 || s.K < 1 || s.lda < s.K || s.ntiles < 1 || s.rmax < 1 || s.rmax > s.tld) return "loraShrink: bad shape";
-  if (s.ntiles > 2147483647 / kShrinkTileWords || (s.rmax + 31) / 32 > 65535) return "loraShrink: too many tiles or too large a rank";
+  if (s.ntiles > 2147483647 / kShrinkTileWords || (s.rmax + kShrinkWarps - 1) / kShrinkWarps > 65535) return "loraShrink: too many tiles or too large a rank";
   return nullptr;
 }
 
 template <DType kX>
 inline DenseGemmLaunchStatus launch_lora_shrink_config(const LoraShrinkArgs& s, DenseGemmStream stream) {
   LaunchDim grid = dim_x(unsigned(s.ntiles));
-  grid.y = unsigned((s.rmax + 31) / 32);
+  grid.y = unsigned((s.rmax + kShrinkWarps - 1) / kShrinkWarps);
   auto* const kernel = &lora_shrink_kernel<kX>;
   return CG_LAUNCH_STATUS(kernel, grid, dim_x(kShrinkThreads), kShrinkSmemBytes, stream, s.x, s.a, s.tiles, s.t, s.K, s.lda, s.tld);
 }

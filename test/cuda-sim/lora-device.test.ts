@@ -120,10 +120,11 @@ test("the binding checks the LoRA row table before anything runs (ERR_NATIVE), a
 /**
  * The shrink kernel alone (native/cuda/lora_shrink.cuh through the binding's loraShrink): T
  * poisoned with NaN first; every (m, j < r) of a tiled row equals the float64 x[m]·A[off + j]
- * within float32 accumulation over K (|err| <= (K + 1) 2^-24 Σ|x A|: one rounding per FMA, c = 1),
- * and nothing else of T is written (rows in no tile and columns past their rank stay NaN). x in
- * each dtype (16-bit widened exactly), K = 150 (3 chunks of 64, the last partial), ranks 3 and 40
- * (two 32-column chunks), 19 rows in segments of 9 and 7 (tiles of 8: partial tiles) and 3 rows
+ * within float32 accumulation over K (|err| <= (K + 1) 2^-24 Σ|x A|: a product passes through at
+ * most K + 1 roundings, lora_shrink.cuh's count, c = 1), and nothing else of T is written (rows in
+ * no tile and columns past their rank stay NaN). x in each dtype (16-bit widened exactly), K = 150
+ * (each lane's columns in 2 passes of 128, the second partial; A's padding columns past K hold NaN),
+ * ranks 3 and 40 (5 blocks of 8 ranks, the warps past rank 3 idle), 19 rows in segments of 9 and 7 (tiles of 8: partial tiles) and 3 rows
  * without an adapter. Then the table checks (ERR_NATIVE) and the work it saves: the tiles hold
  * each row once, with its own adapter only (lib/backends/cuda-lora.ts shrinkTiles).
  */
