@@ -211,8 +211,9 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
   const uint64_t stream_policy = ::cg::ptx::l2_evict_first_policy();
 
   // Step: fetch_to_shared. Thread tid copies X chunks tid, tid + 128, .. (chunk i: row i / 8, 8
-  // values at column 8 (i % 8) of the K-step) and code chunk tid (k16 tile tid / 32 of the K-step, lane tid % 32's
-  // 16 bytes). Past M, K or Kp: src-size 0 from the matrix's base (aligned; nothing is read).
+  // values at column 8 (i % 8) of the K-step) and code chunk tid (k16 tile tid / 32 of the
+  // K-step, lane tid % 32's 16 bytes). Past M, K or Kp: src-size 0 from the matrix's base
+  // (aligned; nothing is read).
   auto fetch_to_shared = [&](int stage, int ks) {
     if (ks >= k_steps) return;
     uint8_t* const sx = smem + stage * T::kStageBytes;
