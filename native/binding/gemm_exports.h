@@ -193,9 +193,7 @@ inline LoraArg lora_arg(const Napi::Object& o, int64_t M, int64_t N, int device,
   return l;
 }
 
-// ---- split-K (cuda/split_k.cuh) ---------------------------------------------------------------------
-// The K slices a call asks for: its `splits` (1..kMaxSplits) when given, else `automatic` (the
-// kernel's auto_splits for this device's SMs).
+// ---- the tile ---------------------------------------------------------------------------------------
 // `blockM` as given (16 or 64: a kernel's decode or general tile), or 0 when absent (the
 // launcher chooses by M); any other value is ERR_NATIVE.
 inline int requested_block_m(const Napi::Object& o) {
@@ -206,6 +204,9 @@ inline int requested_block_m(const Napi::Object& o) {
   return b;
 }
 
+// ---- split-K (cuda/split_k.cuh) ---------------------------------------------------------------------
+// The K slices a call asks for: its `splits` (1..kMaxSplits) when given, else `automatic` (the
+// kernel's auto_splits for this device's SMs).
 inline int requested_splits(const Napi::Object& o, int automatic) {
   const Napi::Value v = o.Get("splits");
   return v.IsUndefined() || v.IsNull() ? automatic : int(int_of(o, "splits", 1, gemm::kMaxSplits));
