@@ -85,9 +85,11 @@ inline void panel_tile(const float* __restrict xp, const uint8_t* __restrict w, 
   }
 }
 
+// Never inlined, as run_tile (gemm_driver_impl.h): inlined into panel_task, GCC spilled
+// accumulators of the larger R to the stack inside the K loop.
 template <int R, DType WT>
-inline void panel_run(const float* xp, const uint8_t* w, int64_t pstride, int64_t S, const TileOut& o, int64_t m0, int64_t n0,
-                     int ncols, const PanelPrefetch& pf) {
+__attribute__((noinline)) void panel_run(const float* xp, const uint8_t* w, int64_t pstride, int64_t S, const TileOut& o, int64_t m0, int64_t n0,
+                                         int ncols, const PanelPrefetch& pf) {
   V acc[R][kPermNV];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
