@@ -195,7 +195,7 @@ inline LoraArg lora_arg(const Napi::Object& o, int64_t M, int64_t N, int device,
 
 // ---- the tile ---------------------------------------------------------------------------------------
 // `blockM` as given (16 or 64: a kernel's decode or general tile), or 0 when absent (the
-// launcher chooses by M); any other value is ERR_NATIVE.
+// launcher chooses by M: split_k.cuh's pick_block_m); any other value is ERR_NATIVE.
 inline int requested_block_m(const Napi::Object& o) {
   const Napi::Value v = o.Get("blockM");
   if (v.IsUndefined() || v.IsNull()) return 0;

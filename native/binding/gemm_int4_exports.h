@@ -263,8 +263,8 @@ inline Int4Call int4_call(const Napi::Object& o) {
   a.scratch = scratch ? scratch->ptr : nullptr;
   a.bias = bias ? static_cast<const float*>(bias->ptr) : nullptr;
   a.out = out->ptr;
-  // The tile: blockM 16 (decode) or 64 (wide); absent, int4_block_m's choice by M.
-  a.block_m = gemm::int4_block_m(M, ge::requested_block_m(o));
+  // The tile: blockM 16 (decode) or 64 (wide); absent (0), the launcher's choice by M.
+  a.block_m = ge::requested_block_m(o);
   const gemm::Int4GemmError refused = gemm::validate_int4_gemm(a);
   if (refused != gemm::Int4GemmError::kNone)
     throw coded(Napi::RangeError::New(env, std::string("compressed-gemm: ") + gemm::int4_gemm_error_message(refused)),
@@ -275,10 +275,8 @@ inline Int4Call int4_call(const Napi::Object& o) {
 
   // Split-K: `splits` (1..8) as given, else int4_auto_splits for this device's SMs; a partial
   // buffer [splits, M, N] float32 of this call's own, freed with it.
-  const Napi::Value sv = o.Get("splits");
-  const int requested = absent(sv) ? gemm::int4_auto_splits(M, d.N, d.K, a.block_m, rt::multiprocessors(x->device))
-                                   : int(int_of(o, "splits", 1, gemm::kInt4MaxSplits));
-  a.splits = gemm::int4_effective_splits(d.K, requested);
+  a.splits = gemm::int4_effective_splits(
+      d.K, ge::requested_splits(o, gemm::int4_auto_splits(M, d.N, d.K, gemm::int4_block_m(M, a.block_m), rt::multiprocessors(x->device))));
   std::shared_ptr<de::Allocation> partial;
   if (a.splits > 1) {
     partial = split_workspace(x->device, size_t(a.splits) * size_t(M) * size_t(d.N) * 4);

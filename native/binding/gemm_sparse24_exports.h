@@ -123,11 +123,11 @@ inline Sparse24Call sparse24_call(const Napi::Object& o) {
   a.meta = static_cast<const uint32_t*>(meta->ptr);
   a.bias = bias ? static_cast<const float*>(bias->ptr) : nullptr;
   a.out = out->ptr;
-  // The tile: blockM 16 (decode) or 64 (general); absent, sparse24_block_m's choice by M.
-  a.block_m = gemm::sparse24_block_m(M, ge::requested_block_m(o));
+  // The tile: blockM 16 (decode) or 64 (general); absent (0), the launcher's choice by M.
+  a.block_m = ge::requested_block_m(o);
   // Split-K: the rest is checked with one slice first, so that a refused call allocates nothing.
-  const int splits =
-      gemm::sparse24_effective_splits(kp, ge::requested_splits(o, gemm::sparse24_auto_splits(M, np, kp, a.block_m, rt::multiprocessors(x->device))));
+  const int splits = gemm::sparse24_effective_splits(
+      kp, ge::requested_splits(o, gemm::sparse24_auto_splits(M, np, kp, gemm::sparse24_block_m(M, a.block_m), rt::multiprocessors(x->device))));
   a.splits = 1;
   std::string refused = gemm::validate_sparse24_gemm(a);
   std::shared_ptr<de::Allocation> partial;

@@ -348,8 +348,8 @@ struct DenseGemmArgs {
 // The tile's rows of X for a call: `requested` when given (not 0), else the decode tile for
 // 16-bit inputs up to M = 16, and 64 rows otherwise (float32 inputs have the 64-row tile only).
 inline int dense_block_m(int64_t M, int requested, DType in) {
-  if (requested != 0) return requested;
-  return in != DType::F32 && M <= DenseDecodeTile::kBlockM ? DenseDecodeTile::kBlockM : DenseTile::kBlockM;
+  if (requested == 0 && in == DType::F32) return DenseTile::kBlockM;
+  return pick_block_m(M, requested, DenseDecodeTile::kBlockM, DenseTile::kBlockM);
 }
 
 // The K slices the launcher uses when the caller does not choose (split_k.cuh's auto_splits over

@@ -352,10 +352,7 @@ constexpr int kInt4MaxSplits = kMaxSplits;
 
 // The tile's rows of X for a call: `requested` (16 or 64) when given (not 0), else the decode tile
 // (Int4Tile) up to M = 16 and the wide one (Int4WideTile) above.
-inline int int4_block_m(int64_t M, int requested) {
-  if (requested != 0) return requested;
-  return M <= Int4Tile::kBlockM ? Int4Tile::kBlockM : Int4WideTile::kBlockM;
-}
+inline int int4_block_m(int64_t M, int requested) { return pick_block_m(M, requested, Int4Tile::kBlockM, Int4WideTile::kBlockM); }
 
 // The K slices the launcher uses when the caller does not choose (split_k.cuh's auto_splits over
 // this kernel's 64-column tiles of `block_m` rows and k16 steps, each slice at least 16 k16 tiles:

@@ -299,8 +299,7 @@ struct Sparse24GemmArgs {
 // The tile's rows of X for a call: `requested` (16 or 64) when given (not 0), else the decode
 // tile up to M = 16 and the general one above.
 inline int sparse24_block_m(int64_t M, int requested) {
-  if (requested != 0) return requested;
-  return M <= Sparse24DecodeTile::kBlockM ? Sparse24DecodeTile::kBlockM : Sparse24Tile::kBlockM;
+  return pick_block_m(M, requested, Sparse24DecodeTile::kBlockM, Sparse24Tile::kBlockM);
 }
 
 // The K slices the launcher uses when the caller does not choose (split_k.cuh's auto_splits over
@@ -316,8 +315,10 @@ inline int sparse24_effective_splits(int64_t kp, int splits) { return effective_
 // A configuration the kernel does not run, as a message ("" when it runs).
 inline const char* validate_sparse24_gemm(const Sparse24GemmArgs& a) {
   if (a.M < 1 || a.N < 1 || a.K < 1) return "2:4 GEMM: M, N and K must be at least 1";
-  if (a.block_m != Sparse24Tile::kBlockM && a.block_m != Sparse24DecodeTile::kBlockM) return "2:4 GEMM: the tile's rows of X (block_m) must be 16 or 64";
-  if ((int64_t(a.M) + a.block_m - 1) / a.block_m > 65535) return "2:4 GEMM: M above the grid's reach (65535 tiles of block_m rows)";
+  if (a.block_m != 0 && a.block_m != Sparse24Tile::kBlockM && a.block_m != Sparse24DecodeTile::kBlockM)
+    return "2:4 GEMM: the tile's rows of X (block_m) must be 0 (by M), 16 or 64";
+  const int64_t block_m = sparse24_block_m(a.M, a.block_m);
+  if ((int64_t(a.M) + block_m - 1) / block_m > 65535) return "2:4 GEMM: M above the grid's reach (65535 tiles of block_m rows)";
   if (a.K % 8 != 0) return "2:4 GEMM: K must be a multiple of 8 (rows of X are copied as 16-byte chunks of 8 values)";
   if (a.np % Sparse24Tile::kBlockN != 0 || a.kp % Sparse24Tile::kBlockK != 0 || a.N > a.np || a.K > a.kp)
     return "2:4 GEMM: the weight's padded shape must be multiples of 64 covering N and K";
@@ -370,9 +371,9 @@ inline Sparse24LaunchStatus launch_sparse24_tile(const Sparse24GemmArgs& a, Spar
   return a.dtype == DType::BF16 ? launch_sparse24_input<T, true>(a, stream) : launch_sparse24_input<T, false>(a, stream);
 }
 
-// Launches on `stream` (validate_sparse24_gemm first: the caller's job; a.block_m resolved, 16 or 64).
+// Launches on `stream` (validate_sparse24_gemm first: the caller's job).
 inline Sparse24LaunchStatus launch_sparse24_gemm(const Sparse24GemmArgs& a, Sparse24Stream stream) {
-  return a.block_m == Sparse24DecodeTile::kBlockM ? launch_sparse24_tile<Sparse24DecodeTile>(a, stream) : launch_sparse24_tile<Sparse24Tile>(a, stream);
+  return sparse24_block_m(a.M, a.block_m) == Sparse24DecodeTile::kBlockM ? launch_sparse24_tile<Sparse24DecodeTile>(a, stream) : launch_sparse24_tile<Sparse24Tile>(a, stream);
 }
 
 }  // namespace gemm

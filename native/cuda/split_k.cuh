@@ -15,6 +15,15 @@
 namespace cg {
 namespace gemm {
 
+// ---- the tile's rows of X (the dense, 2:4 and INT4 GEMMs; auto_splits counts tiles of them) -----
+// `requested` when the caller chose one (not 0), else the kernel's decode tile of `decode_rows`
+// rows up to M = decode_rows and its general tile of `general_rows` rows above.
+inline int pick_block_m(int64_t M, int requested, int decode_rows, int general_rows) {
+  if (requested != 0) return requested;
+  return M <= decode_rows ? decode_rows : general_rows;
+}
+
+// ---- split-K ------------------------------------------------------------------------------------
 // At most this many K slices per output tile.
 constexpr int kMaxSplits = 8;
 
