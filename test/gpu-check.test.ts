@@ -16,7 +16,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { codeOf } from './helpers/expect-error';
 import * as ref from './helpers/ptx-reference';
-import { BASE_SEED, mulberry32 as refMulberry32, numberToBf16, numberToF16, seedFor as refSeedFor } from './helpers/reference';
+import { BASE_SEED, f16ToNumber, mulberry32 as refMulberry32, numberToBf16, numberToF16, seedFor as refSeedFor } from './helpers/reference';
 
 const ROOT = path.resolve(__dirname, '..');
 const SCRIPT = path.join(ROOT, 'scripts', 'gpu-check.sh');
@@ -90,7 +90,7 @@ describe('scripts/gpu-check.sh', () => {
     expect(r.stderr).toMatch(/usage: bash scripts\/gpu-check.sh OUT_DIR/);
   });
 
-  test('bench-ours.js: never a number without a GPU; on the simulated device it runs the dense, 2:4 and INT4 kernels through timeGemm and keeps no figure', () => {
+  test('bench-ours.js: never a number without a GPU; on the simulated device it runs the dense, 2:4 and INT4 kernels (plain and with a LoRA term) and the LoRA shrink through timeGemm and keeps no figure', () => {
     if (fs.existsSync(CUDA_ADDON)) {
       const r = spawnSync(process.execPath, [path.join(DIR, 'bench-ours.js'), '--addon', CUDA_ADDON], { encoding: 'utf8', timeout: 600_000 });
       expect(r.status).toBe(0);
@@ -105,9 +105,15 @@ describe('scripts/gpu-check.sh', () => {
     expect(s.status).toBe(0);
     const o = JSON.parse(s.stdout);
     expect(o.status).toMatch(/^simulated: plumbing checked, nothing timed as a GPU figure/);
-    expect(o.results.map((r: { kernel: string; dtype: string; splits?: number; blockM?: number }) => `${r.kernel} ${r.dtype}${r.splits ? ` splits ${r.splits}` : ''}${r.blockM ? ` blockM ${r.blockM}` : ''}`)).toEqual([
+    expect(o.results.map((r: { kernel: string; dtype: string; splits?: number; blockM?: number; loraRank?: number }) => `${r.kernel} ${r.dtype}${r.splits ? ` splits ${r.splits}` : ''}${r.blockM ? ` blockM ${r.blockM}` : ''}${r.loraRank ? ` lora ${r.loraRank}` : ''}`)).toEqual([
       'dense fp16', 'dense bf16', 'sparse24 fp16', 'int4 fp16', 'int4 fp16 splits 4', 'sparse24 fp16 splits 4', 'sparse24 fp16 blockM 64', 'dense fp16 blockM 64', 'int4 fp16 blockM 16',
+      'dense fp16 lora 16', 'sparse24 fp16 lora 16', 'int4 fp16 lora 16', 'loraShrink fp16 lora 16',
     ]);
+    // The LoRA cases' names say what ran; the overhead ratios need GPU times, so none here.
+    expect(o.results.filter((r: { loraRank?: number }) => r.loraRank).map((r: { name: string }) => r.name)).toEqual([
+      'dense+lora16 smoke', '2:4+lora16 smoke', 'int4-g128+lora16 smoke', 'lora-shrink r16 smoke',
+    ]);
+    expect(o.lora_overhead).toBeUndefined();
     for (const r of o.results) {
       expect(r.error).toBeUndefined();
       expect(r.median_ms).toBeUndefined();
@@ -115,6 +121,14 @@ describe('scripts/gpu-check.sh', () => {
     }
     // The async-return check ran its GEMMs and copy without error, and keeps no time either.
     expect(o.async).toEqual({ kernels: 2, M: 64, N: 64, K: 64 });
+    expect(o.skipped_for_time).toBeUndefined();
+    // Past its deadline it starts no case and says how many it left out (gpu-check.sh's timings
+    // step gives it half of its time, so that cuBLAS's baseline still runs).
+    const late = spawnSync(process.execPath, [path.join(DIR, 'bench-ours.js'), '--addon', SIM_ADDON, '--smoke', '--deadline', '1'], { encoding: 'utf8', timeout: 120_000 });
+    expect(late.status).toBe(0);
+    const ol = JSON.parse(late.stdout);
+    expect(ol.results).toEqual([]);
+    expect(ol.skipped_for_time).toBe(o.results.length);
   });
 
   test("timeGemm's arguments are checked like the kernels' exports (coded errors, nothing launched)", () => {
@@ -134,6 +148,67 @@ describe('scripts/gpu-check.sh', () => {
     } finally {
       for (const h of [x, w, out]) sim.deviceFree(h);
     }
+  });
+
+  test("timeGemm's loraShrink uploads the tile table and runs the shrink: T = x·Aᵀ within the float32 (K + 1)-rounding bound; a bad table is ERR_NATIVE", () => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const sim = require(SIM_ADDON);
+    const rng = refMulberry32(refSeedFor('timeGemm loraShrink'));
+    const M = 11, K = 200, r = 5, tld = 6; // two tiles of 8 rows, the second with 3 empty slots
+    const xBits = new Uint16Array(M * K).map(() => numberToF16(rng() * 2 - 1));
+    const A = new Float32Array(r * K).map(() => rng() * 2 - 1);
+    const tiles = new Int32Array(20).fill(-1);
+    tiles.set([0, r, 0, 1, 2, 3, 4, 5, 6, 7], 0);
+    tiles.set([0, r, 8, 9, 10], 10);
+    const x = sim.deviceAlloc({ bytes: xBits.byteLength }), a = sim.deviceAlloc({ bytes: A.byteLength });
+    const tilesDev = sim.deviceAlloc({ bytes: tiles.byteLength }), t = sim.deviceAlloc({ bytes: M * tld * 4 });
+    try {
+      sim.copyToDevice({ handle: x, src: xBits });
+      sim.copyToDevice({ handle: a, src: A });
+      sim.copyToDevice({ handle: t, src: new Float32Array(M * tld).fill(NaN) }); // poison: unwritten entries stay NaN
+      const args = { x, xDtype: 'float16', M, K, a, lda: K, rsum: r, tiles, tilesDev, t, tld };
+      const bad = new Int32Array(tiles);
+      bad[12] = M; // a row index past M
+      expect(codeOf(() => sim.timeGemm({ kernel: 'loraShrink', args: { ...args, tiles: bad } }))).toBe('RangeError ERR_NATIVE');
+      const res = sim.timeGemm({ kernel: 'loraShrink', args, warmup: 0, reps: 1 });
+      expect(res.ms).toHaveLength(1);
+      const T = new Float32Array(M * tld);
+      sim.copyToHost({ handle: t, dst: T });
+      const u = 2 ** -24;
+      for (let m = 0; m < M; m++) {
+        for (let j = 0; j < r; j++) {
+          let s = 0, sa = 0;
+          for (let k = 0; k < K; k++) {
+            const p = f16ToNumber(xBits[m * K + k]) * A[j * K + k];
+            s += p;
+            sa += Math.abs(p);
+          }
+          // Each product passes through at most K + 1 float32 roundings (lora_shrink.cuh).
+          expect(Math.abs(T[m * tld + j] - s)).toBeLessThanOrEqual((K + 1) * u * sa + 1e-30);
+        }
+        expect(Number.isNaN(T[m * tld + r])).toBe(true); // column r of tld is never written
+      }
+    } finally {
+      for (const h of [x, a, tilesDev, t]) sim.deviceFree(h);
+    }
+  });
+
+  test("bench-ours.js's lora_overhead: (shrink + fused GEMM) / the plain GEMM of the same shape, dtype and M; cases without both partners are left out", () => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { loraOverhead } = require(path.join(DIR, 'bench-ours.js'));
+    const row = (kernel: string, M: number, median: number, extra: Record<string, number> = {}) =>
+      ({ name: `${kernel} ${M}`, kernel, dtype: 'fp16', M, N: 64, K: 128, median_ms: median, ...extra });
+    const results = [
+      row('dense', 16, 2.0), row('dense', 16, 1.5, { splits: 1 }), row('dense', 16, 9.0, { blockM: 64 }), row('int4', 16, 1.0),
+      row('dense', 16, 2.1, { loraRank: 16 }), row('int4', 16, 1.2, { loraRank: 16 }), row('loraShrink', 16, 0.1, { loraRank: 16 }),
+      row('sparse24', 16, 3.0, { loraRank: 16 }), // no plain 2:4 row: left out
+      row('dense', 128, 5.0, { loraRank: 16 }), row('dense', 128, 4.0), // no shrink at M = 128: left out
+    ];
+    const o = loraOverhead(results);
+    expect(o.map((r: { name: string }) => r.name)).toEqual(['dense 16', 'int4 16']);
+    expect(o[0]).toMatchObject({ base_ms: 2.0, fused_ms: 2.1, shrink_ms: 0.1, rank: 16 });
+    expect(o[0].ratio).toBeCloseTo(1.1, 12);
+    expect(o[1].ratio).toBeCloseTo(1.3, 12);
   });
 });
 

@@ -4,8 +4,10 @@
 //   timeGemm({ kernel, args, warmup?, reps? }) -> { ms: number[] }   [sync: waits for the device]
 //
 //   kernel  'dense' (args as linearDense's, binding/gemm_exports.h), 'sparse24' (as
-//           linearSparse24's, gemm_sparse24_exports.h) or 'int4' (as linearInt4's,
-//           gemm_int4_exports.h), checked the same way
+//           linearSparse24's, gemm_sparse24_exports.h), 'int4' (as linearInt4's,
+//           gemm_int4_exports.h) or 'loraShrink' (as loraShrink's, lora_exports.h: the first half
+//           of a LoRA call, timed apart from the GEMM whose epilogue adds the second), checked
+//           the same way
 //   warmup  launches before the timed ones (default 3, 0..1000); reps: timed launches (default
 //           20, 1..10000)
 //   ms      one entry per timed launch: the milliseconds between the events recorded before and
@@ -26,6 +28,7 @@
 #include "binding/gemm_exports.h"
 #include "binding/gemm_int4_exports.h"
 #include "binding/gemm_sparse24_exports.h"
+#include "binding/lora_exports.h"
 
 namespace cg {
 namespace binding {
@@ -37,7 +40,7 @@ inline Napi::Value TimeGemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Napi::Object o = object_arg(info);
   const Napi::Value kv = o.Get("kernel");
-  if (!kv.IsString()) throw_type(env, "kernel must be 'dense', 'sparse24' or 'int4'");
+  if (!kv.IsString()) throw_type(env, "kernel must be 'dense', 'sparse24', 'int4' or 'loraShrink'");
   const std::string kernel = kv.As<Napi::String>().Utf8Value();
   const Napi::Value av = o.Get("args");
   if (!av.IsObject()) throw_type(env, "args must be the kernel export's argument object");
@@ -67,8 +70,15 @@ inline Napi::Value TimeGemm(const Napi::CallbackInfo& info) {
     launch = gemm_int4_exports::int4_kernel(c.args);
     keep = std::move(c.keep);
     lora = c.lora;
+  } else if (kernel == "loraShrink") {
+    lora_exports::ShrinkCall c = lora_exports::shrink_call(av.As<Napi::Object>());
+    device = c.device;
+    launch = lora_exports::shrink_kernel(c.args, c.table);
+    lora.rows = c.keep[2];  // the tile table goes up before the launches, as loraShrink does it
+    lora.table = c.table;
+    keep = std::move(c.keep);
   } else {
-    throw_range(env, "kernel must be 'dense', 'sparse24' or 'int4'; got '" + kernel + "'");
+    throw_range(env, "kernel must be 'dense', 'sparse24', 'int4' or 'loraShrink'; got '" + kernel + "'");
   }
 
   rt::Stream& s = de::stream_for(device);

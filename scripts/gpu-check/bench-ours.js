@@ -4,6 +4,8 @@
 //
 //   node scripts/gpu-check/bench-ours.js --addon build-cuda/Release/compressed_gemm_cuda.node > ours.json
 //   node scripts/gpu-check/bench-ours.js --addon build/Release/compressed_gemm_cuda_sim.node --smoke
+//   --deadline T: start no case after epoch second T (gpu-check.sh gives it half of its timings
+//   step); `skipped_for_time` counts the cases left out, the most valuable ones come first.
 //
 // Kernels: the dense tensor-core GEMM (native/cuda/gemm_dense.cuh; fp16 and bf16) on 8192^3 and the
 // LLM shapes, the 2:4 sparse GEMM (gemm_sparse24.cuh; fp16) and the INT4 W4A16 GEMM
@@ -12,6 +14,10 @@
 // also with their 64-row tiles beside the decode tiles they pick at M <= 16, INT4 with its
 // 16-row tile beside the 64-row one it picks at M = 128), at M in
 // {1, 16, 128, 512, 4096}: y[M, N] = x[M, K] W[N, K]^T, the layout torch_baseline.py times.
+// LoRA (rank 16, one adapter, fp16 x) at M = 16 and 128 on the LLM shapes: each GEMM with its
+// fused epilogue term (`+lora16`), and the shrink T = x·Aᵀ (lora_shrink.cuh) on its own; then
+// `lora_overhead` gives (shrink + fused GEMM) / the plain GEMM of the same case, the issue's
+// "adds at most 10%" (the plain GEMMs are the automatic-choice rows above).
 //
 // Method (as torch_baseline.py): the addon's timeGemm (native/binding/timing_exports.h) records a
 // device event before and after each launch; enough copies of the inputs to span 128 MiB (past
@@ -29,6 +35,8 @@ const path = require('path');
 
 const LLM_SHAPES = [[4096, 4096], [11008, 4096], [4096, 11008]]; // [N, K]
 const LLM_MS = [1, 16, 128, 512, 4096];
+const LORA_MS = [16, 128];
+const LORA_RANK = 16;
 const SPAN_BYTES = 128 * 2 ** 20;
 const ORDERED_NIBBLES = [0x4, 0x8, 0x9, 0xc, 0xd, 0xe];
 
@@ -80,15 +88,51 @@ function upload(addon, src) {
 }
 
 /** Device buffers of one input set of (kernel, M, N, K), and the kernel's argument object. */
-function inputSet(addon, kernel, dtype, M, N, K) {
+function randomF32(n) {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (Math.random() * 2 - 1) * 0.05;
+  return a;
+}
+
+/**
+ * The LoRA term of one adapter of rank `r` for every row (lora_epilogue.h's arguments): T [M, r]
+ * and Bt [r, N] float32, the row table (off 0, rank r, alpha 1 for each row) and its device copy.
+ */
+function loraArgs(addon, keep, M, N, r) {
+  const table = new Int32Array(3 * M);
+  table.fill(0, 0, M);
+  table.fill(r, M, 2 * M);
+  table.fill(new Int32Array(new Float32Array([1]).buffer)[0], 2 * M);
+  return {
+    t: keep(upload(addon, randomF32(M * r))), bt: keep(upload(addon, randomF32(r * N))), rows: keep(addon.deviceAlloc({ bytes: 12 * M })),
+    table, rsum: r, tld: r,
+  };
+}
+
+function inputSet(addon, kernel, dtype, M, N, K, loraRank = 0) {
   const dt = dtype === 'bf16' ? 'bfloat16' : 'float16';
   const handles = [];
   const keep = (h) => (handles.push(h), h);
   const x = keep(upload(addon, random16(M * K, dtype)));
+  if (kernel === 'loraShrink') {
+    // T = x·Aᵀ for one adapter of rank loraRank (N unused): tiles of 8 rows, A [r, K] float32.
+    const r = loraRank, ntiles = Math.ceil(M / 8);
+    const tiles = new Int32Array(ntiles * 10).fill(-1);
+    for (let i = 0; i < ntiles; i++) {
+      tiles[10 * i] = 0;
+      tiles[10 * i + 1] = r;
+      for (let q = 0; q < 8 && 8 * i + q < M; q++) tiles[10 * i + 2 + q] = 8 * i + q;
+    }
+    const a = keep(upload(addon, randomF32(r * K)));
+    const tilesDev = keep(addon.deviceAlloc({ bytes: tiles.byteLength }));
+    const t = keep(addon.deviceAlloc({ bytes: M * r * 4 }));
+    return { handles, bytes: M * K * 2 + r * K * 4 + M * r * 4, args: { x, xDtype: dt, M, K, a, lda: K, rsum: r, tiles, tilesDev, t, tld: r } };
+  }
+  const lora = loraRank ? { lora: loraArgs(addon, keep, M, N, loraRank) } : {};
   const out = keep(addon.deviceAlloc({ bytes: M * N * 2 }));
   if (kernel === 'dense') {
     const w = keep(upload(addon, random16(N * K, dtype)));
-    return { handles, bytes: (M * K + N * K + M * N) * 2, args: { x, w, bias: null, out, M, N, K, dtype: dt, outDtype: dt } };
+    return { handles, bytes: (M * K + N * K + M * N) * 2, args: { x, w, bias: null, out, M, N, K, dtype: dt, outDtype: dt, ...lora } };
   }
   if (kernel === 'int4') {
     const group = 128, G = K / group;
@@ -101,7 +145,7 @@ function inputSet(addon, kernel, dtype, M, N, K) {
     return {
       handles,
       bytes: M * K * 2 + layout.bytes + M * N * 2,
-      args: { x, w, scratch: null, bias: null, out, M, N, K, group, zeros: false, actOrder: false, dtype: dt, outDtype: dt },
+      args: { x, w, scratch: null, bias: null, out, M, N, K, group, zeros: false, actOrder: false, dtype: dt, outDtype: dt, ...lora },
     };
   }
   const np = Math.ceil(N / 64) * 64, kp = Math.ceil(K / 64) * 64;
@@ -116,27 +160,29 @@ function inputSet(addon, kernel, dtype, M, N, K) {
   return {
     handles,
     bytes: M * K * 2 + np * kp + words.byteLength + M * N * 2,
-    args: { x, values, meta, bias: null, out, M, N, K, np, kp, dtype: dt, outDtype: dt },
+    args: { x, values, meta, bias: null, out, M, N, K, np, kp, dtype: dt, outDtype: dt, ...lora },
   };
 }
 
 function measure(addon, kernel, dtype, name, M, N, K, opts, extra = {}) {
-  const probe = inputSet(addon, kernel, dtype, M, N, K);
-  Object.assign(probe.args, extra);
+  const { loraRank = 0, ...launchExtra } = extra;
+  const probe = inputSet(addon, kernel, dtype, M, N, K, loraRank);
+  Object.assign(probe.args, launchExtra);
   const copies = opts.smoke ? 1 : Math.max(1, Math.min(64, Math.ceil(SPAN_BYTES / probe.bytes)));
   const sets = [probe];
   try {
-    for (let i = 1; i < copies; i++) sets.push(inputSet(addon, kernel, dtype, M, N, K));
-    for (const s of sets) Object.assign(s.args, extra);
+    for (let i = 1; i < copies; i++) sets.push(inputSet(addon, kernel, dtype, M, N, K, loraRank));
+    for (const s of sets) Object.assign(s.args, launchExtra);
     const rounds = opts.smoke ? 2 : Math.max(3, Math.ceil(60 / copies));
     addon.timeGemm({ kernel, args: sets[0].args, warmup: opts.smoke ? 1 : 5, reps: 1 });
     const ms = [];
     for (let r = 0; r < rounds; r++) for (const s of sets) ms.push(addon.timeGemm({ kernel, args: s.args, warmup: 0, reps: 1 }).ms[0]);
     ms.sort((a, b) => a - b);
     const median = percentile(ms, 0.5);
-    const flops = 2 * M * N * K;
+    const flops = kernel === 'loraShrink' ? 2 * M * loraRank * K : 2 * M * N * K;
+    const label = kernel === 'loraShrink' ? `lora-shrink r${loraRank}` : `${{ dense: 'dense', sparse24: '2:4', int4: 'int4-g128' }[kernel]}${loraRank ? `+lora${loraRank}` : ''}`;
     return {
-      name: `${{ dense: 'dense', sparse24: '2:4', int4: 'int4-g128' }[kernel]}${extra.splits ? ` splits ${extra.splits}` : ''}${extra.blockM ? ` blockM ${extra.blockM}` : ''} ${name}`, kernel, dtype, M, N, K, ...extra,
+      name: `${label}${extra.splits ? ` splits ${extra.splits}` : ''}${extra.blockM ? ` blockM ${extra.blockM}` : ''} ${name}`, kernel, dtype, M, N, K, ...extra,
       median_ms: median, p10_ms: percentile(ms, 0.1), p90_ms: percentile(ms, 0.9), samples: ms.length, copies,
       tflops: flops / (median * 1e-3) / 1e12, gbps: probe.bytes / (median * 1e-3) / 1e9,
     };
@@ -181,10 +227,31 @@ async function asyncReturn(addon, simulated) {
   }
 }
 
+/**
+ * Per LoRA case: (shrink + GEMM with its fused term) / the same GEMM without LoRA (the row with no
+ * splits or blockM given), from the medians of `results`.
+ */
+function loraOverhead(results) {
+  const find = (pred) => results.find((r) => r.median_ms !== undefined && pred(r));
+  const rows = [];
+  for (const fused of results) {
+    if (!fused.loraRank || fused.kernel === 'loraShrink' || fused.median_ms === undefined) continue;
+    const same = (r) => r.M === fused.M && r.N === fused.N && r.K === fused.K && r.dtype === fused.dtype;
+    const base = find((r) => r.kernel === fused.kernel && same(r) && !r.loraRank && !r.splits && !r.blockM);
+    const shrink = find((r) => r.kernel === 'loraShrink' && same(r) && r.loraRank === fused.loraRank);
+    if (!base || !shrink) continue;
+    rows.push({
+      name: fused.name, M: fused.M, N: fused.N, K: fused.K, rank: fused.loraRank, base_ms: base.median_ms, fused_ms: fused.median_ms,
+      shrink_ms: shrink.median_ms, ratio: (fused.median_ms + shrink.median_ms) / base.median_ms,
+    });
+  }
+  return rows;
+}
+
 async function main() {
   const file = arg('--addon');
   const smoke = process.argv.includes('--smoke');
-  const out = { status: 'not built yet', kernels: 'dense tensor-core GEMM (gemm_dense.cuh), 2:4 sparse GEMM (gemm_sparse24.cuh), INT4 W4A16 GEMM (gemm_int4.cuh)', results: [] };
+  const out = { status: 'not built yet', kernels: 'dense tensor-core GEMM (gemm_dense.cuh), 2:4 sparse GEMM (gemm_sparse24.cuh), INT4 W4A16 GEMM (gemm_int4.cuh), each with a fused LoRA term, and the LoRA shrink (lora_shrink.cuh)', results: [] };
   if (!file || file === 'none') {
     out.reason = 'no --addon given';
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
@@ -237,13 +304,27 @@ async function main() {
     for (const [N, K] of LLM_SHAPES) for (const M of [1, 16]) cases.push(['dense', 'fp16', `llm ${N}x${K}`, M, N, K, { blockM: 64 }]);
     // INT4's decode tile (16 rows) beside the wide tile (64 rows) the automatic choice runs above M = 16.
     for (const [N, K] of LLM_SHAPES) cases.push(['int4', 'fp16', `llm ${N}x${K}`, 128, N, K, { blockM: 16 }]);
+    // LoRA rank 16: the fused GEMMs and the shrink (lora_overhead below).
+    for (const [N, K] of LLM_SHAPES)
+      for (const M of LORA_MS) {
+        for (const kernel of ['dense', 'sparse24', 'int4']) cases.push([kernel, 'fp16', `llm ${N}x${K}`, M, N, K, { loraRank: LORA_RANK }]);
+        cases.push(['loraShrink', 'fp16', `llm ${N}x${K}`, M, N, K, { loraRank: LORA_RANK }]);
+      }
   }
   if (smoke || simulated) {
     cases.push(['int4', 'fp16', 'smoke', 1, 64, 1024, { splits: 4 }], ['sparse24', 'fp16', 'smoke', 1, 64, 1024, { splits: 4 }]);
     cases.push(['sparse24', 'fp16', 'smoke', 1, 64, 1024, { blockM: 64 }], ['dense', 'fp16', 'smoke', 1, 64, 1024, { blockM: 64 }]);
     cases.push(['int4', 'fp16', 'smoke', 20, 64, 1024, { blockM: 16 }]);
+    for (const kernel of ['dense', 'sparse24', 'int4']) cases.push([kernel, 'fp16', 'smoke', 5, 70, 256, { loraRank: LORA_RANK }]);
+    cases.push(['loraShrink', 'fp16', 'smoke', 5, 70, 256, { loraRank: LORA_RANK }]);
   }
-  for (const [kernel, dtype, name, M, N, K, extra] of cases) {
+  const deadline = Number(arg('--deadline')) || 0;
+  for (let i = 0; i < cases.length; i++) {
+    if (deadline && Date.now() / 1000 > deadline) {
+      out.skipped_for_time = cases.length - i;
+      break;
+    }
+    const [kernel, dtype, name, M, N, K, extra] = cases[i];
     try {
       const r = measure(addon, kernel, dtype, name, M, N, K, { smoke: smoke || simulated }, extra);
       // The simulator's times are the CPU's: the plumbing ran (events, launches, copies), no figure is kept.
@@ -253,11 +334,16 @@ async function main() {
       out.results.push({ name: `${kernel} ${name}`, kernel, dtype, M, N, K, error: `${e.code || e.name}: ${e.message}` });
     }
   }
+  if (!simulated) out.lora_overhead = loraOverhead(out.results);
   out.async = await asyncReturn(addon, smoke || simulated);
   out.status = simulated ? 'simulated: plumbing checked, nothing timed as a GPU figure' : 'measured';
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');
 }
 
-main().catch((e) => {
-  process.stdout.write(JSON.stringify({ status: 'not built yet', reason: `bench-ours.js failed: ${e.message}`, results: [] }, null, 2) + '\n');
-});
+if (require.main === module) {
+  main().catch((e) => {
+    process.stdout.write(JSON.stringify({ status: 'not built yet', reason: `bench-ours.js failed: ${e.message}`, results: [] }, null, 2) + '\n');
+  });
+}
+
+module.exports = { loraOverhead };

@@ -178,6 +178,11 @@ def table(results, ours):
         for r in ours.get("results", []):
             lines.append(f"{'ours ' + r.get('name', ''):<28} {r.get('dtype', ''):<9} {r.get('M', ''):>5} {r.get('N', ''):>6} "
                          f"{r.get('K', ''):>6} {r.get('median_ms', float('nan')):>10.4f}")
+        if ours.get("skipped_for_time"):
+            lines.append(f"ours: {ours['skipped_for_time']} cases not run (out of the step's time)")
+        for o in ours.get("lora_overhead", []):
+            lines.append(f"ours LoRA r{o['rank']} {o['name']}: (shrink {o['shrink_ms']:.4f} + fused GEMM {o['fused_ms']:.4f} ms) / "
+                         f"plain GEMM {o['base_ms']:.4f} ms = {o['ratio']:.3f}x")
         a = ours.get("async") or {}
         if "total_ms" in a:
             lines.append(f"ours async: copyToHostAsync returned in {a['copy_call_ms']:.3f} ms behind {a['kernels']} queued "
@@ -185,7 +190,7 @@ def table(results, ours):
         elif "error" in a:
             lines.append(f"ours async: unavailable: {a['error'][:70]}")
     else:
-        lines.append(f"ours (dense and 2:4 GEMMs): {status}" + (f" ({ours.get('reason')})" if ours and ours.get("reason") else ""))
+        lines.append(f"ours (dense, 2:4 and INT4 GEMMs, LoRA): {status}" + (f" ({ours.get('reason')})" if ours and ours.get("reason") else ""))
     return "\n".join(lines)
 
 
