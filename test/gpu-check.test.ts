@@ -107,7 +107,7 @@ describe('scripts/gpu-check.sh', () => {
     expect(o.status).toMatch(/^simulated: plumbing checked, nothing timed as a GPU figure/);
     expect(o.results.map((r: { kernel: string; dtype: string; splits?: number; blockM?: number; loraRank?: number }) => `${r.kernel} ${r.dtype}${r.splits ? ` splits ${r.splits}` : ''}${r.blockM ? ` blockM ${r.blockM}` : ''}${r.loraRank ? ` lora ${r.loraRank}` : ''}`)).toEqual([
       'dense fp16', 'dense bf16', 'sparse24 fp16', 'int4 fp16', 'int4 fp16 splits 4', 'sparse24 fp16 splits 4', 'sparse24 fp16 blockM 64', 'dense fp16 blockM 64', 'int4 fp16 blockM 16',
-      'dense fp16 lora 16', 'sparse24 fp16 lora 16', 'int4 fp16 lora 16', 'loraShrink fp16 lora 16',
+      'dense fp16 blockM 128', 'dense fp16 lora 16', 'sparse24 fp16 lora 16', 'int4 fp16 lora 16', 'loraShrink fp16 lora 16',
     ]);
     // The LoRA cases' names say what ran; the overhead ratios need GPU times, so none here.
     expect(o.results.filter((r: { loraRank?: number }) => r.loraRank).map((r: { name: string }) => r.name)).toEqual([

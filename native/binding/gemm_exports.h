@@ -17,9 +17,9 @@
 //   dtype     'float16' | 'bfloat16' (x's and w's: the tensor-core kernel) | 'float32' (the
 //             CUDA-core kernel, gemm_dense_f32.cuh)
 //   outDtype  'float32' | 'float16' | 'bfloat16'
-//   blockM    optional, the tile's rows of X: 16 (the decode tile; 16-bit inputs) or 64; absent:
-//             16 for 16-bit inputs up to M = 16, else 64 (dense_block_m); 16 with float32 inputs
-//             is ERR_NOT_SUPPORTED, any other value ERR_NATIVE
+//   blockM    optional, the tile's rows of X: 16 (the decode tile) or 128 (the wide tile), 16-bit
+//             inputs, or 64; absent: 16 for 16-bit inputs up to M = 16, else 64 (dense_block_m);
+//             16 or 128 with float32 inputs is ERR_NOT_SUPPORTED, any other value ERR_NATIVE
 //   splits    optional split-K slices for 16-bit inputs, 1..8 (dense_effective_splits may give
 //             fewer; float32 inputs take 1 only); absent: dense_auto_splits for the device's SM
 //             count. Above 1 the call has its own float32 [splits, M, N] partial buffer
@@ -194,13 +194,14 @@ inline LoraArg lora_arg(const Napi::Object& o, int64_t M, int64_t N, int device,
 }
 
 // ---- the tile ---------------------------------------------------------------------------------------
-// `blockM` as given (16 or 64: a kernel's decode or general tile), or 0 when absent (the
-// launcher chooses by M: split_k.cuh's pick_block_m); any other value is ERR_NATIVE.
+// `blockM` as given (16 or 64: a kernel's decode or general tile; 128: the dense kernel's wide
+// tile, ERR_NOT_SUPPORTED from the others' validators), or 0 when absent (the launcher chooses
+// by M: split_k.cuh's pick_block_m); any other value is ERR_NATIVE.
 inline int requested_block_m(const Napi::Object& o) {
   const Napi::Value v = o.Get("blockM");
   if (v.IsUndefined() || v.IsNull()) return 0;
-  const int b = int(int_of(o, "blockM", 16, 64));
-  if (b != 16 && b != 64) throw_range(o.Env(), "blockM must be 16 or 64");
+  const int b = int(int_of(o, "blockM", 16, 128));
+  if (b != 16 && b != 64 && b != 128) throw_range(o.Env(), "blockM must be 16, 64 or 128");
   return b;
 }
 
@@ -278,7 +279,7 @@ inline LinearCall linear_call(const Napi::Object& o) {
   a.w = w->ptr;
   a.bias = bias ? static_cast<const float*>(bias->ptr) : nullptr;
   a.out = out->ptr;
-  // The tile: blockM 16 (decode; 16-bit inputs) or 64; absent, dense_block_m's choice by M.
+  // The tile: blockM 16 (decode) or 128 (wide), 16-bit inputs, or 64; absent, dense_block_m's choice by M.
   a.block_m = requested_block_m(o);
   // Split-K (16-bit inputs): the rest is checked with one slice first, so that a refused call
   // allocates nothing.

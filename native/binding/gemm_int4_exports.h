@@ -23,7 +23,8 @@
 //   M, N, K, group  integers (K % 8 == 0; group divides K: a multiple of 16, or K)
 //   zeros, actOrder booleans: what the layout holds
 //   blockM   optional, the tile's rows of X: 16 (the decode tile) or 64 (the wide tile); absent:
-//            16 up to M = 16, else 64 (int4_block_m); any other value ERR_NATIVE
+//            16 up to M = 16, else 64 (int4_block_m); 128 (a dense tile only) ERR_NOT_SUPPORTED,
+//            any other value ERR_NATIVE
 //   splits   optional split-K slices, 1..8 (int4_effective_splits may give fewer); absent: chosen
 //            by int4_auto_splits from the device's SM count. Above 1 the call uses the device's
 //            split-K workspace (float32 [splits, M, N] at least; split_workspace below), which is

@@ -14,7 +14,8 @@
 //   dtype   'float16' | 'bfloat16'; outDtype 'float32' | 'float16' | 'bfloat16'
 //   lora    optional, the fused LoRA term: as linearDense's (gemm_exports.h)
 //   blockM  optional, the tile's rows of X: 16 (the decode tile) or 64; absent: 16 up to M = 16,
-//           else 64 (sparse24_block_m)
+//           else 64 (sparse24_block_m); 128 (a dense tile only) ERR_NOT_SUPPORTED, any other
+//           value ERR_NATIVE
 //   splits  optional split-K slices, 1..8 (sparse24_effective_splits may give fewer); absent:
 //           chosen by sparse24_auto_splits from the device's SM count. Above 1 the call has a
 //           float32 [splits, M, N] buffer of its own for the partial sums, and a second kernel

@@ -9,6 +9,7 @@
 // loads everywhere; shared memory is dynamic only. Registers on sm_80 / sm_89 / sm_90a (2026-12-03):
 //   dense_gemm_kernel<DenseTile, kBf16, kOut> (6 instances):       88 / 80 / 80, 1 barrier, kSmemBytes = 30720
 //   dense_gemm_kernel<DenseDecodeTile, kBf16, kOut> (6 instances): 56 / 48 / 47, 1 barrier, kSmemBytes = 38400
+//   dense_gemm_kernel<DenseWideTile, kBf16, kOut> (6 instances):   80 / 72 / 72, 1 barrier, kSmemBytes = 46080
 //   dense_gemm_f32_kernel<kOut> (3 instances):                     72 on sm_90a, 1 barrier, DenseF32Tile::kSmemBytes = 20480
 #include "cuda/gemm_dense.cuh"
 

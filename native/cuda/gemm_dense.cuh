@@ -121,6 +121,12 @@ using DenseTile = DenseTileConfig<64, 2, 2, 3>;
 // the block streams W, and no warp on rows past M (the general tile's second warp row is all
 // padding at M <= 32, and its X tile takes half of every stage).
 using DenseDecodeTile = DenseTileConfig<16, 1, 4, 6>;
+// The wide tile (16-bit inputs, only when the caller asks for blockM 128; untimed on a GPU, so
+// not an automatic choice yet): 128 x 64, 4 x 2 warps of 32 x 32 (the general tile's warp tile,
+// so its registers), 3 stages of 15360 bytes (46080 in all, under the 48 KiB). Each W tile now
+// serves 128 rows of X: W is read from L2 half as often at large M, and a stage's copy is
+// (128 + 64) rows for 128 x 64 outputs instead of (64 + 64) for 64 x 64.
+using DenseWideTile = DenseTileConfig<128, 4, 2, 3>;
 
 template <class T>
 constexpr bool dense_tile_ok() {
@@ -134,7 +140,7 @@ constexpr bool dense_tile_ok() {
   static_assert(T::kStages >= 2, "a pipeline needs at least two stages");
   return true;
 }
-static_assert(dense_tile_ok<DenseTile>() && dense_tile_ok<DenseDecodeTile>(), "both tiles are valid");
+static_assert(dense_tile_ok<DenseTile>() && dense_tile_ok<DenseDecodeTile>() && dense_tile_ok<DenseWideTile>(), "the tiles are valid");
 
 // ---- Small device helpers (each the one thing it names) ---------------------------------------------
 
@@ -305,7 +311,7 @@ enum class DenseGemmError : int {
   kMisaligned,             // X or W not 16-byte aligned, bias or Y not aligned to their element
   kNullPointer,            // X, W or Y missing
   kSplits,                 // splits outside 1..kMaxSplits, more than dense_effective_splits gives, no partial buffer, or float32 inputs
-  kTile,                   // block_m not 0, 16 or 64, or 16 with float32 inputs
+  kTile,                   // block_m not 0, 16, 64 or 128, or 16 or 128 with float32 inputs
 };
 
 inline const char* dense_gemm_error_message(DenseGemmError e) {
@@ -325,7 +331,7 @@ inline const char* dense_gemm_error_message(DenseGemmError e) {
     case DenseGemmError::kSplits:
       return "dense GEMM: splits must be 1..8, no more than the K slices dense_effective_splits gives, with a float32 [splits, M, N] partial buffer when above 1 (and 1 for float32 inputs)";
     case DenseGemmError::kTile:
-      return "dense GEMM: the tile's rows of X (blockM) must be 16 or 64, and 64 for float32 inputs (the CUDA-core kernel has one tile)";
+      return "dense GEMM: the tile's rows of X (blockM) must be 16, 64 or 128, and 64 for float32 inputs (the CUDA-core kernel has one tile)";
   }
   return "dense GEMM: unknown error";
 }
@@ -340,7 +346,7 @@ struct DenseGemmArgs {
   const float* bias = nullptr;   // [N] or nullptr
   void* out = nullptr;           // [M, N] row-major of out_dtype; must not overlap x, w, bias
   LoraEpilogue lora;             // the fused LoRA term (lora_epilogue.h); lora.t null: none
-  int block_m = 0;               // the tile's rows of X: 16 (DenseDecodeTile, 16-bit inputs) or 64; 0: dense_block_m's choice
+  int block_m = 0;               // the tile's rows of X: 16 (DenseDecodeTile) or 128 (DenseWideTile), 16-bit inputs, or 64; 0: dense_block_m's choice
   int splits = 1;                // split-K slices (16-bit inputs only), as dense_effective_splits gives them
   float* partial = nullptr;      // splits > 1: float32 [splits, M, N] (device), not overlapping the rest
 };
@@ -371,7 +377,8 @@ struct DenseGemmStatus {
 
 inline DenseGemmError validate_dense_gemm(const DenseGemmArgs& a) {
   if (a.M < 1 || a.N < 1 || a.K < 1) return DenseGemmError::kBadShape;
-  if (a.block_m != 0 && a.block_m != DenseTile::kBlockM && (a.block_m != DenseDecodeTile::kBlockM || a.x_dtype == DType::F32))
+  if (a.block_m != 0 && a.block_m != DenseTile::kBlockM &&
+      ((a.block_m != DenseDecodeTile::kBlockM && a.block_m != DenseWideTile::kBlockM) || a.x_dtype == DType::F32))
     return DenseGemmError::kTile;
   const int64_t block_m = dense_block_m(a.M, a.block_m, a.x_dtype);
   if ((int64_t(a.M) + block_m - 1) / block_m > 65535) return DenseGemmError::kBadShape;
@@ -447,7 +454,9 @@ inline DenseGemmLaunchStatus launch_dense_gemm_tile(const DenseGemmArgs& a, Dens
 template <DType kIn>
 inline DenseGemmLaunchStatus launch_dense_gemm_input(const DenseGemmArgs& a, DenseGemmStream stream) {
   if constexpr (kIn != DType::F32) {
-    if (dense_block_m(a.M, a.block_m, kIn) == DenseDecodeTile::kBlockM) return launch_dense_gemm_tile<DenseDecodeTile, kIn>(a, stream);
+    const int block_m = dense_block_m(a.M, a.block_m, kIn);
+    if (block_m == DenseDecodeTile::kBlockM) return launch_dense_gemm_tile<DenseDecodeTile, kIn>(a, stream);
+    if (block_m == DenseWideTile::kBlockM) return launch_dense_gemm_tile<DenseWideTile, kIn>(a, stream);
   }
   return launch_dense_gemm_tile<DenseTile, kIn>(a, stream);
 }

@@ -11,7 +11,8 @@
 // LLM shapes, the 2:4 sparse GEMM (gemm_sparse24.cuh; fp16) and the INT4 W4A16 GEMM
 // (gemm_int4.cuh; fp16 x, group 128, symmetric) on 8192^2 and the LLM shapes (all three with
 // split-K as their auto_splits choose, and off beside it at M = 1 and 16, fp16; dense and 2:4
-// also with their 64-row tiles beside the decode tiles they pick at M <= 16, INT4 with its
+// also with their 64-row tiles beside the decode tiles they pick at M <= 16, dense with its
+// 128-row tile (blockM 128) beside the 64-row one at M = 512, 4096 and 8192, INT4 with its
 // 16-row tile beside the 64-row one it picks at M = 128), at M in
 // {1, 16, 128, 512, 4096}: y[M, N] = x[M, K] W[N, K]^T, the layout torch_baseline.py times.
 // LoRA (rank 16, one adapter, fp16 x) at M = 16 and 128 on the LLM shapes: each GEMM with its
@@ -302,6 +303,9 @@ async function main() {
     // The general 64-row tiles beside the decode tiles the automatic choice runs at M <= 16.
     for (const [N, K] of LLM_SHAPES) for (const M of [1, 16]) cases.push(['sparse24', 'fp16', `llm ${N}x${K}`, M, N, K, { blockM: 64 }]);
     for (const [N, K] of LLM_SHAPES) for (const M of [1, 16]) cases.push(['dense', 'fp16', `llm ${N}x${K}`, M, N, K, { blockM: 64 }]);
+    // The dense wide tile (128 rows; blockM 128 only) beside the 64-row one the automatic choice runs.
+    cases.push(['dense', 'fp16', 'square 8192', 8192, 8192, 8192, { blockM: 128 }]);
+    for (const [N, K] of LLM_SHAPES) for (const M of [512, 4096]) cases.push(['dense', 'fp16', `llm ${N}x${K}`, M, N, K, { blockM: 128 }]);
     // INT4's decode tile (16 rows) beside the wide tile (64 rows) the automatic choice runs above M = 16.
     for (const [N, K] of LLM_SHAPES) cases.push(['int4', 'fp16', `llm ${N}x${K}`, 128, N, K, { blockM: 16 }]);
     // LoRA rank 16: the fused GEMMs and the shrink (lora_overhead below).
@@ -314,7 +318,7 @@ async function main() {
   if (smoke || simulated) {
     cases.push(['int4', 'fp16', 'smoke', 1, 64, 1024, { splits: 4 }], ['sparse24', 'fp16', 'smoke', 1, 64, 1024, { splits: 4 }]);
     cases.push(['sparse24', 'fp16', 'smoke', 1, 64, 1024, { blockM: 64 }], ['dense', 'fp16', 'smoke', 1, 64, 1024, { blockM: 64 }]);
-    cases.push(['int4', 'fp16', 'smoke', 20, 64, 1024, { blockM: 16 }]);
+    cases.push(['int4', 'fp16', 'smoke', 20, 64, 1024, { blockM: 16 }], ['dense', 'fp16', 'smoke', 130, 64, 64, { blockM: 128 }]);
     for (const kernel of ['dense', 'sparse24', 'int4']) cases.push([kernel, 'fp16', 'smoke', 5, 70, 256, { loraRank: LORA_RANK }]);
     cases.push(['loraShrink', 'fp16', 'smoke', 5, 70, 256, { loraRank: LORA_RANK }]);
   }

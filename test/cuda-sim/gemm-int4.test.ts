@@ -58,6 +58,7 @@ interface SimAddon {
   linearInt4(a: Int4Args): void;
   linearInt4Async(a: Int4Args): Promise<void>;
   memory(): { devices: Array<{ device: number; bytes: number }> };
+  takeLaunchLog(): Array<{ kernel: string; grid: number[]; block: number[]; smem: number }>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -269,6 +270,32 @@ describe('INT4 GEMM: refused configurations and bad arguments are typed errors, 
       return { name: (e as Error).name, code: (e as { code?: string }).code, message: (e as Error).message };
     }
   };
+  test('the automatic tile (launch log): the 16-row tile up to M = 16 and the 64-row one above, each what blockM names; 17 rows are two 16-row tiles or one 64-row tile', () => {
+    const N = 16, K = 64, Mmax = 40;
+    const layout = sim.int4DeviceLayout({ N, K, group: 32, zeros: false, actOrder: false });
+    const x = sim.deviceAlloc({ device: 0, bytes: Mmax * K * 2 }), w = sim.deviceAlloc({ device: 0, bytes: layout.bytes });
+    const out = sim.deviceAlloc({ device: 0, bytes: Mmax * N * 4 });
+    try {
+      sim.copyToDevice({ handle: x, src: new Uint16Array(Mmax * K).fill(0x3c00) });
+      sim.copyToDevice({ handle: w, src: new Uint8Array(layout.bytes) });
+      const launchOf = (M: number, blockM?: number) => {
+        sim.takeLaunchLog();
+        sim.linearInt4({ x, w, out, M, N, K, group: 32, zeros: false, actOrder: false, dtype: 'float16', outDtype: 'float32', splits: 1, ...(blockM ? { blockM } : {}) });
+        const l = sim.takeLaunchLog();
+        expect(l).toHaveLength(1); // splits 1: no reduction kernel
+        return { threads: l[0].block[0], smem: l[0].smem, rowTiles: l[0].grid[1] };
+      };
+      const small = launchOf(16, 16), wide = launchOf(40, 64);
+      expect(small).not.toEqual({ ...wide, rowTiles: small.rowTiles }); // two different configurations
+      for (const M of [1, 16]) expect(launchOf(M)).toEqual({ ...small, rowTiles: 1 });
+      for (const M of [17, 40]) expect(launchOf(M)).toEqual({ ...wide, rowTiles: 1 });
+      expect(launchOf(17, 16)).toEqual({ ...small, rowTiles: 2 });
+      expect(launchOf(3, 64)).toEqual({ ...wide, rowTiles: 1 });
+    } finally {
+      for (const h of [x, w, out]) sim.deviceFree(h);
+    }
+  });
+
   test('group not a multiple of 16 (with several groups), float32 x, a short weight, act-order without scratch, a freed handle', () => {
     const b = base();
     try {
@@ -283,7 +310,9 @@ describe('INT4 GEMM: refused configurations and bad arguments are typed errors, 
       expect(attempt(() => sim.linearInt4({ ...args, K: 60, group: 60 }))).toMatchObject({ name: 'RangeError', code: 'ERR_NATIVE', message: expect.stringMatching(/multiple of 8/) });
       expect(attempt(() => sim.linearInt4({ ...args, out: args.x }))).toMatchObject({ name: 'RangeError', code: 'ERR_OVERLAP' });
       for (const splits of [0, 9, 1.5]) expect(attempt(() => sim.linearInt4({ ...args, splits }))).toMatchObject({ name: 'RangeError', code: 'ERR_NATIVE', message: expect.stringMatching(/splits/) });
-      for (const blockM of [0, 8, 32, 128, 16.5]) expect(attempt(() => sim.linearInt4({ ...args, blockM }))).toMatchObject({ name: 'RangeError', code: 'ERR_NATIVE', message: expect.stringMatching(/blockM/) });
+      for (const blockM of [0, 8, 32, 256, 16.5]) expect(attempt(() => sim.linearInt4({ ...args, blockM }))).toMatchObject({ name: 'RangeError', code: 'ERR_NATIVE', message: expect.stringMatching(/blockM/) });
+      // 128 rows is the dense kernel's wide tile only.
+      expect(attempt(() => sim.linearInt4({ ...args, blockM: 128 }))).toMatchObject({ name: 'RangeError', code: 'ERR_NOT_SUPPORTED', message: expect.stringMatching(/blockM/) });
       sim.deviceFree(args.out);
       expect(attempt(() => sim.linearInt4(args))).toMatchObject({ name: 'TypeError', code: 'ERR_DISPOSED' });
       expect(attempt(() => sim.int4ToDeviceLayout({ N: 2, K: 16, group: 16, qweight: new Uint8Array(16), scales: new Uint16Array(2), zeros: null, perm: Int32Array.from({ length: 16 }, (_, k) => (k === 3 ? 16 : k)), out: new Uint8Array(sim.int4DeviceLayout({ N: 2, K: 16, group: 16, zeros: false, actOrder: true }).bytes) })))

@@ -60,6 +60,7 @@ interface DeviceAddon {
   memory(): { devices: Array<{ device: number; bytes: number; peakBytes: number }> };
   linearDense(args: LinearDenseArgs): undefined;
   linearDenseAsync(args: LinearDenseArgs): Promise<undefined>;
+  takeLaunchLog(): Array<{ kernel: string; grid: number[]; block: number[]; smem: number }>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -341,7 +342,7 @@ describe('linearDense split-K and the two tiles: explicit and automatic choices 
       p.poison();
       await sim.linearDenseAsync({ ...p.args(), blockM, splits: 2 });
       expect(p.verify()).toBeNull();
-      for (const bad of [0, 8, 32, 128, 16.5]) throwsCoded(() => sim.linearDense({ ...p.args(), blockM: bad }), 'RangeError', 'ERR_NATIVE', `blockM ${bad}`);
+      for (const bad of [0, 8, 32, 256, 16.5]) throwsCoded(() => sim.linearDense({ ...p.args(), blockM: bad }), 'RangeError', 'ERR_NATIVE', `blockM ${bad}`);
       // Not vacuous: with a float32 Y some slicing changes the summation order somewhere.
       if (c.outDtype === 'float32') expect(others.some((o) => o.some((v, i) => v !== one[i]))).toBe(true);
       for (const splits of [0, 9, 2.5]) throwsCoded(() => sim.linearDense({ ...p.args(), splits }), 'RangeError', 'ERR_NATIVE', `splits ${splits}`);
@@ -351,7 +352,62 @@ describe('linearDense split-K and the two tiles: explicit and automatic choices 
     expect(held()).toBe(before); // the partial buffers were given back
   });
 
-  test('float32 inputs (the CUDA-core kernel) do not split and have one tile: splits 1 and blockM 64 run, splits above 1 and blockM 16 are ERR_NOT_SUPPORTED', () => {
+  // The wide tile (DenseWideTile: 128 rows of X, 8 warps), only when asked for: M = 130 is two
+  // row tiles, the second with 2 rows (126 of its rows past M, zero-filled and never stored), and
+  // N = 70 two column tiles; K = 200 gives split-K 7 K-steps to slice. Same bound. The simulator's
+  // launch log says which tile ran: 256 threads and 3 stages of (128 + 64) x 80 bytes.
+  test.each([
+    { M: 130, N: 70, K: 200, dtype: 'float16', outDtype: 'float16', bias: true },
+    { M: 40, N: 64, K: 96, dtype: 'bfloat16', outDtype: 'float32', bias: false },
+  ] as Case[])('the wide tile (blockM 128) M=$M N=$N K=$K $dtype -> $outDtype: splits 1, 3 and automatic, sync and async, within the bound', async (c) => {
+    const before = held();
+    const p = new Problem(sim, c, ' wide tile');
+    try {
+      for (const splits of [undefined, 1, 3]) {
+        p.poison();
+        sim.takeLaunchLog();
+        sim.linearDense({ ...p.args(), blockM: 128, ...(splits === undefined ? {} : { splits }) });
+        expect(p.verify()).toBeNull();
+        const gemm = sim.takeLaunchLog().filter((l) => l.kernel === 'dense_gemm');
+        expect(gemm).toHaveLength(1);
+        expect(gemm[0]).toMatchObject({ block: [256, 1, 1], smem: 3 * (128 + 64) * 80 });
+        expect(gemm[0].grid.slice(0, 2)).toEqual([Math.ceil(c.N / 64), Math.ceil(c.M / 128)]);
+      }
+      p.poison();
+      await sim.linearDenseAsync({ ...p.args(), blockM: 128, splits: 2 });
+      expect(p.verify()).toBeNull();
+    } finally {
+      p.free();
+    }
+    expect(held()).toBe(before);
+  });
+
+  test('the automatic tile: the decode tile (16 rows, 6 stages) up to M = 16, the general one (64 rows, 3 stages) above, never the wide one; explicit choices run what they name', () => {
+    const x = sim.deviceAlloc({ bytes: 200 * 64 * 2 }), w = sim.deviceAlloc({ bytes: 64 * 64 * 2 }), out = sim.deviceAlloc({ bytes: 200 * 64 * 4 });
+    try {
+      sim.copyToDevice({ handle: x, src: new Uint16Array(200 * 64).fill(0x3c00) });
+      sim.copyToDevice({ handle: w, src: new Uint16Array(64 * 64).fill(0x3c00) });
+      const base = { x, w, bias: null, out, N: 64, K: 64, dtype: 'float16' as InDType, outDtype: 'float32' as DType };
+      const tileOf = (args: Record<string, unknown>) => {
+        sim.takeLaunchLog();
+        sim.linearDense({ ...base, ...args } as unknown as LinearDenseArgs);
+        const gemm = sim.takeLaunchLog().filter((l) => l.kernel === 'dense_gemm');
+        expect(gemm).toHaveLength(1);
+        return { threads: gemm[0].block[0], smem: gemm[0].smem, rowTiles: gemm[0].grid[1] };
+      };
+      const decode = { threads: 128, smem: 6 * (16 + 64) * 80 }, general = { threads: 128, smem: 3 * (64 + 64) * 80 };
+      const wide = { threads: 256, smem: 3 * (128 + 64) * 80 };
+      for (const M of [1, 16]) expect(tileOf({ M })).toEqual({ ...decode, rowTiles: 1 });
+      for (const M of [17, 200]) expect(tileOf({ M })).toEqual({ ...general, rowTiles: Math.ceil(M / 64) });
+      expect(tileOf({ M: 200, blockM: 16 })).toEqual({ ...decode, rowTiles: 13 });
+      expect(tileOf({ M: 5, blockM: 64 })).toEqual({ ...general, rowTiles: 1 });
+      expect(tileOf({ M: 200, blockM: 128 })).toEqual({ ...wide, rowTiles: 2 });
+    } finally {
+      for (const h of [x, w, out]) sim.deviceFree(h);
+    }
+  });
+
+  test('float32 inputs (the CUDA-core kernel) do not split and have one tile: splits 1 and blockM 64 run, splits above 1 and blockM 16 or 128 are ERR_NOT_SUPPORTED', () => {
     const x = sim.deviceAlloc({ bytes: 2 * 1024 * 4 }), w = sim.deviceAlloc({ bytes: 4 * 1024 * 4 }), out = sim.deviceAlloc({ bytes: 2 * 4 * 4 });
     try {
       sim.copyToDevice({ handle: x, src: new Float32Array(2 * 1024).fill(0.5) });
@@ -365,6 +421,7 @@ describe('linearDense split-K and the two tiles: explicit and automatic choices 
       sim.linearDense({ ...args, blockM: 64 });
       const e = throwsCoded(() => sim.linearDense({ ...args, blockM: 16 }), 'RangeError', 'ERR_NOT_SUPPORTED');
       expect(e.message).toMatch(/64 for float32 inputs/);
+      throwsCoded(() => sim.linearDense({ ...args, blockM: 128 }), 'RangeError', 'ERR_NOT_SUPPORTED');
     } finally {
       for (const h of [x, w, out]) sim.deviceFree(h);
     }

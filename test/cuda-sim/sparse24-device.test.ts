@@ -252,6 +252,19 @@ describe('split-K and the two tiles of the 2:4 kernel (the binding, explicit and
         results.push(await run(2, false, blockM));
         results.push(await run(3, true, blockM));
       }
+      // The automatic tile is the one blockM names for this M (decode up to M = 16, general above),
+      // and the two are different configurations (the simulator's launch log).
+      const launchOf = (blockM?: number) => {
+        sim.takeLaunchLog();
+        sim.linearSparse24({ ...base, splits: 1, ...(blockM === undefined ? {} : { blockM }) });
+        const l = sim.takeLaunchLog();
+        expect(l).toHaveLength(1);
+        return { threads: l[0].block[0], smem: l[0].smem, rowTiles: l[0].grid[1] };
+      };
+      const chosen = launchOf(), decode = launchOf(16), general = launchOf(64);
+      expect(chosen).toEqual(M <= 16 ? decode : general);
+      expect(decode.smem).not.toBe(general.smem);
+      expect([decode.rowTiles, general.rowTiles]).toEqual([Math.ceil(M / 16), Math.ceil(M / 64)]);
       // Not vacuous: with a float32 Y, some split changes the summation order somewhere (bits
       // differ from one slice's); a 16-bit Y's rounding may hide it.
       if (c.outDtype === 'float32') expect(results.some((r) => r.some((v, i) => v !== one[i]))).toBe(true);
@@ -264,7 +277,8 @@ describe('split-K and the two tiles of the 2:4 kernel (the binding, explicit and
         }
       };
       for (const splits of [0, 9, 1.5]) expect(code(() => sim.linearSparse24({ ...base, splits }))).toBe('RangeError ERR_NATIVE');
-      for (const blockM of [0, 8, 32, 128, 16.5]) expect(code(() => sim.linearSparse24({ ...base, blockM }))).toBe('RangeError ERR_NATIVE');
+      for (const blockM of [0, 8, 32, 256, 16.5]) expect(code(() => sim.linearSparse24({ ...base, blockM }))).toBe('RangeError ERR_NATIVE');
+      expect(code(() => sim.linearSparse24({ ...base, blockM: 128 }))).toBe('RangeError ERR_NOT_SUPPORTED'); // the dense kernel's wide tile only
     } finally {
       for (const h of [hx, hv, hm, hb, hout]) if (h) sim.deviceFree(h);
     }

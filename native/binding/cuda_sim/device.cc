@@ -124,11 +124,37 @@ Napi::Value StreamSelfTest(const Napi::CallbackInfo& info) {
 // pageable (rt::sim_host_waits): tests check that async calls make none.
 Napi::Value HostWaits(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(rt::sim_host_waits())); }
 
+// takeLaunchLog() -> [{ kernel, grid: [x, y, z], block: [x, y, z], smem }]: the launches run
+// since the last call (sim::take_launch_log, the last 256 kept), oldest first, and empties the
+// log: tests check which configuration a launcher chose (a tile's threads and shared memory).
+Napi::Value TakeLaunchLog(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<sim::LaunchRecord> log = sim::take_launch_log();
+  Napi::Array out = Napi::Array::New(env, log.size());
+  const auto dims = [&](const sim::Dim3& d) {
+    Napi::Array a = Napi::Array::New(env, 3);
+    a.Set(uint32_t(0), Napi::Number::New(env, double(d.x)));
+    a.Set(uint32_t(1), Napi::Number::New(env, double(d.y)));
+    a.Set(uint32_t(2), Napi::Number::New(env, double(d.z)));
+    return a;
+  };
+  for (size_t i = 0; i < log.size(); ++i) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("kernel", Napi::String::New(env, log[i].kernel));
+    r.Set("grid", dims(log[i].grid));
+    r.Set("block", dims(log[i].block));
+    r.Set("smem", Napi::Number::New(env, double(log[i].smem)));
+    out.Set(uint32_t(i), r);
+  }
+  return out;
+}
+
 }  // namespace
 
 void register_device_selftest(Napi::Env env, Napi::Object exports) {
   exports.Set("streamSelfTest", Napi::Function::New(env, device_exports::guard<StreamSelfTest>, "streamSelfTest"));
   exports.Set("hostWaits", Napi::Function::New(env, device_exports::guard<HostWaits>, "hostWaits"));
+  exports.Set("takeLaunchLog", Napi::Function::New(env, device_exports::guard<TakeLaunchLog>, "takeLaunchLog"));
 }
 
 }  // namespace binding

@@ -35,6 +35,9 @@
 
 namespace cg {
 namespace sim {
+
+void log_launch(const char* kernel, Dim3 grid, Dim3 block, size_t smem);  // below: the launch log
+
 namespace {
 
 constexpr unsigned kWarpSize = 32;
@@ -462,6 +465,7 @@ LaunchResult launch_impl(const char* kernel, Dim3 grid, Dim3 block, size_t smem_
     r.error = "kernel " + name + ": launch refused: " + bad;
     return r;
   }
+  log_launch(kernel, grid, block, smem_bytes);
 
   Launch L;
   L.kernel = name;
@@ -724,6 +728,29 @@ void cp_async_wait(int n) {
 }
 
 // ---- launches -------------------------------------------------------------------------------------
+
+namespace {
+std::mutex g_launch_log_mutex;
+std::deque<LaunchRecord> g_launch_log;  // guarded by g_launch_log_mutex
+}  // namespace
+
+void log_launch(const char* kernel, Dim3 grid, Dim3 block, size_t smem) {
+  LaunchRecord r;
+  r.kernel = kernel ? kernel : "(unnamed)";
+  r.grid = grid;
+  r.block = block;
+  r.smem = smem;
+  std::lock_guard<std::mutex> lock(g_launch_log_mutex);
+  if (g_launch_log.size() >= kLaunchLogSize) g_launch_log.pop_front();
+  g_launch_log.push_back(std::move(r));
+}
+
+std::vector<LaunchRecord> take_launch_log() {
+  std::lock_guard<std::mutex> lock(g_launch_log_mutex);
+  std::vector<LaunchRecord> out(g_launch_log.begin(), g_launch_log.end());
+  g_launch_log.clear();
+  return out;
+}
 
 LaunchResult launch(const char* kernel, Dim3 grid, Dim3 block, size_t smem_bytes, const std::function<void()>& body) {
   try {

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 #include <type_traits>
 
 namespace cg {
@@ -122,6 +123,17 @@ struct LaunchResult {
 // ends the launch: no later block runs. Never throws; every simulated thread has ended when it
 // returns.
 LaunchResult launch(const char* kernel, Dim3 grid, Dim3 block, size_t smem_bytes, const std::function<void()>& body);
+
+// The launches that ran (accepted configurations, in order, the last kLaunchLogSize kept), so that
+// tests can tell which configuration a launcher chose (a tile's block and shared memory).
+struct LaunchRecord {
+  std::string kernel;
+  Dim3 grid, block;
+  size_t smem = 0;
+};
+constexpr size_t kLaunchLogSize = 256;
+// Returns the log, oldest first, and empties it.
+std::vector<LaunchRecord> take_launch_log();
 
 }  // namespace sim
 }  // namespace cg
