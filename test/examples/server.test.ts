@@ -418,21 +418,26 @@ test('the check can fail: the bound is a few % of the outputs, and a wrong adapt
   }
   rms = Math.sqrt(rms / ref.y.length);
   expect({ maxBoundOverRms: maxBound / rms < 0.1, NOTE }).toEqual({ maxBoundOverRms: true, NOTE });
-  // Each mistake a server could make, as a whole answer row: most of its elements fall outside
-  // the bound (one is enough to fail a request).
+  // Each mistake a server could make, as a whole answer row: at least one of its elements falls
+  // outside the bound (one is enough to fail a request), and over all rows most of them do. (Per
+  // row "most" depended on the seed: a small adapter's row can keep half its elements inside.)
   const mistakes: Array<[string, (p: number) => number | null, Float64Array]> = [
     ['the next adapter (none -> the first, the last -> none)', (p) => p, F.wrongAdapter.y],
     ["down_proj's adapter dropped", (p) => (F.poolAdapter[p] >= 0 ? p : null), F.noDownAdapter.y],
     ['the row of another request (same adapter)', (p) => (p % ROWS_PER_ADAPTER === 0 ? p + 1 : p - 1), ref.y],
   ];
   for (const [what, source, y] of mistakes) {
+    let outsideAll = 0, compared = 0;
     for (let p = 0; p < F.poolX.length; p++) {
       const q = source(p);
       if (q === null) continue;
       let outside = 0;
       for (let n = 0; n < H; n++) if (Math.abs(y[q * H + n] - ref.y[p * H + n]) > ref.bound[p * H + n]) outside++;
-      expect({ what, p, mostlyOutside: outside > H / 2, NOTE }).toEqual({ what, p, mostlyOutside: true, NOTE });
+      expect({ what, p, caught: outside > 0, NOTE }).toEqual({ what, p, caught: true, NOTE });
+      outsideAll += outside;
+      compared += H;
     }
+    expect({ what, mostlyOutside: outsideAll > compared / 2, NOTE }).toEqual({ what, mostlyOutside: true, NOTE });
   }
 });
 
