@@ -34,8 +34,16 @@
       }]]
     },
     {
+      "target_name": "cg_kernels_amx",
+      "type": "static_library",
+      "sources": ["native/cpu/isa/amx/quant_amx.cc"],
+      "conditions": [["target_arch=='x64'", {
+        "cflags": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16", "-mamx-tile", "-mamx-bf16", "-mfma", "-mf16c", "-Wno-maybe-uninitialized"]
+      }]]
+    },
+    {
       "target_name": "compressed_gemm_cpu",
-      "dependencies": ["cg_kernels_avx2", "cg_kernels_avx512", "cg_kernels_avx512_vnni"],
+      "dependencies": ["cg_kernels_avx2", "cg_kernels_avx512", "cg_kernels_avx512_vnni", "cg_kernels_amx"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "sources": [
         "native/formats/canonical.cc",

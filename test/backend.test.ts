@@ -8,7 +8,7 @@ import * as path from 'path';
 import * as cg from '../lib';
 import { ChildResult, ROOT, describeChild, runChild } from './helpers/child';
 
-const ISA_ORDER = ['scalar', 'avx2', 'avx512'];
+const ISA_ORDER = ['scalar', 'avx2', 'avx512', 'amx'];
 
 /** Runs `body` in a child and returns what it passed to out(); fails with the child's output otherwise. */
 function childValue(body: string, env: Record<string, string> = {}, entry: 'lib' | 'dist' = 'lib'): unknown {
@@ -172,6 +172,9 @@ out({ kind: b.kind, features: b.features, cpu: b.cpu, cuda: b.cuda, y: Array.fro
       const want = ['scalar'];
       if (['avx2', 'fma', 'f16c'].every((f) => flags.has(f))) want.push('avx2');
       if (['avx512f', 'avx512bw', 'avx512dq', 'avx512vl', 'fma', 'f16c'].every((f) => flags.has(f))) want.push('avx512');
+      // AMX also needs Linux to grant the process its tile registers (arch_prctl), which a kernel
+      // that lists amx_tile does, unless a thread's signal stack is too small for them.
+      if (want.includes('avx512') && ['avx512_bf16', 'amx_tile', 'amx_bf16'].every((f) => flags.has(f))) want.push('amx');
       expect(v.cpu.isas).toEqual(want);
       for (const f of ['avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512dq', 'avx512vl']) {
         expect(`${f}: ${v.features.includes(f)}`).toBe(`${f}: ${flags.has(f)}`);
@@ -201,7 +204,7 @@ out({ first: first.cpu.threads, y: first.y, later: cg.backend().cpu.threads });`
     expect(v.y).toEqual(Y);
   });
 
-  test.each(['scalar', 'avx2', 'avx512'])('COMPRESSED_GEMM_CPU_ISA=%s is honoured where the CPU has it', (isa) => {
+  test.each(['scalar', 'avx2', 'avx512', 'amx'])('COMPRESSED_GEMM_CPU_ISA=%s is honoured where the CPU has it', (isa) => {
     if (!cg.backend().cpu.isas.includes(isa as cg.CpuIsa)) {
       const e = childError(SHOW, { COMPRESSED_GEMM_CPU_ISA: isa, COMPRESSED_GEMM_BACKEND: 'cpu' });
       expect(e.code).toBe('ERR_BACKEND_UNAVAILABLE');

@@ -71,7 +71,7 @@ const M_LIST = [1, 2, 3, 7, 8, 9, 17, 40, 64, 65, 130];
 
 /** The row's label, and which int8 kernel it runs where that is not the only one. */
 function rowNote(t: Target, act: Act): string {
-  return act === 'int8' && t.backend === 'cpu' && t.isa === 'avx512' && VNNI ? `${t.label} (VNNI int8 kernel)` : t.label;
+  return act === 'int8' && t.backend === 'cpu' && (t.isa === 'avx512' || t.isa === 'amx') && VNNI ? `${t.label} (VNNI int8 kernel)` : t.label;
 }
 
 // ---- weights -------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ import { checkThreads } from '../validate';
 import { RouteInfo, routes } from './routing';
 
 export type BackendKind = 'cuda' | 'cpu';
-export type CpuIsa = 'scalar' | 'avx2' | 'avx512';
-const ISA_ORDER: CpuIsa[] = ['scalar', 'avx2', 'avx512'];
+/** 'amx': the AVX-512 kernels, plus AMX-BF16 tiles for INT4 / FP8 weights with float activations (README, Backend). */
+export type CpuIsa = 'scalar' | 'avx2' | 'avx512' | 'amx';
+const ISA_ORDER: CpuIsa[] = ['scalar', 'avx2', 'avx512', 'amx'];
 
 /** Where a loaded addon came from (see README, Install). */
 export interface AddonInfo {
@@ -210,7 +211,7 @@ function selectIsa(available: CpuIsa[]): CpuIsa {
   const best = available[available.length - 1];
   if (forced === undefined) return best;
   if (!(ISA_ORDER as string[]).includes(forced)) {
-    throw new CgRangeError('ERR_ENV', `COMPRESSED_GEMM_CPU_ISA=${forced} is not one of scalar, avx2, avx512`);
+    throw new CgRangeError('ERR_ENV', `COMPRESSED_GEMM_CPU_ISA=${forced} is not one of ${ISA_ORDER.join(', ')}`);
   }
   if (!(available as string[]).includes(forced)) {
     throw new CgError(

@@ -6,7 +6,7 @@
 import type { FloatDType } from '../dtype';
 import type { CanonicalArrays, Fp8Format, ScaleDType, WeightDescriptor, WeightParams } from './descriptor';
 
-export type NativeIsa = 'scalar' | 'avx2' | 'avx512';
+export type NativeIsa = 'scalar' | 'avx2' | 'avx512' | 'amx';
 
 export interface NativeLoraArgs {
   adapters: Array<{ a: ArrayBuffer; b: ArrayBuffer; r: number; alpha: number }>;

@@ -62,7 +62,7 @@ export function measureFmaPeak(): number | null {
   const s = selectBackend();
   const isa = s.info.cpu.isa;
   if (isa === 'scalar') return null;
-  const code = isa === 'avx512' ? 'avx512' : 'avx2';
+  const code = isa === 'avx512' || isa === 'amx' ? 'avx512' : 'avx2';
   let best = 0;
   for (let i = 0; i < 3; ++i) best = Math.max(best, s.cpuAddon.fmaPeak({ isa: code, threads: s.threads, iterations: 20_000_000 }));
   return best;

@@ -40,6 +40,7 @@ const Tuning& tuning() {
 bool dense_linear(Isa isa, const GemmProblem& p, const void* wpacked, DType wdt) {
   switch (isa) {
 #if defined(__x86_64__)
+    case Isa::Amx:
     case Isa::Avx512: return avx512::dense_linear(p, wpacked, wdt);
     case Isa::Avx2: return avx2::dense_linear(p, wpacked, wdt);
 #endif
@@ -50,6 +51,7 @@ bool dense_linear(Isa isa, const GemmProblem& p, const void* wpacked, DType wdt)
 bool sparse24_linear(Isa isa, const GemmProblem& p, const void* packed, DType wdt) {
   switch (isa) {
 #if defined(__x86_64__)
+    case Isa::Amx:
     case Isa::Avx512: return avx512::sparse24_linear(p, packed, wdt);
     case Isa::Avx2: return avx2::sparse24_linear(p, packed, wdt);
 #endif
@@ -61,6 +63,7 @@ namespace {
 bool quant_float_linear(Isa isa, const QuantProblem& q) {
   switch (isa) {
 #if defined(__x86_64__)
+    case Isa::Amx: return amx::quant_linear(q);
     case Isa::Avx512: return avx512::quant_linear(q);
     case Isa::Avx2: return avx2::quant_linear(q);
 #endif
@@ -71,7 +74,7 @@ bool quant_float_linear(Isa isa, const QuantProblem& q) {
 
 bool quant_linear(Isa isa, const QuantProblem& q) {
 #if defined(__x86_64__)
-  if (isa == Isa::Avx512 && q.format == WeightFormat::Int4 && q.act == ActQuant::Int8 && cpu_features().avx512_vnni)
+  if ((isa == Isa::Avx512 || isa == Isa::Amx) && q.format == WeightFormat::Int4 && q.act == ActQuant::Int8 && cpu_features().avx512_vnni)
     return avx512vnni::int4_int8_linear(q);
 #endif
   return quant_float_linear(isa, q);  // each ISA quantizes activations itself when asked

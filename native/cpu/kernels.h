@@ -20,7 +20,9 @@
 
 namespace cg {
 
-enum class Isa : int32_t { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+// Amx: the AVX-512 kernels, and AMX-BF16 tiles for INT4 / FP8 weights with float activations
+// from a few rows of x on (isa/amx/quant_amx.cc).
+enum class Isa : int32_t { Scalar = 0, Avx2 = 1, Avx512 = 2, Amx = 3 };
 
 // ---- Dense weights, CPU packed layout --------------------------------------------------------
 // The weight W [N, K] (row-major, torch.nn.Linear.weight) is stored in panels of 16 output rows:
@@ -97,6 +99,12 @@ bool quant_linear(Isa isa, const QuantProblem& q);
 // The CPU backend's one dispatch table: the kernel for (weight format, activation mode, ISA),
 // each choice with its reason in dispatch.cc. w.data is the weight's CPU placement.
 bool linear(Isa isa, const GemmProblem& p, const WeightDesc& w, ActQuant act, int64_t act_block);
+
+namespace amx {
+bool quant_linear(const QuantProblem& q);  // from kAmxFromM rows; fewer go to avx512::quant_linear
+// Whether Linux let this process use the tile registers (asked once, on first call).
+bool amx_permitted();
+}  // namespace amx
 
 namespace avx512vnni {
 bool int4_int8_linear(const QuantProblem& q);  // q.format == Int4, q.act == Int8

@@ -11,6 +11,7 @@ namespace cg {
 int64_t lowrank_update(Isa isa, const LowRankUpdate& u) {
   switch (isa) {
 #if defined(__x86_64__)
+    case Isa::Amx:
     case Isa::Avx512: return avx512::lowrank_update(u);
     case Isa::Avx2: return avx2::lowrank_update(u);
 #endif

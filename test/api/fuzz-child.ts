@@ -1397,7 +1397,7 @@ function targets(): Target[] {
       ],
     ),
     factoryTarget('cg.setThreads', (cg, c) => cg.setThreads(...(c.args as [any])), () => ({ args: [2] }), ['n'], [slot('n', [...intFamily(() => 2), ...UNIVERSAL])]),
-    factoryTarget('cg.setCpuIsa', (cg, c) => cg.setCpuIsa(...(c.args as [any])), () => ({ args: ['scalar'] }), ['isa'], [slot('isa', [...enumFamily(['scalar', 'avx2', 'avx512']), ...UNIVERSAL])]),
+    factoryTarget('cg.setCpuIsa', (cg, c) => cg.setCpuIsa(...(c.args as [any])), () => ({ args: ['scalar'] }), ['isa'], [slot('isa', [...enumFamily(['scalar', 'avx2', 'avx512', 'amx']), ...UNIVERSAL])]),
     factoryTarget('cg.backend', (cg, c) => (cg.backend as any)(...c.args), () => ({ args: [] }), ['extra'], [slot('extra', UNIVERSAL)]),
     factoryTarget('cg.cudaStatus', (cg, c) => (cg.cudaStatus as any)(...c.args), () => ({ args: [] }), ['extra'], [slot('extra', UNIVERSAL)]),
     ...METHODS.map(([cls, member, kind]) => methodTarget(cls, member, kind)),

@@ -255,6 +255,13 @@ export function quantLinearRef(
  * (3') dequantized tiles: gamma_K as (3).
  * With (0) and (6): <= (K + SC + 3) u S (1 + 2^-10). 'fp8' activations change nothing: x' is
  * reproduced bit for bit (actFp8Ref), and the kernels run on it as on native float32 input.
+ * (7) AMX (ISA 'amx', isa/amx/quant_amx.cc; M >= 9, INT4 or FP8 scale blocks of whole 32-column
+ *     tiles): x = x1 + x2 + x3 exactly, bfloat16 pieces (|x2| <= 2^-8 |x|, |x3| <= 2^-16 |x|), and
+ *     every product x_p d exact. Per segment of b <= 512 columns of a block, the x1 products are
+ *     one float32 sum (gamma_b), the x2 and x3 products another (gamma_2b of magnitudes <= 2^-7
+ *     of S_b), the two added once (u); then acc = fma(part, s, acc) over at most K / 32 + SC
+ *     segments. Together <= (K + K / 64 + K / 32 + SC + 2) u S, inside (3')'s K + SC + 3 with
+ *     the margin of c below (the same bound as the FMA kernels: no allowance of its own).
  * c = 2 leaves a factor-2 margin over all the (1 + small) terms (K <= 1024 here).
  *
  * Why it still catches bugs: S counts the codes before the zero point comes off (s (q + z)

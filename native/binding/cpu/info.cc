@@ -20,6 +20,7 @@ bool isa_supported(Isa isa) {
 #if defined(__x86_64__)
     case Isa::Avx2: return f.avx2 && f.fma && f.f16c;
     case Isa::Avx512: return f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.fma && f.f16c;
+    case Isa::Amx: return isa_supported(Isa::Avx512) && f.avx512_bf16 && f.amx_tile && f.amx_bf16 && amx::amx_permitted();
 #endif
     default: (void)f; return false;
   }
@@ -40,6 +41,7 @@ Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   isas.Set(j++, "scalar");
   if (isa_supported(Isa::Avx2)) isas.Set(j++, "avx2");
   if (isa_supported(Isa::Avx512)) isas.Set(j++, "avx512");
+  if (isa_supported(Isa::Amx)) isas.Set(j++, "amx");
   auto out = Napi::Object::New(env);
   out.Set("features", features);
   out.Set("isas", isas);
@@ -54,7 +56,7 @@ struct PeakCtx { Isa isa; int64_t iterations; double flops[1024]; };
 void peak_task(void* ctx, int t, int) {
   auto* c = static_cast<PeakCtx*>(ctx);
 #if defined(__x86_64__)
-  c->flops[t] = c->isa == Isa::Avx512 ? avx512::fma_loop_flops(c->iterations) : avx2::fma_loop_flops(c->iterations);
+  c->flops[t] = c->isa == Isa::Avx512 || c->isa == Isa::Amx ? avx512::fma_loop_flops(c->iterations) : avx2::fma_loop_flops(c->iterations);
 #else
   c->flops[t] = 0;
 #endif
@@ -81,8 +83,8 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
 
 Isa isa_of(const Napi::Object& o, const char* key) {
   const std::string s = string_of(o, key);
-  const Isa isa = s == "avx512" ? Isa::Avx512 : s == "avx2" ? Isa::Avx2 : Isa::Scalar;
-  need(o.Env(), s == "scalar" || s == "avx2" || s == "avx512", std::string(key) + " is not scalar, avx2 or avx512");
+  const Isa isa = s == "amx" ? Isa::Amx : s == "avx512" ? Isa::Avx512 : s == "avx2" ? Isa::Avx2 : Isa::Scalar;
+  need(o.Env(), s == "scalar" || s == "avx2" || s == "avx512" || s == "amx", std::string(key) + " is not scalar, avx2, avx512 or amx");
   need(o.Env(), isa_supported(isa), "this CPU cannot run the requested instruction set");
   return isa;
 }

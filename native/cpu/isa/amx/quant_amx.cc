@@ -1,0 +1,418 @@
+// INT4 and FP8 weights with float activations on AMX-BF16 tiles (Intel Sapphire Rapids and
+// later; compiled with -mamx-tile -mamx-bf16 -mavx512bf16, chosen at run time: ISA 'amx').
+//
+// Exact products, float32 sums, as the AVX-512 kernels (quant_impl.h), within the same error
+// bound (test/helpers/act-reference.ts derives it). AMX multiplies bfloat16
+// pairs and adds them into float32 (TDPBF16PS: each product of two bfloat16 values is exact in
+// float32; the sums round to nearest even). The weight's decoded values are small: INT4's q - z
+// is an integer in [-16, 15] and an FP8 value has at most 4 significant bits, so each is one
+// exact bfloat16. x is split into P bfloat16 pieces whose sum is x exactly:
+//   x1 = bf16(x), x2 = bf16(x - x1), x3 = x - x1 - x2
+// (a float32 has 24 significant bits, each piece holds 8; float16 needs two, bfloat16 one), and
+// every piece runs through the tile multiply against the same weight tile. So each group's
+// sum(x * (q - z)) is float32 arithmetic on exact products, as in the FMA kernels, and the group
+// scale is applied to it the same way: acc += s * part. Only the order of the additions differs.
+// Limits of AMX itself: it reads bfloat16 subnormals as zero and flushes subnormal results, so
+// activations below about 2^-110 in magnitude lose low bits (x3 drops below 2^-126).
+// An infinity in x stays a single piece (x2 = x3 = 0), so Inf * w follows IEEE as on the FMA
+// kernels (Inf * 0 is NaN); a NaN makes its row NaN.
+//
+// Layouts (the tiles are 16 rows of 64 bytes):
+//   A, x's pieces: bfloat16, rows padded to a multiple of 16 with zeros and K to a multiple of
+//      32, stored tile by tile: the tile of piece p, rows 16 mb.., columns 32 ks.. is 1 KiB at
+//      ((p * MB + mb) * KS + ks) * 512 elements, row r's 32 columns at r * 32. (Row-major x with
+//      a row stride of 2K bytes put a tile's 16 rows in one L1 set: 2.5x slower than the AVX-512
+//      kernel at M = 512.)
+//   B, one tile per 32 columns of K and 16 output columns: row i holds, for n = 0..15, the
+//      pair (k = 2i, k = 2i + 1) as two bfloat16 (AMX's pair-interleaved "VNNI" layout), decoded
+//      from the CPU layout's panels into thread scratch, one chunk of K at a time.
+//   C, float32 16 x 16, for 16 rows x 32 columns of y: tiles 0, 1 (columns 0-15, 16-31) sum the
+//      first piece of x, tiles 2, 3 the others; A tiles 4, 5; B tiles 6, 7.
+// Each scale block (an INT4 group, an FP8 K block) starts from zeroed C tiles, whose sums are
+// then multiplied by the block's scales and added into a float32 accumulator per output in
+// thread scratch; the usual epilogue (gemm_tile_impl.h's store_tile: bias, low-rank terms, the
+// output dtype) writes y.
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/layout/fp8.h"
+#include "cpu/runtime/scratch.h"
+#include "cpu/runtime/thread_pool.h"
+#include "cpu/kernels.h"
+
+namespace cg {
+namespace amx {
+namespace {
+#include "cpu/impl/simd_avx512.h"
+#include "cpu/impl/convert_impl.h"
+#include "cpu/impl/gemm_tile_impl.h"
+#include "cpu/impl/gemm_driver_impl.h"
+constexpr int kDenseMR = 14;
+constexpr int kDenseNV = 2;
+#include "cpu/impl/dense_impl.h"
+// Only quant_impl.h's decoders and activation preparation are used here; these constants are the
+// AVX-512 build's (isa/avx512/quant.cc), which runs the rows this kernel leaves.
+constexpr int kQdR = 12;
+constexpr int64_t kInt4DirectUpToM = 24;
+constexpr int64_t kFp8DirectUpToM = 64;
+constexpr int64_t kQuantTileK = 1024;
+#include "cpu/impl/quant_impl.h"
+
+// From this many rows of x (below: the AVX-512 direct kernels, which stream the weight once).
+constexpr int64_t kAmxFromM = 9;
+constexpr int kTileN = 32;        // output columns per column tile: two panels, two B tiles
+constexpr int64_t kChunkK = 512;  // K columns decoded into scratch at once: 32 KiB of B tiles
+constexpr int64_t kMc = 256;      // rows of x per block (a multiple of 16)
+constexpr int64_t kTg = 16;       // column tiles per group
+constexpr int64_t kSuperRows = 1024;  // rows of x split into pieces at once (bounds that buffer)
+constexpr int kBTileBytes = 1024;
+
+// The tile configuration (palette 1): tiles 0..7 of 16 rows x 64 bytes. Built as bytes, with a
+// compiler barrier before ldtilecfg reads it: GCC 12 dropped the column-width stores of a struct
+// version (ldtilecfg's operand is not seen as reading them), and ldtilecfg faulted.
+inline void configure_tiles() {
+  alignas(64) uint8_t cfg[64] = {};
+  cfg[0] = 1;  // palette
+  for (int i = 0; i < 8; ++i) {
+    cfg[16 + 2 * i] = 64;  // bytes per row (little-endian uint16)
+    cfg[48 + i] = 16;      // rows
+  }
+  __asm__ volatile("" : : "r"(cfg) : "memory");
+  _tile_loadconfig(cfg);
+}
+
+// bfloat16 (k, k + 1) pairs of 16 output columns, from the float32 columns lo (k) and hi (k + 1),
+// each value exact in bfloat16 (the caller's promise): one B tile row.
+inline void store_pair(uint16_t* dst, V lo, V hi) {
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
+                                       19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // words 0-15 lo, 16-31 hi
+  _mm512_storeu_si512(dst, _mm512_permutexvar_epi16(idx, both));
+}
+
+// Where the B tile row of column k (k0 <= k < k0 + chunk) of panel h lives in the chunk buffer.
+inline uint16_t* brow(uint16_t* b, int64_t k0, int64_t k, int h) {
+  const int64_t kk = k - k0;
+  return b + ((kk / 32) * 2 + h) * (kBTileBytes / 2) + ((kk % 32) / 2) * 32;
+}
+
+// bfloat16 of the integers -16..15, indexed by the integer's low 5 bits (vpermw reads only those).
+inline __m512i int_bf16_table() {
+  alignas(64) uint16_t t[32];
+  for (int i = 0; i < 32; ++i) {
+    const float v = float(i < 16 ? i : i - 32);
+    uint32_t u;
+    std::memcpy(&u, &v, 4);
+    t[i] = uint16_t(u >> 16);  // exact: at most 5 significant bits
+  }
+  return _mm512_load_si512(t);
+}
+
+// INT4: columns [k0, k0 + kl) of the column tile's two panels, q - z as bfloat16; beyond K,
+// zeros. In the integer domain: a lane's word holds columns 8c..8c+3 in its bytes' low nibbles
+// and 8c+4..8c+7 in the high ones (cpu/layout/int4.h); widening the bytes to words puts
+// columns (0, 1) and (2, 3) of a lane side by side in one dword, and vpermt2d gathers the
+// dword of pair (k, k+1) of all 16 lanes into one B tile row; then q - z in 16-bit words, and
+// a 32-entry table lookup makes it bfloat16. 23 instructions per 128 weights (the float32
+// route, convert then pack, took 44, and bounded the INT4 kernel at M = 16).
+void decode_int4(const Int4View& t, int64_t k0, int64_t kl, uint16_t* b) {
+  const int64_t C = t.K / 8, octets = t.group / 8;
+  const __m512i table = int_bf16_table(), nib = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
+  // dword n = 4L + i of a B row: lane L's dword 0 or 2 of the low (i < 2) or high unpack
+  const __m512i even = _mm512_set_epi32(30, 28, 14, 12, 26, 24, 10, 8, 22, 20, 6, 4, 18, 16, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* codes = t.codes + h * C * kQuantPanel * 4;
+    const float* zr = t.zeros + h * t.G * kQuantPanel;
+    int64_t gz = -1;
+    __m512i z16 = zero;
+    for (int64_t c = k0 / 8; c < (k0 + kl) / 8; ++c) {
+      if (c >= C) {
+        for (int j = 0; j < 8; j += 2) _mm512_storeu_si512(brow(b, k0, 8 * c + j, h), zero);
+        continue;
+      }
+      if (c / octets != gz) {
+        gz = c / octets;
+        const __m512i z = _mm512_cvttps_epi32(vload(zr + gz * kQuantPanel));
+        z16 = _mm512_or_si512(z, _mm512_slli_epi32(z, 16));
+      }
+      const __m512i word = _mm512_loadu_si512(codes + c * kQuantPanel * 4);
+      for (int half = 0; half < 2; ++half) {  // columns 8c+0..3, then 8c+4..7
+        const __m512i q = _mm512_and_si512(half ? _mm512_srli_epi32(word, 4) : word, nib);
+        const __m512i lo = _mm512_unpacklo_epi8(q, zero), hi = _mm512_unpackhi_epi8(q, zero);
+        const __m512i r01 = _mm512_sub_epi16(_mm512_permutex2var_epi32(lo, even, hi), z16);
+        const __m512i r23 = _mm512_sub_epi16(_mm512_permutex2var_epi32(lo, odd, hi), z16);
+        _mm512_storeu_si512(brow(b, k0, 8 * c + 4 * half, h), _mm512_permutexvar_epi16(r01, table));
+        _mm512_storeu_si512(brow(b, k0, 8 * c + 4 * half + 2, h), _mm512_permutexvar_epi16(r23, table));
+      }
+    }
+  }
+}
+
+// FP8: the decoded value (e4m3: times 2^-8, as the direct kernels decode it) as bfloat16.
+template <bool E4M3>
+void decode_fp8(const Fp8View& t, int64_t k0, int64_t kl, uint16_t* b) {
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* codes = t.codes + h * t.K * kQuantPanel;
+    for (int64_t k = k0; k < k0 + kl; k += 2) {
+      const V lo = k < t.K ? fp8_decode_vec<E4M3>(codes + k * kQuantPanel) : vzero();
+      const V hi = k + 1 < t.K ? fp8_decode_vec<E4M3>(codes + (k + 1) * kQuantPanel) : vzero();
+      store_pair(brow(b, k0, k, h), lo, hi);
+    }
+  }
+}
+
+struct Ctx {
+  const QuantProblem* q = nullptr;
+  const uint16_t* xa = nullptr;  // [P][Mp/16][Kp/32] tiles of 16 x 32
+  int P = 3;
+  int64_t m_base = 0, rows = 0;  // the rows of x in xa: [m_base, m_base + rows)
+  int64_t Mp = 0, Kp = 0, blk = 0;  // Mp: rows rounded up to 16; blk: K columns per scale block, a multiple of 32
+  int64_t ntiles = 0;
+  std::atomic<bool> failed{false};
+};
+
+// acc[m][n] (16 rows of 32 columns) += s[n] * (main[m][n] + small[m][n]) (small: P > 1 only).
+template <int P>
+inline void scale_add(float* acc, const float* cbuf, V s0, V s1) {
+  for (int i = 0; i < 16; ++i) {
+    V a = vload(cbuf + i * kTileN), b = vload(cbuf + i * kTileN + 16);
+    if (P > 1) {
+      a = vadd(a, vload(cbuf + 16 * kTileN + i * kTileN));
+      b = vadd(b, vload(cbuf + 16 * kTileN + i * kTileN + 16));
+    }
+    vstore(acc + i * kTileN, vfma(a, s0, vload(acc + i * kTileN)));
+    vstore(acc + i * kTileN + 16, vfma(b, s1, vload(acc + i * kTileN + 16)));
+  }
+}
+
+// K columns [ka, kb) (multiples of 32) of rows m0..m0+15 against the chunk's B tiles. x's first
+// piece goes into C tiles 0, 1 and the others (2^-8 of x and less) into C tiles 2, 3, added only
+// at the end: each float32 sum is then as long as the block, as on the FMA kernels (one chain
+// of 3b additions would triple the rounding bound; act-reference.ts derives it), and the small
+// pieces' own roundings are 2^-8 of that. Results to cbuf: [16][32] main, then [16][32] small.
+// Tile loads: P of x (alternating tiles 4 and 5) and 2 of the weight per 2P multiplies.
+template <int P>
+inline void tile_block(const Ctx& c, const uint16_t* b, int64_t k0, int64_t ka, int64_t kb, int64_t m0, float* cbuf) {
+  _tile_zero(0);
+  _tile_zero(1);
+  if (P > 1) {
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  const int64_t KS = c.Kp / 32, piece = c.Mp * c.Kp;
+  const uint16_t* a = c.xa + (m0 / 16) * KS * 512;
+  for (int64_t k = ka; k < kb; k += 32) {
+    const uint16_t* bt = b + ((k - k0) / 32) * 2 * (kBTileBytes / 2);
+    const uint16_t* ak = a + (k / 32) * 512;
+    _tile_loadd(6, bt, 64);
+    _tile_loadd(7, bt + kBTileBytes / 2, 64);
+    _tile_loadd(4, ak, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    if (P > 1) {
+      _tile_loadd(5, ak + piece, 64);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+    if (P > 2) {
+      _tile_loadd(4, ak + 2 * piece, 64);
+      _tile_dpbf16ps(2, 4, 6);
+      _tile_dpbf16ps(3, 4, 7);
+    }
+  }
+  _tile_stored(0, cbuf, kTileN * 4);
+  _tile_stored(1, cbuf + 16, kTileN * 4);
+  if (P > 1) {
+    _tile_stored(2, cbuf + 16 * kTileN, kTileN * 4);
+    _tile_stored(3, cbuf + 16 * kTileN + 16, kTileN * 4);
+  }
+}
+
+// Rows m0.. (`rows` of them, 1..16) of the accumulator through the epilogue.
+template <int R = 16>
+inline void store_rows(int rows, const float* acc, const TileOut& o, int64_t m0, int64_t n0, int ncols) {
+  if constexpr (R > 1) {
+    if (rows < R) return store_rows<R - 1>(rows, acc, o, m0, n0, ncols);
+  }
+  V v[R][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    v[i][0] = vload(acc + i * kTileN);
+    v[i][1] = vload(acc + i * kTileN + 16);
+  }
+  store_tile<R, 2>(v, o, m0, n0, ncols);
+}
+
+// Per thread, its column tiles [t0, t1), loops from the outside in:
+//   blocks of kMc rows of x (their pieces, kMc x chunk x P, stay in L2 while the tiles pass),
+//   groups of kTg column tiles (their accumulators, kMc x kTg x 32 float32, in L2),
+//   chunks of K (each tile's B tiles decoded once per row block: 12% more decode at most),
+//   the tiles of the group, the scale blocks of the chunk, row pairs of the block.
+// (Tile by tile over all of K, every tile streamed all of x's pieces from L3: one 1 KiB A tile
+// per two tile multiplies, more than L3 delivers.)
+template <int P>
+void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
+  const QuantProblem& q = *c.q;
+  const GemmProblem& p = *q.p;
+  const int64_t chunk = c.blk < kChunkK ? kChunkK / c.blk * c.blk : kChunkK;
+  uint16_t* b = static_cast<uint16_t*>(thread_scratch(3, size_t(chunk) * kTileN * 2));
+  float* acc = static_cast<float*>(thread_scratch(0, (size_t(kMc) * kTg + 32) * kTileN * 4));  // + cbuf
+  if (!b || !acc) {
+    c.failed.store(true);
+    return;
+  }
+  float* cbuf = acc + kMc * kTg * kTileN;
+  TileOut o;
+  o.lora = p.lora;
+  if (p.ydt == DType::F32) {
+    o.c = static_cast<float*>(p.y);
+    o.ldc = p.N;
+  } else {
+    o.store_y = true;
+    o.y = p.y;
+    o.ydt = p.ydt;
+    o.ldy = p.N;
+  }
+  o.bias = p.bias;
+  const float fp8f = q.format == WeightFormat::Fp8 && q.fp8_format == Fp8Format::E4M3 ? fp8_scale_factor<true>() : 1.0f;
+  configure_tiles();
+  for (int64_t mc0 = 0; mc0 < c.rows; mc0 += kMc) {
+    const int64_t mr = c.rows - mc0 < kMc ? c.rows - mc0 : kMc;
+    for (int64_t tg0 = t0; tg0 < t1; tg0 += kTg) {
+      const int64_t tgn = t1 - tg0 < kTg ? t1 - tg0 : kTg;
+      std::memset(acc, 0, size_t(kMc) * size_t(tgn) * kTileN * 4);
+      for (int64_t k0 = 0; k0 < c.Kp; k0 += chunk) {
+        const int64_t kl = c.Kp - k0 < chunk ? c.Kp - k0 : chunk;
+        for (int64_t ti = 0; ti < tgn; ++ti) {
+          Int4View iv{};
+          Fp8View fv{};
+          if (q.format == WeightFormat::Int4) {
+            iv = int4_view(q.packed, q.int4, tg0 + ti);
+            decode_int4(iv, k0, kl, b);
+          } else {
+            fv = fp8_view(q.packed, q.fp8, q.fp8_format, tg0 + ti);
+            if (fv.e4m3) decode_fp8<true>(fv, k0, kl, b);
+            else decode_fp8<false>(fv, k0, kl, b);
+          }
+          float* at = acc + ti * kMc * kTileN;
+          // the scale blocks inside the chunk: [ka, kb), block blkIdx
+          for (int64_t ka = k0; ka < k0 + kl;) {
+            const int64_t blkIdx = ka / c.blk;
+            const int64_t kb = (blkIdx + 1) * c.blk < k0 + kl ? (blkIdx + 1) * c.blk : k0 + kl;
+            V s[2];
+            for (int h = 0; h < 2; ++h) {
+              if (q.format == WeightFormat::Int4) s[h] = vload(iv.scales + h * iv.G * kQuantPanel + blkIdx * kQuantPanel);
+              else s[h] = vmul(vload(fv.scales + h * fv.SC * kQuantPanel + blkIdx * kQuantPanel), vset1(fp8f));
+            }
+            for (int64_t m0 = mc0; m0 < mc0 + mr; m0 += 16) {
+              tile_block<P>(c, b, k0, ka, kb, m0, cbuf);
+              scale_add<P>(at + (m0 - mc0) * kTileN, cbuf, s[0], s[1]);
+            }
+            ka = kb;
+          }
+        }
+      }
+      for (int64_t ti = 0; ti < tgn; ++ti) {
+        const int64_t n0 = (tg0 + ti) * kTileN;
+        const int ncols = p.N - n0 < kTileN ? int(p.N - n0) : kTileN;
+        for (int64_t m0 = 0; m0 < mr; m0 += 16)
+          store_rows(mr - m0 < 16 ? int(mr - m0) : 16, acc + (ti * kMc + m0) * kTileN, o, c.m_base + mc0 + m0, n0, ncols);
+      }
+    }
+  }
+  _tile_release();
+}
+
+void task(void* vctx, int t, int nt) {
+  Ctx& c = *static_cast<Ctx*>(vctx);
+  const int64_t t0 = c.ntiles * t / nt, t1 = c.ntiles * (t + 1) / nt;
+  if (t0 >= t1) return;
+  if (c.P == 1) run_tiles<1>(c, t0, t1);
+  else if (c.P == 2) run_tiles<2>(c, t0, t1);
+  else run_tiles<3>(c, t0, t1);
+}
+
+// x (float32 [M, K]) -> P bfloat16 pieces in A tiles (Ctx::xa), zero-padded.
+void split_x(const float* x, int64_t M, int64_t K, int P, int64_t Mp, int64_t Kp, uint16_t* xa) {
+  const int64_t piece = Mp * Kp, KS = Kp / 32;
+  for (int64_t m = 0; m < Mp; ++m) {
+    for (int64_t k = 0; k < Kp; k += 16) {
+      const int n = m >= M || k >= K ? 0 : (K - k < 16 ? int(K - k) : 16);
+      const V v = n == 16 ? vload(x + m * K + k) : n > 0 ? vload_n(x + m * K + k, n) : vzero();
+      V r = v;
+      for (int i = 0; i < P; ++i) {
+        const __m256bh h = _mm512_cvtneps_pbh(r);
+        uint16_t* dst = xa + i * piece + ((m / 16) * KS + k / 32) * 512 + (m % 16) * 32 + k % 32;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), (__m256i)h);
+        const V hv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)h), 16));
+        // the remainder, exact; 0 where the piece is infinite or NaN (x itself carries it)
+        r = _mm512_maskz_sub_ps(_mm512_cmp_ps_mask(vsub(hv, hv), vzero(), _CMP_EQ_OQ), r, hv);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool amx_permitted() {
+  // Linux hands out the tile registers only to a process that asks (ARCH_REQ_XCOMP_PERM for
+  // XFEATURE_XTILEDATA); it refuses when, e.g., a thread's signal stack is too small for them.
+  static const bool ok = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  return ok;
+}
+
+bool quant_linear(const QuantProblem& q) {
+  const GemmProblem& p = *q.p;
+  // K columns per scale block (an INT4 group, an FP8 K block); one block when it covers K.
+  int64_t blk = q.format == WeightFormat::Int4 ? q.int4.group : q.fp8.bk;
+  const int64_t Kp = (p.K + 31) / 32 * 32;
+  if (blk >= p.K) blk = Kp;
+  // Few rows: the AVX-512 direct kernels (memory-bound, the weight streamed once). A scale block
+  // that is not whole tiles of 32 columns (FP8 blocks of any size): the AVX-512 kernels too.
+  if (p.M < kAmxFromM || blk % 32 != 0) return avx512::quant_linear(q);
+  int P = 3;  // bfloat16 pieces of x
+  if (q.act == ActQuant::None && p.xdt == DType::BF16) P = 1;
+  else if (q.act == ActQuant::None && p.xdt == DType::F16) P = 2;
+  // x as float32, quantized (act) and permuted (act-order) as the AVX-512 kernels take it.
+  const float* x;
+  if (q.act != ActQuant::None) {
+    float* buf = static_cast<float*>(thread_scratch(2, size_t((p.M + 1) * p.K) * sizeof(float)));
+    if (!buf) return false;
+    quantize_act(p, q.perm, q.act, q.act_block, buf, buf + p.M * p.K);
+    x = buf;
+  } else {
+    x = quant_prepare_x(q);
+    if (!x) return false;
+  }
+  const int64_t super = p.M < kSuperRows ? p.M : kSuperRows;
+  uint16_t* xa = static_cast<uint16_t*>(thread_scratch(1, size_t(P) * size_t((super + 15) / 16 * 16) * size_t(Kp) * 2));
+  if (!xa) return false;
+  Ctx c;
+  c.q = &q;
+  c.xa = xa;
+  c.P = P;
+  c.Kp = Kp;
+  c.blk = blk;
+  c.ntiles = (p.N + kTileN - 1) / kTileN;
+  const int threads = p.threads < 1 ? 1 : p.threads;
+  const int ntasks = c.ntiles < threads ? int(c.ntiles) : threads;
+  for (int64_t m0 = 0; m0 < p.M && !c.failed.load(); m0 += super) {
+    c.m_base = m0;
+    c.rows = p.M - m0 < super ? p.M - m0 : super;
+    c.Mp = (c.rows + 15) / 16 * 16;
+    split_x(x + m0 * p.K, c.rows, p.K, P, c.Mp, Kp, xa);
+    parallel_for(ntasks, threads, task, &c);
+  }
+  return !c.failed.load();
+}
+
+}  // namespace amx
+}  // namespace cg
+#endif

@@ -1,0 +1,161 @@
+/**
+ * The AMX kernel (ISA 'amx': isa/amx/quant_amx.cc; INT4 and FP8 weights with float activations
+ * from M = 9, on CPUs with AMX-BF16) beyond what the (backend x ISA) matrix of
+ * linear.quant.test.ts, ops/lora.test.ts and ops/multi-lora.test.ts already runs on its cpu/amx
+ * row (M up to 130, N up to 56):
+ *
+ * - x is split into bfloat16 pieces whose sum is x exactly: through an identity weight (INT4
+ *   code 1, zero point 0, scale 1) y must be x bit for bit, for float32 x with all 24 bits
+ *   of the significand in use (3 pieces), float16 (2) and bfloat16 (1); a kernel that kept
+ *   fewer pieces loses the low bits. Non-finite x: IEEE (an infinity times the weight's zeros
+ *   is NaN, its own column keeps the infinity), and no other row changes.
+ * - Shapes that cross every blocking boundary of the kernel: more rows than one split of x
+ *   (1024) and than one row block (256), a last row tile of 12 rows, more than one group of 16
+ *   column tiles and a ragged last tile, K chunks (512) with scale blocks inside them and a
+ *   K tail; against float64 references (act-reference.ts, lowrank-reference.ts) on poisoned
+ *   outputs, with the many-adapter LoRA epilogue on the largest one (rows of the second x
+ *   split must find their own adapters).
+ *
+ * Skipped where the CPU (or Linux) offers no AMX; the cpu/avx512 row of those suites runs the
+ * same cases there.
+ */
+import * as cg from '../lib';
+import { checkQuantLinear, fp8WeightRef, int4WeightRef, quantLinearRef } from './helpers/act-reference';
+import { checkLoraLinear, loraLinearRef, randomFactors } from './helpers/lowrank-reference';
+import { diffF32, int4QuantizeRef, packNibbles } from './helpers/quant-reference';
+import { decode, encode, mulberry32, poisoned, randInt, randomFloat32, seedFor, seedNote } from './helpers/reference';
+
+const HAS_AMX = cg.backend().kind === 'cpu' && cg.backend().cpu.isas.includes('amx');
+const describeAmx = HAS_AMX ? describe : describe.skip;
+const DEFAULT_ISA = cg.backend().cpu.isa;
+
+afterAll(() => {
+  if (cg.backend().kind === 'cpu') cg.setCpuIsa(DEFAULT_ISA);
+});
+
+describeAmx('AMX: x split into bfloat16 pieces exactly', () => {
+  const N = 64;
+  const K = 64;
+  const M = 40;
+  let w: cg.Int4Weight;
+  beforeAll(() => {
+    cg.setCpuIsa('amx');
+    const q = new Uint8Array(N * K);
+    for (let n = 0; n < N; n++) q[n * K + n] = 1;
+    w = cg.Int4Weight.fromCanonical({ qweight: packNibbles(q, N, K), scales: new Float32Array(N * 2).fill(1), zeros: new Uint8Array(N * 2) }, [N, K]);
+    const eye = new Float32Array(N * K);
+    for (let n = 0; n < N; n++) eye[n * K + n] = 1;
+    expect(diffF32(w.toDense(), eye, K, 'int4 identity')).toBeNull();
+  });
+
+  test.each(['float32', 'float16', 'bfloat16'] as const)('identity weight: y = x bit for bit (x %s)', async (xd) => {
+    const seed = seedFor(`amx identity ${xd}`);
+    const rng = mulberry32(seed);
+    // every significand bit random, magnitudes 2^-20 .. 2^20 (finite in each dtype: float16 to 2^-14)
+    const v = new Float64Array(M * K);
+    const lo = xd === 'float16' ? -14 : -20;
+    const hi = xd === 'float16' ? 15 : 20;
+    for (let i = 0; i < v.length; i++) v[i] = (rng() < 0.5 ? -1 : 1) * (1 + rng()) * 2 ** (lo + randInt(rng, hi - lo));
+    const x = encode(v, xd);
+    const want = decode(x, xd);
+    const opts: cg.LinearOptions = { outDtype: 'float32', out: poisoned('float32', M * N) as Float32Array };
+    if (xd !== 'float32') opts.dtype = xd;
+    const y = cg.linear(x, [M, K], w, opts) as Float32Array;
+    const y2 = (await cg.linearAsync(x, [M, K], w, { ...opts, out: undefined })) as Float32Array;
+    const bad: string[] = [];
+    for (let i = 0; i < M * K && bad.length < 5; i++) {
+      if (y[i] !== want[i] || y2[i] !== want[i]) bad.push(`y[${Math.floor(i / K)}][${i % K}] = ${y[i]} / ${y2[i]} (async), x = ${want[i]}`);
+    }
+    expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
+  });
+
+  test('non-finite x: IEEE in its own row, no other row changes', () => {
+    const seed = seedFor('amx identity non-finite');
+    const rng = mulberry32(seed);
+    const x = randomFloat32(rng, M * K);
+    x[3 * K + 5] = Infinity;
+    x[7 * K + 60] = -Infinity;
+    x[20 * K + 33] = NaN;
+    const y = cg.linear(x, [M, K], w, { out: poisoned('float32', M * N) as Float32Array }) as Float32Array;
+    const bad: string[] = [];
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        const got = y[m * N + n];
+        let want: number = x[m * K + n];
+        if (m === 3) want = n === 5 ? Infinity : NaN; // Inf * 1 in its column, Inf * 0 = NaN in the others
+        if (m === 7) want = n === 60 ? -Infinity : NaN;
+        if (m === 20) want = NaN;
+        if (!Object.is(got, want) && !(Number.isNaN(got) && Number.isNaN(want)) && !(got === 0 && want === 0) && bad.length < 5) bad.push(`y[${m}][${n}] = ${got}, want ${want}`);
+      }
+    }
+    expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
+  });
+});
+
+describeAmx('AMX: every blocking boundary, against float64', () => {
+  beforeAll(() => cg.setCpuIsa('amx'));
+
+  test('INT4 group 32 asymmetric, M = 1100, N = 600, K = 256, float32 x, bias, many adapters (sync and async)', async () => {
+    const [M, N, K] = [1100, 600, 256];
+    const group = 32;
+    const seed = seedFor('amx int4 large');
+    const rng = mulberry32(seed);
+    const data = randomFloat32(rng, N * K);
+    const q = int4QuantizeRef(data, N, K, group, false, 'float32');
+    if (!('q' in q)) throw new Error(`test data refused by the reference: ${JSON.stringify(q)}`);
+    const ref = int4WeightRef(q.q, q.scales, q.zeros, N, K, K / group, null);
+    const w = cg.Int4Weight.quantize(data, [N, K], { groupSize: group, symmetric: false, scaleDtype: 'float32' });
+    expect(diffF32(w.toDense(), Float32Array.from(ref.dense), K, `int4 [${N}, ${K}]; ${seedNote(seed)}`)).toBeNull();
+    const x = randomFloat32(rng, M * K);
+    const x64 = decode(x, 'float32');
+    const bias = randomFloat32(rng, N);
+    const { ref: y64, absSum } = quantLinearRef(x64, M, ref, bias);
+    const out = poisoned('float32', M * N) as Float32Array;
+    const y = cg.linear(x, [M, K], w, { bias, out, threads: 2 }) as Float32Array;
+    expect(y).toBe(out);
+    expect(checkQuantLinear(y, 'float32', y64, absSum, M, N, K, ref.extra, `amx int4 M=${M} sync; ${seedNote(seed)}`)).toBeNull();
+
+    // adapters of ranks 8 and 16, and rows with none, chosen per row
+    const f = [randomFactors(rng, N, K, 8, 'float32'), randomFactors(rng, N, K, 16, 'bfloat16')];
+    const adapters: cg.LoraFactors[] = [{ A: f[0].A, B: f[0].B, alpha: 0.5 }, { A: f[1].A, B: f[1].B, dtype: 'bfloat16' }];
+    const idx = Int32Array.from({ length: M }, () => randInt(rng, 3) - 1);
+    const lref = loraLinearRef(x64, x64, M, N, K, ref.dense, ref.absFactor, bias, [
+      { A64: f[0].A64, B64: f[0].B64, r: 8, alpha: 0.5 },
+      { A64: f[1].A64, B64: f[1].B64, r: 16, alpha: 1 },
+    ], idx);
+    const out2 = poisoned('bfloat16', M * N) as Uint16Array;
+    const y2 = await cg.linearMultiLoraAsync(x, [M, K], w, adapters, idx, { bias, out: out2, outDtype: 'bfloat16' });
+    expect(y2).toBe(out2);
+    expect(checkLoraLinear(y2 as Uint16Array, 'bfloat16', lref, M, N, K, ref.extra, `amx int4 multi-LoRA M=${M} async; ${seedNote(seed)}`)).toBeNull();
+  });
+
+  test.each([
+    ['e4m3', [16, 64], 300, 70, 200, 'float16'],
+    ['e5m2', [1, 96], 40, 530, 1000, 'bfloat16'],
+    ['e4m3', 'channel', 17, 33, 1030, 'float32'],
+  ] as const)('FP8 %s scaling %j, M = %i, N = %i, K = %i, x %s', (fmt, scaling, M, N, K, xd) => {
+    const seed = seedFor(`amx fp8 ${fmt} ${JSON.stringify(scaling)} ${M}`);
+    const rng = mulberry32(seed);
+    const [bn, bk] = scaling === 'channel' ? [1, K] : scaling;
+    const data = randomFloat32(rng, N * K);
+    const { ref } = fp8WeightRef(data, N, K, bn, bk, fmt);
+    const w = cg.Fp8Weight.quantize(data, [N, K], { format: fmt, scaling: scaling === 'channel' ? 'channel' : { block: [bn, bk] } });
+    expect(diffF32(w.toDense(), Float32Array.from(ref.dense), K, `fp8 [${N}, ${K}]; ${seedNote(seed)}`)).toBeNull();
+    const x = encode(randomFloat32(rng, M * K), xd);
+    const { ref: y64, absSum } = quantLinearRef(decode(x, xd), M, ref, null);
+    const out = poisoned('float32', M * N) as Float32Array;
+    const opts: cg.LinearOptions = { out, outDtype: 'float32' };
+    if (xd !== 'float32') opts.dtype = xd;
+    const y = cg.linear(x, [M, K], w, opts) as Float32Array;
+    expect(checkQuantLinear(y, 'float32', y64, absSum, M, N, K, ref.extra, `amx fp8 ${fmt} M=${M} x ${xd}; ${seedNote(seed)}`)).toBeNull();
+  });
+});
+
+test('the AMX rows are present exactly where the CPU lists AMX-BF16 (and the checks above ran or were skipped for that)', () => {
+  const info = cg.backend();
+  if (info.kind !== 'cpu') return;
+  const listed = ['amx_tile', 'amx_bf16', 'avx512_bf16'].every((f) => info.features.includes(f)) && info.cpu.isas.includes('avx512');
+  // Linux may still refuse the tile registers (arch_prctl); then 'amx' is absent though listed.
+  if (!listed) expect(info.cpu.isas).not.toContain('amx');
+  expect(HAS_AMX).toBe(info.cpu.isas.includes('amx'));
+});
