@@ -125,6 +125,31 @@ function linearOp(
   };
 }
 
+/**
+ * An op that is cg.linear with 16-bit activations (what W4A16 models hand over): x rounded to
+ * `xDtype` once per x, outside the timed calls.
+ */
+function linear16Op(name: string, describe: string, make: (d: Float32Array, N: number, K: number) => Weight, xDtype: 'float16' | 'bfloat16'): OpSpec {
+  return {
+    name,
+    describe,
+    // (no `weight`: --concurrency runs float32 x)
+    setup(wdata, N, K) {
+      const w = make(wdata, N, K);
+      const x16 = new WeakMap<Float32Array, Uint16Array>();
+      const as16 = (x: Float32Array, M: number): Uint16Array => {
+        let h = x16.get(x);
+        if (!h) {
+          h = DenseWeight.from(x, [M, K], { dtype: xDtype }).toDense() as Uint16Array;
+          x16.set(x, h);
+        }
+        return h;
+      };
+      return { weightBytes: w.byteLength, run: (x, M, out) => void linear(as16(x, M), [M, K], w, { out, dtype: xDtype, outDtype: 'float32' }) };
+    },
+  };
+}
+
 const int4g128 = (d: Float32Array, N: number, K: number) => Int4Weight.quantize(d, [N, K], { groupSize: 128 });
 const fp8ch = (d: Float32Array, N: number, K: number) => Fp8Weight.quantize(d, [N, K], { format: 'e4m3', scaling: 'channel' });
 const fp8blk = (d: Float32Array, N: number, K: number) => Fp8Weight.quantize(d, [N, K], { format: 'e4m3', scaling: { block: [128, 128] } });
@@ -183,7 +208,9 @@ export const OPS: OpSpec[] = [
   linearOp('int4-g128', 'INT4 weight, groups of 128, float32 activations (W4A16)', int4g128),
   linearOp('int4-g128-a8', 'INT4 weight, groups of 128, int8 activations per row', int4g128, 'int8'),
   linearOp('int4-g128-fp8', 'INT4 weight, groups of 128, e4m3 activations per row (W4A8)', int4g128, 'fp8'),
+  linear16Op('int4-g128-xf16', 'INT4 weight, groups of 128, float16 activations', int4g128, 'float16'),
   linearOp('fp8-e4m3', 'FP8 e4m3 weight, channel scales, float32 activations', fp8ch),
+  linear16Op('fp8-e4m3-xbf16', 'FP8 e4m3 weight, channel scales, bfloat16 activations', fp8ch, 'bfloat16'),
   linearOp('fp8-e4m3-a8', 'FP8 e4m3 weight and activations, 128x128 / 1x128 block scales (W8A8)', fp8blk, 'fp8'),
   loraOp('dense-f32+lora16', 'dense float32 weight with a fused LoRA term of rank 16', (d, N, K) => DenseWeight.from(d, [N, K]), 16),
   loraOp('2:4-f32+lora16', '2:4 float32 weight with a fused LoRA term of rank 16', (d, N, K) => Sparse24Weight.prune(d, [N, K]), 16),

@@ -101,7 +101,7 @@ bool quant_linear(Isa isa, const QuantProblem& q);
 bool linear(Isa isa, const GemmProblem& p, const WeightDesc& w, ActQuant act, int64_t act_block);
 
 namespace amx {
-bool quant_linear(const QuantProblem& q);  // from kAmxFromM rows; fewer go to avx512::quant_linear
+bool quant_linear(const QuantProblem& q);  // from kAmxFromM rows (by x's dtype); fewer go to avx512::quant_linear
 // Whether Linux let this process use the tile registers (asked once, on first call).
 bool amx_permitted();
 }  // namespace amx

@@ -64,8 +64,13 @@ constexpr int64_t kFp8DirectUpToM = 64;
 constexpr int64_t kQuantTileK = 1024;
 #include "cpu/impl/quant_impl.h"
 
-// From this many rows of x (below: the AVX-512 direct kernels, which stream the weight once).
-constexpr int64_t kAmxFromM = 9;
+// From how many rows of x the tiles beat the AVX-512 kernels (below: their direct kernels, which
+// stream the weight once), by the pieces of x: each piece is one more tile multiply per block.
+// Intel Xeon VM, 2 threads, 4096 x 4096 and 11008 x 4096, INT4 g128 and FP8 e4m3, medians of 7
+// (2026-12-03): bfloat16 x wins from M = 12 (1.49 vs 1.26x dense) and loses at 9; float16 x
+// from 16 (1.42 vs 1.09x) and loses at 12; float32 x about even at 24, wins at 32 (1.31-1.37 vs
+// 0.97-1.03x).
+constexpr int64_t kAmxFromM[4] = {0, 10, 16, 25};
 constexpr int kTileN = 32;        // output columns per column tile: two panels, two B tiles
 constexpr int64_t kChunkK = 512;  // K columns decoded into scratch at once: 32 KiB of B tiles
 constexpr int64_t kMc = 256;      // rows of x per block (a multiple of 16)
@@ -376,10 +381,10 @@ bool quant_linear(const QuantProblem& q) {
   if (blk >= p.K) blk = Kp;
   // Few rows: the AVX-512 direct kernels (memory-bound, the weight streamed once). A scale block
   // that is not whole tiles of 32 columns (FP8 blocks of any size): the AVX-512 kernels too.
-  if (p.M < kAmxFromM || blk % 32 != 0) return avx512::quant_linear(q);
   int P = 3;  // bfloat16 pieces of x
   if (q.act == ActQuant::None && p.xdt == DType::BF16) P = 1;
   else if (q.act == ActQuant::None && p.xdt == DType::F16) P = 2;
+  if (p.M < kAmxFromM[P] || blk % 32 != 0) return avx512::quant_linear(q);
   // x as float32, quantized (act) and permuted (act-order) as the AVX-512 kernels take it.
   const float* x;
   if (q.act != ActQuant::None) {
