@@ -15,12 +15,15 @@
  *   K tail; against float64 references (act-reference.ts, lowrank-reference.ts) on poisoned
  *   outputs, with the many-adapter LoRA epilogue on the largest one (rows of the second x
  *   split must find their own adapters).
+ * - INT4 with int8 activations on AMX-INT8 (from M = 32): the AVX512-VNNI kernel's result bit for
+ *   bit (the same integer sums and the same float operations in the same order), and within
+ *   the float64 bound, for groups of 32 (tiles of 32 columns), 128 and per channel.
  *
  * Skipped where the CPU (or Linux) offers no AMX; the cpu/avx512 row of those suites runs the
  * same cases there.
  */
 import * as cg from '../lib';
-import { checkQuantLinear, fp8WeightRef, int4WeightRef, quantLinearRef } from './helpers/act-reference';
+import { actInt8Ref, checkQuantLinear, fp8WeightRef, int4WeightRef, quantLinearRef } from './helpers/act-reference';
 import { checkLoraLinear, loraLinearRef, randomFactors } from './helpers/lowrank-reference';
 import { diffF32, int4QuantizeRef, packNibbles } from './helpers/quant-reference';
 import { decode, encode, mulberry32, poisoned, randInt, randomFloat32, seedFor, seedNote } from './helpers/reference';
@@ -148,6 +151,41 @@ describeAmx('AMX: every blocking boundary, against float64', () => {
     if (xd !== 'float32') opts.dtype = xd;
     const y = cg.linear(x, [M, K], w, opts) as Float32Array;
     expect(checkQuantLinear(y, 'float32', y64, absSum, M, N, K, ref.extra, `amx fp8 ${fmt} M=${M} x ${xd}; ${seedNote(seed)}`)).toBeNull();
+  });
+});
+
+// (every AMX CPU so far has AMX-INT8 and AVX512-VNNI)
+const describeAmxI8 = HAS_AMX && ['amx_int8', 'avx512_vnni'].every((f) => cg.backend().features.includes(f)) ? describe : describe.skip;
+
+describeAmxI8('AMX-INT8: INT4 weights with int8 activations', () => {
+  afterAll(() => cg.setCpuIsa(DEFAULT_ISA));
+
+  test.each([
+    [300, 600, 1024, 32],
+    [40, 70, 1024, 128],
+    [130, 33, 1000, -1],
+  ] as const)('M = %i, N = %i, K = %i, group %i: the VNNI kernel bit for bit, and within the bound of float64', (M, N, K, groupSize) => {
+    const group = groupSize === -1 ? K : groupSize;
+    const seed = seedFor(`amx int8 ${M} ${N} ${K} ${groupSize}`);
+    const rng = mulberry32(seed);
+    const data = randomFloat32(rng, N * K);
+    const q = int4QuantizeRef(data, N, K, group, false, 'float32');
+    if (!('q' in q)) throw new Error(`test data refused by the reference: ${JSON.stringify(q)}`);
+    const ref = int4WeightRef(q.q, q.scales, q.zeros, N, K, K / group, null);
+    const w = cg.Int4Weight.quantize(data, [N, K], { groupSize, symmetric: false, scaleDtype: 'float32' });
+    expect(diffF32(w.toDense(), Float32Array.from(ref.dense), K, `int4 [${N}, ${K}]; ${seedNote(seed)}`)).toBeNull();
+    const x = randomFloat32(rng, M * K);
+    const bias = randomFloat32(rng, N);
+    const ys: Record<string, Float32Array> = {};
+    for (const isa of ['avx512', 'amx'] as const) {
+      cg.setCpuIsa(isa);
+      ys[isa] = cg.linear(x, [M, K], w, { bias, activations: 'int8', out: poisoned('float32', M * N) as Float32Array }) as Float32Array;
+    }
+    let differ = 0;
+    for (let i = 0; i < M * N; i++) if (!Object.is(ys.amx[i], ys.avx512[i])) differ++;
+    expect(`${differ} outputs differ; ${seedNote(seed)}`).toBe(`0 outputs differ; ${seedNote(seed)}`);
+    const { ref: y64, absSum } = quantLinearRef(actInt8Ref(decode(x, 'float32'), M, K).xq, M, ref, bias);
+    expect(checkQuantLinear(ys.amx, 'float32', y64, absSum, M, N, K, ref.extra, `amx int8 M=${M}; ${seedNote(seed)}`)).toBeNull();
   });
 });
 

@@ -75,7 +75,7 @@ bool quant_float_linear(Isa isa, const QuantProblem& q) {
 bool quant_linear(Isa isa, const QuantProblem& q) {
 #if defined(__x86_64__)
   if ((isa == Isa::Avx512 || isa == Isa::Amx) && q.format == WeightFormat::Int4 && q.act == ActQuant::Int8 && cpu_features().avx512_vnni)
-    return avx512vnni::int4_int8_linear(q);
+    return isa == Isa::Amx && cpu_features().amx_int8 ? amx::int4_int8_linear(q) : avx512vnni::int4_int8_linear(q);
 #endif
   return quant_float_linear(isa, q);  // each ISA quantizes activations itself when asked
 }

@@ -102,12 +102,25 @@ bool linear(Isa isa, const GemmProblem& p, const WeightDesc& w, ActQuant act, in
 
 namespace amx {
 bool quant_linear(const QuantProblem& q);  // from kAmxFromM rows (by x's dtype); fewer go to avx512::quant_linear
+// INT4 with int8 activations on AMX-INT8 (the CPU has AMX-INT8 and AVX512-VNNI); fewer rows go
+// to avx512vnni::int4_int8_linear, whose results it reproduces bit for bit.
+bool int4_int8_linear(const QuantProblem& q);
 // Whether Linux let this process use the tile registers (asked once, on first call).
 bool amx_permitted();
 }  // namespace amx
 
 namespace avx512vnni {
 bool int4_int8_linear(const QuantProblem& q);  // q.format == Int4, q.act == Int8
+// x quantized to int8 per row as that kernel takes it (act_quant.h): x8 [M][K] (columns in the
+// weight's order), the row scales sx [M] and the group sums of q_x, xsum [M][G] (exact integers
+// as float32), in one buffer; buf null when out of memory (else free it: aligned_free_bytes).
+struct Int8Rows {
+  void* buf = nullptr;
+  int8_t* x8 = nullptr;
+  float* sx = nullptr;
+  float* xsum = nullptr;
+};
+Int8Rows int8_rows(const QuantProblem& q);
 }  // namespace avx512vnni
 
 namespace scalar {

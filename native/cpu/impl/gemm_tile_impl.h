@@ -24,6 +24,24 @@ struct TileOut {
   const LoraEpilogue* lora = nullptr;
 };
 
+// The output of a kernel that sums the whole K range itself: straight into y (float32 y as
+// its c; 16-bit y rounded by the store), with the bias and the problem's low-rank terms.
+inline TileOut whole_k_out(const GemmProblem& p) {
+  TileOut o;
+  o.lora = p.lora;
+  if (p.ydt == DType::F32) {
+    o.c = static_cast<float*>(p.y);
+    o.ldc = p.N;
+  } else {
+    o.store_y = true;
+    o.y = p.y;
+    o.ydt = p.ydt;
+    o.ldy = p.N;
+  }
+  o.bias = p.bias;
+  return o;
+}
+
 // v[i][j] += the low-rank terms of rows m0.., columns n0.. (LoraEpilogue). With one adapter for
 // every row, each B vector is loaded once for all rows of the tile; with an adapter per row, each
 // row walks its own adapter's B.

@@ -332,18 +332,7 @@ inline void quant_direct_task(void* vctx, int t, int nt) {
   const QuantDirectCtx& c = *static_cast<const QuantDirectCtx*>(vctx);
   const GemmProblem& p = *c.q->p;
   const int64_t t0 = c.ntiles * t / nt, t1 = c.ntiles * (t + 1) / nt;
-  TileOut o;
-  o.lora = p.lora;
-  if (p.ydt == DType::F32) {
-    o.c = static_cast<float*>(p.y);
-    o.ldc = p.N;
-  } else {
-    o.store_y = true;
-    o.y = p.y;
-    o.ydt = p.ydt;
-    o.ldy = p.N;
-  }
-  o.bias = p.bias;
+  TileOut o = whole_k_out(p);
   // Rows in near-equal blocks (16 rows as 8 + 8, not 12 + 4): every block decodes the tile's
   // weights once more, and a short block pays that for few FMAs.
   int64_t starts[kMaxRowBlocks + 1];

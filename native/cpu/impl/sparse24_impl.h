@@ -127,18 +127,7 @@ void panel_task(void* vctx, int t, int nt) {
   const int64_t S = sp24_supers(p.K), G = S * kSp24SuperGroups;
   const int64_t pstride = S * sp24_super_bytes(dtype_bytes<WT>());
   const int64_t t0 = c.ntiles * t / nt, t1 = c.ntiles * (t + 1) / nt;
-  TileOut o;
-  o.lora = p.lora;
-  if (p.ydt == DType::F32) {
-    o.c = static_cast<float*>(p.y);
-    o.ldc = p.N;
-  } else {
-    o.store_y = true;
-    o.y = p.y;
-    o.ydt = p.ydt;
-    o.ldy = p.N;
-  }
-  o.bias = p.bias;
+  TileOut o = whole_k_out(p);
   // With several row blocks, the tile's weights are read from memory by the first and from L2
   // by the others; the next tile's are prefetched into L2 meanwhile, a part during each row
   // block, so that no row block waits on memory (as the dense driver does; same-process A/B on

@@ -71,6 +71,10 @@ constexpr int64_t kQuantTileK = 1024;
 // from 16 (1.42 vs 1.09x) and loses at 12; float32 x about even at 24, wins at 32 (1.31-1.37 vs
 // 0.97-1.03x).
 constexpr int64_t kAmxFromM[4] = {0, 10, 16, 25};
+// INT4 with int8 activations: from this many rows the int8 tiles (below: the AVX512-VNNI kernel).
+// 4096 x 4096, g128, medians of 7, a loaded machine: M = 16 and 24 0.82-0.94x the VNNI kernel,
+// M = 32 1.21x, 64 1.47x, 512 1.78x.
+constexpr int64_t kI8FromM = 32;
 constexpr int kTileN = 32;        // output columns per column tile: two panels, two B tiles
 constexpr int64_t kChunkK = 512;  // K columns decoded into scratch at once: 32 KiB of B tiles
 constexpr int64_t kMc = 256;      // rows of x per block (a multiple of 16)
@@ -274,18 +278,7 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
     return;
   }
   float* cbuf = acc + kMc * kTg * kTileN;
-  TileOut o;
-  o.lora = p.lora;
-  if (p.ydt == DType::F32) {
-    o.c = static_cast<float*>(p.y);
-    o.ldc = p.N;
-  } else {
-    o.store_y = true;
-    o.y = p.y;
-    o.ydt = p.ydt;
-    o.ldy = p.N;
-  }
-  o.bias = p.bias;
+  TileOut o = whole_k_out(p);
   const float fp8f = q.format == WeightFormat::Fp8 && q.fp8_format == Fp8Format::E4M3 ? fp8_scale_factor<true>() : 1.0f;
   configure_tiles();
   for (int64_t mc0 = 0; mc0 < c.rows; mc0 += kMc) {
@@ -364,6 +357,164 @@ void split_x(const float* x, int64_t M, int64_t K, int P, int64_t Mp, int64_t Kp
   }
 }
 
+// ---- INT4 weights with int8 activations: AMX-INT8 ----------------------------------------------
+//
+// The AVX512-VNNI kernel's arithmetic (isa/avx512/int4_vnni.cc) on tiles: per group the exact
+// int32 sum I = sum q_x q_w (TDPBSUD: signed x bytes times unsigned code bytes; the code is q
+// itself, 0..15, so the low nibbles of a lane word are four columns' bytes and the high nibbles
+// the next four: no decode beyond an AND and a shift), then acc = fma(fnmadd(z, X, float(I)), s,
+// acc) over the groups in order, X the group's sum of q_x, and the row scale in the epilogue:
+// the same operations in the same order, so the result is the VNNI kernel's bit for bit
+// (linear.amx.test.ts compares them).
+//   A: x8 in tiles of 16 rows x ks columns (ks = 32 for groups of 32, else 64), tile-contiguous.
+//   B: per ks columns and panel, ks / 4 rows of 64 bytes (16 lanes x 4 consecutive columns).
+//   C: int32; tiles 0, 1 rows 0-15 and 2, 3 rows 16-31 of a 32 x 32 block (columns 0-15, 16-31).
+
+struct CtxI8 {
+  const QuantProblem* q = nullptr;
+  const int8_t* xa = nullptr;
+  const float* sx = nullptr;
+  const float* xsum = nullptr;  // [M][G]
+  int64_t Mp = 0, Kp = 0, ks = 64, blk = 0, chunk = 0, ntiles = 0;
+  std::atomic<bool> failed{false};
+};
+
+inline void configure_tiles_i8(int ks) {
+  alignas(64) uint8_t cfg[64] = {};
+  cfg[0] = 1;
+  for (int i = 0; i < 4; ++i) {  // C
+    cfg[16 + 2 * i] = 64;
+    cfg[48 + i] = 16;
+  }
+  for (int i = 4; i < 6; ++i) {  // A: 16 rows of ks bytes
+    cfg[16 + 2 * i] = uint8_t(ks);
+    cfg[48 + i] = 16;
+  }
+  for (int i = 6; i < 8; ++i) {  // B: ks / 4 rows of 64 bytes
+    cfg[16 + 2 * i] = 64;
+    cfg[48 + i] = uint8_t(ks / 4);
+  }
+  __asm__ volatile("" : : "r"(cfg) : "memory");
+  _tile_loadconfig(cfg);
+}
+
+// Columns [k0, k0 + kl) of the column tile's two panels as B tiles (zeros beyond K).
+void decode_int4_u8(const Int4View& t, int64_t k0, int64_t kl, int64_t ks, uint8_t* b) {
+  const int64_t C = t.K / 8, tb = ks / 4 * 64;
+  const __m512i nib = _mm512_set1_epi8(0x0f);
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* codes = t.codes + h * C * kQuantPanel * 4;
+    for (int64_t c = k0 / 8; c < (k0 + kl) / 8; ++c) {
+      const int64_t kk = 8 * c - k0;
+      uint8_t* row = b + ((kk / ks) * 2 + h) * tb + ((kk % ks) / 4) * 64;
+      __m512i lo = _mm512_setzero_si512(), hi = lo;
+      if (c < C) {
+        const __m512i w = _mm512_loadu_si512(codes + c * kQuantPanel * 4);
+        lo = _mm512_and_si512(w, nib);
+        hi = _mm512_and_si512(_mm512_srli_epi32(w, 4), nib);
+      }
+      _mm512_storeu_si512(row, lo);
+      _mm512_storeu_si512(row + 64, hi);
+    }
+  }
+}
+
+template <bool TWO>
+inline void tile_block_i8(const CtxI8& c, const uint8_t* b, int64_t k0, int64_t ka, int64_t kb, int64_t m0, int32_t* cbuf) {
+  _tile_zero(0);
+  _tile_zero(1);
+  if (TWO) {
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  const int64_t KS = c.Kp / c.ks, tb = c.ks / 4 * 64, at = 16 * c.ks;
+  const int8_t* a = c.xa + (m0 / 16) * KS * at;
+  for (int64_t k = ka; k < kb; k += c.ks) {
+    const uint8_t* bt = b + ((k - k0) / c.ks) * 2 * tb;
+    _tile_loadd(6, bt, 64);
+    _tile_loadd(7, bt + tb, 64);
+    _tile_loadd(4, a + (k / c.ks) * at, c.ks);
+    _tile_dpbsud(0, 4, 6);
+    _tile_dpbsud(1, 4, 7);
+    if (TWO) {
+      _tile_loadd(5, a + KS * at + (k / c.ks) * at, c.ks);
+      _tile_dpbsud(2, 5, 6);
+      _tile_dpbsud(3, 5, 7);
+    }
+  }
+  _tile_stored(0, cbuf, kTileN * 4);
+  _tile_stored(1, cbuf + 16, kTileN * 4);
+  if (TWO) {
+    _tile_stored(2, cbuf + 16 * kTileN, kTileN * 4);
+    _tile_stored(3, cbuf + 16 * kTileN + 16, kTileN * 4);
+  }
+}
+
+// acc (rows x 32) = fma(fnmadd(z, X_row, float(I)), s, acc), as the VNNI kernel.
+inline void group_add_i8(float* acc, const int32_t* cbuf, int rows, const float* xsum, int64_t G, V s0, V s1, V z0, V z1) {
+  for (int i = 0; i < rows; ++i) {
+    const V X = vbcast(xsum + i * G);
+    const V d0 = _mm512_cvtepi32_ps(_mm512_loadu_si512(cbuf + i * kTileN));
+    const V d1 = _mm512_cvtepi32_ps(_mm512_loadu_si512(cbuf + i * kTileN + 16));
+    vstore(acc + i * kTileN, vfma(_mm512_fnmadd_ps(z0, X, d0), s0, vload(acc + i * kTileN)));
+    vstore(acc + i * kTileN + 16, vfma(_mm512_fnmadd_ps(z1, X, d1), s1, vload(acc + i * kTileN + 16)));
+  }
+}
+
+void task_i8(void* vctx, int t, int nt) {
+  CtxI8& c = *static_cast<CtxI8*>(vctx);
+  const int64_t t0 = c.ntiles * t / nt, t1 = c.ntiles * (t + 1) / nt;
+  if (t0 >= t1) return;
+  const QuantProblem& q = *c.q;
+  const GemmProblem& p = *q.p;
+  const int64_t G = q.int4.groups(), group = q.int4.group;
+  uint8_t* b = static_cast<uint8_t*>(thread_scratch(3, size_t(c.chunk) * kTileN));
+  float* acc = static_cast<float*>(thread_scratch(0, (size_t(kMc) * kTg + 32) * kTileN * 4));
+  if (!b || !acc) {
+    c.failed.store(true);
+    return;
+  }
+  int32_t* cbuf = reinterpret_cast<int32_t*>(acc + kMc * kTg * kTileN);
+  TileOut o = whole_k_out(p);
+  o.row_scale = c.sx;
+  configure_tiles_i8(int(c.ks));
+  for (int64_t mc0 = 0; mc0 < p.M; mc0 += kMc) {
+    const int64_t mr = p.M - mc0 < kMc ? p.M - mc0 : kMc;
+    for (int64_t tg0 = t0; tg0 < t1; tg0 += kTg) {
+      const int64_t tgn = t1 - tg0 < kTg ? t1 - tg0 : kTg;
+      std::memset(acc, 0, size_t(kMc) * size_t(tgn) * kTileN * 4);
+      for (int64_t k0 = 0; k0 < c.Kp; k0 += c.chunk) {
+        const int64_t kl = c.Kp - k0 < c.chunk ? c.Kp - k0 : c.chunk;
+        for (int64_t ti = 0; ti < tgn; ++ti) {
+          const Int4View iv = int4_view(q.packed, q.int4, tg0 + ti);
+          decode_int4_u8(iv, k0, kl, c.ks, b);
+          float* at = acc + ti * kMc * kTileN;
+          for (int64_t ka = k0; ka < k0 + kl; ka += c.blk) {  // whole groups: the chunk holds whole groups
+            const int64_t g = ka / group < G ? ka / group : G - 1;
+            const int64_t kb = ka + c.blk < k0 + kl ? ka + c.blk : k0 + kl;
+            const V s0 = vload(iv.scales + g * kQuantPanel), s1 = vload(iv.scales + iv.G * kQuantPanel + g * kQuantPanel);
+            const V z0 = vload(iv.zeros + g * kQuantPanel), z1 = vload(iv.zeros + iv.G * kQuantPanel + g * kQuantPanel);
+            for (int64_t m0 = mc0; m0 < mc0 + mr; m0 += 32) {
+              const int rows = mc0 + mr - m0 > 16 ? 32 : 16;
+              if (rows == 32) tile_block_i8<true>(c, b, k0, ka, kb, m0, cbuf);
+              else tile_block_i8<false>(c, b, k0, ka, kb, m0, cbuf);
+              const int valid = mc0 + mr - m0 < rows ? int(mc0 + mr - m0) : rows;
+              group_add_i8(at + (m0 - mc0) * kTileN, cbuf, valid, c.xsum + m0 * G + g, G, s0, s1, z0, z1);
+            }
+          }
+        }
+      }
+      for (int64_t ti = 0; ti < tgn; ++ti) {
+        const int64_t n0 = (tg0 + ti) * kTileN;
+        const int ncols = p.N - n0 < kTileN ? int(p.N - n0) : kTileN;
+        for (int64_t m0 = 0; m0 < mr; m0 += 16)
+          store_rows(mr - m0 < 16 ? int(mr - m0) : 16, acc + (ti * kMc + m0) * kTileN, o, mc0 + m0, n0, ncols);
+      }
+    }
+  }
+  _tile_release();
+}
+
 }  // namespace
 
 bool amx_permitted() {
@@ -371,6 +522,44 @@ bool amx_permitted() {
   // XFEATURE_XTILEDATA); it refuses when, e.g., a thread's signal stack is too small for them.
   static const bool ok = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
   return ok;
+}
+
+bool int4_int8_linear(const QuantProblem& q) {
+  const GemmProblem& p = *q.p;
+  if (p.M < kI8FromM) return avx512vnni::int4_int8_linear(q);
+  const avx512vnni::Int8Rows r = avx512vnni::int8_rows(q);
+  if (!r.buf) return false;
+  CtxI8 c;
+  c.q = &q;
+  c.sx = r.sx;
+  c.xsum = r.xsum;
+  const int64_t group = q.int4.group;
+  c.ks = group < 64 ? 32 : 64;
+  c.Kp = (p.K + c.ks - 1) / c.ks * c.ks;
+  c.blk = group >= p.K ? c.Kp : group;
+  c.chunk = c.blk <= 1024 ? 1024 / c.blk * c.blk : c.blk;  // whole groups (per channel: all of K)
+  c.Mp = (p.M + 15) / 16 * 16;
+  c.ntiles = (p.N + kTileN - 1) / kTileN;
+  int8_t* xa = static_cast<int8_t*>(thread_scratch(1, size_t(c.Mp) * size_t(c.Kp)));
+  if (!xa) {
+    aligned_free_bytes(r.buf);
+    return false;
+  }
+  // x8 [M][K] -> A tiles of 16 rows x ks columns, zero-padded
+  const int64_t KS = c.Kp / c.ks;
+  for (int64_t m = 0; m < c.Mp; ++m)
+    for (int64_t s = 0; s < KS; ++s) {
+      int8_t* dst = xa + ((m / 16) * KS + s) * 16 * c.ks + (m % 16) * c.ks;
+      const int64_t k0 = s * c.ks, n = m < p.M ? (p.K - k0 < c.ks ? p.K - k0 : c.ks) : 0;
+      if (n > 0) std::memcpy(dst, r.x8 + m * p.K + k0, size_t(n));
+      if (n < c.ks) std::memset(dst + (n > 0 ? n : 0), 0, size_t(c.ks - (n > 0 ? n : 0)));
+    }
+  c.xa = xa;
+  const int threads = p.threads < 1 ? 1 : p.threads;
+  const int ntasks = c.ntiles < threads ? int(c.ntiles) : threads;
+  parallel_for(ntasks, threads, task_i8, &c);
+  aligned_free_bytes(r.buf);
+  return !c.failed.load();
 }
 
 bool quant_linear(const QuantProblem& q) {

@@ -163,18 +163,7 @@ void task(void* vctx, int ti, int nt) {
   const Ctx& c = *static_cast<const Ctx*>(vctx);
   const GemmProblem& p = *c.q->p;
   const int64_t t0 = c.ntiles * ti / nt, t1 = c.ntiles * (ti + 1) / nt;
-  TileOut o;
-  o.lora = p.lora;
-  if (p.ydt == DType::F32) {
-    o.c = static_cast<float*>(p.y);
-    o.ldc = p.N;
-  } else {
-    o.store_y = true;
-    o.y = p.y;
-    o.ydt = p.ydt;
-    o.ldy = p.N;
-  }
-  o.bias = p.bias;
+  TileOut o = whole_k_out(p);
   o.row_scale = c.sx;
   for (int64_t t = t0; t < t1; ++t)
     for (int64_t m0 = 0; m0 < p.M; m0 += kR) tile_rows(p.M - m0 < kR ? int(p.M - m0) : kR, c, m0, t, o);
@@ -182,27 +171,37 @@ void task(void* vctx, int ti, int nt) {
 
 }  // namespace
 
-bool int4_int8_linear(const QuantProblem& q) {
+Int8Rows int8_rows(const QuantProblem& q) {
   const GemmProblem& p = *q.p;
   const int64_t M = p.M, K = p.K, G = q.int4.groups();
   // One buffer: x8 [M][K], the row scales, the group sums, and a float row to convert into.
   const size_t x8_bytes = size_t((M * K + 63) / 64 * 64);
   const size_t bytes = x8_bytes + size_t(M + M * G + K) * sizeof(float);
   uint8_t* buf = static_cast<uint8_t*>(aligned_alloc_bytes(bytes));
-  if (!buf) return false;
-  int8_t* x8 = reinterpret_cast<int8_t*>(buf);
-  float* sx = reinterpret_cast<float*>(buf + x8_bytes);
-  float* xsum = sx + M;
-  float* tmp = xsum + M * G;
+  Int8Rows r;
+  if (!buf) return r;
+  r.buf = buf;
+  r.x8 = reinterpret_cast<int8_t*>(buf);
+  r.sx = reinterpret_cast<float*>(buf + x8_bytes);
+  r.xsum = r.sx + M;
+  float* tmp = r.xsum + M * G;
   for (int64_t m = 0; m < M; ++m) {
-    quantize_row(p, q.perm, m, tmp, x8 + m * K, sx + m);
+    quantize_row(p, q.perm, m, tmp, r.x8 + m * K, r.sx + m);
     for (int64_t g = 0; g < G; ++g) {
       int32_t s = 0;
-      for (int64_t k = g * q.int4.group; k < (g + 1) * q.int4.group; ++k) s += x8[m * K + k];
-      xsum[m * G + g] = float(s);
+      for (int64_t k = g * q.int4.group; k < (g + 1) * q.int4.group; ++k) s += r.x8[m * K + k];
+      r.xsum[m * G + g] = float(s);
     }
   }
-  Ctx c{&q, x8, xsum, sx, (p.N + kNV * L - 1) / (kNV * L)};
+  return r;
+}
+
+bool int4_int8_linear(const QuantProblem& q) {
+  const GemmProblem& p = *q.p;
+  const Int8Rows r = int8_rows(q);
+  if (!r.buf) return false;
+  void* buf = r.buf;
+  Ctx c{&q, r.x8, r.xsum, r.sx, (p.N + kNV * L - 1) / (kNV * L)};
   const int threads = p.threads < 1 ? 1 : p.threads;
   const int ntasks = c.ntiles < threads ? int(c.ntiles) : threads;
   parallel_for(ntasks, threads, task, &c);
