@@ -1,5 +1,5 @@
 /**
- * The AMX kernel (ISA 'amx': isa/amx/quant_amx.cc; INT4 and FP8 weights with float activations
+ * The AMX kernels (ISA 'amx': isa/amx/quant_amx.cc; INT4, FP8 and dense bfloat16 weights with float activations
  * from M = 25 with float32 x, 16 with float16, 10 with bfloat16, on CPUs with AMX-BF16) beyond what the (backend x ISA) matrix of
  * linear.quant.test.ts, ops/lora.test.ts and ops/multi-lora.test.ts already runs on its cpu/amx
  * row (M up to 130, N up to 56):
@@ -15,6 +15,8 @@
  *   K tail; against float64 references (act-reference.ts, lowrank-reference.ts) on poisoned
  *   outputs, with the many-adapter LoRA epilogue on the largest one (rows of the second x
  *   split must find their own adapters).
+ * - Dense bfloat16 weights (from M = 48 with float32 x, 16 float16, 10 bfloat16): the identity
+ *   check, and a large shape with an odd K against float64 (reference.ts's bound).
  * - INT4 with int8 activations on AMX-INT8 (from M = 32): the AVX512-VNNI kernel's result bit for
  *   bit (the same integer sums and the same float operations in the same order), and within
  *   the float64 bound, for groups of 32 (tiles of 32 columns), 128 and per channel.
@@ -26,7 +28,7 @@ import * as cg from '../lib';
 import { actInt8Ref, checkQuantLinear, fp8WeightRef, int4WeightRef, quantLinearRef } from './helpers/act-reference';
 import { checkLoraLinear, loraLinearRef, randomFactors } from './helpers/lowrank-reference';
 import { diffF32, int4QuantizeRef, packNibbles } from './helpers/quant-reference';
-import { decode, encode, mulberry32, poisoned, randInt, randomFloat32, seedFor, seedNote } from './helpers/reference';
+import { checkLinear, decode, encode, linearRef, mulberry32, poisoned, randInt, randomFloat32, seedFor, seedNote } from './helpers/reference';
 
 const HAS_AMX = cg.backend().kind === 'cpu' && cg.backend().cpu.isas.includes('amx');
 const describeAmx = HAS_AMX ? describe : describe.skip;
@@ -92,6 +94,47 @@ describeAmx('AMX: x split into bfloat16 pieces exactly', () => {
       }
     }
     expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
+  });
+});
+
+describeAmx('AMX: dense bfloat16 weights', () => {
+  beforeAll(() => cg.setCpuIsa('amx'));
+
+  test.each(['float32', 'float16', 'bfloat16'] as const)('identity weight, M = 60: y = x bit for bit (x %s)', (xd) => {
+    const [M, N, K] = [60, 64, 64];
+    const seed = seedFor(`amx dense identity ${xd}`);
+    const rng = mulberry32(seed);
+    const eye = new Float32Array(N * K);
+    for (let n = 0; n < N; n++) eye[n * K + n] = 1;
+    const w = cg.DenseWeight.from(eye, [N, K], { dtype: 'bfloat16' });
+    const v = new Float64Array(M * K);
+    const lo = xd === 'float16' ? -14 : -20;
+    const hi = xd === 'float16' ? 15 : 20; // (finite in every dtype: float16 to 2^-14 .. 2^15)
+    for (let i = 0; i < v.length; i++) v[i] = (rng() < 0.5 ? -1 : 1) * (1 + rng()) * 2 ** (lo + randInt(rng, hi - lo));
+    const x = encode(v, xd);
+    const want = decode(x, xd);
+    const opts: cg.LinearOptions = { outDtype: 'float32', out: poisoned('float32', M * N) as Float32Array };
+    if (xd !== 'float32') opts.dtype = xd;
+    const y = cg.linear(x, [M, K], w, opts) as Float32Array;
+    const bad: string[] = [];
+    for (let i = 0; i < M * K && bad.length < 5; i++) if (y[i] !== want[i]) bad.push(`y[${Math.floor(i / K)}][${i % K}] = ${y[i]}, x = ${want[i]}`);
+    expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
+  });
+
+  test('M = 300, N = 600, K = 1029 (odd: a last column pair of one), float32 x, bias, against float64 (sync and async)', async () => {
+    const [M, N, K] = [300, 600, 1029];
+    const seed = seedFor('amx dense large');
+    const rng = mulberry32(seed);
+    const w = cg.DenseWeight.from(randomFloat32(rng, N * K), [N, K], { dtype: 'bfloat16' });
+    const w64 = decode(w.toDense() as Uint16Array, 'bfloat16');
+    const x = randomFloat32(rng, M * K);
+    const bias = randomFloat32(rng, N);
+    const { ref, absSum } = linearRef(decode(x, 'float32'), w64, decode(bias, 'float32'), M, N, K);
+    const out = poisoned('float32', M * N) as Float32Array;
+    expect(cg.linear(x, [M, K], w, { bias, out })).toBe(out);
+    expect(checkLinear(out, 'float32', ref, absSum, M, N, K, `amx dense bf16 sync; ${seedNote(seed)}`)).toBeNull();
+    const y2 = (await cg.linearAsync(x, [M, K], w, { bias, outDtype: 'float16' })) as Uint16Array;
+    expect(checkLinear(y2, 'float16', ref, absSum, M, N, K, `amx dense bf16 async, float16 out; ${seedNote(seed)}`)).toBeNull();
   });
 });
 

@@ -40,7 +40,7 @@ const Tuning& tuning() {
 bool dense_linear(Isa isa, const GemmProblem& p, const void* wpacked, DType wdt) {
   switch (isa) {
 #if defined(__x86_64__)
-    case Isa::Amx:
+    case Isa::Amx: return amx::dense_linear(p, wpacked, wdt);
     case Isa::Avx512: return avx512::dense_linear(p, wpacked, wdt);
     case Isa::Avx2: return avx2::dense_linear(p, wpacked, wdt);
 #endif

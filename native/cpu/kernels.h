@@ -102,6 +102,9 @@ bool linear(Isa isa, const GemmProblem& p, const WeightDesc& w, ActQuant act, in
 
 namespace amx {
 bool quant_linear(const QuantProblem& q);  // from kAmxFromM rows (by x's dtype); fewer go to avx512::quant_linear
+// Dense bfloat16 weights on the same tiles (products exact: the weight is bfloat16 already);
+// other dtypes and fewer rows go to avx512::dense_linear.
+bool dense_linear(const GemmProblem& p, const void* wpacked, DType wdt);
 // INT4 with int8 activations on AMX-INT8 (the CPU has AMX-INT8 and AVX512-VNNI); fewer rows go
 // to avx512vnni::int4_int8_linear, whose results it reproduces bit for bit.
 bool int4_int8_linear(const QuantProblem& q);

@@ -377,7 +377,11 @@ export function linearRef(
  *       gamma_n = n u / (1 - n u), u = 2^-24 (Higham, Accuracy and Stability of Numerical
  *       Algorithms, 3.1; blocked or pairwise orders only do better). For K <= 1028,
  *       gamma_{K+1} < 1.0001 (K+1) u, so c = 2 covers it with a factor-2 margin and nothing else;
- *       the float64 reference itself is exact to ~2^-53 relative, negligible here;
+ *       the float64 reference itself is exact to ~2^-53 relative, negligible here. The AMX
+ *       kernel for bfloat16 weights (ISA 'amx') splits x exactly into bfloat16 pieces
+ *       (|x2| <= 2^-8 |x|, |x3| <= 2^-16 |x|), every product exact, and sums the first piece's
+ *       products and the others' in separate float32 chains of at most 512 columns, the chunks
+ *       then added: within (K + K/64 + K/512 + 2) u S, inside the same margin;
  *   (2) the one rounding of the float32 result into the output dtype, round to nearest even:
  *       half an ulp, 2^-11 relative for float16 and 2^-8 for bfloat16, of a value at most
  *       |ref| + (1); plus half the smallest subnormal as an absolute term (2^-25 for float16,

@@ -71,6 +71,10 @@ constexpr int64_t kQuantTileK = 1024;
 // from 16 (1.42 vs 1.09x) and loses at 12; float32 x about even at 24, wins at 32 (1.31-1.37 vs
 // 0.97-1.03x).
 constexpr int64_t kAmxFromM[4] = {0, 10, 16, 25};
+// Dense bfloat16 weights against the AVX-512 dense kernel (4096 x 4096, medians of 5, a loaded
+// machine): bfloat16 x 1.26x at M = 16; float32 x even at M = 32, 1.22 vs 0.95x dense float32
+// at M = 64, 1.92 vs 1.02x at M = 512.
+constexpr int64_t kAmxDenseFromM[4] = {0, 10, 16, 48};
 // INT4 with int8 activations: from this many rows the int8 tiles (below: the AVX512-VNNI kernel).
 // 4096 x 4096, g128, medians of 7, a loaded machine: M = 16 and 24 0.82-0.94x the VNNI kernel,
 // M = 32 1.21x, 64 1.47x, 512 1.78x.
@@ -160,6 +164,21 @@ void decode_int4(const Int4View& t, int64_t k0, int64_t kl, uint16_t* b) {
         _mm512_storeu_si512(brow(b, k0, 8 * c + 4 * half, h), _mm512_permutexvar_epi16(r01, table));
         _mm512_storeu_si512(brow(b, k0, 8 * c + 4 * half + 2, h), _mm512_permutexvar_epi16(r23, table));
       }
+    }
+  }
+}
+
+// A dense bfloat16 weight (kernels.h's packed layout: panels of 16 rows, [K][16] each): columns
+// k and k + 1 of a panel are 64 consecutive bytes, interleaved into one B tile row.
+void decode_dense_bf16(const uint16_t* w, int64_t K, int64_t k0, int64_t kl, uint16_t* b) {
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
+                                       19, 3, 18, 2, 17, 1, 16, 0);
+  for (int h = 0; h < 2; ++h) {
+    const uint16_t* panel = w + h * K * kDensePanel;
+    for (int64_t k = k0; k < k0 + kl; k += 2) {
+      const int n = k + 2 <= K ? 32 : (k < K ? 16 : 0);  // bfloat16 words of columns k, k + 1 that exist
+      const __m512i both = _mm512_maskz_loadu_epi16(n == 32 ? ~__mmask32(0) : __mmask32((1ull << n) - 1), panel + k * kDensePanel);
+      _mm512_storeu_si512(brow(b, k0, k, h), _mm512_permutexvar_epi16(idx, both));
     }
   }
 }
@@ -291,7 +310,9 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
         for (int64_t ti = 0; ti < tgn; ++ti) {
           Int4View iv{};
           Fp8View fv{};
-          if (q.format == WeightFormat::Int4) {
+          if (q.format == WeightFormat::Dense) {
+            decode_dense_bf16(reinterpret_cast<const uint16_t*>(q.packed) + (tg0 + ti) * 2 * p.K * kDensePanel, p.K, k0, kl, b);
+          } else if (q.format == WeightFormat::Int4) {
             iv = int4_view(q.packed, q.int4, tg0 + ti);
             decode_int4(iv, k0, kl, b);
           } else {
@@ -306,7 +327,8 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
             const int64_t kb = (blkIdx + 1) * c.blk < k0 + kl ? (blkIdx + 1) * c.blk : k0 + kl;
             V s[2];
             for (int h = 0; h < 2; ++h) {
-              if (q.format == WeightFormat::Int4) s[h] = vload(iv.scales + h * iv.G * kQuantPanel + blkIdx * kQuantPanel);
+              if (q.format == WeightFormat::Dense) s[h] = vset1(1.0f);
+              else if (q.format == WeightFormat::Int4) s[h] = vload(iv.scales + h * iv.G * kQuantPanel + blkIdx * kQuantPanel);
               else s[h] = vmul(vload(fv.scales + h * fv.SC * kQuantPanel + blkIdx * kQuantPanel), vset1(fp8f));
             }
             for (int64_t m0 = mc0; m0 < mc0 + mr; m0 += 16) {
@@ -562,32 +584,33 @@ bool int4_int8_linear(const QuantProblem& q) {
   return !c.failed.load();
 }
 
-bool quant_linear(const QuantProblem& q) {
+namespace {
+// The bfloat16 tiles for q (INT4, FP8, or a dense bfloat16 weight as format Dense): 1 done, 0 out
+// of memory, -1 not this kernel's case (few rows, or scale blocks not whole tiles of 32 columns).
+int bf16_tiles(const QuantProblem& q) {
   const GemmProblem& p = *q.p;
   // K columns per scale block (an INT4 group, an FP8 K block); one block when it covers K.
-  int64_t blk = q.format == WeightFormat::Int4 ? q.int4.group : q.fp8.bk;
+  int64_t blk = q.format == WeightFormat::Int4 ? q.int4.group : q.format == WeightFormat::Fp8 ? q.fp8.bk : p.K;
   const int64_t Kp = (p.K + 31) / 32 * 32;
   if (blk >= p.K) blk = Kp;
-  // Few rows: the AVX-512 direct kernels (memory-bound, the weight streamed once). A scale block
-  // that is not whole tiles of 32 columns (FP8 blocks of any size): the AVX-512 kernels too.
   int P = 3;  // bfloat16 pieces of x
   if (q.act == ActQuant::None && p.xdt == DType::BF16) P = 1;
   else if (q.act == ActQuant::None && p.xdt == DType::F16) P = 2;
-  if (p.M < kAmxFromM[P] || blk % 32 != 0) return avx512::quant_linear(q);
+  if (p.M < (q.format == WeightFormat::Dense ? kAmxDenseFromM : kAmxFromM)[P] || blk % 32 != 0) return -1;
   // x as float32, quantized (act) and permuted (act-order) as the AVX-512 kernels take it.
   const float* x;
   if (q.act != ActQuant::None) {
     float* buf = static_cast<float*>(thread_scratch(2, size_t((p.M + 1) * p.K) * sizeof(float)));
-    if (!buf) return false;
+    if (!buf) return 0;
     quantize_act(p, q.perm, q.act, q.act_block, buf, buf + p.M * p.K);
     x = buf;
   } else {
     x = quant_prepare_x(q);
-    if (!x) return false;
+    if (!x) return 0;
   }
   const int64_t super = p.M < kSuperRows ? p.M : kSuperRows;
   uint16_t* xa = static_cast<uint16_t*>(thread_scratch(1, size_t(P) * size_t((super + 15) / 16 * 16) * size_t(Kp) * 2));
-  if (!xa) return false;
+  if (!xa) return 0;
   Ctx c;
   c.q = &q;
   c.xa = xa;
@@ -604,7 +627,25 @@ bool quant_linear(const QuantProblem& q) {
     split_x(x + m0 * p.K, c.rows, p.K, P, c.Mp, Kp, xa);
     parallel_for(ntasks, threads, task, &c);
   }
-  return !c.failed.load();
+  return c.failed.load() ? 0 : 1;
+}
+}  // namespace
+
+bool quant_linear(const QuantProblem& q) {
+  const int r = bf16_tiles(q);
+  return r < 0 ? avx512::quant_linear(q) : r == 1;
+}
+
+bool dense_linear(const GemmProblem& p, const void* wpacked, DType wdt) {
+  if (wdt == DType::BF16) {
+    QuantProblem q;
+    q.p = &p;
+    q.format = WeightFormat::Dense;
+    q.packed = static_cast<const uint8_t*>(wpacked);
+    const int r = bf16_tiles(q);
+    if (r >= 0) return r == 1;
+  }
+  return avx512::dense_linear(p, wpacked, wdt);
 }
 
 }  // namespace amx
