@@ -1,5 +1,7 @@
-// INT4 and FP8 weights with float activations on AMX-BF16 tiles (Intel Sapphire Rapids and
-// later; compiled with -mamx-tile -mamx-bf16 -mavx512bf16, chosen at run time: ISA 'amx').
+// The AMX kernels (Intel Sapphire Rapids and later; compiled with -mamx-tile -mamx-bf16
+// -mamx-int8 -mavx512bf16, chosen at run time: ISA 'amx'): INT4, FP8 and dense bfloat16 weights
+// with float activations on AMX-BF16 tiles (below), and INT4 with int8 activations on AMX-INT8
+// tiles (further down, its own section).
 //
 // Exact products, float32 sums, as the AVX-512 kernels (quant_impl.h), within the same error
 // bound (test/helpers/act-reference.ts derives it). AMX multiplies bfloat16
