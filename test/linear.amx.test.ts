@@ -38,6 +38,30 @@ afterAll(() => {
   if (cg.backend().kind === 'cpu') cg.setCpuIsa(DEFAULT_ISA);
 });
 
+/**
+ * Through an identity weight (N = K) y must be x bit for bit, sync and async: x with every
+ * significand bit random, magnitudes 2^-20 .. 2^20 (finite in each dtype: float16 2^-14 .. 2^15).
+ */
+async function expectIdentity(w: cg.Int4Weight | cg.DenseWeight, M: number, K: number, xd: 'float32' | 'float16' | 'bfloat16', label: string): Promise<void> {
+  const seed = seedFor(label);
+  const rng = mulberry32(seed);
+  const v = new Float64Array(M * K);
+  const lo = xd === 'float16' ? -14 : -20;
+  const hi = xd === 'float16' ? 15 : 20;
+  for (let i = 0; i < v.length; i++) v[i] = (rng() < 0.5 ? -1 : 1) * (1 + rng()) * 2 ** (lo + randInt(rng, hi - lo));
+  const x = encode(v, xd);
+  const want = decode(x, xd);
+  const opts: cg.LinearOptions = { outDtype: 'float32', out: poisoned('float32', M * K) as Float32Array };
+  if (xd !== 'float32') opts.dtype = xd;
+  const y = cg.linear(x, [M, K], w, opts) as Float32Array;
+  const y2 = (await cg.linearAsync(x, [M, K], w, { ...opts, out: poisoned('float32', M * K) as Float32Array })) as Float32Array;
+  const bad: string[] = [];
+  for (let i = 0; i < M * K && bad.length < 5; i++) {
+    if (y[i] !== want[i] || y2[i] !== want[i]) bad.push(`y[${Math.floor(i / K)}][${i % K}] = ${y[i]} / ${y2[i]} (async), x = ${want[i]}`);
+  }
+  expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
+}
+
 describeAmx('AMX: x split into bfloat16 pieces exactly', () => {
   const N = 64;
   const K = 64;
@@ -53,26 +77,7 @@ describeAmx('AMX: x split into bfloat16 pieces exactly', () => {
     expect(diffF32(w.toDense(), eye, K, 'int4 identity')).toBeNull();
   });
 
-  test.each(['float32', 'float16', 'bfloat16'] as const)('identity weight: y = x bit for bit (x %s)', async (xd) => {
-    const seed = seedFor(`amx identity ${xd}`);
-    const rng = mulberry32(seed);
-    // every significand bit random, magnitudes 2^-20 .. 2^20 (finite in each dtype: float16 to 2^-14)
-    const v = new Float64Array(M * K);
-    const lo = xd === 'float16' ? -14 : -20;
-    const hi = xd === 'float16' ? 15 : 20;
-    for (let i = 0; i < v.length; i++) v[i] = (rng() < 0.5 ? -1 : 1) * (1 + rng()) * 2 ** (lo + randInt(rng, hi - lo));
-    const x = encode(v, xd);
-    const want = decode(x, xd);
-    const opts: cg.LinearOptions = { outDtype: 'float32', out: poisoned('float32', M * N) as Float32Array };
-    if (xd !== 'float32') opts.dtype = xd;
-    const y = cg.linear(x, [M, K], w, opts) as Float32Array;
-    const y2 = (await cg.linearAsync(x, [M, K], w, { ...opts, out: undefined })) as Float32Array;
-    const bad: string[] = [];
-    for (let i = 0; i < M * K && bad.length < 5; i++) {
-      if (y[i] !== want[i] || y2[i] !== want[i]) bad.push(`y[${Math.floor(i / K)}][${i % K}] = ${y[i]} / ${y2[i]} (async), x = ${want[i]}`);
-    }
-    expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
-  });
+  test.each(['float32', 'float16', 'bfloat16'] as const)('identity weight: y = x bit for bit (x %s)', (xd) => expectIdentity(w, M, K, xd, `amx identity ${xd}`));
 
   test('non-finite x: IEEE in its own row, no other row changes', () => {
     const seed = seedFor('amx identity non-finite');
@@ -102,23 +107,9 @@ describeAmx('AMX: dense bfloat16 weights', () => {
 
   test.each(['float32', 'float16', 'bfloat16'] as const)('identity weight, M = 60: y = x bit for bit (x %s)', (xd) => {
     const [M, N, K] = [60, 64, 64];
-    const seed = seedFor(`amx dense identity ${xd}`);
-    const rng = mulberry32(seed);
     const eye = new Float32Array(N * K);
     for (let n = 0; n < N; n++) eye[n * K + n] = 1;
-    const w = cg.DenseWeight.from(eye, [N, K], { dtype: 'bfloat16' });
-    const v = new Float64Array(M * K);
-    const lo = xd === 'float16' ? -14 : -20;
-    const hi = xd === 'float16' ? 15 : 20; // (finite in every dtype: float16 to 2^-14 .. 2^15)
-    for (let i = 0; i < v.length; i++) v[i] = (rng() < 0.5 ? -1 : 1) * (1 + rng()) * 2 ** (lo + randInt(rng, hi - lo));
-    const x = encode(v, xd);
-    const want = decode(x, xd);
-    const opts: cg.LinearOptions = { outDtype: 'float32', out: poisoned('float32', M * N) as Float32Array };
-    if (xd !== 'float32') opts.dtype = xd;
-    const y = cg.linear(x, [M, K], w, opts) as Float32Array;
-    const bad: string[] = [];
-    for (let i = 0; i < M * K && bad.length < 5; i++) if (y[i] !== want[i]) bad.push(`y[${Math.floor(i / K)}][${i % K}] = ${y[i]}, x = ${want[i]}`);
-    expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
+    return expectIdentity(cg.DenseWeight.from(eye, [N, K], { dtype: 'bfloat16' }), M, K, xd, `amx dense identity ${xd}`);
   });
 
   test('M = 300, N = 600, K = 1029 (odd: a last column pair of one), float32 x, bias, against float64 (sync and async)', async () => {

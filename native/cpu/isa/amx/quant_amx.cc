@@ -55,15 +55,10 @@ namespace {
 #include "cpu/impl/convert_impl.h"
 #include "cpu/impl/gemm_tile_impl.h"
 #include "cpu/impl/gemm_driver_impl.h"
-constexpr int kDenseMR = 14;
-constexpr int kDenseNV = 2;
+// Only quant_impl.h's decoders and activation preparation are used here (it needs dense_impl.h);
+// the constants are the AVX-512 build's, which runs the rows this kernel leaves.
+#include "cpu/isa/avx512/tuning.h"
 #include "cpu/impl/dense_impl.h"
-// Only quant_impl.h's decoders and activation preparation are used here; these constants are the
-// AVX-512 build's (isa/avx512/quant.cc), which runs the rows this kernel leaves.
-constexpr int kQdR = 12;
-constexpr int64_t kInt4DirectUpToM = 24;
-constexpr int64_t kFp8DirectUpToM = 64;
-constexpr int64_t kQuantTileK = 1024;
 #include "cpu/impl/quant_impl.h"
 
 // From how many rows of x the tiles beat the AVX-512 kernels (below: their direct kernels, which
@@ -118,16 +113,27 @@ inline uint16_t* brow(uint16_t* b, int64_t k0, int64_t k, int h) {
 }
 
 // bfloat16 of the integers -16..15, indexed by the integer's low 5 bits (vpermw reads only those).
-inline __m512i int_bf16_table() {
-  alignas(64) uint16_t t[32];
-  for (int i = 0; i < 32; ++i) {
-    const float v = float(i < 16 ? i : i - 32);
-    uint32_t u;
-    std::memcpy(&u, &v, 4);
-    t[i] = uint16_t(u >> 16);  // exact: at most 5 significant bits
-  }
-  return _mm512_load_si512(t);
+// Each is exact (at most 5 significant bits): sign, exponent 127 + e for 2^e <= |v|, and |v|'s
+// bits below its leading one as the top of the 7-bit significand.
+constexpr uint16_t int_bf16(int v) {
+  if (v == 0) return 0;
+  const unsigned a = unsigned(v < 0 ? -v : v);
+  int e = 0;
+  while ((2u << e) <= a) ++e;
+  return uint16_t((v < 0 ? 0x8000u : 0u) | unsigned(127 + e) << 7 | ((a << (7 - e)) & 0x7fu));
 }
+struct IntBf16Table {
+  alignas(64) uint16_t v[32];
+};
+constexpr IntBf16Table make_int_bf16_table() {
+  IntBf16Table t{};
+  for (int i = 0; i < 32; ++i) t.v[i] = int_bf16(i < 16 ? i : i - 32);
+  return t;
+}
+constexpr IntBf16Table kIntBf16 = make_int_bf16_table();
+static_assert(int_bf16(1) == 0x3f80 && int_bf16(3) == 0x4040 && int_bf16(15) == 0x4170, "bfloat16 of 1, 3, 15");
+static_assert(int_bf16(-1) == 0xbf80 && int_bf16(-16) == 0xc180 && int_bf16(-9) == 0xc110, "bfloat16 of -1, -16, -9");
+inline __m512i int_bf16_table() { return _mm512_load_si512(kIntBf16.v); }
 
 // INT4: columns [k0, k0 + kl) of the column tile's two panels, q - z as bfloat16; beyond K,
 // zeros. In the integer domain: a lane's word holds columns 8c..8c+3 in its bytes' low nibbles

@@ -15,8 +15,7 @@ namespace {
 #include "cpu/impl/convert_impl.h"
 #include "cpu/impl/gemm_tile_impl.h"
 #include "cpu/impl/gemm_driver_impl.h"
-constexpr int kDenseMR = 6;
-constexpr int kDenseNV = 2;
+#include "cpu/isa/avx2/tuning.h"
 #include "cpu/impl/dense_impl.h"
 }  // namespace
 

@@ -16,13 +16,8 @@ namespace {
 #include "cpu/impl/convert_impl.h"
 #include "cpu/impl/gemm_tile_impl.h"
 #include "cpu/impl/gemm_driver_impl.h"
-constexpr int kDenseMR = 6;
-constexpr int kDenseNV = 2;
+#include "cpu/isa/avx2/tuning.h"
 #include "cpu/impl/dense_impl.h"
-constexpr int kQdR = 2;
-constexpr int64_t kInt4DirectUpToM = 8;
-constexpr int64_t kFp8DirectUpToM = 8;
-constexpr int64_t kQuantTileK = 1024;
 #include "cpu/impl/quant_impl.h"
 }  // namespace
 
