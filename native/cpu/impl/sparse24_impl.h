@@ -19,6 +19,7 @@
 // Included inside `namespace cg::<isa> { namespace { ... } }` after gemm_tile_impl.h, with
 //   kPermMR                   rows of x per panel-kernel register tile,
 //   kPermNV                   vectors per panel-kernel tile (kPermNV * L columns),
+//   kPanelKC                  columns of K per panel-kernel block (several row blocks only),
 //   kColMV, kColNRS, kColKC   the M-vectorised kernel's register tile and L1 slice,
 //   kSparseColwiseFromM       from this many rows of x on, the M-vectorised kernel runs.
 
@@ -117,36 +118,80 @@ struct PermCtx {
   const int64_t* starts;  // row blocks
   int nb;
   int64_t ntiles;
+  int64_t kcs;            // superblocks of K per block (every superblock: one block)
+  bool failed;            // an allocation failed in some task
 };
 
+// Per thread: a range of column tiles. For each block of kcs superblocks of K, every tile, every
+// row block: the register tile sums that block and adds it to the output (float32 y, or a
+// float32 copy of the thread's columns for 16-bit y, converted at the end). With several row
+// blocks x is read once per tile and block, so the blocks keep x's part (all rows, kcs * 32
+// columns) in L2 across the tiles; summed over the whole K at once, x (2.8 MiB for M = 64 and
+// K = 11008) came from L3 again for every tile.
 template <DType WT>
 void panel_task(void* vctx, int t, int nt) {
-  const PermCtx& c = *static_cast<const PermCtx*>(vctx);
+  auto& c = *static_cast<PermCtx*>(vctx);
   const GemmProblem& p = *c.p;
   constexpr int TC = kPermNV * L;
   const int64_t S = sp24_supers(p.K), G = S * kSp24SuperGroups;
-  const int64_t pstride = S * sp24_super_bytes(dtype_bytes<WT>());
+  const int64_t SB = sp24_super_bytes(dtype_bytes<WT>());
+  const int64_t pstride = S * SB;
   const int64_t t0 = c.ntiles * t / nt, t1 = c.ntiles * (t + 1) / nt;
-  TileOut o = whole_k_out(p);
-  // With several row blocks, the tile's weights are read from memory by the first and from L2
-  // by the others; the next tile's are prefetched into L2 meanwhile, a part during each row
-  // block, so that no row block waits on memory (as the dense driver does; same-process A/B on
-  // Zen 5, 2 cores, float32: M = 16 1.10-1.15x, M = 32 1.05x, M = 64-100 1.015x faster).
-  const int64_t lines = (S * sp24_super_bytes(dtype_bytes<WT>()) + 63) / 64;  // of one panel
-  for (int64_t tile = t0; tile < t1; ++tile) {
-    const int64_t n0 = tile * TC;
-    const int ncols = p.N - n0 < TC ? int(p.N - n0) : TC;
-    const uint8_t* w = c.w + (n0 / kSp24Panel) * pstride;
-    for (int b = 0; b < c.nb; ++b) {
-      PanelPrefetch pf;
-      if (c.nb >= 2 && tile + 1 < t1) {
-        const int64_t l0 = lines * b / c.nb, l1 = lines * (b + 1) / c.nb;
-        pf.pf = reinterpret_cast<const char*>(w + (TC / kSp24Panel) * pstride) + l0 * 64;
-        pf.lines = (l1 - l0 + S - 1) / S;
+  if (t0 >= t1) return;
+  const int64_t col0 = t0 * TC, col1 = t1 * TC < p.N ? t1 * TC : p.N;
+  const bool single_k = c.kcs >= S;
+  const bool need_c = p.ydt != DType::F32 && !single_k;
+  float* cbuf = need_c ? static_cast<float*>(thread_scratch(1, size_t(p.M) * size_t(col1 - col0) * sizeof(float))) : nullptr;
+  if (need_c && !cbuf) {
+    __atomic_store_n(&c.failed, true, __ATOMIC_RELAXED);
+    return;
+  }
+  for (int64_t s0 = 0; s0 < S; s0 += c.kcs) {
+    const int64_t sl = S - s0 < c.kcs ? S - s0 : c.kcs;
+    TileOut o = whole_k_out(p);
+    o.accumulate = s0 > 0;
+    o.final = s0 + sl >= S;
+    if (need_c) {
+      o = TileOut{};
+      o.accumulate = s0 > 0;
+      o.final = s0 + sl >= S;
+      o.bias = p.bias;
+      o.lora = p.lora;
+      o.c = cbuf;
+      o.ldc = col1 - col0;
+      o.ccol0 = col0;
+    }
+    // With several row blocks, the tile's weights are read from memory by the first and from L2
+    // by the others; the next tile's (or the next K block's first tile's) are prefetched into L2
+    // meanwhile, a part during each row block, so that no row block waits on memory (as the
+    // dense driver does; same-process A/B on Zen 5, 2 cores, float32: M = 16 1.10-1.15x,
+    // M = 32 1.05x, M = 64-100 1.015x faster).
+    for (int64_t tile = t0; tile < t1; ++tile) {
+      const int64_t n0 = tile * TC;
+      const int ncols = p.N - n0 < TC ? int(p.N - n0) : TC;
+      const uint8_t* w = c.w + (n0 / kSp24Panel) * pstride + s0 * SB;
+      int64_t next = tile + 1, ns0 = s0;
+      if (next >= t1) {
+        next = t0;
+        ns0 = s0 + c.kcs;
       }
-      panel_rows<WT>(int(c.starts[b + 1] - c.starts[b]), c.xp + c.starts[b] * G * 4, w, pstride, S, o, c.starts[b], n0, ncols, pf);
+      const bool fetch = c.nb >= 2 && ns0 < S;
+      const int64_t nsl = S - ns0 < c.kcs ? S - ns0 : c.kcs;
+      const int64_t lines = (nsl * SB + 63) / 64;  // of one panel's next block
+      for (int b = 0; b < c.nb; ++b) {
+        PanelPrefetch pf;
+        if (fetch) {
+          const int64_t l0 = lines * b / c.nb, l1 = lines * (b + 1) / c.nb;
+          pf.pf = reinterpret_cast<const char*>(c.w + (next * TC / kSp24Panel) * pstride + ns0 * SB) + l0 * 64;
+          pf.lines = (l1 - l0 + sl - 1) / sl;
+        }
+        const int64_t r0 = c.starts[b];
+        const int rows = int(c.starts[b + 1] - r0);
+        panel_rows<WT>(rows, c.xp + r0 * G * 4 + s0 * kSp24SuperGroups * rows * 4, w, pstride, sl, o, r0, n0, ncols, pf);
+      }
     }
   }
+  if (need_c) convert_block(cbuf, col1 - col0, p.y, p.ydt, col0, p.N, p.M, col1 - col0);
 }
 
 template <DType WT>
@@ -181,11 +226,15 @@ bool sparse24_panel(const GemmProblem& p, const uint8_t* w) {
     }
   }
   constexpr int TC = kPermNV * L;
-  PermCtx c{&p, w, xp, starts, nb, (p.N + TC - 1) / TC};
+  // K blocks only where x has several row blocks (one block of up to kPermMR rows is small).
+  const Tuning& tn = tuning();
+  int64_t kcs = nb >= 2 ? kPanelKC / kSp24SuperCols : S;
+  if (tn.kc > 0) kcs = (tn.kc + kSp24SuperCols - 1) / kSp24SuperCols;
+  PermCtx c{&p, w, xp, starts, nb, (p.N + TC - 1) / TC, kcs, false};
   const int threads = p.threads < 1 ? 1 : p.threads;
   const int ntasks = c.ntiles < threads ? int(c.ntiles) : threads;
   parallel_for(ntasks, threads, panel_task<WT>, &c);
-  return true;
+  return !c.failed;
 }
 
 // ---- M-vectorised kernel -------------------------------------------------------------------

@@ -19,6 +19,7 @@ namespace {
 #include "cpu/impl/gemm_tile_impl.h"
 constexpr int kPermMR = 3;
 constexpr int kPermNV = 2;
+constexpr int64_t kPanelKC = 1024;
 constexpr int kColMV = 4;
 constexpr int kColNRS = 3;
 constexpr int kColKC = 256;

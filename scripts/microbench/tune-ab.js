@@ -1,0 +1,63 @@
+// A/B of block sizes through COMPRESSED_GEMM_TUNE (read once per process): times one op in
+// child processes that alternate between the settings, several rounds, and prints each
+// setting's median of its rounds' medians, with the ratio to the first setting. The TUNE keys
+// (mc, kc, nc, sparse_m) are the kernels' block sizes; `kc` also changes the dense kernel, so
+// time only the op whose kernel the setting is about.
+//
+//   npm run build:ts && node scripts/microbench/tune-ab.js --op 2:4-f32 --shapes 4096x11008 --m 16,64 \
+//     --tune kc=1024 --tune kc=100000 [--rounds 4] [--repeats 9]
+//   ops: 2:4-f32, 2:4-bf16, dense-f32, int4-g128, fp8-e4m3
+'use strict';
+const { execFileSync } = require('child_process');
+
+function arg(name, dflt) {
+  const all = [];
+  for (let i = 2; i < process.argv.length; i++) if (process.argv[i] === `--${name}`) all.push(process.argv[i + 1]);
+  return all.length ? all : dflt;
+}
+const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+
+if (process.env.TUNE_AB_CHILD) {
+  const cg = require('../..');
+  let s = 12345;
+  const rnd = (n) => Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1);
+  const [op] = arg('op');
+  const repeats = Number(arg('repeats', ['9'])[0]);
+  const res = {};
+  for (const shape of arg('shapes')[0].split(',')) {
+    const [N, K] = shape.split('x').map(Number);
+    const data = rnd(N * K);
+    const w = {
+      '2:4-f32': () => cg.Sparse24Weight.prune(data, [N, K]),
+      '2:4-bf16': () => cg.Sparse24Weight.prune(data, [N, K], { dtype: 'bfloat16' }),
+      'dense-f32': () => cg.DenseWeight.from(data, [N, K]),
+      'int4-g128': () => cg.Int4Weight.quantize(data, [N, K], { groupSize: 128 }),
+      'fp8-e4m3': () => cg.Fp8Weight.quantize(data, [N, K]),
+    }[op]();
+    for (const M of arg('m')[0].split(',').map(Number)) {
+      const x = rnd(M * K);
+      const t = [];
+      for (let r = 0; r < repeats; r++) {
+        const t0 = process.hrtime.bigint();
+        cg.linear(x, [M, K], w);
+        t.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      res[`${shape} M=${M}`] = median(t);
+    }
+  }
+  process.stdout.write(JSON.stringify(res));
+} else {
+  const tunes = arg('tune');
+  const rounds = Number(arg('rounds', ['4'])[0]);
+  const got = tunes.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    tunes.forEach((tune, i) => {
+      const out = execFileSync(process.execPath, process.argv.slice(1), { env: { ...process.env, TUNE_AB_CHILD: '1', COMPRESSED_GEMM_TUNE: tune } });
+      got[i].push(JSON.parse(String(out)));
+    });
+  }
+  for (const key of Object.keys(got[0][0])) {
+    const med = got.map((rs) => median(rs.map((o) => o[key])));
+    console.log(`${arg('op')[0]} ${key}: ` + tunes.map((t, i) => `${t} ${med[i].toFixed(2)} ms (${(med[0] / med[i]).toFixed(2)}x)`).join('  '));
+  }
+}
