@@ -38,7 +38,7 @@ import {
   randomFactors,
   LORA_TEST_WEIGHTS,
 } from '../helpers/lowrank-reference';
-import { Target, restore, targetTable, targets, xAsComputed } from '../helpers/matrix';
+import { CpuTarget, Target, cpuTargets, restore, targetTable, targets, xAsComputed } from '../helpers/matrix';
 import { buildWeight as build } from '../helpers/weights';
 import { decode, DType, DTYPES, encode, mulberry32, poisoned, randomFloat32, seedFor, seedNote } from '../helpers/reference';
 
@@ -483,6 +483,42 @@ describe('errors: class and code; nothing written, the weight unchanged', () => 
       for (const lora of [null, undefined]) {
         const y = cg.linear(x, [M, K], w, { lora: lora as unknown as cg.LoraFactors }) as Float32Array;
         expect(quantViolations(y, 'float32', ref, absSum, N, K, tw.extra).count).toBe(0);
+      }
+    }
+  });
+});
+
+/**
+ * The kernels that sum K in blocks add the bias once (with the first block) and the LoRA terms
+ * once (with the last): the dense float32 kernel (K blocks of 1024 from M > 28) and the 2:4 panel
+ * kernel (K blocks of 1024 with more than one 10-row block of x, below M = 128), at M = 40 and
+ * K = 1100 (two blocks, the second of 76 columns); float32 y (the blocks add into y) and bfloat16 y
+ * (into a float32 copy, rounded once at the end). The cases above have K <= 264: one block. On the
+ * CPU rows only (the simulated device runs a K-step in about a millisecond).
+ */
+describe.each(cpuTargets().map((t): [string, CpuTarget] => [t.label, t]))('%s: LoRA and bias across K blocks', (_label, t) => {
+  beforeEach(() => t.use());
+  test.each([
+    ['dense', 'float32'],
+    ['2:4', 'float32'],
+    ['2:4', 'bfloat16'],
+  ] as const)('%s %s weight, M = 40, N = 37, K = 1100, float32 and bfloat16 y', async (kind, dtype) => {
+    const [M, N, K] = [40, 37, 1100];
+    const seed = seedFor(`lora K blocks ${kind} ${dtype}`);
+    const rng = mulberry32(seed);
+    const tw = makeTestWeight({ kind, dtype, N, K }, rng);
+    const w = build(tw);
+    const x = randomFloat32(rng, M * K);
+    const x64 = decode(x, 'float32');
+    const f = randomFactors(rng, N, K, 16, 'float32');
+    const bias = randomFloat32(rng, N);
+    const ref = loraLinearRef(xAsComputed(x64, 'float32', tw.kind, tw.dtype), x64, M, N, K, tw.dense, tw.abs, decode(bias, 'float32'), [adapter64(f, 0.75)], null);
+    for (const outDtype of ['float32', 'bfloat16'] as const) {
+      const opts: cg.LinearOptions = { lora: { A: f.A, B: f.B, alpha: 0.75 }, bias, outDtype, out: poisoned(outDtype, M * N) };
+      const y = cg.linear(x, [M, K], w, opts);
+      const y2 = await cg.linearAsync(x, [M, K], w, { ...opts, out: poisoned(outDtype, M * N) });
+      for (const [mode, got] of [['sync', y], ['async', y2]] as const) {
+        expect(checkLoraLinear(got, outDtype, ref, M, N, K, tw.extra, `${t.label} ${mode}: ${tw.label}, out ${outDtype}; ${seedNote(seed)}`)).toBeNull();
       }
     }
   });
