@@ -10,7 +10,8 @@
 namespace cg {
 
 namespace {
-// COMPRESSED_GEMM_TUNE="mc=256,kc=512,sparse_m=32": block sizes for tuning experiments only.
+// COMPRESSED_GEMM_TUNE="mc=256,kc=512,sparse_m=32,amx_m=16": block sizes and thresholds for
+// tuning experiments only.
 Tuning read_tuning() {
   Tuning t;
   const char* s = std::getenv("COMPRESSED_GEMM_TUNE");
@@ -24,6 +25,7 @@ Tuning read_tuning() {
       else if (n == 2 && !std::strncmp(s, "kc", 2)) t.kc = v;
       else if (n == 2 && !std::strncmp(s, "nc", 2)) t.nc = v;
       else if (n == 8 && !std::strncmp(s, "sparse_m", 8)) t.sparse_m = v;
+      else if (n == 5 && !std::strncmp(s, "amx_m", 5)) t.amx_m = v;
     }
     const char* comma = std::strchr(eq, ',');
     s = comma ? comma + 1 : nullptr;

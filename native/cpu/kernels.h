@@ -68,6 +68,7 @@ struct GemmProblem {
 struct Tuning {
   int64_t mc = 0, kc = 0, nc = 0;
   int64_t sparse_m = 0;  // 2:4: rows of x from which the M-vectorised kernel is used
+  int64_t amx_m = 0;     // ISA amx: rows of x from which the tile kernels run (every format)
 };
 const Tuning& tuning();
 

@@ -1,11 +1,14 @@
-// A/B of block sizes through COMPRESSED_GEMM_TUNE (read once per process): times one op in
-// child processes that alternate between the settings, several rounds, and prints each
-// setting's median of its rounds' medians, with the ratio to the first setting. The TUNE keys
-// (mc, kc, nc, sparse_m) are the kernels' block sizes; `kc` also changes the dense kernel, so
-// time only the op whose kernel the setting is about.
+// A/B of block sizes through COMPRESSED_GEMM_TUNE (read once per process), or of two builds of
+// the addon: times one op in child processes that alternate between the settings, several
+// rounds, and prints each setting's median of its rounds' medians, with the ratio to the first
+// setting. A setting is a COMPRESSED_GEMM_TUNE string (keys mc, kc, nc, sparse_m: the kernels'
+// block sizes; `kc` also changes the dense kernel, so time only the op whose kernel the setting
+// is about), or dir:PATH, a folder holding another build's compressed_gemm_cpu.node
+// (COMPRESSED_GEMM_ADDON_DIR), e.g. a copy of build/Release made before a change.
 //
 //   npm run build:ts && node scripts/microbench/tune-ab.js --op 2:4-f32 --shapes 4096x11008 --m 16,64 \
 //     --tune kc=1024 --tune kc=100000 [--rounds 4] [--repeats 9]
+//   node scripts/microbench/tune-ab.js --op int4-g128 --shapes 4096x4096 --m 16 --tune dir:/tmp/before --tune dir:build/Release
 //   ops: 2:4-f32, 2:4-bf16, dense-f32, int4-g128, fp8-e4m3
 'use strict';
 const { execFileSync } = require('child_process');
@@ -52,7 +55,10 @@ if (process.env.TUNE_AB_CHILD) {
   const got = tunes.map(() => []);
   for (let r = 0; r < rounds; r++) {
     tunes.forEach((tune, i) => {
-      const out = execFileSync(process.execPath, process.argv.slice(1), { env: { ...process.env, TUNE_AB_CHILD: '1', COMPRESSED_GEMM_TUNE: tune } });
+      const env = { ...process.env, TUNE_AB_CHILD: '1' };
+      if (tune.startsWith('dir:')) env.COMPRESSED_GEMM_ADDON_DIR = require('path').resolve(tune.slice(4));
+      else env.COMPRESSED_GEMM_TUNE = tune;
+      const out = execFileSync(process.execPath, process.argv.slice(1), { env });
       got[i].push(JSON.parse(String(out)));
     });
   }

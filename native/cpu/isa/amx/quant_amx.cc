@@ -204,6 +204,27 @@ void decode_fp8(const Fp8View& t, int64_t k0, int64_t kl, uint16_t* b) {
   }
 }
 
+// One column tile's weights, decoded into B tiles by the format's decoder above; and its scales.
+struct TileDecoder {
+  const QuantProblem* q = nullptr;
+  Int4View iv{};
+  Fp8View fv{};
+  const uint16_t* dense = nullptr;
+  void set(const QuantProblem& qq, int64_t tile) {
+    q = &qq;
+    if (qq.format == WeightFormat::Dense) dense = reinterpret_cast<const uint16_t*>(qq.packed) + tile * 2 * qq.p->K * kDensePanel;
+    else if (qq.format == WeightFormat::Int4) iv = int4_view(qq.packed, qq.int4, tile);
+    else fv = fp8_view(qq.packed, qq.fp8, qq.fp8_format, tile);
+  }
+  // Columns [k, k + kl) into b, which holds the B tiles of columns from k on.
+  void decode(int64_t k, int64_t kl, uint16_t* b) const {
+    if (q->format == WeightFormat::Dense) decode_dense_bf16(dense, q->p->K, k, kl, b);
+    else if (q->format == WeightFormat::Int4) decode_int4(iv, k, kl, b);
+    else if (fv.e4m3) decode_fp8<true>(fv, k, kl, b);
+    else decode_fp8<false>(fv, k, kl, b);
+  }
+};
+
 struct Ctx {
   const QuantProblem* q = nullptr;
   const uint16_t* xa = nullptr;  // [P][Mp/16][Kp/32] tiles of 16 x 32
@@ -234,8 +255,13 @@ inline void scale_add(float* acc, const float* cbuf, V s0, V s1) {
 // of 3b additions would triple the rounding bound; act-reference.ts derives it), and the small
 // pieces' own roundings are 2^-8 of that. Results to cbuf: [16][32] main, then [16][32] small.
 // Tile loads: P of x (alternating tiles 4 and 5) and 2 of the weight per 2P multiplies.
+// next (when not null): after each 32 columns' multiplies are issued, the same columns of the
+// next column tile are decoded into nb (its chunk buffer, columns from k0 on), on the vector
+// units while the tile unit works through the multiplies. Decoded after all of this tile's
+// multiplies instead, the two took turns: at M = 16 the decode was a third of the time.
 template <int P>
-inline void tile_block(const Ctx& c, const uint16_t* b, int64_t k0, int64_t ka, int64_t kb, int64_t m0, float* cbuf) {
+inline void tile_block(const Ctx& c, const uint16_t* b, int64_t k0, int64_t ka, int64_t kb, int64_t m0, float* cbuf,
+                       const TileDecoder* next, uint16_t* nb) {
   _tile_zero(0);
   _tile_zero(1);
   if (P > 1) {
@@ -262,6 +288,7 @@ inline void tile_block(const Ctx& c, const uint16_t* b, int64_t k0, int64_t ka, 
       _tile_dpbf16ps(2, 4, 6);
       _tile_dpbf16ps(3, 4, 7);
     }
+    if (next) next->decode(k, 32, nb + ((k - k0) / 32) * 2 * (kBTileBytes / 2));
   }
   _tile_stored(0, cbuf, kTileN * 4);
   _tile_stored(1, cbuf + 16, kTileN * 4);
@@ -298,7 +325,8 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
   const QuantProblem& q = *c.q;
   const GemmProblem& p = *q.p;
   const int64_t chunk = c.blk < kChunkK ? kChunkK / c.blk * c.blk : kChunkK;
-  uint16_t* b = static_cast<uint16_t*>(thread_scratch(3, size_t(chunk) * kTileN * 2));
+  // two chunk buffers: the tile being multiplied, and the next one being decoded
+  uint16_t* b = static_cast<uint16_t*>(thread_scratch(3, 2 * size_t(chunk) * kTileN * 2));
   float* acc = static_cast<float*>(thread_scratch(0, (size_t(kMc) * kTg + 32) * kTileN * 4));  // + cbuf
   if (!b || !acc) {
     c.failed.store(true);
@@ -312,22 +340,18 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
     const int64_t mr = c.rows - mc0 < kMc ? c.rows - mc0 : kMc;
     for (int64_t tg0 = t0; tg0 < t1; tg0 += kTg) {
       const int64_t tgn = t1 - tg0 < kTg ? t1 - tg0 : kTg;
-      std::memset(acc, 0, size_t(kMc) * size_t(tgn) * kTileN * 4);
+      // each tile's accumulators: the block's rows, rounded up to whole row tiles
+      for (int64_t ti = 0; ti < tgn; ++ti) std::memset(acc + ti * kMc * kTileN, 0, size_t((mr + 15) / 16 * 16) * kTileN * 4);
       for (int64_t k0 = 0; k0 < c.Kp; k0 += chunk) {
         const int64_t kl = c.Kp - k0 < chunk ? c.Kp - k0 : chunk;
+        TileDecoder cur, nxt;
+        cur.set(q, tg0);
+        cur.decode(k0, kl, b);
         for (int64_t ti = 0; ti < tgn; ++ti) {
-          Int4View iv{};
-          Fp8View fv{};
-          if (q.format == WeightFormat::Dense) {
-            decode_dense_bf16(reinterpret_cast<const uint16_t*>(q.packed) + (tg0 + ti) * 2 * p.K * kDensePanel, p.K, k0, kl, b);
-          } else if (q.format == WeightFormat::Int4) {
-            iv = int4_view(q.packed, q.int4, tg0 + ti);
-            decode_int4(iv, k0, kl, b);
-          } else {
-            fv = fp8_view(q.packed, q.fp8, q.fp8_format, tg0 + ti);
-            if (fv.e4m3) decode_fp8<true>(fv, k0, kl, b);
-            else decode_fp8<false>(fv, k0, kl, b);
-          }
+          uint16_t* bc = b + (ti & 1) * chunk * kTileN;
+          uint16_t* bn = b + ((ti + 1) & 1) * chunk * kTileN;
+          const bool has_next = ti + 1 < tgn;
+          if (has_next) nxt.set(q, tg0 + ti + 1);
           float* at = acc + ti * kMc * kTileN;
           // the scale blocks inside the chunk: [ka, kb), block blkIdx
           for (int64_t ka = k0; ka < k0 + kl;) {
@@ -336,15 +360,17 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
             V s[2];
             for (int h = 0; h < 2; ++h) {
               if (q.format == WeightFormat::Dense) s[h] = vset1(1.0f);
-              else if (q.format == WeightFormat::Int4) s[h] = vload(iv.scales + h * iv.G * kQuantPanel + blkIdx * kQuantPanel);
-              else s[h] = vmul(vload(fv.scales + h * fv.SC * kQuantPanel + blkIdx * kQuantPanel), vset1(fp8f));
+              else if (q.format == WeightFormat::Int4) s[h] = vload(cur.iv.scales + h * cur.iv.G * kQuantPanel + blkIdx * kQuantPanel);
+              else s[h] = vmul(vload(cur.fv.scales + h * cur.fv.SC * kQuantPanel + blkIdx * kQuantPanel), vset1(fp8f));
             }
             for (int64_t m0 = mc0; m0 < mc0 + mr; m0 += 16) {
-              tile_block<P>(c, b, k0, ka, kb, m0, cbuf);
+              // the next tile's columns [ka, kb) are decoded during the first row tile's multiplies
+              tile_block<P>(c, bc, k0, ka, kb, m0, cbuf, has_next && m0 == mc0 ? &nxt : nullptr, bn);
               scale_add<P>(at + (m0 - mc0) * kTileN, cbuf, s[0], s[1]);
             }
             ka = kb;
           }
+          cur = nxt;
         }
       }
       for (int64_t ti = 0; ti < tgn; ++ti) {
@@ -556,7 +582,7 @@ bool amx_permitted() {
 
 bool int4_int8_linear(const QuantProblem& q) {
   const GemmProblem& p = *q.p;
-  if (p.M < kI8FromM) return avx512vnni::int4_int8_linear(q);
+  if (p.M < (tuning().amx_m > 0 ? tuning().amx_m : kI8FromM)) return avx512vnni::int4_int8_linear(q);
   const avx512vnni::Int8Rows r = avx512vnni::int8_rows(q);
   if (!r.buf) return false;
   CtxI8 c;
@@ -604,7 +630,8 @@ int bf16_tiles(const QuantProblem& q) {
   int P = 3;  // bfloat16 pieces of x
   if (q.act == ActQuant::None && p.xdt == DType::BF16) P = 1;
   else if (q.act == ActQuant::None && p.xdt == DType::F16) P = 2;
-  if (p.M < (q.format == WeightFormat::Dense ? kAmxDenseFromM : kAmxFromM)[P] || blk % 32 != 0) return -1;
+  const int64_t from_m = tuning().amx_m > 0 ? tuning().amx_m : (q.format == WeightFormat::Dense ? kAmxDenseFromM : kAmxFromM)[P];
+  if (p.M < from_m || blk % 32 != 0) return -1;
   // x as float32, quantized (act) and permuted (act-order) as the AVX-512 kernels take it.
   const float* x;
   if (q.act != ActQuant::None) {
