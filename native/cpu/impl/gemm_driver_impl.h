@@ -88,25 +88,7 @@ void driver_task(void* vctx, int t, int nt) {
       const int64_t kl = K - k0 < d.kc ? K - k0 : d.kc;
       for (int b = 0; b < nb; ++b)
         pack_rows_kmajor(p.x, p.xdt, K, m0 + starts[b], int(starts[b + 1] - starts[b]), k0, kl, xp + starts[b] * kl);
-      TileOut o;
-      o.accumulate = k0 > 0;
-      o.bias = p.bias;
-      o.final = k0 + kl >= K;
-      o.lora = p.lora;
-      if (p.ydt == DType::F32) {
-        o.c = static_cast<float*>(p.y);
-        o.ldc = N;
-      } else if (single_k) {
-        o.store_y = true;
-        o.y = p.y;
-        o.ydt = p.ydt;
-        o.ldy = N;
-      } else {
-        o.c = cbuf;
-        o.ldc = col1 - col0;
-        o.crow0 = m0;
-        o.ccol0 = col0;
-      }
+      const TileOut o = k_block_out(p, k0 == 0, k0 + kl >= K, cbuf, col1 - col0, m0, col0);
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t n0 = tile * TC;
         const int ncols = N - n0 < TC ? int(N - n0) : TC;

@@ -42,6 +42,26 @@ inline TileOut whole_k_out(const GemmProblem& p) {
   return o;
 }
 
+// The output of one block of K columns, for a kernel that sums K in blocks: the first block adds
+// the bias, the last the low-rank terms, each later block adds into what the earlier ones wrote.
+// float32 y is summed into in place. 16-bit y: into cbuf when there are several blocks (float32,
+// ldc apart, rows from crow0 and columns from ccol0 of the output; the caller converts it to y at
+// the end), else rounded by the store (cbuf nullptr).
+inline TileOut k_block_out(const GemmProblem& p, bool first, bool last, float* cbuf, int64_t ldc, int64_t crow0, int64_t ccol0) {
+  TileOut o = whole_k_out(p);
+  o.accumulate = !first;
+  o.final = last;
+  if (cbuf) {
+    o.store_y = false;
+    o.y = nullptr;
+    o.c = cbuf;
+    o.ldc = ldc;
+    o.crow0 = crow0;
+    o.ccol0 = ccol0;
+  }
+  return o;
+}
+
 // v[i][j] += the low-rank terms of rows m0.., columns n0.. (LoraEpilogue). With one adapter for
 // every row, each B vector is loaded once for all rows of the tile; with an adapter per row, each
 // row walks its own adapter's B.

@@ -148,19 +148,7 @@ void panel_task(void* vctx, int t, int nt) {
   }
   for (int64_t s0 = 0; s0 < S; s0 += c.kcs) {
     const int64_t sl = S - s0 < c.kcs ? S - s0 : c.kcs;
-    TileOut o = whole_k_out(p);
-    o.accumulate = s0 > 0;
-    o.final = s0 + sl >= S;
-    if (need_c) {
-      o = TileOut{};
-      o.accumulate = s0 > 0;
-      o.final = s0 + sl >= S;
-      o.bias = p.bias;
-      o.lora = p.lora;
-      o.c = cbuf;
-      o.ldc = col1 - col0;
-      o.ccol0 = col0;
-    }
+    const TileOut o = k_block_out(p, s0 == 0, s0 + sl >= S, cbuf, col1 - col0, 0, col0);
     // With several row blocks, the tile's weights are read from memory by the first and from L2
     // by the others; the next tile's (or the next K block's first tile's) are prefetched into L2
     // meanwhile, a part during each row block, so that no row block waits on memory (as the
