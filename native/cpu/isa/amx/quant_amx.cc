@@ -313,6 +313,12 @@ inline void store_rows(int rows, const float* acc, const TileOut& o, int64_t m0,
   store_tile<R, 2>(v, o, m0, n0, ncols);
 }
 
+// The accumulators of tgn column tiles (kMc rows apart): only the block's mr rows, rounded up to
+// whole row tiles (the whole kMc rows were a 512 KiB memset per tile group at M = 16).
+inline void zero_acc(float* acc, int64_t tgn, int64_t mr) {
+  for (int64_t ti = 0; ti < tgn; ++ti) std::memset(acc + ti * kMc * kTileN, 0, size_t((mr + 15) / 16 * 16) * kTileN * 4);
+}
+
 // Per thread, its column tiles [t0, t1), loops from the outside in:
 //   blocks of kMc rows of x (their pieces, kMc x chunk x P, stay in L2 while the tiles pass),
 //   groups of kTg column tiles (their accumulators, kMc x kTg x 32 float32, in L2),
@@ -340,8 +346,7 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
     const int64_t mr = c.rows - mc0 < kMc ? c.rows - mc0 : kMc;
     for (int64_t tg0 = t0; tg0 < t1; tg0 += kTg) {
       const int64_t tgn = t1 - tg0 < kTg ? t1 - tg0 : kTg;
-      // each tile's accumulators: the block's rows, rounded up to whole row tiles
-      for (int64_t ti = 0; ti < tgn; ++ti) std::memset(acc + ti * kMc * kTileN, 0, size_t((mr + 15) / 16 * 16) * kTileN * 4);
+      zero_acc(acc, tgn, mr);
       for (int64_t k0 = 0; k0 < c.Kp; k0 += chunk) {
         const int64_t kl = c.Kp - k0 < chunk ? c.Kp - k0 : chunk;
         TileDecoder cur, nxt;
@@ -538,7 +543,7 @@ void task_i8(void* vctx, int t, int nt) {
     const int64_t mr = p.M - mc0 < kMc ? p.M - mc0 : kMc;
     for (int64_t tg0 = t0; tg0 < t1; tg0 += kTg) {
       const int64_t tgn = t1 - tg0 < kTg ? t1 - tg0 : kTg;
-      std::memset(acc, 0, size_t(kMc) * size_t(tgn) * kTileN * 4);
+      zero_acc(acc, tgn, mr);
       for (int64_t k0 = 0; k0 < c.Kp; k0 += c.chunk) {
         const int64_t kl = c.Kp - k0 < c.chunk ? c.Kp - k0 : c.chunk;
         for (int64_t ti = 0; ti < tgn; ++ti) {
