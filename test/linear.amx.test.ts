@@ -1,6 +1,6 @@
 /**
  * The AMX kernels (ISA 'amx': isa/amx/quant_amx.cc; INT4, FP8 and dense bfloat16 weights with float activations
- * from M = 25 with float32 x, 16 with float16, 10 with bfloat16, on CPUs with AMX-BF16) beyond what the (backend x ISA) matrix of
+ * from M = 14 with float32 or float16 x, 8 with bfloat16, on CPUs with AMX-BF16) beyond what the (backend x ISA) matrix of
  * linear.quant.test.ts, ops/lora.test.ts and ops/multi-lora.test.ts already runs on its cpu/amx
  * row (M up to 130, N up to 56):
  *

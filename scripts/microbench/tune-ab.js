@@ -10,6 +10,7 @@
 //     --tune kc=1024 --tune kc=100000 [--rounds 4] [--repeats 9]
 //   node scripts/microbench/tune-ab.js --op int4-g128 --shapes 4096x4096 --m 16 --tune dir:/tmp/before --tune dir:build/Release
 //   ops: 2:4-f32, 2:4-bf16, dense-f32, int4-g128, fp8-e4m3
+//   --x float16 | bfloat16: activations in that dtype (default float32), y float32
 'use strict';
 const { execFileSync } = require('child_process');
 
@@ -38,11 +39,13 @@ if (process.env.TUNE_AB_CHILD) {
       'fp8-e4m3': () => cg.Fp8Weight.quantize(data, [N, K]),
     }[op]();
     for (const M of arg('m')[0].split(',').map(Number)) {
-      const x = rnd(M * K);
+      const [xdt] = arg('x', ['float32']);
+      const x = xdt === 'float32' ? rnd(M * K) : cg.DenseWeight.from(rnd(M * K), [M, K], { dtype: xdt }).toDense();
+      const opts = xdt === 'float32' ? {} : { dtype: xdt, outDtype: 'float32' };
       const t = [];
       for (let r = 0; r < repeats; r++) {
         const t0 = process.hrtime.bigint();
-        cg.linear(x, [M, K], w);
+        cg.linear(x, [M, K], w, opts);
         t.push(Number(process.hrtime.bigint() - t0) / 1e6);
       }
       res[`${shape} M=${M}`] = median(t);

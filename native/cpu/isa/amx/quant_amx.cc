@@ -63,11 +63,14 @@ namespace {
 
 // From how many rows of x the tiles beat the AVX-512 kernels (below: their direct kernels, which
 // stream the weight once), by the pieces of x: each piece is one more tile multiply per block.
-// Intel Xeon VM, 2 threads, 4096 x 4096 and 11008 x 4096, INT4 g128 and FP8 e4m3, medians of 7
-// (2026-12-03): bfloat16 x wins from M = 12 (1.49 vs 1.26x dense) and loses at 9; float16 x
-// from 16 (1.42 vs 1.09x) and loses at 12; float32 x about even at 24, wins at 32 (1.31-1.37 vs
-// 0.97-1.03x).
-constexpr int64_t kAmxFromM[4] = {0, 10, 16, 25};
+// A row tile is 16 rows, so the tiles cost the same from M = 1 to 16 while the direct kernels
+// grow with M. Intel Xeon VM, 2 threads, 4096 x 4096 and 11008 x 4096, INT4 g128 and FP8 e4m3,
+// `scripts/microbench/tune-ab.js --tune amx_m=2 --tune amx_m=100`, medians of 4-5 rounds
+// (2026-12-03, after the decoder lost its per-octet division): float32 x, tiles 1.20-1.52x the
+// direct kernels at M = 16, about even at 14 (0.87-1.06x), 0.94-1.25x at 12; 0.92-1.27x at
+// M = 24. float16 x: the direct kernels 1.07x at 12, 1.44-1.60x at 8. bfloat16 x: the tiles
+// 1.12-1.45x at M = 8 (INT4; FP8 0.89-0.92x), behind at 6 and 4.
+constexpr int64_t kAmxFromM[4] = {0, 8, 14, 14};
 // Dense bfloat16 weights against the AVX-512 dense kernel (4096 x 4096, medians of 5, a loaded
 // machine): bfloat16 x 1.26x at M = 16; float32 x even at M = 32, 1.22 vs 0.95x dense float32
 // at M = 64, 1.92 vs 1.02x at M = 512.
@@ -144,6 +147,8 @@ inline __m512i int_bf16_table() { return _mm512_load_si512(kIntBf16.v); }
 // route, convert then pack, took 44, and bounded the INT4 kernel at M = 16).
 void decode_int4(const Int4View& t, int64_t k0, int64_t kl, uint16_t* b) {
   const int64_t C = t.K / 8, octets = t.group / 8;
+  // octets [c0, c1) of the chunk; those from cv on lie beyond K (zeros)
+  const int64_t c0 = k0 / 8, c1 = (k0 + kl) / 8, cv = c1 < C ? c1 : (C > c0 ? C : c0);
   const __m512i table = int_bf16_table(), nib = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
   // dword n = 4L + i of a B row: lane L's dword 0 or 2 of the low (i < 2) or high unpack
   const __m512i even = _mm512_set_epi32(30, 28, 14, 12, 26, 24, 10, 8, 22, 20, 6, 4, 18, 16, 2, 0);
@@ -151,28 +156,31 @@ void decode_int4(const Int4View& t, int64_t k0, int64_t kl, uint16_t* b) {
   for (int h = 0; h < 2; ++h) {
     const uint8_t* codes = t.codes + h * C * kQuantPanel * 4;
     const float* zr = t.zeros + h * t.G * kQuantPanel;
-    int64_t gz = -1;
-    __m512i z16 = zero;
-    for (int64_t c = k0 / 8; c < (k0 + kl) / 8; ++c) {
-      if (c >= C) {
-        for (int j = 0; j < 8; j += 2) _mm512_storeu_si512(brow(b, k0, 8 * c + j, h), zero);
-        continue;
+    // Octet c's four B rows (columns 8c..8c+7 as pairs) are consecutive, 128 words at
+    // brow(b, k0, 8c, h); computed from i = c - c0 with shifts (brow's signed divisions and a
+    // division per octet for its group were most of this function's time).
+    const auto rows = [&](uint64_t i) { return b + ((i >> 2) * 2 + uint64_t(h)) * (kBTileBytes / 2) + (i & 3) * 128; };
+    for (int64_t ca = c0; ca < cv;) {  // one group (one zero point) at a time
+      const int64_t g = ca / octets, cb = (g + 1) * octets < cv ? (g + 1) * octets : cv;
+      const __m512i z = _mm512_cvttps_epi32(vload(zr + g * kQuantPanel));
+      const __m512i z16 = _mm512_or_si512(z, _mm512_slli_epi32(z, 16));
+      const uint8_t* src = codes + ca * kQuantPanel * 4;
+      for (uint64_t i = uint64_t(ca - c0); i < uint64_t(cb - c0); ++i, src += kQuantPanel * 4) {
+        const __m512i word = _mm512_loadu_si512(src);
+        uint16_t* dst = rows(i);
+        for (int half = 0; half < 2; ++half) {  // columns 8c+0..3, then 8c+4..7
+          const __m512i q = _mm512_and_si512(half ? _mm512_srli_epi32(word, 4) : word, nib);
+          const __m512i lo = _mm512_unpacklo_epi8(q, zero), hi = _mm512_unpackhi_epi8(q, zero);
+          const __m512i r01 = _mm512_sub_epi16(_mm512_permutex2var_epi32(lo, even, hi), z16);
+          const __m512i r23 = _mm512_sub_epi16(_mm512_permutex2var_epi32(lo, odd, hi), z16);
+          _mm512_storeu_si512(dst + half * 64, _mm512_permutexvar_epi16(r01, table));
+          _mm512_storeu_si512(dst + half * 64 + 32, _mm512_permutexvar_epi16(r23, table));
+        }
       }
-      if (c / octets != gz) {
-        gz = c / octets;
-        const __m512i z = _mm512_cvttps_epi32(vload(zr + gz * kQuantPanel));
-        z16 = _mm512_or_si512(z, _mm512_slli_epi32(z, 16));
-      }
-      const __m512i word = _mm512_loadu_si512(codes + c * kQuantPanel * 4);
-      for (int half = 0; half < 2; ++half) {  // columns 8c+0..3, then 8c+4..7
-        const __m512i q = _mm512_and_si512(half ? _mm512_srli_epi32(word, 4) : word, nib);
-        const __m512i lo = _mm512_unpacklo_epi8(q, zero), hi = _mm512_unpackhi_epi8(q, zero);
-        const __m512i r01 = _mm512_sub_epi16(_mm512_permutex2var_epi32(lo, even, hi), z16);
-        const __m512i r23 = _mm512_sub_epi16(_mm512_permutex2var_epi32(lo, odd, hi), z16);
-        _mm512_storeu_si512(brow(b, k0, 8 * c + 4 * half, h), _mm512_permutexvar_epi16(r01, table));
-        _mm512_storeu_si512(brow(b, k0, 8 * c + 4 * half + 2, h), _mm512_permutexvar_epi16(r23, table));
-      }
+      ca = cb;
     }
+    for (uint64_t i = uint64_t(cv - c0); i < uint64_t(c1 - c0); ++i)
+      for (int r = 0; r < 4; ++r) _mm512_storeu_si512(rows(i) + r * 32, zero);
   }
 }
 
@@ -215,6 +223,30 @@ struct TileDecoder {
     if (qq.format == WeightFormat::Dense) dense = reinterpret_cast<const uint16_t*>(qq.packed) + tile * 2 * qq.p->K * kDensePanel;
     else if (qq.format == WeightFormat::Int4) iv = int4_view(qq.packed, qq.int4, tile);
     else fv = fp8_view(qq.packed, qq.fp8, qq.fp8_format, tile);
+  }
+  // Columns [k, k + kl) of the weight (codes, and the scale block's scales and zero points)
+  // into L2 ahead of decode: a chunk of a tile is a few short runs of each panel, too short for
+  // the hardware prefetcher, so each decode waited on memory (half its time at M = 16).
+  void prefetch(int64_t k, int64_t kl) const {
+    const GemmProblem& p = *q->p;
+    if (k >= p.K) return;
+    if (k + kl > p.K) kl = p.K - k;
+    const auto lines = [](const void* a, int64_t bytes) {
+      for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(static_cast<const char*>(a) + o, 0, 2);
+    };
+    for (int h = 0; h < 2; ++h) {
+      if (q->format == WeightFormat::Dense) {
+        lines(dense + (h * p.K + k) * kDensePanel, kl * kDensePanel * 2);
+      } else if (q->format == WeightFormat::Int4) {
+        const int64_t C = iv.K / 8, g = k / iv.group;
+        lines(iv.codes + (h * C + k / 8) * kQuantPanel * 4, kl / 8 * kQuantPanel * 4);
+        lines(iv.scales + (h * iv.G + g) * kQuantPanel, 64);
+        lines(iv.zeros + (h * iv.G + g) * kQuantPanel, 64);
+      } else {
+        lines(fv.codes + (h * fv.K + k) * kQuantPanel, kl * kQuantPanel);
+        lines(fv.scales + (h * fv.SC + k / fv.bk) * kQuantPanel, 64);
+      }
+    }
   }
   // Columns [k, k + kl) into b, which holds the B tiles of columns from k on.
   void decode(int64_t k, int64_t kl, uint16_t* b) const {
@@ -259,9 +291,10 @@ inline void scale_add(float* acc, const float* cbuf, V s0, V s1) {
 // next column tile are decoded into nb (its chunk buffer, columns from k0 on), on the vector
 // units while the tile unit works through the multiplies. Decoded after all of this tile's
 // multiplies instead, the two took turns: at M = 16 the decode was a third of the time.
+// after (when not null): the tile after next, whose same columns are prefetched.
 template <int P>
 inline void tile_block(const Ctx& c, const uint16_t* b, int64_t k0, int64_t ka, int64_t kb, int64_t m0, float* cbuf,
-                       const TileDecoder* next, uint16_t* nb) {
+                       const TileDecoder* next, uint16_t* nb, const TileDecoder* after) {
   _tile_zero(0);
   _tile_zero(1);
   if (P > 1) {
@@ -289,6 +322,7 @@ inline void tile_block(const Ctx& c, const uint16_t* b, int64_t k0, int64_t ka, 
       _tile_dpbf16ps(3, 4, 7);
     }
     if (next) next->decode(k, 32, nb + ((k - k0) / 32) * 2 * (kBTileBytes / 2));
+    if (after) after->prefetch(k, 32);
   }
   _tile_stored(0, cbuf, kTileN * 4);
   _tile_stored(1, cbuf + 16, kTileN * 4);
@@ -349,14 +383,19 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
       zero_acc(acc, tgn, mr);
       for (int64_t k0 = 0; k0 < c.Kp; k0 += chunk) {
         const int64_t kl = c.Kp - k0 < chunk ? c.Kp - k0 : chunk;
-        TileDecoder cur, nxt;
+        TileDecoder cur, nxt, aft;
         cur.set(q, tg0);
+        if (tgn > 1) {
+          nxt.set(q, tg0 + 1);
+          nxt.prefetch(k0, kl);
+        }
         cur.decode(k0, kl, b);
         for (int64_t ti = 0; ti < tgn; ++ti) {
           uint16_t* bc = b + (ti & 1) * chunk * kTileN;
           uint16_t* bn = b + ((ti + 1) & 1) * chunk * kTileN;
-          const bool has_next = ti + 1 < tgn;
+          const bool has_next = ti + 1 < tgn, has_after = ti + 2 < tgn;
           if (has_next) nxt.set(q, tg0 + ti + 1);
+          if (has_after) aft.set(q, tg0 + ti + 2);
           float* at = acc + ti * kMc * kTileN;
           // the scale blocks inside the chunk: [ka, kb), block blkIdx
           for (int64_t ka = k0; ka < k0 + kl;) {
@@ -369,8 +408,10 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
               else s[h] = vmul(vload(cur.fv.scales + h * cur.fv.SC * kQuantPanel + blkIdx * kQuantPanel), vset1(fp8f));
             }
             for (int64_t m0 = mc0; m0 < mc0 + mr; m0 += 16) {
-              // the next tile's columns [ka, kb) are decoded during the first row tile's multiplies
-              tile_block<P>(c, bc, k0, ka, kb, m0, cbuf, has_next && m0 == mc0 ? &nxt : nullptr, bn);
+              // the next tile's columns [ka, kb) are decoded during the first row tile's multiplies,
+              // and the tile after it prefetched
+              const bool first = m0 == mc0;
+              tile_block<P>(c, bc, k0, ka, kb, m0, cbuf, has_next && first ? &nxt : nullptr, bn, has_after && first ? &aft : nullptr);
               scale_add<P>(at + (m0 - mc0) * kTileN, cbuf, s[0], s[1]);
             }
             ka = kb;
