@@ -38,7 +38,7 @@
       "type": "static_library",
       "sources": ["native/cpu/isa/amx/quant_amx.cc"],
       "conditions": [["target_arch=='x64'", {
-        "cflags": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16", "-mamx-tile", "-mamx-bf16", "-mamx-int8", "-mfma", "-mf16c", "-Wno-maybe-uninitialized"]
+        "cflags": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16", "-mavx512vbmi", "-mamx-tile", "-mamx-bf16", "-mamx-int8", "-mfma", "-mf16c", "-Wno-maybe-uninitialized"]
       }]]
     },
     {

@@ -174,7 +174,7 @@ out({ kind: b.kind, features: b.features, cpu: b.cpu, cuda: b.cuda, y: Array.fro
       if (['avx512f', 'avx512bw', 'avx512dq', 'avx512vl', 'fma', 'f16c'].every((f) => flags.has(f))) want.push('avx512');
       // AMX also needs Linux to grant the process its tile registers (arch_prctl), which a kernel
       // that lists amx_tile does, unless a thread's signal stack is too small for them.
-      if (want.includes('avx512') && ['avx512_bf16', 'amx_tile', 'amx_bf16'].every((f) => flags.has(f))) want.push('amx');
+      if (want.includes('avx512') && ['avx512_bf16', 'avx512vbmi', 'amx_tile', 'amx_bf16'].every((f) => flags.has(f))) want.push('amx');
       expect(v.cpu.isas).toEqual(want);
       for (const f of ['avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512dq', 'avx512vl']) {
         expect(`${f}: ${v.features.includes(f)}`).toBe(`${f}: ${flags.has(f)}`);

@@ -27,7 +27,7 @@
 import * as cg from '../lib';
 import { actInt8Ref, checkQuantLinear, fp8WeightRef, int4WeightRef, quantLinearRef } from './helpers/act-reference';
 import { checkLoraLinear, loraLinearRef, randomFactors } from './helpers/lowrank-reference';
-import { diffF32, int4QuantizeRef, packNibbles } from './helpers/quant-reference';
+import { diffF32, fp8DecodeRef, int4QuantizeRef, packNibbles } from './helpers/quant-reference';
 import { checkLinear, decode, encode, linearRef, mulberry32, poisoned, randInt, randomFloat32, seedFor, seedNote } from './helpers/reference';
 
 const HAS_AMX = cg.backend().kind === 'cpu' && cg.backend().cpu.isas.includes('amx');
@@ -166,6 +166,25 @@ describeAmx('AMX: every blocking boundary, against float64', () => {
     expect(checkLoraLinear(y2 as Uint16Array, 'bfloat16', lref, M, N, K, ref.extra, `amx int4 multi-LoRA M=${M} async; ${seedNote(seed)}`)).toBeNull();
   });
 
+  test.each(['e4m3', 'e5m2'] as const)('FP8 %s: every finite code through the tiles is its value exactly (the decoder\'s byte tables)', (fmt) => {
+    // W [32, 64] holds each finite code at least 8 times (tensor scale 1); x = the 64 x 64
+    // identity, so y[m][n] = W[n][m]: one exact product per output, no rounding anywhere.
+    const [N, K, M] = [32, 64, 64];
+    const ok = Array.from({ length: 256 }, (_, c) => c).filter((c) => Number.isFinite(fp8DecodeRef(c, fmt)));
+    const codes = Uint8Array.from({ length: N * K }, (_, i) => ok[(i * 37) % ok.length]);
+    const w = cg.Fp8Weight.fromCodes({ codes, scales: 1 }, [N, K], { format: fmt, scaling: 'tensor' });
+    const x = new Float32Array(M * K);
+    for (let m = 0; m < M; m++) x[m * K + m] = 1;
+    const y = cg.linear(x, [M, K], w, { out: poisoned('float32', M * N) as Float32Array }) as Float32Array;
+    const bad: string[] = [];
+    for (let m = 0; m < M && bad.length < 5; m++)
+      for (let n = 0; n < N && bad.length < 5; n++) {
+        const c = codes[n * K + m];
+        if (y[m * N + n] !== fp8DecodeRef(c, fmt)) bad.push(`code 0x${c.toString(16)}: ${y[m * N + n]}, want ${fp8DecodeRef(c, fmt)}`);
+      }
+    expect(bad).toEqual([]);
+  });
+
   test.each([
     ['e4m3', [16, 64], 300, 70, 200, 'float16'],
     ['e5m2', [1, 96], 40, 530, 1000, 'bfloat16'],
@@ -226,7 +245,7 @@ describeAmxI8('AMX-INT8: INT4 weights with int8 activations', () => {
 test('the AMX rows are present exactly where the CPU lists AMX-BF16 (and the checks above ran or were skipped for that)', () => {
   const info = cg.backend();
   if (info.kind !== 'cpu') return;
-  const listed = ['amx_tile', 'amx_bf16', 'avx512_bf16'].every((f) => info.features.includes(f)) && info.cpu.isas.includes('avx512');
+  const listed = ['amx_tile', 'amx_bf16', 'avx512_bf16', 'avx512vbmi'].every((f) => info.features.includes(f)) && info.cpu.isas.includes('avx512');
   // Linux may still refuse the tile registers (arch_prctl); then 'amx' is absent though listed.
   if (!listed) expect(info.cpu.isas).not.toContain('amx');
   expect(HAS_AMX).toBe(info.cpu.isas.includes('amx'));

@@ -20,7 +20,8 @@ bool isa_supported(Isa isa) {
 #if defined(__x86_64__)
     case Isa::Avx2: return f.avx2 && f.fma && f.f16c;
     case Isa::Avx512: return f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.fma && f.f16c;
-    case Isa::Amx: return isa_supported(Isa::Avx512) && f.avx512_bf16 && f.amx_tile && f.amx_bf16 && amx::amx_permitted();
+    // (VBMI: the FP8 tile decoder's byte lookups; every AMX CPU so far has it)
+    case Isa::Amx: return isa_supported(Isa::Avx512) && f.avx512_bf16 && f.avx512_vbmi && f.amx_tile && f.amx_bf16 && amx::amx_permitted();
 #endif
     default: (void)f; return false;
   }
@@ -35,6 +36,7 @@ Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   add(f.sse42, "sse4.2"); add(f.avx, "avx"); add(f.avx2, "avx2"); add(f.fma, "fma"); add(f.f16c, "f16c");
   add(f.avx512f, "avx512f"); add(f.avx512bw, "avx512bw"); add(f.avx512dq, "avx512dq"); add(f.avx512vl, "avx512vl");
   add(f.avx512_vnni, "avx512_vnni"); add(f.avx512_bf16, "avx512_bf16"); add(f.avx512_fp16, "avx512_fp16");
+  add(f.avx512_vbmi, "avx512vbmi");
   add(f.avx_vnni, "avx_vnni"); add(f.amx_tile, "amx_tile"); add(f.amx_int8, "amx_int8"); add(f.amx_bf16, "amx_bf16");
   auto isas = Napi::Array::New(env);
   uint32_t j = 0;
