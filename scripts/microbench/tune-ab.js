@@ -9,7 +9,7 @@
 //   npm run build:ts && node scripts/microbench/tune-ab.js --op 2:4-f32 --shapes 4096x11008 --m 16,64 \
 //     --tune kc=1024 --tune kc=100000 [--rounds 4] [--repeats 9]
 //   node scripts/microbench/tune-ab.js --op int4-g128 --shapes 4096x4096 --m 16 --tune dir:/tmp/before --tune dir:build/Release
-//   ops: 2:4-f32, 2:4-bf16, dense-f32, int4-g128, fp8-e4m3
+//   ops: 2:4-f32, 2:4-bf16, dense-f32, dense-bf16, int4-g128, fp8-e4m3
 //   --x float16 | bfloat16: activations in that dtype (default float32), y float32
 'use strict';
 const { execFileSync } = require('child_process');
@@ -35,6 +35,7 @@ if (process.env.TUNE_AB_CHILD) {
       '2:4-f32': () => cg.Sparse24Weight.prune(data, [N, K]),
       '2:4-bf16': () => cg.Sparse24Weight.prune(data, [N, K], { dtype: 'bfloat16' }),
       'dense-f32': () => cg.DenseWeight.from(data, [N, K]),
+      'dense-bf16': () => cg.DenseWeight.from(data, [N, K], { dtype: 'bfloat16' }),
       'int4-g128': () => cg.Int4Weight.quantize(data, [N, K], { groupSize: 128 }),
       'fp8-e4m3': () => cg.Fp8Weight.quantize(data, [N, K]),
     }[op]();

@@ -115,7 +115,7 @@ inline uint16_t* brow(uint16_t* b, int64_t k0, int64_t k, int h) {
   return b + ((kk / 32) * 2 + h) * (kBTileBytes / 2) + ((kk % 32) / 2) * 32;
 }
 
-// bfloat16 of the integers -16..15, indexed by the integer's low 5 bits (vpermw reads only those).
+// The bfloat16 bits of an integer v in -16..15.
 // Each is exact (at most 5 significant bits): sign, exponent 127 + e for 2^e <= |v|, and |v|'s
 // bits below its leading one as the top of the 7-bit significand.
 constexpr uint16_t int_bf16(int v) {
@@ -125,34 +125,51 @@ constexpr uint16_t int_bf16(int v) {
   while ((2u << e) <= a) ++e;
   return uint16_t((v < 0 ? 0x8000u : 0u) | unsigned(127 + e) << 7 | ((a << (7 - e)) & 0x7fu));
 }
-struct IntBf16Table {
-  alignas(64) uint16_t v[32];
+// q - z + 16 (0..31) -> the low and high bytes of bfloat16(q - z), for VBMI's byte lookup
+// (vpermb reads an index's low 6 bits; entries 32..63 are never read).
+struct IntBf16Bytes {
+  alignas(64) uint8_t lo[64], hi[64];
 };
-constexpr IntBf16Table make_int_bf16_table() {
-  IntBf16Table t{};
-  for (int i = 0; i < 32; ++i) t.v[i] = int_bf16(i < 16 ? i : i - 32);
+constexpr IntBf16Bytes make_int_bf16_bytes() {
+  IntBf16Bytes t{};
+  for (int i = 0; i < 32; ++i) {
+    t.lo[i] = uint8_t(int_bf16(i - 16) & 0xff);
+    t.hi[i] = uint8_t(int_bf16(i - 16) >> 8);
+  }
   return t;
 }
-constexpr IntBf16Table kIntBf16 = make_int_bf16_table();
+constexpr IntBf16Bytes kIntBf16 = make_int_bf16_bytes();
 static_assert(int_bf16(1) == 0x3f80 && int_bf16(3) == 0x4040 && int_bf16(15) == 0x4170, "bfloat16 of 1, 3, 15");
 static_assert(int_bf16(-1) == 0xbf80 && int_bf16(-16) == 0xc180 && int_bf16(-9) == 0xc110, "bfloat16 of -1, -16, -9");
-inline __m512i int_bf16_table() { return _mm512_load_si512(kIntBf16.v); }
+// B row r (0, 1) from 4 columns held one byte each per lane dword (byte 4n + j: column j, lane
+// n): its byte 4n + j is the low (j even; first register) or high (j odd; second, +64) byte of
+// column 2r + j / 2.
+struct QuadRows {
+  alignas(64) uint8_t ix[2][64];
+};
+constexpr QuadRows make_quad_rows() {
+  QuadRows p{};
+  for (int r = 0; r < 2; ++r)
+    for (int n = 0; n < 16; ++n)
+      for (int j = 0; j < 4; ++j) p.ix[r][4 * n + j] = uint8_t((j & 1) * 64 + 4 * n + 2 * r + j / 2);
+  return p;
+}
+constexpr QuadRows kQuadRows = make_quad_rows();
 
 // INT4: columns [k0, k0 + kl) of the column tile's two panels, q - z as bfloat16; beyond K,
-// zeros. In the integer domain: a lane's word holds columns 8c..8c+3 in its bytes' low nibbles
-// and 8c+4..8c+7 in the high ones (cpu/layout/int4.h); widening the bytes to words puts
-// columns (0, 1) and (2, 3) of a lane side by side in one dword, and vpermt2d gathers the
-// dword of pair (k, k+1) of all 16 lanes into one B tile row; then q - z in 16-bit words, and
-// a 32-entry table lookup makes it bfloat16. 23 instructions per 128 weights (the float32
-// route, convert then pack, took 44, and bounded the INT4 kernel at M = 16).
+// zeros. In bytes: a lane's word holds columns 8c..8c+3 in its bytes' low nibbles and
+// 8c+4..8c+7 in the high ones (cpu/layout/int4.h); per nibble half, q + (16 - z) in bytes
+// (z per lane, in all 4 bytes of its dword), two 64-entry byte lookups (VBMI vpermb) give the
+// low and high bytes of bfloat16(q - z), and one two-source byte permute per column pair
+// interleaves them into a B tile row. 13 vector instructions per 128 weights (the 16-bit word
+// route took 19, 12 of them on the shuffle port; the float32 route, convert then pack, 44).
 void decode_int4(const Int4View& t, int64_t k0, int64_t kl, uint16_t* b) {
   const int64_t C = t.K / 8, octets = t.group / 8;
   // octets [c0, c1) of the chunk; those from cv on lie beyond K (zeros)
   const int64_t c0 = k0 / 8, c1 = (k0 + kl) / 8, cv = c1 < C ? c1 : (C > c0 ? C : c0);
-  const __m512i table = int_bf16_table(), nib = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
-  // dword n = 4L + i of a B row: lane L's dword 0 or 2 of the low (i < 2) or high unpack
-  const __m512i even = _mm512_set_epi32(30, 28, 14, 12, 26, 24, 10, 8, 22, 20, 6, 4, 18, 16, 2, 0);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512i tlo = _mm512_load_si512(kIntBf16.lo), thi = _mm512_load_si512(kIntBf16.hi);
+  const __m512i r0 = _mm512_load_si512(kQuadRows.ix[0]), r1 = _mm512_load_si512(kQuadRows.ix[1]);
+  const __m512i nib = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
   for (int h = 0; h < 2; ++h) {
     const uint8_t* codes = t.codes + h * C * kQuantPanel * 4;
     const float* zr = t.zeros + h * t.G * kQuantPanel;
@@ -162,19 +179,18 @@ void decode_int4(const Int4View& t, int64_t k0, int64_t kl, uint16_t* b) {
     const auto rows = [&](uint64_t i) { return b + ((i >> 2) * 2 + uint64_t(h)) * (kBTileBytes / 2) + (i & 3) * 128; };
     for (int64_t ca = c0; ca < cv;) {  // one group (one zero point) at a time
       const int64_t g = ca / octets, cb = (g + 1) * octets < cv ? (g + 1) * octets : cv;
-      const __m512i z = _mm512_cvttps_epi32(vload(zr + g * kQuantPanel));
-      const __m512i z16 = _mm512_or_si512(z, _mm512_slli_epi32(z, 16));
+      // 16 - z in every byte of the lane's dword (z is 0..16)
+      const __m512i zb = _mm512_mullo_epi32(_mm512_sub_epi32(_mm512_set1_epi32(16), _mm512_cvttps_epi32(vload(zr + g * kQuantPanel))),
+                                            _mm512_set1_epi32(0x01010101));
       const uint8_t* src = codes + ca * kQuantPanel * 4;
       for (uint64_t i = uint64_t(ca - c0); i < uint64_t(cb - c0); ++i, src += kQuantPanel * 4) {
         const __m512i word = _mm512_loadu_si512(src);
         uint16_t* dst = rows(i);
         for (int half = 0; half < 2; ++half) {  // columns 8c+0..3, then 8c+4..7
-          const __m512i q = _mm512_and_si512(half ? _mm512_srli_epi32(word, 4) : word, nib);
-          const __m512i lo = _mm512_unpacklo_epi8(q, zero), hi = _mm512_unpackhi_epi8(q, zero);
-          const __m512i r01 = _mm512_sub_epi16(_mm512_permutex2var_epi32(lo, even, hi), z16);
-          const __m512i r23 = _mm512_sub_epi16(_mm512_permutex2var_epi32(lo, odd, hi), z16);
-          _mm512_storeu_si512(dst + half * 64, _mm512_permutexvar_epi16(r01, table));
-          _mm512_storeu_si512(dst + half * 64 + 32, _mm512_permutexvar_epi16(r23, table));
+          const __m512i d = _mm512_add_epi8(_mm512_and_si512(half ? _mm512_srli_epi32(word, 4) : word, nib), zb);
+          const __m512i lo = _mm512_permutexvar_epi8(d, tlo), hi = _mm512_permutexvar_epi8(d, thi);
+          _mm512_storeu_si512(dst + half * 64, _mm512_permutex2var_epi8(lo, r0, hi));
+          _mm512_storeu_si512(dst + half * 64 + 32, _mm512_permutex2var_epi8(lo, r1, hi));
         }
       }
       ca = cb;
