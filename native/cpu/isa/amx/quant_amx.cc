@@ -66,10 +66,10 @@ namespace {
 // A row tile is 16 rows, so the tiles cost the same from M = 1 to 16 while the direct kernels
 // grow with M. Intel Xeon VM, 2 threads, 4096 x 4096 and 11008 x 4096, INT4 g128 and FP8 e4m3,
 // `scripts/microbench/tune-ab.js --tune amx_m=2 --tune amx_m=100`, medians of 4-5 rounds
-// (2026-12-03, after the decoder lost its per-octet division): float32 x, tiles 1.20-1.52x the
-// direct kernels at M = 16, about even at 14 (0.87-1.06x), 0.94-1.25x at 12; 0.92-1.27x at
-// M = 24. float16 x: the direct kernels 1.07x at 12, 1.44-1.60x at 8. bfloat16 x: the tiles
-// 1.12-1.45x at M = 8 (INT4; FP8 0.89-0.92x), behind at 6 and 4.
+// (2026-12-03, after the decoder lost its per-octet division), the tiles' speed against the
+// direct kernels': float32 x 1.20-1.52x at M = 16, 0.94-1.15x at 14, 0.80-1.06x at 12,
+// 0.93-1.27x at 24. float16 x 0.93x at 12, 0.63-0.69x at 8. bfloat16 x at M = 8: INT4 1.45x
+// (4096 x 4096), FP8 0.89x and 1.08x; at 6 INT4 1.12x, FP8 0.63-0.88x; at 4 INT4 0.89x.
 constexpr int64_t kAmxFromM[4] = {0, 8, 14, 14};
 // Dense bfloat16 weights against the AVX-512 dense kernel (4096 x 4096, medians of 5, a loaded
 // machine): bfloat16 x 1.26x at M = 16; float32 x even at M = 32, 1.22 vs 0.95x dense float32
