@@ -141,20 +141,25 @@ constexpr IntBf16Bytes make_int_bf16_bytes() {
 constexpr IntBf16Bytes kIntBf16 = make_int_bf16_bytes();
 static_assert(int_bf16(1) == 0x3f80 && int_bf16(3) == 0x4040 && int_bf16(15) == 0x4170, "bfloat16 of 1, 3, 15");
 static_assert(int_bf16(-1) == 0xbf80 && int_bf16(-16) == 0xc180 && int_bf16(-9) == 0xc110, "bfloat16 of -1, -16, -9");
-// B row r (0, 1) from 4 columns held one byte each per lane dword (byte 4n + j: column j, lane
-// n): its byte 4n + j is the low (j even; first register) or high (j odd; second, +64) byte of
-// column 2r + j / 2.
-struct QuadRows {
+// The two B rows (column pairs 0-1 and 2-3) of 4 columns of 16 lanes, each column's values
+// held as low bytes in one register and high bytes in another: byte 4n + j of row r is the low
+// (j even; the first register, indices 0..63) or high (j odd; the second, 64..127) byte of
+// column c = 2r + j / 2, lane n, found at byte 4n + c of its register (lane-major: INT4, one
+// dword per lane) or 16c + n (column-major: FP8's [K][16] panels).
+struct RowBytes {
   alignas(64) uint8_t ix[2][64];
 };
-constexpr QuadRows make_quad_rows() {
-  QuadRows p{};
+constexpr RowBytes make_row_bytes(bool lane_major) {
+  RowBytes p{};
   for (int r = 0; r < 2; ++r)
     for (int n = 0; n < 16; ++n)
-      for (int j = 0; j < 4; ++j) p.ix[r][4 * n + j] = uint8_t((j & 1) * 64 + 4 * n + 2 * r + j / 2);
+      for (int j = 0; j < 4; ++j) {
+        const int c = 2 * r + j / 2;
+        p.ix[r][4 * n + j] = uint8_t((j & 1) * 64 + (lane_major ? 4 * n + c : 16 * c + n));
+      }
   return p;
 }
-constexpr QuadRows kQuadRows = make_quad_rows();
+constexpr RowBytes kQuadRows = make_row_bytes(true), kPairRows = make_row_bytes(false);
 
 // INT4: columns [k0, k0 + kl) of the column tile's two panels, q - z as bfloat16; beyond K,
 // zeros. In bytes: a lane's word holds columns 8c..8c+3 in its bytes' low nibbles and
@@ -250,24 +255,10 @@ constexpr Fp8Bf16Table make_fp8_table(bool e4m3) {
 constexpr Fp8Bf16Table kFp8Table[2] = {make_fp8_table(false), make_fp8_table(true)};
 // e4m3 (times 2^-8): 1 = 2^-8, 448 = 1.75, the smallest subnormal 2^-9 = 2^-17, 0x7e = 240 * 2^-8
 static_assert(fp8_mag_bf16(true, 0x38) == 0x3b80 && fp8_mag_bf16(true, 0x7e) == 0x3fe0 && fp8_mag_bf16(true, 1) == 0x3700, "e4m3");
-// e5m2: 1, 57344, 2^-16 (the smallest subnormal), 1.5 * 2^-14 (the largest subnormal is 0.75 * 2^-14)
+// e5m2: 1, 57344, 2^-16 and 3 * 2^-16 (the smallest and largest subnormals), infinity
 static_assert(fp8_mag_bf16(false, 0x3c) == 0x3f80 && fp8_mag_bf16(false, 0x7b) == 0x4760 && fp8_mag_bf16(false, 1) == 0x3780 &&
                   fp8_mag_bf16(false, 3) == 0x3840 && fp8_mag_bf16(false, 0x7c) == 0x7f80, "e5m2");
 
-// Byte 4n + j of B row r (the pair 2r, 2r + 1 of 4 columns): j = 0, 2 the low bytes (first
-// register, indices 0..63) and j = 1, 3 the high bytes (second, 64..127) of column 2r + j / 2,
-// lane n.
-struct PairRows {
-  alignas(64) uint8_t ix[2][64];
-};
-constexpr PairRows make_pair_rows() {
-  PairRows p{};
-  for (int r = 0; r < 2; ++r)
-    for (int n = 0; n < 16; ++n)
-      for (int j = 0; j < 4; ++j) p.ix[r][4 * n + j] = uint8_t((j & 1) * 64 + (2 * r + j / 2) * 16 + n);
-  return p;
-}
-constexpr PairRows kPairRows = make_pair_rows();
 
 // Columns [k0, k0 + kl) (k0 a multiple of 32) of the tile's two panels. A panel's codes are
 // [K][16] bytes, so one 64-byte load is 4 columns: two table lookups give the low and high bytes
