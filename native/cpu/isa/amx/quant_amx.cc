@@ -100,15 +100,6 @@ inline void configure_tiles() {
   _tile_loadconfig(cfg);
 }
 
-// bfloat16 (k, k + 1) pairs of 16 output columns, from the float32 columns lo (k) and hi (k + 1),
-// each value exact in bfloat16 (the caller's promise): one B tile row.
-inline void store_pair(uint16_t* dst, V lo, V hi) {
-  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
-                                       19, 3, 18, 2, 17, 1, 16, 0);
-  const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // words 0-15 lo, 16-31 hi
-  _mm512_storeu_si512(dst, _mm512_permutexvar_epi16(idx, both));
-}
-
 // Where the B tile row of column k (k0 <= k < k0 + chunk) of panel h lives in the chunk buffer.
 inline uint16_t* brow(uint16_t* b, int64_t k0, int64_t k, int h) {
   const int64_t kk = k - k0;
