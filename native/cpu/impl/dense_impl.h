@@ -22,6 +22,15 @@ struct PanelView {
   int64_t pf_ps = 0;
 };
 
+// v's prefetch: part `part` of `parts` of a range of `bytes` bytes from base in each of the
+// tile's panels (panel_bytes apart), spread over a micro-kernel K loop of `steps` columns.
+inline void set_prefetch(PanelView* v, const char* base, int64_t bytes, int64_t panel_bytes, int part, int parts, int64_t steps) {
+  const int64_t lo = bytes * part / parts, hi = bytes * (part + 1) / parts;
+  v->pf = base + lo;
+  v->pf_num = ((hi - lo) << 16) / steps + 1;
+  v->pf_ps = panel_bytes;
+}
+
 // The register tile over a PanelView of dtype WT.
 template <DType WT>
 struct DenseMicro {
@@ -29,8 +38,6 @@ struct DenseMicro {
   static constexpr int NV = kDenseNV;
   using View = PanelView;
 
-  // The quantized formats make each tile in view(): nothing to prefetch (DensePolicy has one).
-  void prefetch_part(int64_t, int64_t, int64_t, int, int, int64_t, PanelView*) const {}
 
   template <int R>
   inline void micro(const float* __restrict xp, const PanelView& pv, int64_t kl, V (&acc)[R][NV]) const {
@@ -74,11 +81,7 @@ struct DensePolicy : DenseMicro<WT> {
   void prefetch_part(int64_t tile, int64_t k0, int64_t kl, int part, int parts, int64_t steps, PanelView* v) const {
     PanelView next;
     view(tile, k0, kl, &next);
-    const int64_t bytes = kl * kDensePanel * kEs;  // of one panel
-    const int64_t lo = bytes * part / parts, hi = bytes * (part + 1) / parts;
-    v->pf = static_cast<const char*>(next.base) + lo;
-    v->pf_num = ((hi - lo) << 16) / steps + 1;
-    v->pf_ps = next.ps * kEs;
+    set_prefetch(v, static_cast<const char*>(next.base), kl * kDensePanel * kEs, next.ps * kEs, part, parts, steps);
   }
 };
 

@@ -165,6 +165,22 @@ struct Int4Policy : DenseMicro<DType::F32> {
     v->ps = kl * kQuantPanel;
     return true;
   }
+  // The next tile's codes for its K block into L2 while this tile's row blocks run (its scales
+  // and zero points, a line per group and panel, at once with the first part), so that its
+  // view() does not wait on memory, as DensePolicy's weights are fetched.
+  void prefetch_part(int64_t tile, int64_t k0, int64_t kl, int part, int parts, int64_t steps, PanelView* v) const {
+    const Int4View t = int4_view(packed, d, tile);
+    const int64_t C = t.K / 8, pbytes = C * kQuantPanel * 4;
+    set_prefetch(v, reinterpret_cast<const char*>(t.codes + (k0 / 8) * kQuantPanel * 4), kl / 8 * kQuantPanel * 4, pbytes, part,
+                 parts, steps);
+    if (part == 0) {
+      for (int64_t g = k0 / t.group; g * t.group < k0 + kl && g < t.G; ++g)
+        for (int q = 0; q < kQdNV / kVecsPerPanel; ++q) {
+          __builtin_prefetch(t.scales + (q * t.G + g) * kQuantPanel, 0, 2);
+          __builtin_prefetch(t.zeros + (q * t.G + g) * kQuantPanel, 0, 2);
+        }
+    }
+  }
 };
 
 // ---- FP8 -----------------------------------------------------------------------------------
@@ -287,6 +303,15 @@ struct Fp8Policy : DenseMicro<DType::F32> {
     v->base = buf;
     v->ps = kl * kQuantPanel;
     return true;
+  }
+  // As Int4Policy's: the next tile's codes, and its scales at once.
+  void prefetch_part(int64_t tile, int64_t k0, int64_t kl, int part, int parts, int64_t steps, PanelView* v) const {
+    const Fp8View t = fp8_view(packed, d, f, tile);
+    set_prefetch(v, reinterpret_cast<const char*>(t.codes + k0 * kQuantPanel), kl * kQuantPanel, t.K * kQuantPanel, part, parts, steps);
+    if (part == 0) {
+      for (int64_t b = k0 / t.bk; b * t.bk < k0 + kl && b < t.SC; ++b)
+        for (int q = 0; q < kQdNV / kVecsPerPanel; ++q) __builtin_prefetch(t.scales + (q * t.SC + b) * kQuantPanel, 0, 2);
+    }
   }
 };
 
