@@ -39,11 +39,27 @@ const Tuning& tuning() {
   return t;
 }
 
+#if defined(__x86_64__)
+namespace {
+// The avx512 ISA's bfloat16 activations go to the AVX512-BF16 engine (kernels.h) where the CPU
+// has it and VBMI (its decoders' byte permutes): AMD Zen 4 and 5.
+bool bf16_dot() {
+  static const bool ok = cpu_features().avx512_bf16 && cpu_features().avx512_vbmi;
+  return ok;
+}
+}  // namespace
+#endif
+
 bool dense_linear(Isa isa, const GemmProblem& p, const void* wpacked, DType wdt) {
   switch (isa) {
 #if defined(__x86_64__)
     case Isa::Amx: return amx::dense_linear(p, wpacked, wdt);
-    case Isa::Avx512: return avx512::dense_linear(p, wpacked, wdt);
+    case Isa::Avx512:
+      if (wdt == DType::BF16 && bf16_dot()) {
+        const int r = avx512bf16::dense_linear(p, wpacked, wdt);
+        if (r >= 0) return r == 1;
+      }
+      return avx512::dense_linear(p, wpacked, wdt);
     case Isa::Avx2: return avx2::dense_linear(p, wpacked, wdt);
 #endif
     default: return scalar::dense_linear(p, wpacked, wdt);
@@ -66,7 +82,12 @@ bool quant_float_linear(Isa isa, const QuantProblem& q) {
   switch (isa) {
 #if defined(__x86_64__)
     case Isa::Amx: return amx::quant_linear(q);
-    case Isa::Avx512: return avx512::quant_linear(q);
+    case Isa::Avx512:
+      if (bf16_dot()) {
+        const int r = avx512bf16::quant_linear(q);
+        if (r >= 0) return r == 1;
+      }
+      return avx512::quant_linear(q);
     case Isa::Avx2: return avx2::quant_linear(q);
 #endif
     default: return scalar::quant_linear(q);

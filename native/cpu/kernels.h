@@ -21,7 +21,8 @@
 namespace cg {
 
 // Amx: the AVX-512 kernels, and AMX-BF16 tiles for INT4 / FP8 weights with float activations
-// from a few rows of x on (isa/amx/quant_amx.cc).
+// from a few rows of x on (isa/amx/quant_amx.cc). Avx512 on a CPU with AVX512-BF16 and VBMI
+// runs bfloat16 x through that file's AVX512-BF16 engine (namespace avx512bf16 below).
 enum class Isa : int32_t { Scalar = 0, Avx2 = 1, Avx512 = 2, Amx = 3 };
 
 // ---- Dense weights, CPU packed layout --------------------------------------------------------
@@ -68,7 +69,7 @@ struct GemmProblem {
 struct Tuning {
   int64_t mc = 0, kc = 0, nc = 0;
   int64_t sparse_m = 0;  // 2:4: rows of x from which the M-vectorised kernel is used
-  int64_t amx_m = 0;     // ISA amx: rows of x from which the tile kernels run (every format)
+  int64_t amx_m = 0;     // ISA amx: rows of x from which the tile kernels run (every format); and avx512's AVX512-BF16 engine
 };
 const Tuning& tuning();
 
@@ -112,6 +113,15 @@ bool int4_int8_linear(const QuantProblem& q);
 // Whether Linux let this process use the tile registers (asked once, on first call).
 bool amx_permitted();
 }  // namespace amx
+
+// The AMX kernels' bfloat16 path without tiles (isa/amx/quant_amx.cc, dot_block): for the
+// avx512 ISA on CPUs with AVX512-BF16 and AVX512-VBMI (AMD Zen 4 and 5), bfloat16 x with INT4,
+// FP8 or dense bfloat16 weights, from a few rows of x. 1 done, 0 out of memory, -1 not this
+// kernel's case (the caller runs avx512::).
+namespace avx512bf16 {
+int quant_linear(const QuantProblem& q);
+int dense_linear(const GemmProblem& p, const void* wpacked, DType wdt);
+}  // namespace avx512bf16
 
 namespace avx512vnni {
 bool int4_int8_linear(const QuantProblem& q);  // q.format == Int4, q.act == Int8

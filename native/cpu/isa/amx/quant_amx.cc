@@ -1,7 +1,10 @@
 // The AMX kernels (Intel Sapphire Rapids and later; compiled with -mamx-tile -mamx-bf16
 // -mamx-int8 -mavx512bf16 -mavx512vbmi, chosen at run time: ISA 'amx'): INT4, FP8 and dense bfloat16 weights
 // with float activations on AMX-BF16 tiles (below), and INT4 with int8 activations on AMX-INT8
-// tiles (further down, its own section).
+// tiles (further down, its own section). The same bfloat16 path also runs without tiles, its
+// multiplies by AVX512-BF16 (dot_block): for bfloat16 x on the avx512 ISA of CPUs with
+// AVX512-BF16 and AVX512-VBMI but no AMX (AMD Zen 4 and 5), namespace avx512bf16 at the end;
+// it executes none of the AMX instructions this file is also compiled for.
 //
 // Exact products, float32 sums, as the AVX-512 kernels (quant_impl.h), within the same error
 // bound (test/helpers/act-reference.ts derives it). AMX multiplies bfloat16
@@ -75,6 +78,17 @@ constexpr int64_t kAmxFromM[4] = {0, 8, 14, 14};
 // machine): bfloat16 x 1.26x at M = 16; float32 x even at M = 32, 1.22 vs 0.95x dense float32
 // at M = 64, 1.92 vs 1.02x at M = 512.
 constexpr int64_t kAmxDenseFromM[4] = {0, 10, 16, 48};
+// The AVX512-BF16 engine (dot_block; bfloat16 x on the avx512 ISA): from this many rows it runs
+// instead of the AVX-512 FMA kernels. AMD EPYC (Zen 5) VM, 2 threads, 4096 x 4096 and
+// 11008 x 4096, `tune-ab.js --x bfloat16 --tune amx_m=100000 --tune amx_m=1` (FMA kernels
+// against the engine), medians of 3 rounds, 2026-12-03, the engine's speed against the FMA
+// kernels': INT4 g128 0.97-0.99x at M = 12, 1.12-1.19x at 16, 1.35-1.82x at 64, 1.30-1.63x at
+// 512; FP8 e4m3 0.84-0.99x at 24, 1.22x at 32, 1.38-1.45x at 64, 1.59-1.90x at 512; a dense
+// bfloat16 weight (the FMA kernel streams half the bytes of float32 and wins while memory
+// bounds it) 0.99-1.04x at 64, 1.12-1.21x at 96, 1.22x at 128, 1.40x at 512.
+constexpr int64_t kDotInt4FromM = 16;
+constexpr int64_t kDotFp8FromM = 32;
+constexpr int64_t kDotDenseFromM = 96;
 // INT4 with int8 activations: from this many rows the int8 tiles (below: the AVX512-VNNI kernel).
 // 4096 x 4096, g128, medians of 7, a loaded machine: M = 16 and 24 0.82-0.94x the VNNI kernel,
 // M = 32 1.21x, 64 1.47x, 512 1.78x.
@@ -330,6 +344,7 @@ struct Ctx {
   int64_t m_base = 0, rows = 0;  // the rows of x in xa: [m_base, m_base + rows)
   int64_t Mp = 0, Kp = 0, blk = 0;  // Mp: rows rounded up to 16; blk: K columns per scale block, a multiple of 32
   int64_t ntiles = 0;
+  bool amx = true;  // false: the AVX512-BF16 engine (dot_block) instead of the tiles
   std::atomic<bool> failed{false};
 };
 
@@ -398,6 +413,55 @@ inline void tile_block(const Ctx& c, const uint16_t* b, int64_t k0, int64_t ka, 
   }
 }
 
+// tile_block without tiles, for CPUs with AVX512-BF16 and no AMX (AMD Zen 4 and 5, Intel Cooper
+// Lake; the `avx512` ISA): the same A and B tiles, the same sums by VDPBF16PS, which multiplies
+// bfloat16 pairs as TDPBF16PS does (each product exact in float32, the two added to the float32
+// sum with round to nearest even; subnormal inputs read as zero, subnormal results flushed).
+// Only x's first piece: it runs for bfloat16 x (P = 1), where the vector engine beats the
+// AVX-512 FMA kernels (VDPBF16PS does 32 multiplies to an FMA's 16; three pieces of float32 x
+// would cost three). Register tile: 8 rows x 32 columns (16 sums, 2 weight rows, a broadcast
+// pair of x), twice per 16-row tile; rows past `live` are not computed (their cbuf rows are 0).
+// Never inlined, as run_tile (gemm_driver_impl.h), so that the sums stay in registers.
+__attribute__((noinline)) void dot_block(const Ctx& c, const uint16_t* b, int64_t k0, int64_t ka, int64_t kb, int64_t m0, int64_t live,
+                                         float* cbuf) {
+  const int64_t KS = c.Kp / 32;
+  for (int half = 0; half < 2; ++half) {
+    __m512 acc[8][2];
+    if (half * 8 >= live) {
+      for (int r = 0; r < 8; ++r) {
+        vstore(cbuf + (half * 8 + r) * kTileN, vzero());
+        vstore(cbuf + (half * 8 + r) * kTileN + 16, vzero());
+      }
+      continue;
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    const uint16_t* a = c.xa + (m0 / 16) * KS * 512 + half * 8 * 32;
+    for (int64_t k = ka; k < kb; k += 32) {
+      const uint16_t* bt = b + ((k - k0) / 32) * 2 * (kBTileBytes / 2);
+      const uint16_t* ak = a + (k / 32) * 512;
+#pragma GCC unroll 2
+      for (int i = 0; i < 16; ++i) {
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bt + i * 32);
+        const __m512bh b1 = (__m512bh)_mm512_loadu_si512(bt + kBTileBytes / 2 + i * 32);
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; ++r) {
+          int32_t pair;
+          std::memcpy(&pair, ak + r * 32 + 2 * i, 4);
+          const __m512bh xa = (__m512bh)_mm512_set1_epi32(pair);
+          acc[r][0] = _mm512_dpbf16_ps(acc[r][0], xa, b0);
+          acc[r][1] = _mm512_dpbf16_ps(acc[r][1], xa, b1);
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; ++r) {
+      vstore(cbuf + (half * 8 + r) * kTileN, acc[r][0]);
+      vstore(cbuf + (half * 8 + r) * kTileN + 16, acc[r][1]);
+    }
+  }
+}
+
 // Rows m0.. (`rows` of them, 1..16) of the accumulator through the epilogue.
 template <int R = 16>
 inline void store_rows(int rows, const float* acc, const TileOut& o, int64_t m0, int64_t n0, int ncols) {
@@ -426,8 +490,9 @@ inline void zero_acc(float* acc, int64_t tgn, int64_t mr) {
 //   the tiles of the group, the scale blocks of the chunk, row pairs of the block.
 // (Tile by tile over all of K, every tile streamed all of x's pieces from L3: one 1 KiB A tile
 // per two tile multiplies, more than L3 delivers.)
-template <int P>
+template <int P, bool AMX>
 void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
+  static_assert(AMX || P == 1, "the AVX512-BF16 engine takes one piece of x");
   const QuantProblem& q = *c.q;
   const GemmProblem& p = *q.p;
   const int64_t chunk = c.blk < kChunkK ? kChunkK / c.blk * c.blk : kChunkK;
@@ -441,7 +506,7 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
   float* cbuf = acc + kMc * kTg * kTileN;
   TileOut o = whole_k_out(p);
   const float fp8f = q.format == WeightFormat::Fp8 && q.fp8_format == Fp8Format::E4M3 ? fp8_scale_factor<true>() : 1.0f;
-  configure_tiles();
+  if (AMX) configure_tiles();
   for (int64_t mc0 = 0; mc0 < c.rows; mc0 += kMc) {
     const int64_t mr = c.rows - mc0 < kMc ? c.rows - mc0 : kMc;
     for (int64_t tg0 = t0; tg0 < t1; tg0 += kTg) {
@@ -477,7 +542,13 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
               // the next tile's columns [ka, kb) are decoded during the first row tile's multiplies,
               // and the tile after it prefetched
               const bool first = m0 == mc0;
-              tile_block<P>(c, bc, k0, ka, kb, m0, cbuf, has_next && first ? &nxt : nullptr, bn, has_after && first ? &aft : nullptr);
+              if constexpr (AMX) {
+                tile_block<P>(c, bc, k0, ka, kb, m0, cbuf, has_next && first ? &nxt : nullptr, bn, has_after && first ? &aft : nullptr);
+              } else {
+                dot_block(c, bc, k0, ka, kb, m0, mc0 + mr - m0, cbuf);
+                if (first && has_next) nxt.decode(ka, kb - ka, bn + ((ka - k0) / 32) * 2 * (kBTileBytes / 2));
+                if (first && has_after) aft.prefetch(ka, kb - ka);
+              }
               scale_add<P>(at + (m0 - mc0) * kTileN, cbuf, s[0], s[1]);
             }
             ka = kb;
@@ -493,16 +564,17 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
       }
     }
   }
-  _tile_release();
+  if (AMX) _tile_release();
 }
 
 void task(void* vctx, int t, int nt) {
   Ctx& c = *static_cast<Ctx*>(vctx);
   const int64_t t0 = c.ntiles * t / nt, t1 = c.ntiles * (t + 1) / nt;
   if (t0 >= t1) return;
-  if (c.P == 1) run_tiles<1>(c, t0, t1);
-  else if (c.P == 2) run_tiles<2>(c, t0, t1);
-  else run_tiles<3>(c, t0, t1);
+  if (!c.amx) run_tiles<1, false>(c, t0, t1);
+  else if (c.P == 1) run_tiles<1, true>(c, t0, t1);
+  else if (c.P == 2) run_tiles<2, true>(c, t0, t1);
+  else run_tiles<3, true>(c, t0, t1);
 }
 
 // x (float32 [M, K]) -> P bfloat16 pieces in A tiles (Ctx::xa), zero-padded.
@@ -733,7 +805,7 @@ bool int4_int8_linear(const QuantProblem& q) {
 namespace {
 // The bfloat16 tiles for q (INT4, FP8, or a dense bfloat16 weight as format Dense): 1 done, 0 out
 // of memory, -1 not this kernel's case (few rows, or scale blocks not whole tiles of 32 columns).
-int bf16_tiles(const QuantProblem& q) {
+int bf16_tiles(const QuantProblem& q, bool amx) {
   const GemmProblem& p = *q.p;
   // K columns per scale block (an INT4 group, an FP8 K block); one block when it covers K.
   int64_t blk = q.format == WeightFormat::Int4 ? q.int4.group : q.format == WeightFormat::Fp8 ? q.fp8.bk : p.K;
@@ -742,7 +814,10 @@ int bf16_tiles(const QuantProblem& q) {
   int P = 3;  // bfloat16 pieces of x
   if (q.act == ActQuant::None && p.xdt == DType::BF16) P = 1;
   else if (q.act == ActQuant::None && p.xdt == DType::F16) P = 2;
-  const int64_t from_m = tuning().amx_m > 0 ? tuning().amx_m : (q.format == WeightFormat::Dense ? kAmxDenseFromM : kAmxFromM)[P];
+  if (!amx && P != 1) return -1;  // the AVX512-BF16 engine: bfloat16 x only
+  const int64_t from_m = tuning().amx_m > 0 ? tuning().amx_m
+                         : !amx ? (q.format == WeightFormat::Dense ? kDotDenseFromM : q.format == WeightFormat::Int4 ? kDotInt4FromM : kDotFp8FromM)
+                                : (q.format == WeightFormat::Dense ? kAmxDenseFromM : kAmxFromM)[P];
   if (p.M < from_m || blk % 32 != 0) return -1;
   // x as float32, quantized (act) and permuted (act-order) as the AVX-512 kernels take it.
   const float* x;
@@ -765,6 +840,7 @@ int bf16_tiles(const QuantProblem& q) {
   c.Kp = Kp;
   c.blk = blk;
   c.ntiles = (p.N + kTileN - 1) / kTileN;
+  c.amx = amx;
   const int threads = p.threads < 1 ? 1 : p.threads;
   const int ntasks = c.ntiles < threads ? int(c.ntiles) : threads;
   for (int64_t m0 = 0; m0 < p.M && !c.failed.load(); m0 += super) {
@@ -779,22 +855,35 @@ int bf16_tiles(const QuantProblem& q) {
 }  // namespace
 
 bool quant_linear(const QuantProblem& q) {
-  const int r = bf16_tiles(q);
+  const int r = bf16_tiles(q, true);
   return r < 0 ? avx512::quant_linear(q) : r == 1;
 }
 
+namespace {
+int dense_bf16_tiles(const GemmProblem& p, const void* wpacked, bool amx) {
+  QuantProblem q;
+  q.p = &p;
+  q.format = WeightFormat::Dense;
+  q.packed = static_cast<const uint8_t*>(wpacked);
+  return bf16_tiles(q, amx);
+}
+}  // namespace
+
 bool dense_linear(const GemmProblem& p, const void* wpacked, DType wdt) {
   if (wdt == DType::BF16) {
-    QuantProblem q;
-    q.p = &p;
-    q.format = WeightFormat::Dense;
-    q.packed = static_cast<const uint8_t*>(wpacked);
-    const int r = bf16_tiles(q);
+    const int r = dense_bf16_tiles(p, wpacked, true);
     if (r >= 0) return r == 1;
   }
   return avx512::dense_linear(p, wpacked, wdt);
 }
 
 }  // namespace amx
+
+namespace avx512bf16 {
+int quant_linear(const QuantProblem& q) { return amx::bf16_tiles(q, false); }
+int dense_linear(const GemmProblem& p, const void* wpacked, DType wdt) {
+  return wdt == DType::BF16 ? amx::dense_bf16_tiles(p, wpacked, false) : -1;
+}
+}  // namespace avx512bf16
 }  // namespace cg
 #endif

@@ -1,0 +1,210 @@
+/**
+ * The AVX512-BF16 engine of the avx512 ISA (isa/amx/quant_amx.cc, dot_block; kernels.h,
+ * avx512bf16): bfloat16 x with INT4 (from M = 16), FP8 (32) or dense bfloat16 weights (96), on
+ * CPUs with AVX512-BF16 and AVX512-VBMI (AMD Zen 4 and 5; on an AMX CPU this suite runs it by
+ * choosing the avx512 ISA). The AMX kernels' decoders and A / B tiles, multiplied by VDPBF16PS
+ * instead of the tile unit. Beyond what linear.quant.test.ts's cpu/avx512 row already runs
+ * (bfloat16 x at M = 17 and 40 among others):
+ *
+ * - Through an identity weight y = x bit for bit (every product exact, every sum adds zeros):
+ *   INT4, dense bfloat16, and every finite FP8 code through the decoder's byte tables.
+ * - Row counts that leave a row tile's second half empty (M = 40: its last 16-row tile has 8
+ *   rows), with one live row (17) or partly live (21, 30, 100), more rows than one row block (256) and than one split of x (1024);
+ *   column tiles past one group of 16 and a ragged last tile; K chunks (512) with scale blocks
+ *   inside and a K tail. Against float64 references (act-reference.ts: the bound of float32
+ *   sums of exact products, as for the FMA kernels) on poisoned outputs, sync and async, with
+ *   bias, 16-bit outputs and the many-adapter LoRA epilogue.
+ * - Non-finite x: IEEE in its own row, no other row changes.
+ *
+ * Skipped where the CPU lacks AVX512-BF16 or VBMI; linear.quant.test.ts's rows cover the FMA
+ * kernels that run there instead.
+ */
+import * as cg from '../lib';
+import { checkQuantLinear, fp8WeightRef, int4WeightRef, quantLinearRef } from './helpers/act-reference';
+import { checkLoraLinear, loraLinearRef, randomFactors } from './helpers/lowrank-reference';
+import { diffF32, fp8DecodeRef, int4QuantizeRef, packNibbles } from './helpers/quant-reference';
+import { checkLinear, decode, encode, linearRef, mulberry32, poisoned, randInt, randomFloat32, seedFor, seedNote } from './helpers/reference';
+
+const info = cg.backend();
+const HAS_DOT = info.kind === 'cpu' && info.cpu.isas.includes('avx512') && ['avx512_bf16', 'avx512vbmi'].every((f) => info.features.includes(f));
+const describeDot = HAS_DOT ? describe : describe.skip;
+const DEFAULT_ISA = info.kind === 'cpu' ? info.cpu.isa : undefined;
+
+beforeAll(() => {
+  if (HAS_DOT) cg.setCpuIsa('avx512');
+});
+afterAll(() => {
+  if (DEFAULT_ISA) cg.setCpuIsa(DEFAULT_ISA);
+});
+
+const bf16 = (v: ArrayLike<number>): Uint16Array => encode(v, 'bfloat16') as Uint16Array;
+
+/** Through an identity weight (N = K), bfloat16 x with random exponents 2^-20 .. 2^20: y = x bit for bit, sync and async. */
+async function expectIdentity(w: cg.Int4Weight | cg.DenseWeight, M: number, K: number, label: string): Promise<void> {
+  const seed = seedFor(label);
+  const rng = mulberry32(seed);
+  const v = new Float64Array(M * K);
+  for (let i = 0; i < v.length; i++) v[i] = (rng() < 0.5 ? -1 : 1) * (1 + rng()) * 2 ** (randInt(rng, 40) - 20);
+  const x = bf16(v);
+  const want = decode(x, 'bfloat16');
+  const opts: cg.LinearOptions = { dtype: 'bfloat16', outDtype: 'float32' };
+  const y = cg.linear(x, [M, K], w, { ...opts, out: poisoned('float32', M * K) as Float32Array }) as Float32Array;
+  const y2 = (await cg.linearAsync(x, [M, K], w, { ...opts, out: poisoned('float32', M * K) as Float32Array })) as Float32Array;
+  const bad: string[] = [];
+  for (let i = 0; i < M * K && bad.length < 5; i++) {
+    if (y[i] !== want[i] || y2[i] !== want[i]) bad.push(`y[${Math.floor(i / K)}][${i % K}] = ${y[i]} / ${y2[i]} (async), x = ${want[i]}`);
+  }
+  expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
+}
+
+describeDot('AVX512-BF16 engine: exact through identity weights', () => {
+  const K = 64;
+  test.each([17, 21, 40])('INT4 identity (code 1, zero point 0, scale 1), M = %i: y = x bit for bit', (M) => {
+    const q = new Uint8Array(K * K);
+    for (let n = 0; n < K; n++) q[n * K + n] = 1;
+    const w = cg.Int4Weight.fromCanonical({ qweight: packNibbles(q, K, K), scales: new Float32Array(K * 2).fill(1), zeros: new Uint8Array(K * 2) }, [K, K]);
+    const eye = new Float32Array(K * K);
+    for (let n = 0; n < K; n++) eye[n * K + n] = 1;
+    expect(diffF32(w.toDense(), eye, K, 'int4 identity')).toBeNull();
+    return expectIdentity(w, M, K, `bf16dot int4 identity ${M}`);
+  });
+
+  test('dense bfloat16 identity, M = 100: y = x bit for bit', () => {
+    const eye = new Float32Array(K * K);
+    for (let n = 0; n < K; n++) eye[n * K + n] = 1;
+    return expectIdentity(cg.DenseWeight.from(eye, [K, K], { dtype: 'bfloat16' }), 100, K, 'bf16dot dense identity');
+  });
+
+  test.each(['e4m3', 'e5m2'] as const)('FP8 %s: every finite code is its value exactly (x = identity, bfloat16)', (fmt) => {
+    const [N, M] = [32, 64];
+    const ok = Array.from({ length: 256 }, (_, c) => c).filter((c) => Number.isFinite(fp8DecodeRef(c, fmt)));
+    const codes = Uint8Array.from({ length: N * K }, (_, i) => ok[(i * 37) % ok.length]);
+    const w = cg.Fp8Weight.fromCodes({ codes, scales: 1 }, [N, K], { format: fmt, scaling: 'tensor' });
+    const x = new Float32Array(M * K);
+    for (let m = 0; m < M; m++) x[m * K + m] = 1;
+    const y = cg.linear(bf16(x), [M, K], w, { dtype: 'bfloat16', outDtype: 'float32', out: poisoned('float32', M * N) as Float32Array }) as Float32Array;
+    const bad: string[] = [];
+    for (let m = 0; m < M && bad.length < 5; m++)
+      for (let n = 0; n < N && bad.length < 5; n++) {
+        const c = codes[n * K + m];
+        if (y[m * N + n] !== fp8DecodeRef(c, fmt)) bad.push(`code 0x${c.toString(16)}: ${y[m * N + n]}, want ${fp8DecodeRef(c, fmt)}`);
+      }
+    expect(bad).toEqual([]);
+  });
+
+  test('non-finite x: IEEE in its own row, no other row changes (INT4 identity, M = 24)', () => {
+    const M = 24;
+    const q = new Uint8Array(K * K);
+    for (let n = 0; n < K; n++) q[n * K + n] = 1;
+    const w = cg.Int4Weight.fromCanonical({ qweight: packNibbles(q, K, K), scales: new Float32Array(K * 2).fill(1), zeros: new Uint8Array(K * 2) }, [K, K]);
+    const seed = seedFor('bf16dot non-finite');
+    const rng = mulberry32(seed);
+    const v = decode(bf16(randomFloat32(rng, M * K)), 'bfloat16');
+    v[3 * K + 5] = Infinity;
+    v[7 * K + 60] = -Infinity;
+    v[20 * K + 33] = NaN;
+    const y = cg.linear(bf16(v), [M, K], w, { dtype: 'bfloat16', outDtype: 'float32', out: poisoned('float32', M * K) as Float32Array }) as Float32Array;
+    const bad: string[] = [];
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < K; n++) {
+        const got = y[m * K + n];
+        let want: number = v[m * K + n];
+        if (m === 3) want = n === 5 ? Infinity : NaN; // Inf * 1 in its column, Inf * 0 = NaN in the others
+        if (m === 7) want = n === 60 ? -Infinity : NaN;
+        if (m === 20) want = NaN;
+        if (!Object.is(got, want) && !(Number.isNaN(got) && Number.isNaN(want)) && !(got === 0 && want === 0) && bad.length < 5) bad.push(`y[${m}][${n}] = ${got}, want ${want}`);
+      }
+    }
+    expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
+  });
+});
+
+describeDot('AVX512-BF16 engine: every blocking boundary, against float64', () => {
+  test.each([
+    [40, 40, 256, 32],
+    [17, 70, 1024, 128],
+    [21, 70, 256, 64],
+    [30, 600, 640, 128],
+    [300, 530, 1024, 128],
+    [130, 33, 1000, -1],
+  ] as const)('INT4 M = %i, N = %i, K = %i, group %i (-1: per channel), bias, sync and async', async (M, N, K, groupSize) => {
+    const group = groupSize === -1 ? K : groupSize;
+    const seed = seedFor(`bf16dot int4 ${M} ${N} ${K} ${groupSize}`);
+    const rng = mulberry32(seed);
+    const data = randomFloat32(rng, N * K);
+    const q = int4QuantizeRef(data, N, K, group, false, 'float32');
+    if (!('q' in q)) throw new Error(`test data refused by the reference: ${JSON.stringify(q)}`);
+    const ref = int4WeightRef(q.q, q.scales, q.zeros, N, K, K / group, null);
+    const w = cg.Int4Weight.quantize(data, [N, K], { groupSize, symmetric: false, scaleDtype: 'float32' });
+    expect(diffF32(w.toDense(), Float32Array.from(ref.dense), K, `int4 [${N}, ${K}]; ${seedNote(seed)}`)).toBeNull();
+    const x = bf16(randomFloat32(rng, M * K));
+    const bias = randomFloat32(rng, N);
+    const { ref: y64, absSum } = quantLinearRef(decode(x, 'bfloat16'), M, ref, bias);
+    const out = poisoned('float32', M * N) as Float32Array;
+    expect(cg.linear(x, [M, K], w, { dtype: 'bfloat16', bias, out, outDtype: 'float32' })).toBe(out);
+    expect(checkQuantLinear(out, 'float32', y64, absSum, M, N, K, ref.extra, `bf16dot int4 M=${M} sync; ${seedNote(seed)}`)).toBeNull();
+    const out2 = poisoned('float16', M * N) as Uint16Array;
+    expect(await cg.linearAsync(x, [M, K], w, { dtype: 'bfloat16', bias, out: out2, outDtype: 'float16' })).toBe(out2);
+    expect(checkQuantLinear(out2, 'float16', y64, absSum, M, N, K, ref.extra, `bf16dot int4 M=${M} async; ${seedNote(seed)}`)).toBeNull();
+  });
+
+  test('INT4 group 32, M = 1100, N = 600, K = 256, many adapters (two splits of x, several row blocks), bfloat16 out', async () => {
+    const [M, N, K, group] = [1100, 600, 256, 32] as const;
+    const seed = seedFor('bf16dot int4 large');
+    const rng = mulberry32(seed);
+    const data = randomFloat32(rng, N * K);
+    const q = int4QuantizeRef(data, N, K, group, false, 'float32');
+    if (!('q' in q)) throw new Error(`test data refused by the reference: ${JSON.stringify(q)}`);
+    const ref = int4WeightRef(q.q, q.scales, q.zeros, N, K, K / group, null);
+    const w = cg.Int4Weight.quantize(data, [N, K], { groupSize: group, symmetric: false, scaleDtype: 'float32' });
+    const x = bf16(randomFloat32(rng, M * K));
+    const x64 = decode(x, 'bfloat16');
+    const bias = randomFloat32(rng, N);
+    const f = [randomFactors(rng, N, K, 8, 'float32'), randomFactors(rng, N, K, 16, 'bfloat16')];
+    const adapters: cg.LoraFactors[] = [{ A: f[0].A, B: f[0].B, alpha: 0.5 }, { A: f[1].A, B: f[1].B, dtype: 'bfloat16' }];
+    const idx = Int32Array.from({ length: M }, () => randInt(rng, 3) - 1);
+    const lref = loraLinearRef(x64, x64, M, N, K, ref.dense, ref.absFactor, bias, [
+      { A64: f[0].A64, B64: f[0].B64, r: 8, alpha: 0.5 },
+      { A64: f[1].A64, B64: f[1].B64, r: 16, alpha: 1 },
+    ], idx);
+    const out = poisoned('bfloat16', M * N) as Uint16Array;
+    const y = await cg.linearMultiLoraAsync(x, [M, K], w, adapters, idx, { dtype: 'bfloat16', bias, out, outDtype: 'bfloat16' });
+    expect(y).toBe(out);
+    expect(checkLoraLinear(out, 'bfloat16', lref, M, N, K, ref.extra, `bf16dot int4 multi-LoRA M=${M}; ${seedNote(seed)}`)).toBeNull();
+  });
+
+  test.each([
+    ['e4m3', [16, 64], 45, 70, 200],
+    ['e5m2', [1, 96], 40, 530, 1000],
+    ['e4m3', 'channel', 33, 33, 1030],
+  ] as const)('FP8 %s scaling %j, M = %i, N = %i, K = %i', (fmt, scaling, M, N, K) => {
+    const seed = seedFor(`bf16dot fp8 ${fmt} ${JSON.stringify(scaling)} ${M}`);
+    const rng = mulberry32(seed);
+    const [bn, bk] = scaling === 'channel' ? [1, K] : scaling;
+    const data = randomFloat32(rng, N * K);
+    const { ref } = fp8WeightRef(data, N, K, bn, bk, fmt);
+    const w = cg.Fp8Weight.quantize(data, [N, K], { format: fmt, scaling: scaling === 'channel' ? 'channel' : { block: [bn, bk] } });
+    expect(diffF32(w.toDense(), Float32Array.from(ref.dense), K, `fp8 [${N}, ${K}]; ${seedNote(seed)}`)).toBeNull();
+    const x = bf16(randomFloat32(rng, M * K));
+    const { ref: y64, absSum } = quantLinearRef(decode(x, 'bfloat16'), M, ref, null);
+    const out = poisoned('float32', M * N) as Float32Array;
+    const y = cg.linear(x, [M, K], w, { dtype: 'bfloat16', outDtype: 'float32', out }) as Float32Array;
+    expect(checkQuantLinear(y, 'float32', y64, absSum, M, N, K, ref.extra, `bf16dot fp8 ${fmt} M=${M}; ${seedNote(seed)}`)).toBeNull();
+  });
+
+  test.each([
+    [100, 70, 200],
+    [300, 600, 1029],
+  ] as const)('dense bfloat16 weight, M = %i, N = %i, K = %i (odd K: a last column pair of one), bias', (M, N, K) => {
+    const seed = seedFor(`bf16dot dense ${M}`);
+    const rng = mulberry32(seed);
+    const w = cg.DenseWeight.from(randomFloat32(rng, N * K), [N, K], { dtype: 'bfloat16' });
+    const w64 = decode(w.toDense() as Uint16Array, 'bfloat16');
+    const x = bf16(randomFloat32(rng, M * K));
+    const bias = randomFloat32(rng, N);
+    const { ref, absSum } = linearRef(decode(x, 'bfloat16'), w64, decode(bias, 'float32'), M, N, K);
+    const out = poisoned('float32', M * N) as Float32Array;
+    expect(cg.linear(x, [M, K], w, { dtype: 'bfloat16', bias, out, outDtype: 'float32' })).toBe(out);
+    expect(checkLinear(out, 'float32', ref, absSum, M, N, K, `bf16dot dense M=${M}; ${seedNote(seed)}`)).toBeNull();
+  });
+});
