@@ -1,6 +1,6 @@
 /**
  * The AVX512-BF16 engine of the avx512 ISA (isa/amx/quant_amx.cc, dot_block; kernels.h,
- * avx512bf16): bfloat16 x with INT4 (from M = 16), FP8 (32) or dense bfloat16 weights (96), on
+ * avx512bf16): bfloat16 x with INT4 (from M = 12), FP8 (32) or dense bfloat16 weights (96), on
  * CPUs with AVX512-BF16 and AVX512-VBMI (AMD Zen 4 and 5; on an AMX CPU this suite runs it by
  * choosing the avx512 ISA). The AMX kernels' decoders and A / B tiles, multiplied by VDPBF16PS
  * instead of the tile unit. Beyond what linear.quant.test.ts's cpu/avx512 row already runs
@@ -9,7 +9,9 @@
  * - Through an identity weight y = x bit for bit (every product exact, every sum adds zeros):
  *   INT4, dense bfloat16, and every finite FP8 code through the decoder's byte tables.
  * - Row counts that leave a row tile's second half empty (M = 40: its last 16-row tile has 8
- *   rows), with one live row (17) or partly live (21, 30, 100), more rows than one row block (256) and than one split of x (1024);
+ *   rows), with one live row (17) or partly live (21, 30, 100), one row tile alone (M = 12, 16,
+ *   and the last rows of a row block: 270 = 256 + 14, 260 = 256 + 4; dot_one_row_tile, whose
+ *   per-channel scale blocks run in pieces of 512 columns), more rows than one row block (256) and than one split of x (1024);
  *   column tiles past one group of 16 and a ragged last tile; K chunks (512) with scale blocks
  *   inside and a K tail. Against float64 references (act-reference.ts: the bound of float32
  *   sums of exact products, as for the FMA kernels) on poisoned outputs, sync and async, with
@@ -59,7 +61,7 @@ async function expectIdentity(w: cg.Int4Weight | cg.DenseWeight, M: number, K: n
 
 describeDot('AVX512-BF16 engine: exact through identity weights', () => {
   const K = 64;
-  test.each([17, 21, 40])('INT4 identity (code 1, zero point 0, scale 1), M = %i: y = x bit for bit', (M) => {
+  test.each([12, 17, 21, 40])('INT4 identity (code 1, zero point 0, scale 1), M = %i: y = x bit for bit', (M) => {
     const q = new Uint8Array(K * K);
     for (let n = 0; n < K; n++) q[n * K + n] = 1;
     const w = cg.Int4Weight.fromCanonical({ qweight: packNibbles(q, K, K), scales: new Float32Array(K * 2).fill(1), zeros: new Uint8Array(K * 2) }, [K, K]);
@@ -121,6 +123,8 @@ describeDot('AVX512-BF16 engine: exact through identity weights', () => {
 
 describeDot('AVX512-BF16 engine: every blocking boundary, against float64', () => {
   test.each([
+    [12, 70, 1024, 128],
+    [16, 530, 1024, -1],
     [40, 40, 256, 32],
     [17, 70, 1024, 128],
     [21, 70, 256, 64],
@@ -177,6 +181,7 @@ describeDot('AVX512-BF16 engine: every blocking boundary, against float64', () =
     ['e4m3', [16, 64], 45, 70, 200],
     ['e5m2', [1, 96], 40, 530, 1000],
     ['e4m3', 'channel', 33, 33, 1030],
+    ['e4m3', 'channel', 270, 40, 1030],
   ] as const)('FP8 %s scaling %j, M = %i, N = %i, K = %i', (fmt, scaling, M, N, K) => {
     const seed = seedFor(`bf16dot fp8 ${fmt} ${JSON.stringify(scaling)} ${M}`);
     const rng = mulberry32(seed);
@@ -194,6 +199,7 @@ describeDot('AVX512-BF16 engine: every blocking boundary, against float64', () =
 
   test.each([
     [100, 70, 200],
+    [260, 70, 1029],
     [300, 600, 1029],
   ] as const)('dense bfloat16 weight, M = %i, N = %i, K = %i (odd K: a last column pair of one), bias', (M, N, K) => {
     const seed = seedFor(`bf16dot dense ${M}`);

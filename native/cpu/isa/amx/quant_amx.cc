@@ -81,12 +81,13 @@ constexpr int64_t kAmxDenseFromM[4] = {0, 10, 16, 48};
 // The AVX512-BF16 engine (dot_block; bfloat16 x on the avx512 ISA): from this many rows it runs
 // instead of the AVX-512 FMA kernels. AMD EPYC (Zen 5) VM, 2 threads, 4096 x 4096 and
 // 11008 x 4096, `tune-ab.js --x bfloat16 --tune amx_m=100000 --tune amx_m=1` (FMA kernels
-// against the engine), medians of 3 rounds, 2026-12-03, the engine's speed against the FMA
-// kernels': INT4 g128 0.97-0.99x at M = 12, 1.12-1.19x at 16, 1.35-1.82x at 64, 1.30-1.63x at
-// 512; FP8 e4m3 0.84-0.99x at 24, 1.22x at 32, 1.38-1.45x at 64, 1.59-1.90x at 512; a dense
-// bfloat16 weight (the FMA kernel streams half the bytes of float32 and wins while memory
-// bounds it) 0.99-1.04x at 64, 1.12-1.21x at 96, 1.22x at 128, 1.40x at 512.
-constexpr int64_t kDotInt4FromM = 16;
+// against the engine), medians of 3-4 rounds, 2026-12-03, the engine's speed against the FMA
+// kernels': INT4 g128 0.71-0.80x at M = 4, 0.96-1.13x at 8, 1.13x at 12, 1.28-1.33x at 16 (with
+// dot_one_row_tile; 1.12-1.19x before it), 1.35-1.82x at 64, 1.30-1.63x at 512; FP8 e4m3 (channel
+// scales) 0.58-0.68x at 8, 0.77-1.12x at 16, 0.84-1.12x at 24, 1.22x at 32, 1.38-1.45x at 64,
+// 1.59-1.90x at 512; a dense bfloat16 weight (the FMA kernel streams half the bytes of float32
+// and wins while memory bounds it) 0.99-1.04x at 64, 1.12-1.21x at 96, 1.22x at 128, 1.40x at 512.
+constexpr int64_t kDotInt4FromM = 12;
 constexpr int64_t kDotFp8FromM = 32;
 constexpr int64_t kDotDenseFromM = 96;
 // INT4 with int8 activations: from this many rows the int8 tiles (below: the AVX512-VNNI kernel).
@@ -483,6 +484,50 @@ inline void zero_acc(float* acc, int64_t tgn, int64_t mr) {
   for (int64_t ti = 0; ti < tgn; ++ti) std::memset(acc + ti * kMc * kTileN, 0, size_t((mr + 15) / 16 * 16) * kTileN * 4);
 }
 
+// The AVX512-BF16 engine for one row tile (at most 16 rows: nothing to reuse a decoded tile for):
+// tile by tile over the whole of K, each scale block (in pieces of at most kChunkK columns)
+// decoded into b just before its multiplies.
+// Each panel's codes are then read in order, long runs the hardware prefetcher follows; in
+// chunks of 512 columns, tile after tile (as the row blocks need), the decoder waited on memory
+// for most of its time (perf at M = 16: the code loads, half the kernel's time).
+inline void dot_one_row_tile(const Ctx& c, int64_t t0, int64_t t1, int64_t mc0, int64_t mr, uint16_t* b, float* cbuf,
+                             const TileOut& o, float fp8f) {
+  const QuantProblem& q = *c.q;
+  const GemmProblem& p = *q.p;
+  for (int64_t t = t0; t < t1; ++t) {
+    TileDecoder cur;
+    cur.set(q, t);
+    V acc[16][2];
+    for (int i = 0; i < 16; ++i) acc[i][0] = acc[i][1] = vzero();
+    for (int64_t ka = 0; ka < c.Kp; ka += c.blk) {
+      const int64_t kb = ka + c.blk < c.Kp ? ka + c.blk : c.Kp, blkIdx = ka / c.blk;
+      // a block longer than the buffer (a per-channel scale) in pieces: their float32 sums are
+      // added into the first one's before the scale (the sums of exact products, added in
+      // another order)
+      for (int64_t pa = ka; pa < kb; pa += kChunkK) {
+        const int64_t pb = pa + kChunkK < kb ? pa + kChunkK : kb;
+        cur.decode(pa, pb - pa, b);
+        dot_block(c, b, pa, pa, pb, mc0, mr, pa == ka ? cbuf : cbuf + 16 * kTileN);
+        if (pa != ka)
+          for (int i = 0; i < 16 * kTileN; i += 16) vstore(cbuf + i, vadd(vload(cbuf + i), vload(cbuf + 16 * kTileN + i)));
+      }
+      for (int h = 0; h < 2; ++h) {
+        const V s = q.format == WeightFormat::Dense  ? vset1(1.0f)
+                    : q.format == WeightFormat::Int4 ? vload(cur.iv.scales + h * cur.iv.G * kQuantPanel + blkIdx * kQuantPanel)
+                                                     : vmul(vload(cur.fv.scales + h * cur.fv.SC * kQuantPanel + blkIdx * kQuantPanel), vset1(fp8f));
+        for (int i = 0; i < 16; ++i) acc[i][h] = vfma(vload(cbuf + i * kTileN + h * 16), s, acc[i][h]);
+      }
+    }
+    float* out = cbuf + 16 * kTileN;  // the second half of cbuf (P = 1 leaves it unused)
+    for (int i = 0; i < 16; ++i) {
+      vstore(out + i * kTileN, acc[i][0]);
+      vstore(out + i * kTileN + 16, acc[i][1]);
+    }
+    const int64_t n0 = t * kTileN;
+    store_rows(int(mr), out, o, c.m_base + mc0, n0, p.N - n0 < kTileN ? int(p.N - n0) : kTileN);
+  }
+}
+
 // Per thread, its column tiles [t0, t1), loops from the outside in:
 //   blocks of kMc rows of x (their pieces, kMc x chunk x P, stay in L2 while the tiles pass),
 //   groups of kTg column tiles (their accumulators, kMc x kTg x 32 float32, in L2),
@@ -509,6 +554,10 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
   if (AMX) configure_tiles();
   for (int64_t mc0 = 0; mc0 < c.rows; mc0 += kMc) {
     const int64_t mr = c.rows - mc0 < kMc ? c.rows - mc0 : kMc;
+    if (!AMX && mr <= 16) {
+      dot_one_row_tile(c, t0, t1, mc0, mr, b, cbuf, o, fp8f);
+      continue;
+    }
     for (int64_t tg0 = t0; tg0 < t1; tg0 += kTg) {
       const int64_t tgn = t1 - tg0 < kTg ? t1 - tg0 : kTg;
       zero_acc(acc, tgn, mr);
