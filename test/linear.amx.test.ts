@@ -27,7 +27,8 @@
 import * as cg from '../lib';
 import { actInt8Ref, checkQuantLinear, fp8WeightRef, int4WeightRef, quantLinearRef } from './helpers/act-reference';
 import { checkLoraLinear, loraLinearRef, randomFactors } from './helpers/lowrank-reference';
-import { diffF32, fp8DecodeRef, int4QuantizeRef, packNibbles } from './helpers/quant-reference';
+import { expectFp8CodesExact, expectIdentity, expectNonFiniteRows, int4Identity } from './helpers/bf16-paths';
+import { diffF32, int4QuantizeRef } from './helpers/quant-reference';
 import { checkLinear, decode, encode, linearRef, mulberry32, poisoned, randInt, randomFloat32, seedFor, seedNote } from './helpers/reference';
 
 const HAS_AMX = cg.backend().kind === 'cpu' && cg.backend().cpu.isas.includes('amx');
@@ -38,67 +39,20 @@ afterAll(() => {
   if (cg.backend().kind === 'cpu') cg.setCpuIsa(DEFAULT_ISA);
 });
 
-/**
- * Through an identity weight (N = K) y must be x bit for bit, sync and async: x with every
- * significand bit random, magnitudes 2^-20 .. 2^20 (finite in each dtype: float16 2^-14 .. 2^15).
- */
-async function expectIdentity(w: cg.Int4Weight | cg.DenseWeight, M: number, K: number, xd: 'float32' | 'float16' | 'bfloat16', label: string): Promise<void> {
-  const seed = seedFor(label);
-  const rng = mulberry32(seed);
-  const v = new Float64Array(M * K);
-  const lo = xd === 'float16' ? -14 : -20;
-  const hi = xd === 'float16' ? 15 : 20;
-  for (let i = 0; i < v.length; i++) v[i] = (rng() < 0.5 ? -1 : 1) * (1 + rng()) * 2 ** (lo + randInt(rng, hi - lo));
-  const x = encode(v, xd);
-  const want = decode(x, xd);
-  const opts: cg.LinearOptions = { outDtype: 'float32', out: poisoned('float32', M * K) as Float32Array };
-  if (xd !== 'float32') opts.dtype = xd;
-  const y = cg.linear(x, [M, K], w, opts) as Float32Array;
-  const y2 = (await cg.linearAsync(x, [M, K], w, { ...opts, out: poisoned('float32', M * K) as Float32Array })) as Float32Array;
-  const bad: string[] = [];
-  for (let i = 0; i < M * K && bad.length < 5; i++) {
-    if (y[i] !== want[i] || y2[i] !== want[i]) bad.push(`y[${Math.floor(i / K)}][${i % K}] = ${y[i]} / ${y2[i]} (async), x = ${want[i]}`);
-  }
-  expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
-}
-
 describeAmx('AMX: x split into bfloat16 pieces exactly', () => {
-  const N = 64;
   const K = 64;
   const M = 40;
   let w: cg.Int4Weight;
   beforeAll(() => {
     cg.setCpuIsa('amx');
-    const q = new Uint8Array(N * K);
-    for (let n = 0; n < N; n++) q[n * K + n] = 1;
-    w = cg.Int4Weight.fromCanonical({ qweight: packNibbles(q, N, K), scales: new Float32Array(N * 2).fill(1), zeros: new Uint8Array(N * 2) }, [N, K]);
-    const eye = new Float32Array(N * K);
-    for (let n = 0; n < N; n++) eye[n * K + n] = 1;
-    expect(diffF32(w.toDense(), eye, K, 'int4 identity')).toBeNull();
+    w = int4Identity(K);
   });
 
   test.each(['float32', 'float16', 'bfloat16'] as const)('identity weight: y = x bit for bit (x %s)', (xd) => expectIdentity(w, M, K, xd, `amx identity ${xd}`));
 
   test('non-finite x: IEEE in its own row, no other row changes', () => {
     const seed = seedFor('amx identity non-finite');
-    const rng = mulberry32(seed);
-    const x = randomFloat32(rng, M * K);
-    x[3 * K + 5] = Infinity;
-    x[7 * K + 60] = -Infinity;
-    x[20 * K + 33] = NaN;
-    const y = cg.linear(x, [M, K], w, { out: poisoned('float32', M * N) as Float32Array }) as Float32Array;
-    const bad: string[] = [];
-    for (let m = 0; m < M; m++) {
-      for (let n = 0; n < N; n++) {
-        const got = y[m * N + n];
-        let want: number = x[m * K + n];
-        if (m === 3) want = n === 5 ? Infinity : NaN; // Inf * 1 in its column, Inf * 0 = NaN in the others
-        if (m === 7) want = n === 60 ? -Infinity : NaN;
-        if (m === 20) want = NaN;
-        if (!Object.is(got, want) && !(Number.isNaN(got) && Number.isNaN(want)) && !(got === 0 && want === 0) && bad.length < 5) bad.push(`y[${m}][${n}] = ${got}, want ${want}`);
-      }
-    }
-    expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
+    expectNonFiniteRows(decode(randomFloat32(mulberry32(seed), M * K), 'float32'), M, K, w, 'float32', seed);
   });
 });
 
@@ -166,24 +120,8 @@ describeAmx('AMX: every blocking boundary, against float64', () => {
     expect(checkLoraLinear(y2 as Uint16Array, 'bfloat16', lref, M, N, K, ref.extra, `amx int4 multi-LoRA M=${M} async; ${seedNote(seed)}`)).toBeNull();
   });
 
-  test.each(['e4m3', 'e5m2'] as const)('FP8 %s: every finite code through the tiles is its value exactly (the decoder\'s byte tables)', (fmt) => {
-    // W [32, 64] holds each finite code at least 8 times (tensor scale 1); x = the 64 x 64
-    // identity, so y[m][n] = W[n][m]: one exact product per output, no rounding anywhere.
-    const [N, K, M] = [32, 64, 64];
-    const ok = Array.from({ length: 256 }, (_, c) => c).filter((c) => Number.isFinite(fp8DecodeRef(c, fmt)));
-    const codes = Uint8Array.from({ length: N * K }, (_, i) => ok[(i * 37) % ok.length]);
-    const w = cg.Fp8Weight.fromCodes({ codes, scales: 1 }, [N, K], { format: fmt, scaling: 'tensor' });
-    const x = new Float32Array(M * K);
-    for (let m = 0; m < M; m++) x[m * K + m] = 1;
-    const y = cg.linear(x, [M, K], w, { out: poisoned('float32', M * N) as Float32Array }) as Float32Array;
-    const bad: string[] = [];
-    for (let m = 0; m < M && bad.length < 5; m++)
-      for (let n = 0; n < N && bad.length < 5; n++) {
-        const c = codes[n * K + m];
-        if (y[m * N + n] !== fp8DecodeRef(c, fmt)) bad.push(`code 0x${c.toString(16)}: ${y[m * N + n]}, want ${fp8DecodeRef(c, fmt)}`);
-      }
-    expect(bad).toEqual([]);
-  });
+  test.each(['e4m3', 'e5m2'] as const)('FP8 %s: every finite code through the tiles is its value exactly (the decoder\'s byte tables)', (fmt) =>
+    expectFp8CodesExact(fmt, 'float32'));
 
   test.each([
     ['e4m3', [16, 64], 300, 70, 200, 'float16'],

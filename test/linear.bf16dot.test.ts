@@ -24,7 +24,8 @@
 import * as cg from '../lib';
 import { checkQuantLinear, fp8WeightRef, int4WeightRef, quantLinearRef } from './helpers/act-reference';
 import { checkLoraLinear, loraLinearRef, randomFactors } from './helpers/lowrank-reference';
-import { diffF32, fp8DecodeRef, int4QuantizeRef, packNibbles } from './helpers/quant-reference';
+import { expectFp8CodesExact, expectIdentity, expectNonFiniteRows, int4Identity } from './helpers/bf16-paths';
+import { diffF32, int4QuantizeRef } from './helpers/quant-reference';
 import { checkLinear, decode, encode, linearRef, mulberry32, poisoned, randInt, randomFloat32, seedFor, seedNote } from './helpers/reference';
 
 const info = cg.backend();
@@ -41,83 +42,22 @@ afterAll(() => {
 
 const bf16 = (v: ArrayLike<number>): Uint16Array => encode(v, 'bfloat16') as Uint16Array;
 
-/** Through an identity weight (N = K), bfloat16 x with random exponents 2^-20 .. 2^20: y = x bit for bit, sync and async. */
-async function expectIdentity(w: cg.Int4Weight | cg.DenseWeight, M: number, K: number, label: string): Promise<void> {
-  const seed = seedFor(label);
-  const rng = mulberry32(seed);
-  const v = new Float64Array(M * K);
-  for (let i = 0; i < v.length; i++) v[i] = (rng() < 0.5 ? -1 : 1) * (1 + rng()) * 2 ** (randInt(rng, 40) - 20);
-  const x = bf16(v);
-  const want = decode(x, 'bfloat16');
-  const opts: cg.LinearOptions = { dtype: 'bfloat16', outDtype: 'float32' };
-  const y = cg.linear(x, [M, K], w, { ...opts, out: poisoned('float32', M * K) as Float32Array }) as Float32Array;
-  const y2 = (await cg.linearAsync(x, [M, K], w, { ...opts, out: poisoned('float32', M * K) as Float32Array })) as Float32Array;
-  const bad: string[] = [];
-  for (let i = 0; i < M * K && bad.length < 5; i++) {
-    if (y[i] !== want[i] || y2[i] !== want[i]) bad.push(`y[${Math.floor(i / K)}][${i % K}] = ${y[i]} / ${y2[i]} (async), x = ${want[i]}`);
-  }
-  expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
-}
-
 describeDot('AVX512-BF16 engine: exact through identity weights', () => {
   const K = 64;
-  test.each([12, 17, 21, 40])('INT4 identity (code 1, zero point 0, scale 1), M = %i: y = x bit for bit', (M) => {
-    const q = new Uint8Array(K * K);
-    for (let n = 0; n < K; n++) q[n * K + n] = 1;
-    const w = cg.Int4Weight.fromCanonical({ qweight: packNibbles(q, K, K), scales: new Float32Array(K * 2).fill(1), zeros: new Uint8Array(K * 2) }, [K, K]);
-    const eye = new Float32Array(K * K);
-    for (let n = 0; n < K; n++) eye[n * K + n] = 1;
-    expect(diffF32(w.toDense(), eye, K, 'int4 identity')).toBeNull();
-    return expectIdentity(w, M, K, `bf16dot int4 identity ${M}`);
-  });
+  test.each([12, 17, 21, 40])('INT4 identity (code 1, zero point 0, scale 1), M = %i: y = x bit for bit', (M) =>
+    expectIdentity(int4Identity(K), M, K, 'bfloat16', `bf16dot int4 identity ${M}`));
 
   test('dense bfloat16 identity, M = 100: y = x bit for bit', () => {
     const eye = new Float32Array(K * K);
     for (let n = 0; n < K; n++) eye[n * K + n] = 1;
-    return expectIdentity(cg.DenseWeight.from(eye, [K, K], { dtype: 'bfloat16' }), 100, K, 'bf16dot dense identity');
+    return expectIdentity(cg.DenseWeight.from(eye, [K, K], { dtype: 'bfloat16' }), 100, K, 'bfloat16', 'bf16dot dense identity');
   });
 
-  test.each(['e4m3', 'e5m2'] as const)('FP8 %s: every finite code is its value exactly (x = identity, bfloat16)', (fmt) => {
-    const [N, M] = [32, 64];
-    const ok = Array.from({ length: 256 }, (_, c) => c).filter((c) => Number.isFinite(fp8DecodeRef(c, fmt)));
-    const codes = Uint8Array.from({ length: N * K }, (_, i) => ok[(i * 37) % ok.length]);
-    const w = cg.Fp8Weight.fromCodes({ codes, scales: 1 }, [N, K], { format: fmt, scaling: 'tensor' });
-    const x = new Float32Array(M * K);
-    for (let m = 0; m < M; m++) x[m * K + m] = 1;
-    const y = cg.linear(bf16(x), [M, K], w, { dtype: 'bfloat16', outDtype: 'float32', out: poisoned('float32', M * N) as Float32Array }) as Float32Array;
-    const bad: string[] = [];
-    for (let m = 0; m < M && bad.length < 5; m++)
-      for (let n = 0; n < N && bad.length < 5; n++) {
-        const c = codes[n * K + m];
-        if (y[m * N + n] !== fp8DecodeRef(c, fmt)) bad.push(`code 0x${c.toString(16)}: ${y[m * N + n]}, want ${fp8DecodeRef(c, fmt)}`);
-      }
-    expect(bad).toEqual([]);
-  });
+  test.each(['e4m3', 'e5m2'] as const)('FP8 %s: every finite code is its value exactly (x = identity, bfloat16)', (fmt) => expectFp8CodesExact(fmt, 'bfloat16'));
 
   test('non-finite x: IEEE in its own row, no other row changes (INT4 identity, M = 24)', () => {
-    const M = 24;
-    const q = new Uint8Array(K * K);
-    for (let n = 0; n < K; n++) q[n * K + n] = 1;
-    const w = cg.Int4Weight.fromCanonical({ qweight: packNibbles(q, K, K), scales: new Float32Array(K * 2).fill(1), zeros: new Uint8Array(K * 2) }, [K, K]);
     const seed = seedFor('bf16dot non-finite');
-    const rng = mulberry32(seed);
-    const v = decode(bf16(randomFloat32(rng, M * K)), 'bfloat16');
-    v[3 * K + 5] = Infinity;
-    v[7 * K + 60] = -Infinity;
-    v[20 * K + 33] = NaN;
-    const y = cg.linear(bf16(v), [M, K], w, { dtype: 'bfloat16', outDtype: 'float32', out: poisoned('float32', M * K) as Float32Array }) as Float32Array;
-    const bad: string[] = [];
-    for (let m = 0; m < M; m++) {
-      for (let n = 0; n < K; n++) {
-        const got = y[m * K + n];
-        let want: number = v[m * K + n];
-        if (m === 3) want = n === 5 ? Infinity : NaN; // Inf * 1 in its column, Inf * 0 = NaN in the others
-        if (m === 7) want = n === 60 ? -Infinity : NaN;
-        if (m === 20) want = NaN;
-        if (!Object.is(got, want) && !(Number.isNaN(got) && Number.isNaN(want)) && !(got === 0 && want === 0) && bad.length < 5) bad.push(`y[${m}][${n}] = ${got}, want ${want}`);
-      }
-    }
-    expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
+    expectNonFiniteRows(decode(bf16(randomFloat32(mulberry32(seed), 24 * K)), 'bfloat16'), 24, K, int4Identity(K), 'bfloat16', seed);
   });
 });
 
