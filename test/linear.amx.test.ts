@@ -25,11 +25,10 @@
  * same cases there.
  */
 import * as cg from '../lib';
-import { actInt8Ref, checkQuantLinear, fp8WeightRef, int4WeightRef, quantLinearRef } from './helpers/act-reference';
-import { checkLoraLinear, loraLinearRef, randomFactors } from './helpers/lowrank-reference';
-import { expectFp8CodesExact, expectIdentity, expectNonFiniteRows, int4Identity } from './helpers/bf16-paths';
-import { diffF32, int4QuantizeRef } from './helpers/quant-reference';
-import { checkLinear, decode, encode, linearRef, mulberry32, poisoned, randInt, randomFloat32, seedFor, seedNote } from './helpers/reference';
+import { actInt8Ref, checkQuantLinear, quantLinearRef } from './helpers/act-reference';
+import { checkLoraLinear } from './helpers/lowrank-reference';
+import { expectFp8CodesExact, expectIdentity, expectNonFiniteRows, int4Identity, randomFp8Weight, randomInt4Weight, twoAdapters } from './helpers/bf16-paths';
+import { checkLinear, decode, encode, linearRef, mulberry32, poisoned, randomFloat32, seedFor, seedNote } from './helpers/reference';
 
 const HAS_AMX = cg.backend().kind === 'cpu' && cg.backend().cpu.isas.includes('amx');
 const describeAmx = HAS_AMX ? describe : describe.skip;
@@ -91,12 +90,7 @@ describeAmx('AMX: every blocking boundary, against float64', () => {
     const group = 32;
     const seed = seedFor('amx int4 large');
     const rng = mulberry32(seed);
-    const data = randomFloat32(rng, N * K);
-    const q = int4QuantizeRef(data, N, K, group, false, 'float32');
-    if (!('q' in q)) throw new Error(`test data refused by the reference: ${JSON.stringify(q)}`);
-    const ref = int4WeightRef(q.q, q.scales, q.zeros, N, K, K / group, null);
-    const w = cg.Int4Weight.quantize(data, [N, K], { groupSize: group, symmetric: false, scaleDtype: 'float32' });
-    expect(diffF32(w.toDense(), Float32Array.from(ref.dense), K, `int4 [${N}, ${K}]; ${seedNote(seed)}`)).toBeNull();
+    const { w, ref } = randomInt4Weight(rng, N, K, group, seed);
     const x = randomFloat32(rng, M * K);
     const x64 = decode(x, 'float32');
     const bias = randomFloat32(rng, N);
@@ -107,13 +101,7 @@ describeAmx('AMX: every blocking boundary, against float64', () => {
     expect(checkQuantLinear(y, 'float32', y64, absSum, M, N, K, ref.extra, `amx int4 M=${M} sync; ${seedNote(seed)}`)).toBeNull();
 
     // adapters of ranks 8 and 16, and rows with none, chosen per row
-    const f = [randomFactors(rng, N, K, 8, 'float32'), randomFactors(rng, N, K, 16, 'bfloat16')];
-    const adapters: cg.LoraFactors[] = [{ A: f[0].A, B: f[0].B, alpha: 0.5 }, { A: f[1].A, B: f[1].B, dtype: 'bfloat16' }];
-    const idx = Int32Array.from({ length: M }, () => randInt(rng, 3) - 1);
-    const lref = loraLinearRef(x64, x64, M, N, K, ref.dense, ref.absFactor, bias, [
-      { A64: f[0].A64, B64: f[0].B64, r: 8, alpha: 0.5 },
-      { A64: f[1].A64, B64: f[1].B64, r: 16, alpha: 1 },
-    ], idx);
+    const { adapters, idx, lref } = twoAdapters(rng, M, N, K, x64, ref, bias);
     const out2 = poisoned('bfloat16', M * N) as Uint16Array;
     const y2 = await cg.linearMultiLoraAsync(x, [M, K], w, adapters, idx, { bias, out: out2, outDtype: 'bfloat16' });
     expect(y2).toBe(out2);
@@ -130,11 +118,7 @@ describeAmx('AMX: every blocking boundary, against float64', () => {
   ] as const)('FP8 %s scaling %j, M = %i, N = %i, K = %i, x %s', (fmt, scaling, M, N, K, xd) => {
     const seed = seedFor(`amx fp8 ${fmt} ${JSON.stringify(scaling)} ${M}`);
     const rng = mulberry32(seed);
-    const [bn, bk] = scaling === 'channel' ? [1, K] : scaling;
-    const data = randomFloat32(rng, N * K);
-    const { ref } = fp8WeightRef(data, N, K, bn, bk, fmt);
-    const w = cg.Fp8Weight.quantize(data, [N, K], { format: fmt, scaling: scaling === 'channel' ? 'channel' : { block: [bn, bk] } });
-    expect(diffF32(w.toDense(), Float32Array.from(ref.dense), K, `fp8 [${N}, ${K}]; ${seedNote(seed)}`)).toBeNull();
+    const { w, ref } = randomFp8Weight(rng, N, K, fmt, scaling, seed);
     const x = encode(randomFloat32(rng, M * K), xd);
     const { ref: y64, absSum } = quantLinearRef(decode(x, xd), M, ref, null);
     const out = poisoned('float32', M * N) as Float32Array;
@@ -156,15 +140,9 @@ describeAmxI8('AMX-INT8: INT4 weights with int8 activations', () => {
     [40, 70, 1024, 128],
     [130, 33, 1000, -1],
   ] as const)('M = %i, N = %i, K = %i, group %i: the VNNI kernel bit for bit, and within the bound of float64', (M, N, K, groupSize) => {
-    const group = groupSize === -1 ? K : groupSize;
     const seed = seedFor(`amx int8 ${M} ${N} ${K} ${groupSize}`);
     const rng = mulberry32(seed);
-    const data = randomFloat32(rng, N * K);
-    const q = int4QuantizeRef(data, N, K, group, false, 'float32');
-    if (!('q' in q)) throw new Error(`test data refused by the reference: ${JSON.stringify(q)}`);
-    const ref = int4WeightRef(q.q, q.scales, q.zeros, N, K, K / group, null);
-    const w = cg.Int4Weight.quantize(data, [N, K], { groupSize, symmetric: false, scaleDtype: 'float32' });
-    expect(diffF32(w.toDense(), Float32Array.from(ref.dense), K, `int4 [${N}, ${K}]; ${seedNote(seed)}`)).toBeNull();
+    const { w, ref } = randomInt4Weight(rng, N, K, groupSize, seed);
     const x = randomFloat32(rng, M * K);
     const bias = randomFloat32(rng, N);
     const ys: Record<string, Float32Array> = {};

@@ -22,11 +22,10 @@
  * kernels that run there instead.
  */
 import * as cg from '../lib';
-import { checkQuantLinear, fp8WeightRef, int4WeightRef, quantLinearRef } from './helpers/act-reference';
-import { checkLoraLinear, loraLinearRef, randomFactors } from './helpers/lowrank-reference';
-import { expectFp8CodesExact, expectIdentity, expectNonFiniteRows, int4Identity } from './helpers/bf16-paths';
-import { diffF32, int4QuantizeRef } from './helpers/quant-reference';
-import { checkLinear, decode, encode, linearRef, mulberry32, poisoned, randInt, randomFloat32, seedFor, seedNote } from './helpers/reference';
+import { checkQuantLinear, quantLinearRef } from './helpers/act-reference';
+import { checkLoraLinear } from './helpers/lowrank-reference';
+import { expectFp8CodesExact, expectIdentity, expectNonFiniteRows, int4Identity, randomFp8Weight, randomInt4Weight, twoAdapters } from './helpers/bf16-paths';
+import { checkLinear, decode, encode, linearRef, mulberry32, poisoned, randomFloat32, seedFor, seedNote } from './helpers/reference';
 
 const info = cg.backend();
 const HAS_DOT = info.kind === 'cpu' && info.cpu.isas.includes('avx512') && ['avx512_bf16', 'avx512vbmi'].every((f) => info.features.includes(f));
@@ -72,15 +71,9 @@ describeDot('AVX512-BF16 engine: every blocking boundary, against float64', () =
     [300, 530, 1024, 128],
     [130, 33, 1000, -1],
   ] as const)('INT4 M = %i, N = %i, K = %i, group %i (-1: per channel), bias, sync and async', async (M, N, K, groupSize) => {
-    const group = groupSize === -1 ? K : groupSize;
     const seed = seedFor(`bf16dot int4 ${M} ${N} ${K} ${groupSize}`);
     const rng = mulberry32(seed);
-    const data = randomFloat32(rng, N * K);
-    const q = int4QuantizeRef(data, N, K, group, false, 'float32');
-    if (!('q' in q)) throw new Error(`test data refused by the reference: ${JSON.stringify(q)}`);
-    const ref = int4WeightRef(q.q, q.scales, q.zeros, N, K, K / group, null);
-    const w = cg.Int4Weight.quantize(data, [N, K], { groupSize, symmetric: false, scaleDtype: 'float32' });
-    expect(diffF32(w.toDense(), Float32Array.from(ref.dense), K, `int4 [${N}, ${K}]; ${seedNote(seed)}`)).toBeNull();
+    const { w, ref } = randomInt4Weight(rng, N, K, groupSize, seed);
     const x = bf16(randomFloat32(rng, M * K));
     const bias = randomFloat32(rng, N);
     const { ref: y64, absSum } = quantLinearRef(decode(x, 'bfloat16'), M, ref, bias);
@@ -96,21 +89,11 @@ describeDot('AVX512-BF16 engine: every blocking boundary, against float64', () =
     const [M, N, K, group] = [1100, 600, 256, 32] as const;
     const seed = seedFor('bf16dot int4 large');
     const rng = mulberry32(seed);
-    const data = randomFloat32(rng, N * K);
-    const q = int4QuantizeRef(data, N, K, group, false, 'float32');
-    if (!('q' in q)) throw new Error(`test data refused by the reference: ${JSON.stringify(q)}`);
-    const ref = int4WeightRef(q.q, q.scales, q.zeros, N, K, K / group, null);
-    const w = cg.Int4Weight.quantize(data, [N, K], { groupSize: group, symmetric: false, scaleDtype: 'float32' });
+    const { w, ref } = randomInt4Weight(rng, N, K, group, seed);
     const x = bf16(randomFloat32(rng, M * K));
     const x64 = decode(x, 'bfloat16');
     const bias = randomFloat32(rng, N);
-    const f = [randomFactors(rng, N, K, 8, 'float32'), randomFactors(rng, N, K, 16, 'bfloat16')];
-    const adapters: cg.LoraFactors[] = [{ A: f[0].A, B: f[0].B, alpha: 0.5 }, { A: f[1].A, B: f[1].B, dtype: 'bfloat16' }];
-    const idx = Int32Array.from({ length: M }, () => randInt(rng, 3) - 1);
-    const lref = loraLinearRef(x64, x64, M, N, K, ref.dense, ref.absFactor, bias, [
-      { A64: f[0].A64, B64: f[0].B64, r: 8, alpha: 0.5 },
-      { A64: f[1].A64, B64: f[1].B64, r: 16, alpha: 1 },
-    ], idx);
+    const { adapters, idx, lref } = twoAdapters(rng, M, N, K, x64, ref, bias);
     const out = poisoned('bfloat16', M * N) as Uint16Array;
     const y = await cg.linearMultiLoraAsync(x, [M, K], w, adapters, idx, { dtype: 'bfloat16', bias, out, outDtype: 'bfloat16' });
     expect(y).toBe(out);
@@ -125,11 +108,7 @@ describeDot('AVX512-BF16 engine: every blocking boundary, against float64', () =
   ] as const)('FP8 %s scaling %j, M = %i, N = %i, K = %i', (fmt, scaling, M, N, K) => {
     const seed = seedFor(`bf16dot fp8 ${fmt} ${JSON.stringify(scaling)} ${M}`);
     const rng = mulberry32(seed);
-    const [bn, bk] = scaling === 'channel' ? [1, K] : scaling;
-    const data = randomFloat32(rng, N * K);
-    const { ref } = fp8WeightRef(data, N, K, bn, bk, fmt);
-    const w = cg.Fp8Weight.quantize(data, [N, K], { format: fmt, scaling: scaling === 'channel' ? 'channel' : { block: [bn, bk] } });
-    expect(diffF32(w.toDense(), Float32Array.from(ref.dense), K, `fp8 [${N}, ${K}]; ${seedNote(seed)}`)).toBeNull();
+    const { w, ref } = randomFp8Weight(rng, N, K, fmt, scaling, seed);
     const x = bf16(randomFloat32(rng, M * K));
     const { ref: y64, absSum } = quantLinearRef(decode(x, 'bfloat16'), M, ref, null);
     const out = poisoned('float32', M * N) as Float32Array;

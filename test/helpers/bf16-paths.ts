@@ -4,8 +4,36 @@
  * tiles: exact results through identity weights, every FP8 code, and non-finite x.
  */
 import * as cg from '../../lib';
-import { diffF32, fp8DecodeRef, packNibbles } from './quant-reference';
-import { decode, encode, mulberry32, poisoned, randInt, seedFor, seedNote } from './reference';
+import { fp8WeightRef, int4WeightRef, type QuantWeightRef } from './act-reference';
+import { loraLinearRef, randomFactors } from './lowrank-reference';
+import { diffF32, fp8DecodeRef, int4QuantizeRef, packNibbles } from './quant-reference';
+import { decode, encode, mulberry32, poisoned, randInt, randomFloat32, seedFor, seedNote } from './reference';
+
+/**
+ * A random float32 weight [N, K] quantized to INT4 (asymmetric, float32 scales; groupSize -1:
+ * per channel) by the library and by the test reference, whose toDense() must agree: the
+ * weight and its float64 reference.
+ */
+export function randomInt4Weight(rng: () => number, N: number, K: number, groupSize: 32 | 64 | 128 | -1, seed: number): { w: cg.Int4Weight; ref: QuantWeightRef } {
+  const group = groupSize === -1 ? K : groupSize;
+  const data = randomFloat32(rng, N * K);
+  const q = int4QuantizeRef(data, N, K, group, false, 'float32');
+  if (!('q' in q)) throw new Error(`test data refused by the reference: ${JSON.stringify(q)}`);
+  const ref = int4WeightRef(q.q, q.scales, q.zeros, N, K, K / group, null);
+  const w = cg.Int4Weight.quantize(data, [N, K], { groupSize, symmetric: false, scaleDtype: 'float32' });
+  expect(diffF32(w.toDense(), Float32Array.from(ref.dense), K, `int4 [${N}, ${K}]; ${seedNote(seed)}`)).toBeNull();
+  return { w, ref };
+}
+
+/** The same for FP8 (scaling 'channel' or a block [bn, bk]). */
+export function randomFp8Weight(rng: () => number, N: number, K: number, fmt: 'e4m3' | 'e5m2', scaling: 'channel' | readonly [number, number], seed: number): { w: cg.Fp8Weight; ref: QuantWeightRef } {
+  const [bn, bk] = scaling === 'channel' ? [1, K] : scaling;
+  const data = randomFloat32(rng, N * K);
+  const { ref } = fp8WeightRef(data, N, K, bn, bk, fmt);
+  const w = cg.Fp8Weight.quantize(data, [N, K], { format: fmt, scaling: scaling === 'channel' ? 'channel' : { block: [bn, bk] } });
+  expect(diffF32(w.toDense(), Float32Array.from(ref.dense), K, `fp8 [${N}, ${K}]; ${seedNote(seed)}`)).toBeNull();
+  return { w, ref };
+}
 
 /** The INT4 identity [K, K] (code 1 on the diagonal, zero point 0, scale 1), checked through toDense(). */
 export function int4Identity(K: number): cg.Int4Weight {
@@ -92,4 +120,20 @@ export function expectFp8CodesExact(fmt: 'e4m3' | 'e5m2', xd: 'float32' | 'bfloa
       if (y[m * N + n] !== fp8DecodeRef(c, fmt)) bad.push(`code 0x${c.toString(16)}: ${y[m * N + n]}, want ${fp8DecodeRef(c, fmt)}`);
     }
   expect(bad).toEqual([]);
+}
+
+/**
+ * Two LoRA adapters (rank 8 float32 with alpha 0.5, rank 16 bfloat16) and each of M rows taking
+ * one of them or none (-1) at random, with the float64 reference of linearMultiLora over the
+ * weight's reference and x64 (x as the kernel reads it).
+ */
+export function twoAdapters(rng: () => number, M: number, N: number, K: number, x64: Float64Array, ref: QuantWeightRef, bias: Float32Array) {
+  const f = [randomFactors(rng, N, K, 8, 'float32'), randomFactors(rng, N, K, 16, 'bfloat16')];
+  const adapters: cg.LoraFactors[] = [{ A: f[0].A, B: f[0].B, alpha: 0.5 }, { A: f[1].A, B: f[1].B, dtype: 'bfloat16' }];
+  const idx = Int32Array.from({ length: M }, () => randInt(rng, 3) - 1);
+  const lref = loraLinearRef(x64, x64, M, N, K, ref.dense, ref.absFactor, bias, [
+    { A64: f[0].A64, B64: f[0].B64, r: 8, alpha: 0.5 },
+    { A64: f[1].A64, B64: f[1].B64, r: 16, alpha: 1 },
+  ], idx);
+  return { adapters, idx, lref };
 }
