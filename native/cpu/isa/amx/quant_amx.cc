@@ -414,9 +414,10 @@ inline void tile_block(const Ctx& c, const uint16_t* b, int64_t k0, int64_t ka, 
   }
 }
 
-// tile_block without tiles, for CPUs with AVX512-BF16 and no AMX (AMD Zen 4 and 5, Intel Cooper
-// Lake; the `avx512` ISA): the same A and B tiles, the same sums by VDPBF16PS, which multiplies
-// bfloat16 pairs as TDPBF16PS does (each product exact in float32, the two added to the float32
+// tile_block without tiles, for CPUs with AVX512-BF16 and AVX512-VBMI (the decoders' byte
+// permutes) and no AMX (AMD Zen 4 and 5; not Intel Cooper Lake, which lacks VBMI; the `avx512`
+// ISA): the same A and B tiles, the same sums by VDPBF16PS, which multiplies bfloat16 pairs as
+// TDPBF16PS does (each product exact in float32, the two added to the float32
 // sum with round to nearest even; subnormal inputs read as zero, subnormal results flushed).
 // Only x's first piece: it runs for bfloat16 x (P = 1), where the vector engine beats the
 // AVX-512 FMA kernels (VDPBF16PS does 32 multiplies to an FMA's 16; three pieces of float32 x
