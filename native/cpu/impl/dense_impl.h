@@ -38,7 +38,6 @@ struct DenseMicro {
   static constexpr int NV = kDenseNV;
   using View = PanelView;
 
-
   template <int R>
   inline void micro(const float* __restrict xp, const PanelView& pv, int64_t kl, V (&acc)[R][NV]) const {
     for (int64_t k = 0; k < kl; ++k) {

@@ -330,6 +330,12 @@ struct TileDecoder {
     }
   }
   // Columns [k, k + kl) into b, which holds the B tiles of columns from k on.
+  // Scale block blk's scales of panel h (FP8 e4m3's times fp8f, which undoes the decoder's 2^-8).
+  V scale(int h, int64_t blk, float fp8f) const {
+    if (q->format == WeightFormat::Dense) return vset1(1.0f);
+    if (q->format == WeightFormat::Int4) return vload(iv.scales + h * iv.G * kQuantPanel + blk * kQuantPanel);
+    return vmul(vload(fv.scales + h * fv.SC * kQuantPanel + blk * kQuantPanel), vset1(fp8f));
+  }
   void decode(int64_t k, int64_t kl, uint16_t* b) const {
     if (q->format == WeightFormat::Dense) decode_dense_bf16(dense, q->p->K, k, kl, b);
     else if (q->format == WeightFormat::Int4) decode_int4(iv, k, kl, b);
@@ -491,15 +497,14 @@ inline void zero_acc(float* acc, int64_t tgn, int64_t mr) {
 // Each panel's codes are then read in order, long runs the hardware prefetcher follows; in
 // chunks of 512 columns, tile after tile (as the row blocks need), the decoder waited on memory
 // for most of its time (perf at M = 16: the code loads, half the kernel's time).
-inline void dot_one_row_tile(const Ctx& c, int64_t t0, int64_t t1, int64_t mc0, int64_t mr, uint16_t* b, float* cbuf,
+inline void dot_one_row_tile(const Ctx& c, int64_t t0, int64_t t1, int64_t mc0, int64_t mr, uint16_t* b, float* acc, float* cbuf,
                              const TileOut& o, float fp8f) {
   const QuantProblem& q = *c.q;
   const GemmProblem& p = *q.p;
   for (int64_t t = t0; t < t1; ++t) {
     TileDecoder cur;
     cur.set(q, t);
-    V acc[16][2];
-    for (int i = 0; i < 16; ++i) acc[i][0] = acc[i][1] = vzero();
+    zero_acc(acc, 1, mr);
     for (int64_t ka = 0; ka < c.Kp; ka += c.blk) {
       const int64_t kb = ka + c.blk < c.Kp ? ka + c.blk : c.Kp, blkIdx = ka / c.blk;
       // a block longer than the buffer (a per-channel scale) in pieces: their float32 sums are
@@ -512,20 +517,10 @@ inline void dot_one_row_tile(const Ctx& c, int64_t t0, int64_t t1, int64_t mc0, 
         if (pa != ka)
           for (int i = 0; i < 16 * kTileN; i += 16) vstore(cbuf + i, vadd(vload(cbuf + i), vload(cbuf + 16 * kTileN + i)));
       }
-      for (int h = 0; h < 2; ++h) {
-        const V s = q.format == WeightFormat::Dense  ? vset1(1.0f)
-                    : q.format == WeightFormat::Int4 ? vload(cur.iv.scales + h * cur.iv.G * kQuantPanel + blkIdx * kQuantPanel)
-                                                     : vmul(vload(cur.fv.scales + h * cur.fv.SC * kQuantPanel + blkIdx * kQuantPanel), vset1(fp8f));
-        for (int i = 0; i < 16; ++i) acc[i][h] = vfma(vload(cbuf + i * kTileN + h * 16), s, acc[i][h]);
-      }
-    }
-    float* out = cbuf + 16 * kTileN;  // the second half of cbuf (P = 1 leaves it unused)
-    for (int i = 0; i < 16; ++i) {
-      vstore(out + i * kTileN, acc[i][0]);
-      vstore(out + i * kTileN + 16, acc[i][1]);
+      scale_add<1>(acc, cbuf, cur.scale(0, blkIdx, fp8f), cur.scale(1, blkIdx, fp8f));
     }
     const int64_t n0 = t * kTileN;
-    store_rows(int(mr), out, o, c.m_base + mc0, n0, p.N - n0 < kTileN ? int(p.N - n0) : kTileN);
+    store_rows(int(mr), acc, o, c.m_base + mc0, n0, p.N - n0 < kTileN ? int(p.N - n0) : kTileN);
   }
 }
 
@@ -556,7 +551,7 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
   for (int64_t mc0 = 0; mc0 < c.rows; mc0 += kMc) {
     const int64_t mr = c.rows - mc0 < kMc ? c.rows - mc0 : kMc;
     if (!AMX && mr <= 16) {
-      dot_one_row_tile(c, t0, t1, mc0, mr, b, cbuf, o, fp8f);
+      dot_one_row_tile(c, t0, t1, mc0, mr, b, acc, cbuf, o, fp8f);
       continue;
     }
     for (int64_t tg0 = t0; tg0 < t1; tg0 += kTg) {
@@ -582,12 +577,7 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
           for (int64_t ka = k0; ka < k0 + kl;) {
             const int64_t blkIdx = ka / c.blk;
             const int64_t kb = (blkIdx + 1) * c.blk < k0 + kl ? (blkIdx + 1) * c.blk : k0 + kl;
-            V s[2];
-            for (int h = 0; h < 2; ++h) {
-              if (q.format == WeightFormat::Dense) s[h] = vset1(1.0f);
-              else if (q.format == WeightFormat::Int4) s[h] = vload(cur.iv.scales + h * cur.iv.G * kQuantPanel + blkIdx * kQuantPanel);
-              else s[h] = vmul(vload(cur.fv.scales + h * cur.fv.SC * kQuantPanel + blkIdx * kQuantPanel), vset1(fp8f));
-            }
+            const V s[2] = {cur.scale(0, blkIdx, fp8f), cur.scale(1, blkIdx, fp8f)};
             for (int64_t m0 = mc0; m0 < mc0 + mr; m0 += 16) {
               // the next tile's columns [ka, kb) are decoded during the first row tile's multiplies,
               // and the tile after it prefetched
