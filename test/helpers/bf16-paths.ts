@@ -80,7 +80,9 @@ export function expectNonFiniteRows(x: Float64Array, M: number, K: number, w: cg
   x[7 * K + 60] = -Infinity;
   x[20 * K + 33] = NaN;
   const xe = encode(x, xd);
-  const opts: cg.LinearOptions = { outDtype: 'float32', out: poisoned('float32', M * K) as Float32Array };
+  // poisoned with a finite value, not NaN: the rows that must come out NaN would hide an
+  // unwritten element behind a NaN poison
+  const opts: cg.LinearOptions = { outDtype: 'float32', out: new Float32Array(M * K).fill(-7.25e30) };
   if (xd !== 'float32') opts.dtype = xd;
   const y = cg.linear(xe, [M, K], w, opts) as Float32Array;
   const v = decode(xe, xd);
