@@ -76,6 +76,12 @@ inline VI code_lanes(uint64_t word, int /*half*/) {
   return _mm512_srlv_epi32(_mm512_set1_epi64(int64_t(word)), shifts);
 }
 inline VI code_hi(VI c) { return _mm512_srli_epi32(c, 2); }
+// The 8 code words of a superblock (8 bytes apart from p), each shifted right by `shift`, their
+// low bytes packed into one word: byte j holds group j's code for the lane of that shift.
+inline uint64_t lane_codes8(const uint8_t* p, int shift) {
+  const __m512i w = _mm512_srlv_epi64(_mm512_loadu_si512(p), _mm512_set1_epi64(shift));
+  return uint64_t(_mm_cvtsi128_si64(_mm512_cvtepi64_epi8(w)));
+}
 // xg[code & 3] in every lane (vpermilps reads the low two bits of each 32-bit index).
 inline V select4(V xg, VI code) { return _mm512_permutevar_ps(xg, code); }
 
