@@ -17,15 +17,19 @@
  *   sums of exact products, as for the FMA kernels) on poisoned outputs, sync and async, with
  *   bias, 16-bit outputs and the many-adapter LoRA epilogue.
  * - Non-finite x: IEEE in its own row, no other row changes.
+ * - activations: 'fp8' with one scale per row (INT4 weights; FP8 weights scaled per channel or
+ *   tensor): the e4m3 values as the one piece and the row's scale on its sums. Through the
+ *   identity y = x' (act_quant.h) bit for bit; against float64 at one row tile, row blocks and
+ *   per-channel pieces; a non-finite x makes its row NaN; a LoRA adapter still takes x itself.
  *
  * Skipped where the CPU lacks AVX512-BF16 or VBMI; linear.quant.test.ts's rows cover the FMA
  * kernels that run there instead.
  */
 import * as cg from '../lib';
-import { checkQuantLinear, quantLinearRef } from './helpers/act-reference';
-import { checkLoraLinear } from './helpers/lowrank-reference';
+import { actFp8Ref, checkQuantLinear, quantLinearRef } from './helpers/act-reference';
+import { checkLoraLinear, loraLinearRef, randomFactors } from './helpers/lowrank-reference';
 import { expectFp8CodesExact, expectIdentity, expectNonFiniteRows, int4Identity, randomFp8Weight, randomInt4Weight, twoAdapters } from './helpers/bf16-paths';
-import { checkLinear, decode, encode, linearRef, mulberry32, poisoned, randomFloat32, seedFor, seedNote } from './helpers/reference';
+import { checkLinear, decode, encode, linearRef, mulberry32, poisoned, randInt, randomFloat32, seedFor, seedNote } from './helpers/reference';
 
 const info = cg.backend();
 const HAS_DOT = info.kind === 'cpu' && info.cpu.isas.includes('avx512') && ['avx512_bf16', 'avx512vbmi'].every((f) => info.features.includes(f));
@@ -131,5 +135,99 @@ describeDot('AVX512-BF16 engine: every blocking boundary, against float64', () =
     const out = poisoned('float32', M * N) as Float32Array;
     expect(cg.linear(x, [M, K], w, { dtype: 'bfloat16', bias, out, outDtype: 'float32' })).toBe(out);
     expect(checkLinear(out, 'float32', ref, absSum, M, N, K, `bf16dot dense M=${M}; ${seedNote(seed)}`)).toBeNull();
+  });
+});
+
+describeDot("AVX512-BF16 engine: 'fp8' activations with one scale per row", () => {
+  // The e4m3 values decode(code) are one bfloat16 piece, exactly; the kernel multiplies them and
+  // applies the row's scale s to its sums: y = fround(s * sum), then the bias (act-reference.ts
+  // (8)). INT4 weights (every scale block a multiple of 32) from M = 12; FP8 weights scaled per
+  // channel or per tensor (the activations then have one scale per row) from M = 32.
+  const fp8Act = { activations: 'fp8' } as const;
+
+  // x with magnitudes 2^-10 .. 2^7 within each row (sums stay inside float16's range)
+  const wideX = (rng: () => number, M: number, K: number): Float32Array => {
+    const x = new Float32Array(M * K);
+    for (let i = 0; i < x.length; i++) x[i] = (rng() < 0.5 ? -1 : 1) * (1 + rng()) * 2 ** (randInt(rng, 17) - 10);
+    return x;
+  };
+
+  test.each([12, 17, 40, 270])('INT4 identity, M = %i: y = x\' (the quantized activations, act_quant.h) bit for bit, sync and async', async (M) => {
+    const K = 64;
+    const seed = seedFor(`bf16dot fp8-act identity ${M}`);
+    const x = wideX(mulberry32(seed), M, K);
+    const want = actFp8Ref(x, M, K, 0);
+    const w = int4Identity(K);
+    const y = cg.linear(x, [M, K], w, { ...fp8Act, out: poisoned('float32', M * K) as Float32Array }) as Float32Array;
+    const y2 = (await cg.linearAsync(x, [M, K], w, { ...fp8Act, out: poisoned('float32', M * K) as Float32Array })) as Float32Array;
+    const bad: string[] = [];
+    for (let i = 0; i < M * K && bad.length < 5; i++)
+      if (y[i] !== want[i] || y2[i] !== want[i]) bad.push(`y[${Math.floor(i / K)}][${i % K}] = ${y[i]} / ${y2[i]} (async), x' = ${want[i]}`);
+    expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
+  });
+
+  test('non-finite x: its whole row NaN (act_quant.h), no other row changes (INT4 identity, M = 24)', () => {
+    const [M, K] = [24, 64];
+    const seed = seedFor('bf16dot fp8-act non-finite');
+    const x = wideX(mulberry32(seed), M, K);
+    x[3 * K + 5] = Infinity;
+    x[7 * K + 60] = -Infinity;
+    x[20 * K + 33] = NaN;
+    const want = actFp8Ref(x, M, K, 0);
+    const y = cg.linear(x, [M, K], int4Identity(K), { ...fp8Act, out: new Float32Array(M * K).fill(-7.25e30) }) as Float32Array;
+    const bad: string[] = [];
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < K; n++) {
+        const got = y[m * K + n];
+        const ok = m === 3 || m === 7 || m === 20 ? Number.isNaN(got) : got === want[m * K + n];
+        if (!ok && bad.length < 5) bad.push(`y[${m}][${n}] = ${got}, want ${m === 3 || m === 7 || m === 20 ? NaN : want[m * K + n]}`);
+      }
+    expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
+  });
+
+  test.each([
+    [12, 70, 1024, 128],
+    [16, 530, 1024, -1],
+    [40, 40, 256, 32],
+    [270, 70, 1024, 128],
+    [300, 530, 640, 64],
+  ] as const)('INT4 M = %i, N = %i, K = %i, group %i (-1: per channel), bias, float32 / float16 out, sync and async', async (M, N, K, groupSize) => {
+    const seed = seedFor(`bf16dot fp8-act int4 ${M} ${N} ${K} ${groupSize}`);
+    const rng = mulberry32(seed);
+    const { w, ref } = randomInt4Weight(rng, N, K, groupSize, seed);
+    const x = wideX(rng, M, K);
+    const bias = randomFloat32(rng, N);
+    const { ref: y64, absSum } = quantLinearRef(actFp8Ref(x, M, K, 0), M, ref, bias);
+    const out = poisoned('float32', M * N) as Float32Array;
+    expect(cg.linear(x, [M, K], w, { ...fp8Act, bias, out })).toBe(out);
+    expect(checkQuantLinear(out, 'float32', y64, absSum, M, N, K, ref.extra, `bf16dot fp8-act int4 M=${M} sync; ${seedNote(seed)}`)).toBeNull();
+    const out2 = poisoned('float16', M * N) as Uint16Array;
+    expect(await cg.linearAsync(x, [M, K], w, { ...fp8Act, bias, out: out2, outDtype: 'float16' })).toBe(out2);
+    expect(checkQuantLinear(out2, 'float16', y64, absSum, M, N, K, ref.extra, `bf16dot fp8-act int4 M=${M} async; ${seedNote(seed)}`)).toBeNull();
+  });
+
+  test.each([
+    ['e4m3', 'channel', 33, 70, 1030],
+    ['e5m2', 'channel', 270, 40, 520],
+  ] as const)('FP8 %s weight scaled per %s, M = %i, N = %i, K = %i', (fmt, scaling, M, N, K) => {
+    const seed = seedFor(`bf16dot fp8-act fp8 ${fmt} ${M}`);
+    const rng = mulberry32(seed);
+    const { w, ref } = randomFp8Weight(rng, N, K, fmt, scaling, seed);
+    const x = wideX(rng, M, K);
+    const { ref: y64, absSum } = quantLinearRef(actFp8Ref(x, M, K, 0), M, ref, null);
+    const y = cg.linear(x, [M, K], w, { ...fp8Act, out: poisoned('float32', M * N) as Float32Array }) as Float32Array;
+    expect(checkQuantLinear(y, 'float32', y64, absSum, M, N, K, ref.extra, `bf16dot fp8-act fp8 ${fmt} M=${M}; ${seedNote(seed)}`)).toBeNull();
+  });
+
+  test('INT4, M = 40, with a LoRA adapter: the adapter takes x itself, the weight x\'', () => {
+    const [M, N, K, r] = [40, 70, 256, 16];
+    const seed = seedFor('bf16dot fp8-act lora');
+    const rng = mulberry32(seed);
+    const { w, ref } = randomInt4Weight(rng, N, K, 64, seed);
+    const x = wideX(rng, M, K);
+    const f = randomFactors(rng, N, K, r, 'float32');
+    const lref = loraLinearRef(actFp8Ref(x, M, K, 0), Float64Array.from(x), M, N, K, ref.dense, ref.absFactor, null, [{ A64: f.A64, B64: f.B64, r, alpha: 1.5 }], null);
+    const y = cg.linear(x, [M, K], w, { ...fp8Act, out: poisoned('float32', M * N) as Float32Array, lora: new cg.LoraAdapter({ A: f.A, B: f.B, alpha: 1.5 }, [N, K]) }) as Float32Array;
+    expect(checkLoraLinear(y, 'float32', lref, M, N, K, ref.extra, `bf16dot fp8-act lora; ${seedNote(seed)}`)).toBeNull();
   });
 });

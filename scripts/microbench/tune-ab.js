@@ -11,6 +11,7 @@
 //   node scripts/microbench/tune-ab.js --op int4-g128 --shapes 4096x4096 --m 16 --tune dir:/tmp/before --tune dir:build/Release
 //   ops: 2:4-f32, 2:4-bf16, dense-f32, dense-bf16, int4-g128, fp8-e4m3
 //   --x float16 | bfloat16: activations in that dtype (default float32), y float32
+//   --act fp8 | int8: quantized activations (INT4 / FP8 ops)
 'use strict';
 const { execFileSync } = require('child_process');
 
@@ -43,6 +44,8 @@ if (process.env.TUNE_AB_CHILD) {
       const [xdt] = arg('x', ['float32']);
       const x = xdt === 'float32' ? rnd(M * K) : cg.DenseWeight.from(rnd(M * K), [M, K], { dtype: xdt }).toDense();
       const opts = xdt === 'float32' ? {} : { dtype: xdt, outDtype: 'float32' };
+      const [act] = arg('act', ['native']);
+      if (act !== 'native') opts.activations = act;
       const t = [];
       for (let r = 0; r < repeats; r++) {
         const t0 = process.hrtime.bigint();

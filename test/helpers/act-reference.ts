@@ -262,6 +262,12 @@ export function quantLinearRef(
  *     of S_b), the two added once (u); then acc = fma(part, s, acc) over at most K / 32 + SC
  *     segments. Together <= (K + K / 64 + K / 32 + SC + 2) u S, inside (3')'s K + SC + 3 with
  *     the margin of c below (the same bound as the FMA kernels: no allowance of its own).
+ * (8) the AVX512-BF16 engine with 'fp8' activations, one scale s_x per row (quant_amx.cc): the
+ *     products decode(code_k) d_k are exact, summed as in (7) with one piece (gamma_b per
+ *     segment, fma(part, s, acc) over K / 32 + SC segments), then y = fround(s_x acc): u S more.
+ *     The kernel's x'_k is decode(code_k) s_x exactly, not its float32 rounding, which is the
+ *     reference's x'_k (actFp8Ref): u S more. Together <= (K + K / 32 + SC + 4) u S, inside
+ *     (3')'s K + SC + 3 with the margin of c (linear.bf16dot.test.ts).
  * c = 2 leaves a factor-2 margin over all the (1 + small) terms (K <= 1024 here).
  *
  * Why it still catches bugs: S counts the codes before the zero point comes off (s (q + z)

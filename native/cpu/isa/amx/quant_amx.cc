@@ -352,6 +352,9 @@ struct Ctx {
   int64_t Mp = 0, Kp = 0, blk = 0;  // Mp: rows rounded up to 16; blk: K columns per scale block, a multiple of 32
   int64_t ntiles = 0;
   bool amx = true;  // false: the AVX512-BF16 engine (dot_block) instead of the tiles
+  // FP8 activations with one scale per row on the engine: xa holds the e4m3 values themselves and
+  // row m's sums are multiplied by row_scale[m] before the epilogue (nullptr: x is x itself)
+  const float* row_scale = nullptr;
   std::atomic<bool> failed{false};
 };
 
@@ -470,6 +473,16 @@ __attribute__((noinline)) void dot_block(const Ctx& c, const uint16_t* b, int64_
   }
 }
 
+// acc's `rows` rows (kTileN columns each) times their rows' scales rs[0..rows): y = s x sum, one
+// rounding, before the epilogue adds the bias and the low-rank terms.
+inline void scale_rows(float* acc, const float* rs, int64_t rows) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const V s = vset1(rs[i]);
+    vstore(acc + i * kTileN, vmul(vload(acc + i * kTileN), s));
+    vstore(acc + i * kTileN + 16, vmul(vload(acc + i * kTileN + 16), s));
+  }
+}
+
 // Rows m0.. (`rows` of them, 1..16) of the accumulator through the epilogue.
 template <int R = 16>
 inline void store_rows(int rows, const float* acc, const TileOut& o, int64_t m0, int64_t n0, int ncols) {
@@ -520,6 +533,7 @@ inline void dot_one_row_tile(const Ctx& c, int64_t t0, int64_t t1, int64_t mc0, 
       scale_add<1>(acc, cbuf, cur.scale(0, blkIdx, fp8f), cur.scale(1, blkIdx, fp8f));
     }
     const int64_t n0 = t * kTileN;
+    if (c.row_scale) scale_rows(acc, c.row_scale + c.m_base + mc0, mr);
     store_rows(int(mr), acc, o, c.m_base + mc0, n0, p.N - n0 < kTileN ? int(p.N - n0) : kTileN);
   }
 }
@@ -599,6 +613,7 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
       for (int64_t ti = 0; ti < tgn; ++ti) {
         const int64_t n0 = (tg0 + ti) * kTileN;
         const int ncols = p.N - n0 < kTileN ? int(p.N - n0) : kTileN;
+        if (c.row_scale) scale_rows(acc + ti * kMc * kTileN, c.row_scale + c.m_base + mc0, mr);
         for (int64_t m0 = 0; m0 < mr; m0 += 16)
           store_rows(mr - m0 < 16 ? int(mr - m0) : 16, acc + (ti * kMc + m0) * kTileN, o, c.m_base + mc0 + m0, n0, ncols);
       }
@@ -854,6 +869,11 @@ int bf16_tiles(const QuantProblem& q, bool amx) {
   int P = 3;  // bfloat16 pieces of x
   if (q.act == ActQuant::None && p.xdt == DType::BF16) P = 1;
   else if (q.act == ActQuant::None && p.xdt == DType::F16) P = 2;
+  // FP8 activations with one scale per row, on the engine: the e4m3 values are one bfloat16
+  // piece, exactly, and the scale goes on each row's sums (scale_rows). (The AMX tiles keep
+  // three pieces of x' = value x scale: not yet measured on an AMX CPU.)
+  const bool row_scaled = !amx && q.act == ActQuant::Fp8 && (q.act_block <= 0 || q.act_block >= p.K);
+  if (row_scaled) P = 1;
   if (!amx && P != 1) return -1;  // the AVX512-BF16 engine: bfloat16 x only
   const int64_t from_m = tuning().amx_m > 0 ? tuning().amx_m
                          : !amx ? (q.format == WeightFormat::Dense ? kDotDenseFromM : q.format == WeightFormat::Int4 ? kDotInt4FromM : kDotFp8FromM)
@@ -861,10 +881,13 @@ int bf16_tiles(const QuantProblem& q, bool amx) {
   if (p.M < from_m || blk % 32 != 0) return -1;
   // x as float32, quantized (act) and permuted (act-order) as the AVX-512 kernels take it.
   const float* x;
+  float* row_scale = nullptr;
   if (q.act != ActQuant::None) {
-    float* buf = static_cast<float*>(thread_scratch(2, size_t((p.M + 1) * p.K) * sizeof(float)));
+    // x' (or the e4m3 values), a row of scratch, and the row scales
+    float* buf = static_cast<float*>(thread_scratch(2, (size_t((p.M + 1) * p.K) + size_t(p.M)) * sizeof(float)));
     if (!buf) return 0;
-    quantize_act(p, q.perm, q.act, q.act_block, buf, buf + p.M * p.K);
+    if (row_scaled) row_scale = buf + (p.M + 1) * p.K;
+    quantize_act(p, q.perm, q.act, q.act_block, buf, buf + p.M * p.K, row_scale);
     x = buf;
   } else {
     x = quant_prepare_x(q);
@@ -881,6 +904,7 @@ int bf16_tiles(const QuantProblem& q, bool amx) {
   c.blk = blk;
   c.ntiles = (p.N + kTileN - 1) / kTileN;
   c.amx = amx;
+  c.row_scale = row_scale;
   const int threads = p.threads < 1 ? 1 : p.threads;
   const int ntasks = c.ntiles < threads ? int(c.ntiles) : threads;
   for (int64_t m0 = 0; m0 < p.M && !c.failed.load(); m0 += super) {
