@@ -231,3 +231,49 @@ describeDot("AVX512-BF16 engine: 'fp8' activations with one scale per row", () =
     expect(checkLoraLinear(y, 'float32', lref, M, N, K, ref.extra, `bf16dot fp8-act lora; ${seedNote(seed)}`)).toBeNull();
   });
 });
+
+describeDot("AVX512-BF16 engine: block-scaled 'fp8' activations (an FP8 weight's [bn, bk] blocks)", () => {
+  // The activations take a scale per row and bk columns, the weight's scale blocks along K: each
+  // block's sums get the weight's scale times the row's (act-reference.ts (8)). From M = 32.
+  test.each([
+    ['e4m3', [16, 64], 45, 70, 200],
+    ['e4m3', [128, 128], 300, 130, 1000],
+    ['e5m2', [1, 96], 40, 530, 1000],
+    ['e4m3', [32, 32], 270, 40, 256],
+  ] as const)('FP8 %s blocks %j, M = %i, N = %i, K = %i, bias, sync and async', async (fmt, scaling, M, N, K) => {
+    const seed = seedFor(`bf16dot fp8-act block ${fmt} ${JSON.stringify(scaling)} ${M}`);
+    const rng = mulberry32(seed);
+    const { w, ref } = randomFp8Weight(rng, N, K, fmt, scaling, seed);
+    const x = randomFloat32(rng, M * K);
+    for (let m = 0; m < M; m++) for (let k = 0; k < K; k += 7) x[m * K + k] *= 2 ** ((m + k) % 13 - 6); // blocks of unlike scales
+    const bias = randomFloat32(rng, N);
+    const { ref: y64, absSum } = quantLinearRef(actFp8Ref(x, M, K, scaling[1]), M, ref, bias);
+    const out = poisoned('float32', M * N) as Float32Array;
+    expect(cg.linear(x, [M, K], w, { activations: 'fp8', bias, out })).toBe(out);
+    expect(checkQuantLinear(out, 'float32', y64, absSum, M, N, K, ref.extra, `bf16dot fp8-act block M=${M} sync; ${seedNote(seed)}`)).toBeNull();
+    const out2 = poisoned('float32', M * N) as Float32Array;
+    expect(await cg.linearAsync(x, [M, K], w, { activations: 'fp8', bias, out: out2 })).toBe(out2);
+    expect(checkQuantLinear(out2, 'float32', y64, absSum, M, N, K, ref.extra, `bf16dot fp8-act block M=${M} async; ${seedNote(seed)}`)).toBeNull();
+  });
+
+  test('a non-finite x makes its row NaN; every other row is what it is without it (M = 40, blocks [16, 64])', () => {
+    const [M, N, K] = [40, 33, 256];
+    const seed = seedFor('bf16dot fp8-act block non-finite');
+    const rng = mulberry32(seed);
+    const { w } = randomFp8Weight(rng, N, K, 'e4m3', [16, 64], seed);
+    const x = randomFloat32(rng, M * K);
+    const clean = cg.linear(x, [M, K], w, { activations: 'fp8' }) as Float32Array;
+    x[3 * K + 5] = Infinity;
+    x[7 * K + 200] = -Infinity;
+    x[33 * K + 70] = NaN;
+    const y = cg.linear(x, [M, K], w, { activations: 'fp8', out: new Float32Array(M * N).fill(-7.25e30) }) as Float32Array;
+    const bad: string[] = [];
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        const nanRow = m === 3 || m === 7 || m === 33;
+        const got = y[m * N + n];
+        if ((nanRow ? !Number.isNaN(got) : got !== clean[m * N + n]) && bad.length < 5) bad.push(`y[${m}][${n}] = ${got}, want ${nanRow ? NaN : clean[m * N + n]}`);
+      }
+    expect(`${bad.join('\n')}; ${seedNote(seed)}`).toBe(`; ${seedNote(seed)}`);
+  });
+});

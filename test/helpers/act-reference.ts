@@ -267,7 +267,10 @@ export function quantLinearRef(
  *     segment, fma(part, s, acc) over K / 32 + SC segments), then y = fround(s_x acc): u S more.
  *     The kernel's x'_k is decode(code_k) s_x exactly, not its float32 rounding, which is the
  *     reference's x'_k (actFp8Ref): u S more. Together <= (K + K / 32 + SC + 4) u S, inside
- *     (3')'s K + SC + 3 with the margin of c (linear.bf16dot.test.ts).
+ *     (3')'s K + SC + 3 with the margin of c (linear.bf16dot.test.ts). With block-scaled
+ *     activations (an FP8 weight's bk columns, scale s_x,b per row and block) the block's sum
+ *     goes in as fma(part, fround(s_w s_x,b), acc) instead, and no final product: the factor's
+ *     rounding is u per block in place of the final u, the same total.
  * c = 2 leaves a factor-2 margin over all the (1 + small) terms (K <= 1024 here).
  *
  * Why it still catches bugs: S counts the codes before the zero point comes off (s (q + z)

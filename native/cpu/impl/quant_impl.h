@@ -411,12 +411,12 @@ inline V round_e4m3(V v) {
 
 // x (any float dtype, columns permuted by perm if any) -> float32 dequantized activations:
 // per row (int8, or fp8 with block = 0) or per row and K block (fp8).
-// row_scale (fp8 with one unit per row only; else nullptr): out gets the e4m3 values themselves
-// (decode(code), exact in bfloat16) and row_scale[m] the row's s, for a kernel that multiplies
-// the values and applies s to each row's sums (the AVX512-BF16 engine; quant_amx.cc).
+// unit_scale (fp8 only; else nullptr): out gets the e4m3 values themselves (decode(code), exact
+// in bfloat16) and unit_scale[m * U + u] unit u's s (U units per row), for a kernel that
+// multiplies the values and applies the scales to its sums (the AVX512-BF16 engine; quant_amx.cc).
 inline void quantize_act(const GemmProblem& p, const int32_t* perm, ActQuant mode, int64_t block, float* out, float* tmp,
-                         float* row_scale = nullptr) {
-  const int64_t K = p.K, unit = (mode == ActQuant::Int8 || block <= 0) ? K : block;
+                         float* unit_scale = nullptr) {
+  const int64_t K = p.K, unit = (mode == ActQuant::Int8 || block <= 0) ? K : block, units = (K + unit - 1) / unit;
   for (int64_t m = 0; m < p.M; ++m) {
     float* row = out + m * K;
     if (perm) {
@@ -444,7 +444,7 @@ inline void quantize_act(const GemmProblem& p, const int32_t* perm, ActQuant mod
       bool finite = true;
       for (k = k0; k < k1 && finite; ++k) finite = row[k] - row[k] == 0.0f;
       if (!finite) s = __builtin_nanf("");
-      if (row_scale) row_scale[m] = s;  // (unit == K here: the caller's promise)
+      if (unit_scale) unit_scale[m * units + k0 / unit] = s;
       const V vs = vset1(s);
       for (k = k0; k < k1; k += L) {
         const int n = k1 - k < L ? int(k1 - k) : L;
@@ -452,7 +452,7 @@ inline void quantize_act(const GemmProblem& p, const int32_t* perm, ActQuant mod
         V r;
         if (mode == ActQuant::Int8) r = vmin(vmax(vround_ne(v), vset1(-127.0f)), vset1(127.0f));
         else r = round_e4m3(v);
-        vstore_n(row + k, row_scale ? r : vmul(r, vs), n);
+        vstore_n(row + k, unit_scale ? r : vmul(r, vs), n);
       }
     }
   }

@@ -352,9 +352,14 @@ struct Ctx {
   int64_t Mp = 0, Kp = 0, blk = 0;  // Mp: rows rounded up to 16; blk: K columns per scale block, a multiple of 32
   int64_t ntiles = 0;
   bool amx = true;  // false: the AVX512-BF16 engine (dot_block) instead of the tiles
-  // FP8 activations with one scale per row on the engine: xa holds the e4m3 values themselves and
-  // row m's sums are multiplied by row_scale[m] before the epilogue (nullptr: x is x itself)
+  // FP8 activations on the engine: xa holds the e4m3 values themselves, and either (one scale
+  // per row) row m's sums are multiplied by row_scale[m] before the epilogue, or (one per row and
+  // scale block: an FP8 weight's [bn, bk] blocks, whose bk the activations share) each scale
+  // block's sums of row m by block_scale[m * units + block] with the weight's scale
+  // (scale_add_rows). Both nullptr: x is x itself.
   const float* row_scale = nullptr;
+  const float* block_scale = nullptr;
+  int64_t units = 0;
   std::atomic<bool> failed{false};
 };
 
@@ -369,6 +374,17 @@ inline void scale_add(float* acc, const float* cbuf, V s0, V s1) {
     }
     vstore(acc + i * kTileN, vfma(a, s0, vload(acc + i * kTileN)));
     vstore(acc + i * kTileN + 16, vfma(b, s1, vload(acc + i * kTileN + 16)));
+  }
+}
+
+// scale_add<1> with each row's own factor on top of the weight's scales: acc[i][n] +=
+// (s[n] * xs[i * stride]) * part[i][n], for the block's live rows i < rows (the activations'
+// scale of row i in this block).
+inline void scale_add_rows(float* acc, const float* cbuf, V s0, V s1, const float* xs, int64_t stride, int64_t rows) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const V x = vset1(xs[i * stride]);
+    vstore(acc + i * kTileN, vfma(vload(cbuf + i * kTileN), vmul(s0, x), vload(acc + i * kTileN)));
+    vstore(acc + i * kTileN + 16, vfma(vload(cbuf + i * kTileN + 16), vmul(s1, x), vload(acc + i * kTileN + 16)));
   }
 }
 
@@ -530,7 +546,11 @@ inline void dot_one_row_tile(const Ctx& c, int64_t t0, int64_t t1, int64_t mc0, 
         if (pa != ka)
           for (int i = 0; i < 16 * kTileN; i += 16) vstore(cbuf + i, vadd(vload(cbuf + i), vload(cbuf + 16 * kTileN + i)));
       }
-      scale_add<1>(acc, cbuf, cur.scale(0, blkIdx, fp8f), cur.scale(1, blkIdx, fp8f));
+      if (c.block_scale)
+        scale_add_rows(acc, cbuf, cur.scale(0, blkIdx, fp8f), cur.scale(1, blkIdx, fp8f), c.block_scale + (c.m_base + mc0) * c.units + blkIdx,
+                       c.units, mr);
+      else
+        scale_add<1>(acc, cbuf, cur.scale(0, blkIdx, fp8f), cur.scale(1, blkIdx, fp8f));
     }
     const int64_t n0 = t * kTileN;
     if (c.row_scale) scale_rows(acc, c.row_scale + c.m_base + mc0, mr);
@@ -603,7 +623,11 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
                 if (first && has_next) nxt.decode(ka, kb - ka, bn + ((ka - k0) / 32) * 2 * (kBTileBytes / 2));
                 if (first && has_after) aft.prefetch(ka, kb - ka);
               }
-              scale_add<P>(at + (m0 - mc0) * kTileN, cbuf, s[0], s[1]);
+              if (!AMX && c.block_scale)
+                scale_add_rows(at + (m0 - mc0) * kTileN, cbuf, s[0], s[1], c.block_scale + (c.m_base + m0) * c.units + blkIdx, c.units,
+                               mc0 + mr - m0 < 16 ? mc0 + mr - m0 : 16);
+              else
+                scale_add<P>(at + (m0 - mc0) * kTileN, cbuf, s[0], s[1]);
             }
             ka = kb;
           }
@@ -873,7 +897,10 @@ int bf16_tiles(const QuantProblem& q, bool amx) {
   // piece, exactly, and the scale goes on each row's sums (scale_rows). (The AMX tiles keep
   // three pieces of x' = value x scale: not yet measured on an AMX CPU.)
   const bool row_scaled = !amx && q.act == ActQuant::Fp8 && (q.act_block <= 0 || q.act_block >= p.K);
-  if (row_scaled) P = 1;
+  // ... and block-scaled FP8 activations whose blocks are the weight's scale blocks: their scale
+  // goes on each block's sums with the weight's
+  const bool block_scaled = !amx && q.act == ActQuant::Fp8 && !row_scaled && q.act_block == blk;
+  if (row_scaled || block_scaled) P = 1;
   if (!amx && P != 1) return -1;  // the AVX512-BF16 engine: bfloat16 x only
   const int64_t from_m = tuning().amx_m > 0 ? tuning().amx_m
                          : !amx ? (q.format == WeightFormat::Dense ? kDotDenseFromM : q.format == WeightFormat::Int4 ? kDotInt4FromM : kDotFp8FromM)
@@ -881,13 +908,14 @@ int bf16_tiles(const QuantProblem& q, bool amx) {
   if (p.M < from_m || blk % 32 != 0) return -1;
   // x as float32, quantized (act) and permuted (act-order) as the AVX-512 kernels take it.
   const float* x;
-  float* row_scale = nullptr;
+  float* act_scale = nullptr;
+  const int64_t units = block_scaled ? (p.K + blk - 1) / blk : 1;
   if (q.act != ActQuant::None) {
-    // x' (or the e4m3 values), a row of scratch, and the row scales
-    float* buf = static_cast<float*>(thread_scratch(2, (size_t((p.M + 1) * p.K) + size_t(p.M)) * sizeof(float)));
+    // x' (or the e4m3 values), a row of scratch, and the activations' scales
+    float* buf = static_cast<float*>(thread_scratch(2, (size_t((p.M + 1) * p.K) + size_t(p.M * units)) * sizeof(float)));
     if (!buf) return 0;
-    if (row_scaled) row_scale = buf + (p.M + 1) * p.K;
-    quantize_act(p, q.perm, q.act, q.act_block, buf, buf + p.M * p.K, row_scale);
+    if (row_scaled || block_scaled) act_scale = buf + (p.M + 1) * p.K;
+    quantize_act(p, q.perm, q.act, q.act_block, buf, buf + p.M * p.K, act_scale);
     x = buf;
   } else {
     x = quant_prepare_x(q);
@@ -904,7 +932,9 @@ int bf16_tiles(const QuantProblem& q, bool amx) {
   c.blk = blk;
   c.ntiles = (p.N + kTileN - 1) / kTileN;
   c.amx = amx;
-  c.row_scale = row_scale;
+  c.row_scale = row_scaled ? act_scale : nullptr;
+  c.block_scale = block_scaled ? act_scale : nullptr;
+  c.units = units;
   const int threads = p.threads < 1 ? 1 : p.threads;
   const int ntasks = c.ntiles < threads ? int(c.ntiles) : threads;
   for (int64_t m0 = 0; m0 < p.M && !c.failed.load(); m0 += super) {
