@@ -21,6 +21,8 @@
  *   tensor): the e4m3 values as the one piece and the row's scale on its sums. Through the
  *   identity y = x' (act_quant.h) bit for bit; against float64 at one row tile, row blocks and
  *   per-channel pieces; a non-finite x makes its row NaN; a LoRA adapter still takes x itself.
+ *   Block-scaled (an FP8 weight's [bn, bk] blocks): each block's scale with the weight's, against
+ *   float64 (K tails, a row block's tail of 14 rows), and non-finite rows.
  *
  * Skipped where the CPU lacks AVX512-BF16 or VBMI; linear.quant.test.ts's rows cover the FMA
  * kernels that run there instead.
