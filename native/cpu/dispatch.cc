@@ -122,6 +122,7 @@ bool linear(Isa isa, const GemmProblem& p, const WeightDesc& w, ActQuant act, in
       if (w.format == WeightFormat::Int4) {
         q.int4 = Int4Dims{w.N, w.K, w.group};
         q.perm = w.perm;
+        q.int4_symmetric = w.symmetric;
       } else {
         q.fp8 = Fp8Dims{w.N, w.K, w.bn, w.bk};
         q.fp8_format = w.fp8_format;

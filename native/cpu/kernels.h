@@ -87,6 +87,7 @@ struct QuantProblem {
   const uint8_t* packed = nullptr;
   Int4Dims int4{};                 // kind Int4
   const int32_t* perm = nullptr;   // INT4 act-order: the layout's column c is x's column perm[c]
+  bool int4_symmetric = false;     // INT4: every zero point is 8 (WeightDesc::symmetric)
   Fp8Dims fp8{};                   // kind Fp8
   Fp8Format fp8_format = Fp8Format::E4M3;
   ActQuant act = ActQuant::None;   // quantize x first (act_quant.h has the rules)

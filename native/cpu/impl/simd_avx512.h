@@ -112,6 +112,11 @@ inline V vnibble_f32(VI idx) {
   const V table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   return _mm512_permutexvar_ps(idx, table);
 }
+// The same less 8 (a symmetric INT4 weight's q - z), in the one lookup.
+inline V vnibble_f32_m8(VI idx) {
+  const V table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm512_permutexvar_ps(idx, table);
+}
 constexpr bool kNibbleLookup = true;
 // Two columns of a panel at once (k at p, k+1 at p + 16): 32 codes sign-extended in one zmm.
 inline void vfp8x2_e4m3_scaled(const uint8_t* p, V& k0, V& k1) {
