@@ -5,9 +5,10 @@
 //   'int8': s = amax / 127 per row (1 when zero), q = clamp(round_half_even(x / s), -127, 127),
 //          x' = q * s.
 // Divisions and products in float32, as written. The kernels then see exactly the values the
-// quantization represents (each rounded once to float32). One exception: 'fp8' with one scale
-// per row on the AVX512-BF16 engine (quant_amx.cc) multiplies the e4m3 values decode(code)
-// themselves and gives each output s * sum, rounded once, instead of summing fround(decode * s)
+// quantization represents (each rounded once to float32). One exception: 'fp8' on the
+// AVX512-BF16 engine (quant_amx.cc) multiplies the e4m3 values decode(code) themselves and
+// applies s to their sums (one scale per row: each output s * sum, rounded once; per K block:
+// each block's sum times the weight's scale times s) instead of summing fround(decode * s)
 // products (the same within the float32 accumulation bound; act-reference.ts (8)).
 // A unit (a row for 'int8', a row or K block for 'fp8') that holds a NaN or an infinity becomes
 // all NaN, so that row of y is NaN, identically on every ISA and kernel (the int8 kernels give

@@ -22,10 +22,13 @@
 constexpr int kQdNV = kDenseNV;  // vectors per tile: a tile is whole panels
 static_assert(kQuantPanel == kDensePanel, "quantized and dense panels are the same width");
 
+// The bit of column J (0..7) in a lane's INT4 word (cpu/layout/int4.h).
+template <int J> constexpr int int4_shift() { return J < 4 ? 8 * J : 8 * (J - 4) + 4; }
+
 // Column J (0..7) of a lane's INT4 word.
 template <int J>
 inline VI int4_column(VI word) {
-  return vand_i(vsrli_i<J < 4 ? 8 * J : 8 * (J - 4) + 4>(word), vset1_i(15));
+  return vand_i(vsrli_i<int4_shift<J>()>(word), vset1_i(15));
 }
 
 // f(J, column J) for J = 0..7, unrolled at compile time (the shifts are immediates).
@@ -53,19 +56,13 @@ inline Int4View int4_view(const uint8_t* packed, const Int4Dims& d, int64_t tile
           reinterpret_cast<const float*>(packed + lay.zeros_off) + p0 * d.groups() * kQuantPanel, d.K, d.groups(), d.group};
 }
 
-// q (0..15) of column J for each lane, as float32.
-template <int J>
+// q (0..15) of column J for each lane, as float32; M8: q - 8 (a symmetric weight's q - z).
+// (vnibble_f32 reads the low 4 bits only: the bits above need no mask.)
+template <int J, bool M8 = false>
 inline V int4_q(VI word) {
-  constexpr int S = J < 4 ? 8 * J : 8 * (J - 4) + 4;
-  if constexpr (kNibbleLookup) return vnibble_f32(vsrli_i<S>(word));  // the lookup ignores bits above 3
-  else return vnibble_f32(vsrli_i<S>(word));
-}
-
-// q - 8 (a symmetric weight's q - z) of column J for each lane, as float32.
-template <int J>
-inline V int4_q_m8(VI word) {
-  constexpr int S = J < 4 ? 8 * J : 8 * (J - 4) + 4;
-  return vnibble_f32_m8(vsrli_i<S>(word));
+  const VI w = vsrli_i<int4_shift<J>()>(word);
+  if constexpr (M8) return vnibble_f32_m8(w);
+  else return vnibble_f32(w);
 }
 
 // f(j, w) for the octet's columns j = 0..7, w[v] = column j's q (SYM: q - 8) for vector v's lanes.
@@ -74,7 +71,7 @@ inline void int4_q_all(const VI (&word)[kQdNV], F&& f) {
   if constexpr (J < 8) {
     V w[kQdNV];
 #pragma GCC unroll 4
-    for (int v = 0; v < kQdNV; ++v) w[v] = SYM ? int4_q_m8<J>(word[v]) : int4_q<J>(word[v]);
+    for (int v = 0; v < kQdNV; ++v) w[v] = int4_q<J, SYM>(word[v]);
     f(J, w);
     int4_q_all<SYM, J + 1>(word, f);
   }

@@ -120,7 +120,6 @@ inline V vfp8_e5m2(const uint8_t* p) {
 inline V vnibble_f32(VI idx) { return _mm256_cvtepi32_ps(_mm256_and_si256(idx, _mm256_set1_epi32(15))); }
 // The same less 8 (a symmetric INT4 weight's q - z).
 inline V vnibble_f32_m8(VI idx) { return _mm256_sub_ps(vnibble_f32(idx), _mm256_set1_ps(8.0f)); }
-constexpr bool kNibbleLookup = false;
 // Two columns of half a panel (k at p, k+1 at p + 16).
 inline void vfp8x2_e4m3_scaled(const uint8_t* p, V& k0, V& k1) {
   k0 = vfp8_e4m3_scaled(p);

@@ -117,7 +117,6 @@ inline V vnibble_f32_m8(VI idx) {
   const V table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
   return _mm512_permutexvar_ps(idx, table);
 }
-constexpr bool kNibbleLookup = true;
 // Two columns of a panel at once (k at p, k+1 at p + 16): 32 codes sign-extended in one zmm.
 inline void vfp8x2_e4m3_scaled(const uint8_t* p, V& k0, V& k1) {
   __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));

@@ -388,6 +388,14 @@ inline void scale_add_rows(float* acc, const float* cbuf, V s0, V s1, const floa
   }
 }
 
+// Scale block blkIdx's sums of rows m.. (`rows` live, m counted from c.m_base) into acc, with the
+// weight's scales s0, s1, and with block-scaled activations (one piece of x only) the rows' own.
+template <int P>
+inline void add_block(const Ctx& c, float* acc, const float* cbuf, V s0, V s1, int64_t m, int64_t rows, int64_t blkIdx) {
+  if (P == 1 && c.block_scale) scale_add_rows(acc, cbuf, s0, s1, c.block_scale + (c.m_base + m) * c.units + blkIdx, c.units, rows);
+  else scale_add<P>(acc, cbuf, s0, s1);
+}
+
 // K columns [ka, kb) (multiples of 32) of rows m0..m0+15 against the chunk's B tiles. x's first
 // piece goes into C tiles 0, 1 and the others (2^-8 of x and less) into C tiles 2, 3, added only
 // at the end: each float32 sum is then as long as the block, as on the FMA kernels (one chain
@@ -546,11 +554,7 @@ inline void dot_one_row_tile(const Ctx& c, int64_t t0, int64_t t1, int64_t mc0, 
         if (pa != ka)
           for (int i = 0; i < 16 * kTileN; i += 16) vstore(cbuf + i, vadd(vload(cbuf + i), vload(cbuf + 16 * kTileN + i)));
       }
-      if (c.block_scale)
-        scale_add_rows(acc, cbuf, cur.scale(0, blkIdx, fp8f), cur.scale(1, blkIdx, fp8f), c.block_scale + (c.m_base + mc0) * c.units + blkIdx,
-                       c.units, mr);
-      else
-        scale_add<1>(acc, cbuf, cur.scale(0, blkIdx, fp8f), cur.scale(1, blkIdx, fp8f));
+      add_block<1>(c, acc, cbuf, cur.scale(0, blkIdx, fp8f), cur.scale(1, blkIdx, fp8f), mc0, mr, blkIdx);
     }
     const int64_t n0 = t * kTileN;
     if (c.row_scale) scale_rows(acc, c.row_scale + c.m_base + mc0, mr);
@@ -623,11 +627,7 @@ void run_tiles(Ctx& c, int64_t t0, int64_t t1) {
                 if (first && has_next) nxt.decode(ka, kb - ka, bn + ((ka - k0) / 32) * 2 * (kBTileBytes / 2));
                 if (first && has_after) aft.prefetch(ka, kb - ka);
               }
-              if (!AMX && c.block_scale)
-                scale_add_rows(at + (m0 - mc0) * kTileN, cbuf, s[0], s[1], c.block_scale + (c.m_base + m0) * c.units + blkIdx, c.units,
-                               mc0 + mr - m0 < 16 ? mc0 + mr - m0 : 16);
-              else
-                scale_add<P>(at + (m0 - mc0) * kTileN, cbuf, s[0], s[1]);
+              add_block<P>(c, at + (m0 - mc0) * kTileN, cbuf, s[0], s[1], m0, mc0 + mr - m0 < 16 ? mc0 + mr - m0 : 16, blkIdx);
             }
             ka = kb;
           }
