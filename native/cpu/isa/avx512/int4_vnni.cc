@@ -6,7 +6,8 @@
 // 8-bit activations, four columns per lane per instruction: the INT4 CPU layout keeps columns
 // 8c..8c+3 in a lane word's low nibbles and 8c+4..8c+7 in its high nibbles
 // (cpu/layout/int4.h, cpu/layout/fp8.h), so one AND and one shift-AND make the two byte vectors the
-// instruction wants. Row m's sum is finally multiplied by its activation scale.
+// instruction wants. Row m's sum is finally multiplied by its activation scale. A symmetric
+// weight (every z = 8) never reads its zero points: 1/18 fewer bytes from memory at group 128.
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -79,7 +80,7 @@ void quantize_row(const GemmProblem& p, const int32_t* perm, int64_t m, float* t
   }
 }
 
-template <int R>
+template <int R, bool SYM>
 inline void tile(const Ctx& c, int64_t m0, int64_t t, const TileOut& o) {
   const QuantProblem& q = *c.q;
   const GemmProblem& p = *q.p;
@@ -137,7 +138,7 @@ inline void tile(const Ctx& c, int64_t m0, int64_t t, const TileOut& o) {
       // 8 Ki columns (15 * 127 * 8192 < 2^24), so the product and the one rounding of the fused
       // subtraction are exact, and a row whose codes equal z gives exactly 0 before the scale.
       const V s = vload(sc + (v * G + g) * kQuantPanel);
-      const V z = vload(zr + (v * G + g) * kQuantPanel);
+      const V z = SYM ? vset1(8.0f) : vload(zr + (v * G + g) * kQuantPanel);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const V dot = _mm512_cvtepi32_ps(CH == 2 ? _mm512_add_epi32(iacc[r][v][0], iacc[r][v][CH - 1]) : iacc[r][v][0]);
@@ -151,11 +152,11 @@ inline void tile(const Ctx& c, int64_t m0, int64_t t, const TileOut& o) {
 
 template <int R = kR>
 inline void tile_rows(int rows, const Ctx& c, int64_t m0, int64_t t, const TileOut& o) {
-  if constexpr (R == 1) {
-    tile<1>(c, m0, t, o);
-  } else {
-    if (rows == R) tile<R>(c, m0, t, o);
-    else tile_rows<R - 1>(rows, c, m0, t, o);
+  if (rows == R || R == 1) {
+    if (c.q->int4_symmetric) tile<R, true>(c, m0, t, o);
+    else tile<R, false>(c, m0, t, o);
+  } else if constexpr (R > 1) {
+    tile_rows<R - 1>(rows, c, m0, t, o);
   }
 }
 
