@@ -83,6 +83,8 @@ export interface CpuAddon {
   place(a: { weight: WeightParams } & CanonicalArrays): ArrayBuffer;
   canonical(a: { weight: WeightDescriptor } & CanonicalArrays): void;
   toDense(a: { weight: WeightDescriptor; out: ArrayBufferView }): void;
+  /** The largest power of two (up to 4096) dividing the buffer's address; 0 for no bytes. */
+  alignment(buffer: ArrayBuffer | ArrayBufferView): number;
   // linear.cc, lowrank.cc
   linear(a: NativeLinearArgs): void;
   linearAsync(a: NativeLinearArgs): Promise<void>;

@@ -3,6 +3,8 @@
 // round-robin), next to a dense float32 GEMV whose weight has the same number of bytes, also
 // cold, alternating the two; medians of 41 calls each. Equal times mean both stream memory at
 // the same rate: the INT4 kernel's decode is hidden and only fewer bytes can make it faster.
+// The INT4 GEMV with float32 activations (the direct kernel, decoding to float32) is timed the
+// same way, cold, as a third figure.
 //
 //   npm run build:ts && node scripts/microbench/cold-stream.js [NxK ...]   (default: the bench's shapes)
 'use strict';
@@ -35,6 +37,7 @@ for (const shape of process.argv.slice(2).length ? process.argv.slice(2) : ['409
   const yd = new Float32Array(dn);
   const t4 = [];
   const td = [];
+  const tf = [];
   for (let i = 0; i < 41; ++i) {
     cg.linear(ex, [1, 4096], evict, { out: ey });
     let t0 = process.hrtime.bigint();
@@ -44,12 +47,17 @@ for (const shape of process.argv.slice(2).length ? process.argv.slice(2) : ['409
     t0 = process.hrtime.bigint();
     cg.linear(x, [1, K], dense, { out: yd });
     td.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    cg.linear(ex, [1, 4096], evict, { out: ey });
+    t0 = process.hrtime.bigint();
+    cg.linear(x, [1, K], int4, { out: y4 });
+    tf.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   const m4 = median(t4);
   const md = median(td);
+  const mf = median(tf);
   console.log(
     `${shape}: INT4 a8 ${m4.toFixed(3)} ms (${(int4.byteLength / m4 / 1e6).toFixed(1)} GB/s), ` +
       `dense f32 ${dn}x${K} (${(dense.byteLength / 1e6).toFixed(1)} MB) ${md.toFixed(3)} ms (${(dense.byteLength / md / 1e6).toFixed(1)} GB/s), ` +
-      `INT4 / dense time ${(m4 / md).toFixed(2)}`,
+      `INT4 / dense time ${(m4 / md).toFixed(2)}; INT4 float32 x ${mf.toFixed(3)} ms (${(int4.byteLength / mf / 1e6).toFixed(1)} GB/s)`,
   );
 }
