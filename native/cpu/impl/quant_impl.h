@@ -89,9 +89,10 @@ inline void int4_q_all(const VI (&word)[kQdNV], F&& f) {
 // SYM (a symmetric weight, every z = 8): the lookup gives q - 8 itself on AVX-512, one vector op
 // less per 16 weights and no zero points to load, the same values (q - 8 is exact either way).
 // tune-ab on Zen 5, INT4 g128: M = 1 1.07-1.53x, M = 2 1.24-1.40x, M = 3-8 1.06-1.35x.
-// With one or two rows of x (the GEMV case) the kernel is bounded by how fast the codes come
-// from memory: each lane word's line is asked for 2 KiB ahead into L1 and 8 KiB ahead into L2.
-// Cold weights on Zen 5 (a 180 MB GEMV between calls, M = 1, 2 threads): 1.1-1.3x.
+// With one or two rows of x (the GEMV case) the direct kernels (INT4 and FP8) are bounded by how
+// fast the codes come from memory: each line of codes is asked for 2 KiB ahead into L1 and
+// 8 KiB ahead into L2. Cold weights on Zen 5 (a 180 MB GEMV between calls, M = 1, 2 threads):
+// INT4 1.1-1.3x.
 constexpr int kQdPrefetchBytes = 2048, kQdPrefetchL2Bytes = 8192;
 template <int R> constexpr int direct_chains() { return R == 1 ? 4 : (R == 2 ? 2 : 1); }
 
@@ -251,6 +252,12 @@ inline void fp8_direct_tile(const float* __restrict x, int64_t ldx, const Fp8Vie
 #pragma GCC unroll 4
         for (int v = 0; v < kQdNV; ++v) {
           const uint8_t* p = t.codes + (v / kVecsPerPanel) * t.K * kQuantPanel + (k + h) * kQuantPanel + (v % kVecsPerPanel) * L;
+          if constexpr (R <= 2) {
+            if (h == 0) {  // S = 4 columns: one line of a panel per step
+              __builtin_prefetch(p + kQdPrefetchBytes, 0, 3);
+              __builtin_prefetch(p + kQdPrefetchL2Bytes, 0, 1);
+            }
+          }
           if constexpr (E4M3) vfp8x2_e4m3_scaled(p, w0[v], w1[v]);
           else vfp8x2_e5m2(p, w0[v], w1[v]);
         }
