@@ -60,5 +60,4 @@ describe('CPU placements start on a 64-byte boundary', () => {
     // and through the CPU backend, as the weight classes place theirs
     expect(addon.alignment(cpuBackend.place(params, canonical).data)).toBeGreaterThanOrEqual(64);
   });
-
 });

@@ -94,6 +94,13 @@ inline void int4_q_all(const VI (&word)[kQdNV], F&& f) {
 // 8 KiB ahead into L2. Cold weights on Zen 5 (a 180 MB GEMV between calls, M = 1, 2 threads):
 // INT4 1.1-1.3x, FP8 1.13-1.25x.
 constexpr int kQdPrefetchBytes = 2048, kQdPrefetchL2Bytes = 8192;
+template <int R>
+inline void direct_prefetch(const uint8_t* codes) {
+  if constexpr (R <= 2) {
+    __builtin_prefetch(codes + kQdPrefetchBytes, 0, 3);
+    __builtin_prefetch(codes + kQdPrefetchL2Bytes, 0, 1);
+  }
+}
 template <int R> constexpr int direct_chains() { return R == 1 ? 4 : (R == 2 ? 2 : 1); }
 
 template <int R, bool SYM = false>
@@ -117,10 +124,7 @@ inline void int4_direct_tile(const float* __restrict x, int64_t ldx, const Int4V
 #pragma GCC unroll 4
       for (int v = 0; v < kQdNV; ++v) {
         const uint8_t* wp = t.codes + ((v / kVecsPerPanel) * C * kQuantPanel + c * kQuantPanel + (v % kVecsPerPanel) * L) * 4;
-        if constexpr (R <= 2) {
-          __builtin_prefetch(wp + kQdPrefetchBytes, 0, 3);
-          __builtin_prefetch(wp + kQdPrefetchL2Bytes, 0, 1);
-        }
+        direct_prefetch<R>(wp);
         word[v] = vload_i(wp);
       }
       const float* xc = x + 8 * c;
@@ -252,12 +256,7 @@ inline void fp8_direct_tile(const float* __restrict x, int64_t ldx, const Fp8Vie
 #pragma GCC unroll 4
         for (int v = 0; v < kQdNV; ++v) {
           const uint8_t* p = t.codes + (v / kVecsPerPanel) * t.K * kQuantPanel + (k + h) * kQuantPanel + (v % kVecsPerPanel) * L;
-          if constexpr (R <= 2) {
-            if (h == 0) {  // once per step (AVX-512, R = 1: 4 columns, one line of each panel)
-              __builtin_prefetch(p + kQdPrefetchBytes, 0, 3);
-              __builtin_prefetch(p + kQdPrefetchL2Bytes, 0, 1);
-            }
-          }
+          if (h == 0) direct_prefetch<R>(p);  // once per step (AVX-512, R = 1: 4 columns, one line of each panel)
           if constexpr (E4M3) vfp8x2_e4m3_scaled(p, w0[v], w1[v]);
           else vfp8x2_e5m2(p, w0[v], w1[v]);
         }
