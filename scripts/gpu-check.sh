@@ -11,24 +11,33 @@
 #   1 env        nvidia-smi, nvcc, python/torch, compute-sanitizer, OS     -> env.txt
 #                (no GPU or driver: the check stops here, exit 2)
 #   2 build      the CUDA addon, with the Node from .gpu/node.xz (unpacked to /tmp/node when no
-#                `node` is on the PATH) and node_modules from .gpu/node_modules.tar.xz:
+#                `node` is on the PATH) and node_modules from .gpu/node_modules.tar.xz. The addon
+#                built here (.gpu/prebuilt/, pack.sh) is used when it loads there and its
+#                selfTest passes (it is copied to build-cuda/Release, where the library looks):
+#                device time is short, and CI builds the same sources with the same nvcc. Else,
+#                or with CG_GPU_CHECK_BUILD=1, it is built there:
 #                COMPRESSED_GEMM_REQUIRE_CUDA=1 node scripts/build-cuda.js, SASS for
 #                $CG_GPU_CHECK_ARCHS (default 90a-real: the H200's); then probe() and selfTest().
-#                If the build fails, the addon built here (.gpu/prebuilt/) is used instead  -> build.log
+#                If that build fails, the prebuilt addon is used whatever its selfTest said  -> build.log
 #   3 probes     every probe kind through the real addon's runProbe, with the inputs of
 #                test/cuda-sim/ptx.test.ts, against the ISA's formulas (scripts/gpu-check/
 #                ptx-formulas.js); the dumps are fixtures for the simulator   -> probes.log, probes/dumps.json
-#   4 js-checks  what can run without node_modules: the formulas' ISA-vs-CuTe agreement, and the
-#                addon built here against the fresh build's dumps (the jest suite on the cuda
-#                backend cannot run there: no node_modules)                  -> appended to probes.log
-#   5 sanitizer  compute-sanitizer memcheck over the probes, racecheck over the mma tile probe
-#                (skipped when compute-sanitizer is absent)                   -> sanitizer.log
+#   4 jest       the numerics suites on the cuda backend (jest.cuda.config.js: the suites and
+#                float64 references that run on cuda-sim in CI, on the GPU), with the jest,
+#                ts-jest and typescript of .gpu/node_modules.tar.xz and the CPU addon of
+#                build/Release (or .gpu/prebuilt's: the routes that fall back to the CPU, and
+#                the tests' helpers, use it)                                             -> appended to probes.log
+#   5 js-checks  the formulas' ISA-vs-CuTe agreement, and (when the addon was built there) the
+#                addon built here against the fresh build's dumps           -> appended to probes.log
 #   6 timings    torch.matmul fp16/bf16 (cuBLAS), 8192^3 and LLM shapes, CUDA events, medians,
 #                inputs rotated past the L2 (scripts/gpu-check/torch_baseline.py),
-#                and our own kernels beside them (scripts/gpu-check/bench-ours.js: the dense and
-#                2:4 GEMMs, timeGemm's device events, the same shapes and rotation; and
-#                whether copyToHostAsync returns before the GEMMs queued ahead of it finish)
-#                                                                             -> timings.json, timings.txt
+#                and our own kernels beside them (scripts/gpu-check/bench-ours.js: the dense,
+#                2:4 and INT4 GEMMs and fused LoRA, timeGemm's device events, the same shapes and
+#                rotation; and whether copyToHostAsync returns before the GEMMs queued ahead of
+#                it finish)                                                   -> timings.json, timings.txt
+#   7 sanitizer  compute-sanitizer memcheck over the probes, racecheck over the mma tile probe
+#                (skipped when compute-sanitizer is absent)                   -> sanitizer.log
+# They run in the order 1 2 3 6 4 5 7 (the timings before jest: see the end of this file).
 # OUT_DIR holds at most 8 files (the device tool brings back 8): summary.txt, env.txt, build.log,
 # probes.log, probes/dumps.json, sanitizer.log, timings.json, timings.txt.
 #
@@ -37,7 +46,8 @@
 #   CG_GPU_CHECK_BUDGET_S   seconds for the whole run (default 510); each step's timeout is cut to
 #                           what is left, and a step with under 20 s left is skipped
 #   CG_GPU_CHECK_ARCHS      CMake CUDA architectures of the build there (default 90a-real)
-#   CG_GPU_CHECK_STEPS      which steps to run (default "1 2 3 4 5 6")
+#   CG_GPU_CHECK_STEPS      which steps to run (default "1 2 3 4 5 6 7")
+#   CG_GPU_CHECK_BUILD=1    build the addon there even when the prebuilt one works
 #   CG_GPU_CHECK_ALLOW_NO_GPU=1   go on without a GPU (to try the script itself; not for results)
 #   CG_GPU_CHECK_QUICK=1    fewer timing repetitions
 # Measures the card as found: it never changes clocks or settings.
@@ -54,7 +64,7 @@ cd "$ROOT" || exit 2
 WORK=$(mktemp -d /tmp/cg-gpu-check.XXXXXX) || exit 2
 SUMMARY="$OUT/summary.txt"
 BUDGET=${CG_GPU_CHECK_BUDGET_S:-510}
-STEPS=${CG_GPU_CHECK_STEPS:-1 2 3 4 5 6}
+STEPS=${CG_GPU_CHECK_STEPS:-1 2 3 4 5 6 7}
 START=$(date +%s)
 FAILED=0
 export OUT ROOT WORK
@@ -210,36 +220,61 @@ step_build() {
     fi
   fi
 
+  # check_addon FILE: loads it, prints probe() and selfTest(); exit 0 when selfTest ran and passed.
+  check_addon() {
+    timeout 120 "$node" -e '
+      const a = require(process.argv[1]);
+      const p = a.probe(), s = a.selfTest(0);
+      console.log(JSON.stringify({ probe: p, selfTest: s, compiledTargets: a.compiledTargets(), exports: Object.keys(a) }, null, 1));
+      const d = p.devices && p.devices[0];
+      console.log(`addon: ${d ? d.name + " (sm_" + d.sm + ")" : "no device (" + (p.errorName || p.error) + ")"}, ` +
+        `SASS ${a.compiledTargets().join(" ")}; selfTest ${s.ran ? (s.passed ? "passed" : "FAILED") : "did not run (" + (s.errorName || "") + ")"}`);
+      process.exit(s.ran && s.passed ? 0 : 1);' "$1" 2>&1 | tee "$WORK/check.out"
+    local rc=${PIPESTATUS[0]}
+    grep '^addon:' "$WORK/check.out" | tail -1 > "$WORK/check.last"
+    return $rc
+  }
+  # The addons built here travel compressed (pack.sh).
+  local f
+  for f in .gpu/prebuilt/*.node.xz; do
+    [[ -f "$f" ]] && unxz_to "$f" "${f%.xz}" && echo "unpacked $f"
+  done
+  if [[ ! -f build/Release/compressed_gemm_cpu.node && -f .gpu/prebuilt/compressed_gemm_cpu.node ]]; then
+    mkdir -p build/Release && cp .gpu/prebuilt/compressed_gemm_cpu.node build/Release/ && echo "the CPU addon built here -> build/Release"
+  fi
+  local pre="$ROOT/.gpu/prebuilt/compressed_gemm_cuda.node" dest="$ROOT/build-cuda/Release/compressed_gemm_cuda.node"
+  if [[ "${CG_GPU_CHECK_BUILD:-}" != 1 && -f "$pre" ]]; then
+    echo; echo "## the addon built here (.gpu/prebuilt): probe() and selfTest()"
+    if check_addon "$pre"; then
+      mkdir -p "$(dirname "$dest")" && cp "$pre" "$dest" && echo "$dest" > "$WORK/addon" && touch "$WORK/prebuilt-used"
+      note "the addon built here (.gpu/prebuilt, not rebuilt there; CG_GPU_CHECK_BUILD=1 rebuilds): $(cat "$WORK/check.last")"
+      return 0
+    fi
+    echo "the prebuilt addon did not pass there: building"
+  fi
+
   local archs=${CG_GPU_CHECK_ARCHS:-90a-real} built=0 why=""
   if COMPRESSED_GEMM_REQUIRE_CUDA=1 COMPRESSED_GEMM_CUDA_ARCHS="$archs" "$node" scripts/build-cuda.js; then
-    if [[ -f build-cuda/Release/compressed_gemm_cuda.node ]]; then built=1; else why="build-cuda.js succeeded but the addon is missing"; fi
+    if [[ -f "$dest" ]]; then built=1; else why="build-cuda.js succeeded but the addon is missing"; fi
   else
     why="build-cuda.js failed (see build.log)"
   fi
   local addon=""
   if ((built)); then
-    addon="$ROOT/build-cuda/Release/compressed_gemm_cuda.node"
-  elif [[ -f .gpu/prebuilt/compressed_gemm_cuda.node ]]; then
-    addon="$ROOT/.gpu/prebuilt/compressed_gemm_cuda.node"
+    addon="$dest"
+  elif [[ -f "$pre" ]]; then
+    addon="$pre"
   fi
   [[ -n "$addon" ]] && echo "$addon" > "$WORK/addon"
 
   echo; echo "## the addon: probe() and selfTest()"
-  local info="" rc=0
+  local rc=0
   if [[ -n "$addon" ]]; then
-    info=$(timeout 120 "$node" -e '
-      const a = require(process.argv[1]);
-      const p = a.probe(), s = a.selfTest(0);
-      console.log(JSON.stringify({ probe: p, selfTest: s, compiledTargets: a.compiledTargets(), exports: Object.keys(a) }, null, 1));
-      const d = p.devices && p.devices[0];
-      console.error(`addon: ${d ? d.name + " (sm_" + d.sm + ")" : "no device (" + (p.errorName || p.error) + ")"}, ` +
-        `SASS ${a.compiledTargets().join(" ")}; selfTest ${s.ran ? (s.passed ? "passed" : "FAILED") : "did not run (" + (s.errorName || "") + ")"}`);
-      process.exit(s.ran && s.passed ? 0 : 1);' "$addon" 2>&1)
+    check_addon "$addon"
     rc=$?
-    echo "$info"
   fi
   local last
-  last=$(printf '%s\n' "$info" | grep '^addon:' | tail -1)
+  last=$(cat "$WORK/check.last" 2>/dev/null)
   if ((built)); then
     note "built there (SASS $archs) with $("$node" --version); $last"
     return $rc
@@ -247,7 +282,7 @@ step_build() {
   if [[ -n "$addon" ]]; then
     note "$why; using the addon built here (.gpu/prebuilt); $last"
   else
-    note "$why; and no .gpu/prebuilt addon: steps 3-5 cannot run"
+    note "$why; and no .gpu/prebuilt addon: steps 3-7 cannot run"
   fi
   return 1
 }
@@ -276,14 +311,36 @@ step_probes() {
 }
 export -f step_probes
 
-# ---- 4. plain-JS checks -----------------------------------------------------------------------------
+# ---- 4. jest on the cuda backend -------------------------------------------------------------------
+step_jest() {
+  need_addon || return 1
+  if [[ ! -f node_modules/jest/bin/jest.js || ! -d node_modules/ts-jest || ! -d node_modules/typescript ]]; then
+    note "no jest, ts-jest or typescript in node_modules (bash scripts/gpu-check/pack.sh packs them)"
+    return 1
+  fi
+  if [[ ! -f build/Release/compressed_gemm_cpu.node ]]; then
+    note "no CPU addon in build/Release (pack.sh packs the one built here)"
+    return 1
+  fi
+  # The seed each suite used is printed on failure (CG_TEST_SEED reproduces it).
+  COMPRESSED_GEMM_BACKEND=cuda "$NODE" node_modules/jest/bin/jest.js -c jest.cuda.config.js --ci \
+    --maxWorkers="$(($(nproc) > 8 ? 8 : $(nproc)))" 2>&1 | tee "$WORK/jest.out"
+  local rc=${PIPESTATUS[0]}
+  local fails
+  fails=$(grep -E '^\s+● ' "$WORK/jest.out" | sed 's/^ *● //' | cut -c1-100 | head -3 | tr '\n' ';')
+  note "$(grep -E '^Tests:' "$WORK/jest.out" | tail -1)${fails:+; first failures: $fails}"
+  return $rc
+}
+export -f step_jest
+
+# ---- 5. plain-JS checks -----------------------------------------------------------------------------
 step_js_checks() {
   need_addon || return 1
   local rc=0 notes=""
   echo "## the formulas' two sources (ISA, CuTe) agree on every lane (scripts/gpu-check/js-checks.js)"
   if "$NODE" scripts/gpu-check/js-checks.js; then notes="formulas: ISA = CuTe"; else rc=1; notes="formulas: DISAGREE"; fi
   local pre="$ROOT/.gpu/prebuilt/compressed_gemm_cuda.node"
-  if [[ -f "$pre" && "$ADDON" != "$pre" && -f "$OUT/probes/dumps.json" ]]; then
+  if [[ -f "$pre" && "$ADDON" != "$pre" && ! -f "$WORK/prebuilt-used" && -f "$OUT/probes/dumps.json" ]]; then
     echo; echo "## the addon built here (.gpu/prebuilt) against the fresh build's dumps"
     "$NODE" scripts/gpu-check/run-probes.js --addon "$pre" --replay "$OUT/probes/dumps.json" | tee "$WORK/replay.out"
     if [[ ${PIPESTATUS[0]} -eq 0 ]]; then
@@ -292,15 +349,12 @@ step_js_checks() {
       notes="$notes; the addon built here (informational): $(grep -E '^(# [0-9]+ passed|FAIL)' "$WORK/replay.out" | head -2 | cut -c1-120 | tr '\n' ' ')"
     fi
   fi
-  echo
-  echo "The jest suite on the cuda backend does not run here: there are no node_modules (jest, ts-jest)."
-  echo "What it checks of the PTX wrappers runs in steps 3 and 4 (run-probes.js, js-checks.js)."
-  note "$notes; jest suite not run (no node_modules there)"
+  note "$notes"
   return $rc
 }
 export -f step_js_checks
 
-# ---- 5. compute-sanitizer ---------------------------------------------------------------------------
+# ---- 7. compute-sanitizer ---------------------------------------------------------------------------
 step_sanitizer() {
   if ! command -v compute-sanitizer >/dev/null; then
     note "compute-sanitizer not found"
@@ -371,10 +425,13 @@ if ! grep -q '^step 1 env: PASS' "$SUMMARY" && grep -q '^step 1 env:' "$SUMMARY"
   echo "(CG_GPU_CHECK_ALLOW_NO_GPU=1: going on without a GPU)" >> "$SUMMARY"
 fi
 run_step 2 build 360 "$OUT/build.log" step_build
-run_step 3 probes 180 "$OUT/probes.log" step_probes
-run_step 4 js-checks 120 "$OUT/probes.log" step_js_checks
-run_step 5 sanitizer 300 "$OUT/sanitizer.log" step_sanitizer
+# The timings run before the jest suite: device time is short, and a machine is lent rarely; the
+# figures are what the next lease cannot get back, while jest's cases also run on cuda-sim in CI.
+run_step 3 probes 90 "$OUT/probes.log" step_probes
 run_step 6 timings 300 "$OUT/timings.txt" step_timings
+run_step 4 jest 180 "$OUT/probes.log" step_jest
+run_step 5 js-checks 45 "$OUT/probes.log" step_js_checks
+run_step 7 sanitizer 240 "$OUT/sanitizer.log" step_sanitizer
 
 if [[ -f "$OUT/timings.json" ]]; then
   python3 -c 'import json,sys; t=json.load(open(sys.argv[1])).get("table"); print("\ntimings (timings.json):\n" + t) if t else None' "$OUT/timings.json" >> "$SUMMARY" 2>/dev/null
