@@ -34,7 +34,8 @@
 //   256 rows with 8 warps) are the next configuration.
 // What to tune on a GPU (not measured: this kernel has only run on the simulated device):
 //   split-K across blocks when Np / 64 blocks cannot fill the GPU (small N), 128 columns per block
-//   for more X reuse, stages (kStages), evict-first loads of the codes (read once), scales staged
+//   for more X reuse, stages (kStages), evict-first loads of the codes (read once; the hint faulted
+//   in the decode tile, see fetch_to_shared), scales staged
 //   in shared memory instead of read per k16 tile through L1, and Marlin's 1/16 fma trick, which
 //   saves the shifts of the f16 dequantization.
 // Pipeline: kStages = 4 shared-memory stages filled by cp.async (X tile and code tile of one
@@ -206,10 +207,6 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
   const int k_steps = (k_tiles - tile0 + T::kWarps - 1) / T::kWarps;
   const size_t row_bytes = size_t(Np / 64) * T::kCodeTileBytes;
 
-  // The weight's codes are read once by one block: L2 evict-first, so they do not evict X and
-  // the scales, which other blocks read again (ptx/cp_async.h).
-  const uint64_t stream_policy = ::cg::ptx::l2_evict_first_policy();
-
   // Step: fetch_to_shared. Thread tid copies X chunks tid, tid + 128, .. (chunk i: row i / 8, 8
   // values at column 8 (i % 8) of the K-step) and code chunk tid (k16 tile tid / 32 of the
   // K-step, lane tid % 32's 16 bytes). Past M, K or Kp: src-size 0 from the matrix's base
@@ -231,7 +228,13 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
       const int r = tile0 + ks * T::kWarps + kk;
       const bool inside = r < k_tiles;
       const uint8_t* src = inside ? codes + size_t(r) * row_bytes + size_t(col_group) * T::kCodeTileBytes + size_t(l) * 16 : codes;
-      ::cg::ptx::cp_async16_hinted(sw + kk * T::kCodeTileBytes + l * 16, src, inside ? 16 : 0, stream_policy);
+      // A plain cp.async, without the L2 evict-first hint (cp_async16_hinted) it had: on the H200
+      // (CUDA 13.0's ptxas, sm_90a) the decode tile's copy compiled to an LDGSTS whose cache-policy
+      // descriptor reads uniform registers nothing wrote, and every Int4Tile launch stopped with
+      // cudaErrorIllegalInstruction (bench/results/gpu-h200-2026-12-04/, isolate.txt and
+      // sanitizer.txt); the wide tile's was fine. The hint changes no result; the simulator cannot
+      // see this, scripts/gpu-check/isolate.js and the jest run of gpu-check.sh on a GPU can.
+      ::cg::ptx::cp_async<16>(sw + kk * T::kCodeTileBytes + l * 16, src, inside ? 16 : 0);
     }
   };
 

@@ -201,9 +201,11 @@ function measure(addon, kernel, dtype, name, M, N, K, opts, extra = {}) {
  */
 async function asyncReturn(addon, simulated) {
   const [M, N, K, kernels] = simulated ? [64, 64, 64, 2] : [8192, 8192, 8192, 8];
-  const set = inputSet(addon, 'dense', 'fp16', M, N, K);
   const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
+  let set = { handles: [] };
   try {
+    // (Inside the try: after a kernel fault the context is unusable, and the cases' results must still be written.)
+    set = inputSet(addon, 'dense', 'fp16', M, N, K);
     await addon.linearDenseAsync(set.args); // warm-up: the kernel's first launch
     const t0 = process.hrtime.bigint();
     const pending = [];
@@ -224,7 +226,13 @@ async function asyncReturn(addon, simulated) {
   } catch (e) {
     return { kernels, M, N, K, error: `${e.code || e.name}: ${e.message}` };
   } finally {
-    for (const h of set.handles) addon.deviceFree(h);
+    for (const h of set.handles) {
+      try {
+        addon.deviceFree(h);
+      } catch {
+        // a faulted context: nothing more to free
+      }
+    }
   }
 }
 
@@ -350,4 +358,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { loraOverhead };
+module.exports = { loraOverhead, measure, inputSet };
