@@ -111,9 +111,15 @@ test('sync calls interleaved with async calls in flight do not disturb them', as
 
 test('linearAsync runs off the event loop: a setImmediate callback runs before a long call resolves', async () => {
   cg.setCpuIsa('scalar');
-  const M = 64;
-  const N = 256;
-  const K = 1024;
+  // "Long": the scalar CPU kernel (or the simulated device) takes milliseconds on 64 x 256 x 1024;
+  // a real GPU finishes that within the loop turn that starts it (the H200 resolved it before the
+  // setImmediate ran: bench/results/gpu-h200-2026-12-04/), so there the float32 kernel (CUDA
+  // cores, no tensor cores) gets 4096^3, several milliseconds even on an H200.
+  const info = cg.backend();
+  const gpu = info.kind === 'cuda' && !info.cuda?.simulated;
+  const M = gpu ? 4096 : 64;
+  const N = gpu ? 4096 : 256;
+  const K = gpu ? 4096 : 1024;
   const rng = mulberry32(seedFor('off-loop'));
   const w = cg.DenseWeight.from(randomFloat32(rng, N * K), [N, K]);
   const x = randomFloat32(rng, M * K);

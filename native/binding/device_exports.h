@@ -279,6 +279,10 @@ struct AsyncOp {
   std::shared_ptr<Allocation> alloc;  // the device memory stays until the op is gone
   std::vector<std::shared_ptr<Allocation>> keep;  // more of it, for ops over several (gemm_exports.h)
   rt::HostBuffer staging;  // page-locked: the copy never makes the JS thread wait for the device
+  // More page-locked memory that copies enqueued for the op read (a LoRA row table, a shrink tile
+  // table): kept until the op completes. Not in the kernel task: under CUDA that task runs (and
+  // is destroyed) when it is enqueued, long before the copies ahead of it read their source.
+  std::vector<std::shared_ptr<rt::HostBuffer>> host_keep;
   napi_deferred deferred = nullptr;
   napi_ref dst = nullptr;  // copyToHostAsync's destination
   size_t dst_bytes = 0;

@@ -316,7 +316,8 @@ inline LinearCall linear_call(const Napi::Object& o) {
 // ---- running a checked call --------------------------------------------------------------------
 // The LoRA row table's upload, then the kernel, on the device's stream. Sync: waits (the call's
 // allocations are held by `keep` until then). Async: a promise settled when the kernel is done;
-// the op holds the allocations and the kernel task the row table, so nothing is freed under it.
+// the op holds the allocations and the row table (AsyncOp::host_keep) until then, so nothing is
+// freed, or reused by the host pool, under the stream.
 inline Napi::Value run_gemm(const Napi::Env& env, int device, std::vector<std::shared_ptr<de::Allocation>> keep,
                             const LoraArg& lora, const rt::Kernel& kernel, bool async) {
   if (!async) {
@@ -328,10 +329,10 @@ inline Napi::Value run_gemm(const Napi::Env& env, int device, std::vector<std::s
   }
   std::unique_ptr<de::AsyncOp> op(new de::AsyncOp);
   op->keep = std::move(keep);
-  return de::run_async(env, device, std::move(op), [lora, kernel](rt::Stream& s, de::AsyncOp&) {
+  if (lora.table) op->host_keep.push_back(lora.table);
+  return de::run_async(env, device, std::move(op), [&lora, &kernel](rt::Stream& s, de::AsyncOp&) {
     lora.upload(s);
-    const std::shared_ptr<rt::HostBuffer> table = lora.table;
-    s.launch([kernel, table](void* stream) { return kernel(stream); });
+    s.launch(kernel);
   });
 }
 

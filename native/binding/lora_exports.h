@@ -122,8 +122,8 @@ inline ShrinkCall shrink_call(const Napi::Object& o) {
   return c;
 }
 
-inline rt::Kernel shrink_kernel(const gemm::LoraShrinkArgs& s, std::shared_ptr<rt::HostBuffer> table) {
-  return [s, table](void* native_stream) -> std::string {
+inline rt::Kernel shrink_kernel(const gemm::LoraShrinkArgs& s) {
+  return [s](void* native_stream) -> std::string {
 #if defined(__CUDACC__)
     const cudaError_t e = gemm::launch_lora_shrink_entry(s, static_cast<gemm::DenseGemmStream>(native_stream));
     if (e != cudaSuccess) throw CudaError(e, "lora_shrink_kernel<<<...>>> (loraShrink)");
@@ -142,7 +142,7 @@ inline Napi::Value LoraShrink(const Napi::CallbackInfo& info) {
   ge::LoraArg upload;
   upload.rows = c.keep[2];
   upload.table = c.table;
-  return ge::run_gemm(info.Env(), c.device, std::move(c.keep), upload, shrink_kernel(c.args, c.table), kAsync);
+  return ge::run_gemm(info.Env(), c.device, std::move(c.keep), upload, shrink_kernel(c.args), kAsync);
 }
 
 inline void register_all_lora(Napi::Env env, Napi::Object exports) {

@@ -73,7 +73,7 @@ inline Napi::Value TimeGemm(const Napi::CallbackInfo& info) {
   } else if (kernel == "loraShrink") {
     lora_exports::ShrinkCall c = lora_exports::shrink_call(av.As<Napi::Object>());
     device = c.device;
-    launch = lora_exports::shrink_kernel(c.args, c.table);
+    launch = lora_exports::shrink_kernel(c.args);
     lora.rows = c.keep[2];  // the tile table goes up before the launches, as loraShrink does it
     lora.table = c.table;
     keep = std::move(c.keep);
