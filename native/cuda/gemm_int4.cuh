@@ -32,7 +32,8 @@
 //   one warp after the other into one [64][64] float32 tile in shared memory (16 KiB: the 4
 //   tiles at once would need 64 KiB), in warp order as before. Larger M tiles (Marlin's up to
 //   256 rows with 8 warps) are the next configuration.
-// What to tune on a GPU (not measured: this kernel has only run on the simulated device):
+// What to tune on a GPU (measured once, on an H200: 31 µs for 4096 x 4096 at M = 1, ~270 GB/s of
+// weight, latency-bound; README, Performance, "On a GPU"):
 //   split-K across blocks when Np / 64 blocks cannot fill the GPU (small N), 128 columns per block
 //   for more X reuse, stages (kStages), evict-first loads of the codes (read once; the hint faulted
 //   in the decode tile, see fetch_to_shared), scales staged
@@ -231,7 +232,7 @@ __global__ void int4_gemm_kernel(const uint16_t* x, const uint8_t* codes, const 
       // A plain cp.async, without the L2 evict-first hint (cp_async16_hinted) it had: on the H200
       // (CUDA 13.0's ptxas, sm_90a) the decode tile's copy compiled to an LDGSTS whose cache-policy
       // descriptor reads uniform registers nothing wrote, and every Int4Tile launch stopped with
-      // cudaErrorIllegalInstruction (bench/results/gpu-h200-2026-12-04/, isolate.txt and
+      // cudaErrorIllegalInstruction (bench/results/gpu-h200-2026-12-04/diagnose/: isolate.txt and
       // sanitizer.txt); the wide tile's was fine. The hint changes no result; the simulator cannot
       // see this, scripts/gpu-check/isolate.js and the jest run of gpu-check.sh on a GPU can.
       ::cg::ptx::cp_async<16>(sw + kk * T::kCodeTileBytes + l * 16, src, inside ? 16 : 0);

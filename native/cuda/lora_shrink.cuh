@@ -24,8 +24,9 @@
 //   in shared memory, two barriers each: one dependent FMA chain of K per thread. Here every
 //   warp reads its row of A once, coalesced (lane L's 16 bytes of each 512), the chains are
 //   K / 32 long, the rows of x are read through the cache (8 rows of x are tiny beside A), and
-//   no barrier or shared memory is needed. Untimed on a GPU: the GPU check's LoRA rows say what
-//   it costs beside the GEMM.
+//   no barrier or shared memory is needed. On an H200 (2026-12-04) it took 30 µs at M = 16,
+//   r = 16, K = 4096 and 117 µs at K = 11008: the grid (tiles x ceil(r / 8)) is 4 blocks there,
+//   and each lane's K chain is serial; K must be split over more warps (README, "On a GPU").
 
 // x may be float32, float16 or bfloat16 (a host x as given, or a device tensor in the weight's
 // dtype): T is x·Aᵀ in float32 from x as the caller passed it, as on the CPU.
