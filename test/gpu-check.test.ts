@@ -41,14 +41,14 @@ function tmpDir(prefix: string): string {
 // ---- the scripts ----------------------------------------------------------------------------------
 
 describe('scripts/gpu-check.sh', () => {
-  test.each(['scripts/gpu-check.sh', 'scripts/gpu-check/pack.sh'])('bash -n %s', (file) => {
+  test.each(['scripts/gpu-check.sh', 'scripts/gpu-check/pack.sh', 'scripts/gpu-check/diagnose.sh'])('bash -n %s', (file) => {
     const r = spawnSync('bash', ['-n', path.join(ROOT, file)], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });
 
   test('the helper scripts parse (node --check; python3 ast.parse)', () => {
-    for (const f of ['ptx-formulas.js', 'probe-cases.js', 'run-probes.js', 'js-checks.js', 'bench-ours.js']) {
+    for (const f of ['ptx-formulas.js', 'probe-cases.js', 'run-probes.js', 'js-checks.js', 'bench-ours.js', 'isolate.js']) {
       const r = spawnSync(process.execPath, ['--check', path.join(DIR, f)], { encoding: 'utf8' });
       expect({ f, status: r.status, stderr: r.stderr }).toEqual({ f, status: 0, stderr: '' });
     }
@@ -190,6 +190,21 @@ describe('scripts/gpu-check.sh', () => {
       }
     } finally {
       for (const h of [x, a, tilesDev, t]) sim.deviceFree(h);
+    }
+  });
+
+  test('isolate.js: a case in a child process prints ok on the simulated device (dense, 2:4, INT4, the LoRA shrink), and an error line, not a crash, when its kernel cannot run', () => {
+    // Its small cases (the parent runs all of them, 4096-wide ones too, on a GPU): 0 dense, 16 2:4,
+    // 32 INT4, 54 the shrink (scripts/gpu-check/isolate.js's CASES).
+    for (const i of [0, 16, 32, 54]) {
+      const r = spawnSync(process.execPath, [path.join(DIR, 'isolate.js'), '--addon', SIM_ADDON, '--child', String(i)], { encoding: 'utf8', timeout: 120_000 });
+      expect({ i, out: r.stdout.trim(), status: r.status }).toEqual({ i, out: 'ok', status: 0 });
+    }
+    // The real CUDA addon here has no driver: the case fails with a coded error line, exit 1.
+    if (fs.existsSync(CUDA_ADDON) && !hasGpu()) {
+      const r = spawnSync(process.execPath, [path.join(DIR, 'isolate.js'), '--addon', CUDA_ADDON, '--child', '0'], { encoding: 'utf8', timeout: 120_000 });
+      expect(r.status).toBe(1);
+      expect(r.stdout.trim()).toMatch(/^ERR_CUDA: /);
     }
   });
 
