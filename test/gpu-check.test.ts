@@ -208,6 +208,29 @@ describe('scripts/gpu-check.sh', () => {
     }
   });
 
+  test('bench-ours.js: after a kernel fault (a sticky CUDA error) the remaining cases run in a fresh process, and every case has its row', () => {
+    // A wrapper of the simulated device's addon whose INT4 launches fault in the first process
+    // only (the continuing process gets --from): as the H200's INT4 decode tile did.
+    const dir = tmpDir('cg-bench-fault-');
+    const wrapper = path.join(dir, 'faulting-addon.js');
+    fs.writeFileSync(wrapper, `const sim = require(${JSON.stringify(SIM_ADDON)});
+module.exports = Object.assign({}, sim, { timeGemm(o) {
+  if (o.kernel === 'int4' && !process.argv.includes('--from')) throw new Error('compressed-gemm: cudaErrorIllegalInstruction: an illegal instruction was encountered (injected)');
+  return sim.timeGemm(o);
+} });
+`);
+    const all = spawnSync(process.execPath, [path.join(DIR, 'bench-ours.js'), '--addon', SIM_ADDON, '--smoke'], { encoding: 'utf8', timeout: 300_000 });
+    const faulted = spawnSync(process.execPath, [path.join(DIR, 'bench-ours.js'), '--addon', wrapper, '--smoke'], { encoding: 'utf8', timeout: 300_000 });
+    const a = JSON.parse(all.stdout), f = JSON.parse(faulted.stdout);
+    const names = (o: { results: Array<{ name: string }> }) => o.results.map((r) => r.name);
+    expect(names(f)).toEqual(names(a).map((n: string) => (n.startsWith('int4-g128 smoke') ? 'int4 smoke' : n)));
+    const errors = f.results.filter((r: { error?: string }) => r.error);
+    expect(errors.map((r: { name: string; error: string }) => [r.name, r.error.includes('cudaErrorIllegalInstruction')])).toEqual([['int4 smoke', true]]);
+    expect(f.continued_after_fault).toEqual([expect.stringMatching(/^int4 smoke \(case \d+\)$/)]);
+    expect(f.async).toEqual(a.async);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   test("bench-ours.js's lora_overhead: (shrink + fused GEMM) / the plain GEMM of the same shape, dtype and M; cases without both partners are left out", () => {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const { loraOverhead } = require(path.join(DIR, 'bench-ours.js'));

@@ -4,6 +4,8 @@
 //
 //   node scripts/gpu-check/bench-ours.js --addon build-cuda/Release/compressed_gemm_cuda.node > ours.json
 //   node scripts/gpu-check/bench-ours.js --addon build/Release/compressed_gemm_cuda_sim.node --smoke
+//   --from N: start at case N (after a kernel fault the script goes on from the next case in a
+//   fresh process itself: continued_after_fault names the faulting cases)
 //   --deadline T: start no case after epoch second T (gpu-check.sh gives it half of its timings
 //   step); `skipped_for_time` counts the cases left out, the most valuable ones come first.
 //
@@ -257,6 +259,21 @@ function loraOverhead(results) {
   return rows;
 }
 
+/** CUDA errors after which the process's context is unusable (every later call fails). */
+const STICKY = /cudaErrorIllegal|cudaErrorLaunchFailure|cudaErrorMisalignedAddress|cudaErrorAssert|cudaErrorHardwareStackError|cudaErrorLaunchTimeout/;
+
+/** Runs this script again from case `from` (same arguments) and returns its JSON. */
+function continueInChild(from) {
+  const { spawnSync } = require('child_process'); // eslint-disable-line global-require
+  const args = process.argv.slice(1).filter((a, i, all) => a !== '--from' && all[i - 1] !== '--from');
+  const r = spawnSync(process.execPath, [...args, '--from', String(from)], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+  try {
+    return JSON.parse(r.stdout);
+  } catch {
+    return { results: [{ name: `cases from ${from}`, error: `the continuing process gave no JSON (status ${r.status}, signal ${r.signal})` }] };
+  }
+}
+
 async function main() {
   const file = arg('--addon');
   const smoke = process.argv.includes('--smoke');
@@ -331,7 +348,9 @@ async function main() {
     cases.push(['loraShrink', 'fp16', 'smoke', 5, 70, 256, { loraRank: LORA_RANK }]);
   }
   const deadline = Number(arg('--deadline')) || 0;
-  for (let i = 0; i < cases.length; i++) {
+  const from = Math.max(0, Number(arg('--from')) || 0);
+  let handedOver = false;
+  for (let i = from; i < cases.length; i++) {
     if (deadline && Date.now() / 1000 > deadline) {
       out.skipped_for_time = cases.length - i;
       break;
@@ -344,10 +363,21 @@ async function main() {
       out.results.push(r);
     } catch (e) {
       out.results.push({ name: `${kernel} ${name}`, kernel, dtype, M, N, K, error: `${e.code || e.name}: ${e.message}` });
+      if (STICKY.test(e.message)) {
+        // A kernel fault leaves this process's CUDA context unusable (the H200's first run lost
+        // every later case so): the remaining cases go on in a fresh process.
+        const rest = continueInChild(i + 1);
+        out.results.push(...rest.results);
+        if (rest.skipped_for_time) out.skipped_for_time = rest.skipped_for_time;
+        out.async = rest.async;
+        out.continued_after_fault = [`${kernel} ${name} (case ${i})`, ...(rest.continued_after_fault || [])];
+        handedOver = true;
+        break;
+      }
     }
   }
   if (!simulated) out.lora_overhead = loraOverhead(out.results);
-  out.async = await asyncReturn(addon, smoke || simulated);
+  if (!handedOver) out.async = await asyncReturn(addon, smoke || simulated);
   out.status = simulated ? 'simulated: plumbing checked, nothing timed as a GPU figure' : 'measured';
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');
 }
