@@ -388,4 +388,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { loraOverhead, measure, inputSet };
+module.exports = { arg, loraOverhead, measure };

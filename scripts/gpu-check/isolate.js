@@ -8,7 +8,7 @@
 'use strict';
 const path = require('path');
 const { spawnSync } = require('child_process');
-const { measure } = require('./bench-ours.js');
+const { arg, measure } = require('./bench-ours.js');
 
 const CASES = [];
 for (const [kernel, dtypes] of [['dense', ['fp16', 'bf16']], ['sparse24', ['fp16', 'bf16']], ['int4', ['fp16', 'bf16']]]) {
@@ -22,11 +22,6 @@ for (const [kernel, dtypes] of [['dense', ['fp16', 'bf16']], ['sparse24', ['fp16
 CASES.push(['int4', 'fp16', 20, 64, 1024, { blockM: 16 }], ['int4', 'fp16', 1, 64, 1024, { splits: 4 }]);
 CASES.push(['dense', 'fp16', 1, 64, 1024, { blockM: 64 }], ['dense', 'fp16', 130, 64, 64, { blockM: 128 }], ['sparse24', 'fp16', 1, 64, 1024, { blockM: 64 }]);
 CASES.push(['loraShrink', 'fp16', 16, 4096, 4096, { loraRank: 16 }], ['loraShrink', 'fp16', 5, 70, 256, { loraRank: 16 }]);
-
-function arg(name) {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 const addonPath = path.resolve(arg('--addon') || 'build-cuda/Release/compressed_gemm_cuda.node');
 const child = arg('--child');
