@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # When gpu-check.sh finds a kernel that faults on the GPU: which one, where, and its SASS.
-#   bash scripts/gpu-check/diagnose.sh "$OUT"     (on the GPU machine, with .gpu carried)
+#   bash scripts/gpu-check/diagnose.sh "$OUT" [FILE:TEST-PATTERN ...]   (on the GPU machine, .gpu carried)
+# FILE:TEST-PATTERN: the jest tests to run under the sanitizer (jest.cuda.config.js, -t PATTERN);
+# default: the LoRA and lowRankUpdate suites' main tests, which the 2026-12-04 INT4 fault failed.
 # 1. gpu-check.sh's steps 1 and 2 (Node, node_modules, the addon)           -> setup.txt
 # 2. scripts/gpu-check/isolate.js: each kernel case in a process of its own  -> isolate.txt
 # 3. compute-sanitizer memcheck over the first failing cases (the kernel, the PC, the error)
-#    and over the jest suites that failed (lora, lowrank-update, multi-lora; --runInBand)  -> sanitizer.txt
+#    and over the jest tests given (--runInBand)                                  -> sanitizer.txt
 # 4. the SASS of the kernels the sanitizer names                            -> sass.txt
 set -u
-OUT=${1:?usage: diagnose.sh OUT_DIR}
+OUT=${1:?usage: diagnose.sh OUT_DIR [FILE:TEST-PATTERN ...]}
+shift
+JEST_TESTS=("$@")
+((${#JEST_TESTS[@]})) || JEST_TESTS=("test/ops/lora.test.ts:sync: every weight format" "test/ops/lowrank-update.test.ts:every block size"
+  "test/ops/multi-lora.test.ts:sync: every weight format")
 mkdir -p "$OUT"
 cd "$(dirname "$0")/../.." || exit 2
 S=$(mktemp -d)
@@ -28,7 +34,7 @@ if command -v compute-sanitizer >/dev/null; then
     echo "==== case $i: $(grep -E "^ *$i " "$OUT/isolate.txt" | cut -c1-200)" >> "$SAN"
     timeout 60 compute-sanitizer --tool memcheck --print-limit 6 --show-backtrace device "$NODE" scripts/gpu-check/isolate.js --addon "$ADDON" --child "$i" >> "$SAN" 2>&1
   done
-  for t in "test/ops/lora.test.ts:sync: every weight format" "test/ops/lowrank-update.test.ts:every block size" "test/ops/multi-lora.test.ts:sync: every weight format"; do
+  for t in "${JEST_TESTS[@]}"; do
     echo "==== jest ${t}" >> "$SAN"
     COMPRESSED_GEMM_BACKEND=cuda timeout 90 compute-sanitizer --tool memcheck --print-limit 6 --show-backtrace device \
       "$NODE" node_modules/jest/bin/jest.js -c jest.cuda.config.js --ci --runInBand "${t%%:*}" -t "${t#*:}" 2>&1 |
