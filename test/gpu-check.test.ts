@@ -193,6 +193,49 @@ describe('scripts/gpu-check.sh', () => {
     }
   });
 
+  test("torch_baseline.py's Timer on a stub torch: graph_ms is one graph replay's event time over its calls, a graph that cannot be captured gives graph_error and keeps the per-call figures, and the table shows the column", () => {
+    // The stub's events tick by one per record() and elapsed_time is 0.01 ms per tick: a call
+    // timed alone takes 0.01 ms, and a replay of the captured calls 0.01 ms in all. 3 input sets:
+    // 33 calls captured (whole rotations, at least 32).
+    const script = `
+import contextlib, importlib.util, json, sys, types
+spec = importlib.util.spec_from_file_location('tb', sys.argv[1]); tb = importlib.util.module_from_spec(spec); spec.loader.exec_module(tb)
+class Ev:
+    t = 0
+    def __init__(self, enable_timing=False): pass
+    def record(self): Ev.t += 1; self.v = Ev.t
+    def elapsed_time(self, o): return (o.v - self.v) * 0.01
+def stub(graph_ok):
+    def graph(g):
+        if not graph_ok: raise RuntimeError('capture refused')
+        return contextlib.nullcontext()
+    s = types.SimpleNamespace(wait_stream=lambda other: None)
+    cuda = types.SimpleNamespace(Event=Ev, synchronize=lambda: None, Stream=lambda: s, current_stream=lambda: s,
+        stream=lambda st: contextlib.nullcontext(), CUDAGraph=lambda: types.SimpleNamespace(replay=lambda: None), graph=graph)
+    return types.SimpleNamespace(cuda=cuda)
+out = {}
+for ok in (True, False):
+    r = tb.Timer(stub(ok), 50 * 2**20, True).time(lambda i: (lambda: None), 3)
+    out['ok' if ok else 'refused'] = tb.finish(r, 'case', 'op', 'fp16', 1, 2, 3, 100)
+out['table'] = tb.table([out['ok']], None)
+print(json.dumps(out))
+`;
+    const r = spawnSync('python3', ['-c', script, path.join(DIR, 'torch_baseline.py')], { encoding: 'utf8', timeout: 60_000 });
+    if (r.error) return; // no python3 here
+    expect(r.stderr).toBe('');
+    const o = JSON.parse(r.stdout);
+    expect(o.ok.median_ms).toBeCloseTo(0.01, 12);
+    expect(o.ok.graph_calls).toBe(33);
+    expect(o.ok.graph_ms).toBeCloseTo(0.01 / 33, 12);
+    expect(o.ok.graph_error).toBeUndefined();
+    expect(o.refused.graph_ms).toBeUndefined();
+    expect(o.refused.graph_error).toBe('RuntimeError: capture refused');
+    expect(o.refused.median_ms).toBeCloseTo(0.01, 12);
+    const [head, row] = o.table.split('\n');
+    expect(head).toMatch(/graph ms$/);
+    expect(row).toMatch(/ 0\.0003$/);
+  });
+
   test('isolate.js: a case in a child process prints ok on the simulated device (dense, 2:4, INT4, the LoRA shrink), and an error line, not a crash, when its kernel cannot run', () => {
     // Its small cases (the parent runs all of them, 4096-wide ones too, on a GPU): 0 dense, 16 2:4,
     // 32 INT4, 54 the shrink (scripts/gpu-check/isolate.js's CASES).
