@@ -111,10 +111,14 @@ test('sync calls interleaved with async calls in flight do not disturb them', as
 
 test('linearAsync runs off the event loop: a setImmediate callback runs before a long call resolves', async () => {
   cg.setCpuIsa('scalar');
-  // "Long": the scalar CPU kernel (or the simulated device) takes milliseconds on 64 x 256 x 1024;
-  // a real GPU finishes that within the loop turn that starts it (the H200 resolved it before the
-  // setImmediate ran: bench/results/gpu-h200-2026-12-04/), so there the float32 kernel (CUDA
-  // cores, no tensor cores) gets 4096^3, several milliseconds even on an H200.
+  // "Long": the scalar CPU kernel (or the simulated device) takes milliseconds on 64 x 256 x 1024.
+  // A real GPU finishes that within the loop turn that starts it, and with host arrays the JS
+  // thread's own staging of x took longer than the GPU's work (the H200 resolved even a 4096^3
+  // float32 call from host arrays before the setImmediate ran: bench/results/gpu-h200-2026-12-04/
+  // run4). So on a real GPU, x is a device tensor uploaded beforehand and the weight is uploaded
+  // by a first call: the calls then only enqueue kernels, 4 float32 4096^3 GEMMs (CUDA cores, no
+  // tensor cores: milliseconds each even on an H200), and the setImmediate must run before the
+  // last of them resolves.
   const info = cg.backend();
   const gpu = info.kind === 'cuda' && !info.cuda?.simulated;
   const M = gpu ? 4096 : 64;
@@ -122,11 +126,23 @@ test('linearAsync runs off the event loop: a setImmediate callback runs before a
   const K = gpu ? 4096 : 1024;
   const rng = mulberry32(seedFor('off-loop'));
   const w = cg.DenseWeight.from(randomFloat32(rng, N * K), [N, K]);
-  const x = randomFloat32(rng, M * K);
+  const xHost = randomFloat32(rng, M * K);
   const order: string[] = [];
-  const p = cg.linearAsync(x, [M, K], w, { threads: 1 }).then(() => order.push('resolved'));
+  let p: Promise<unknown>;
+  const held: cg.Tensor[] = [];
+  if (gpu) {
+    const x = cg.Tensor.fromHost(xHost, [M, K]);
+    held.push(x, cg.linear(x, [M, K], w, { threads: 1 }));
+    p = Promise.all([0, 1, 2, 3].map(() => cg.linearAsync(x, [M, K], w, { threads: 1 }))).then((ys) => {
+      held.push(...ys);
+      order.push('resolved');
+    });
+  } else {
+    p = cg.linearAsync(xHost, [M, K], w, { threads: 1 }).then(() => order.push('resolved'));
+  }
   setImmediate(() => order.push('immediate'));
   await p;
+  for (const t of held) t.dispose();
   restore();
   expect(order).toEqual(['immediate', 'resolved']);
 });
