@@ -73,7 +73,8 @@
         "native/binding/cpu/formats.cc",
         "native/binding/cpu/placement.cc",
         "native/binding/cpu/linear.cc",
-        "native/binding/cpu/lowrank.cc"
+        "native/binding/cpu/lowrank.cc",
+        "native/binding/staging.cc"
       ]
     },
     {

@@ -88,6 +88,8 @@ export interface CpuAddon {
   // linear.cc, lowrank.cc
   linear(a: NativeLinearArgs): void;
   linearAsync(a: NativeLinearArgs): Promise<void>;
+  /** The async calls' recycled staging buffers (native/binding/staging.h): idle now, taken and reused so far. */
+  stagingStats(): { idleBuffers: number; idleBytes: number; taken: number; reused: number };
   /** Returns the scratch bytes used. */
   lowRankUpdate(a: NativeUpdateArgs): number;
   lowRankUpdateAsync(a: NativeUpdateArgs): Promise<number>;

@@ -12,9 +12,11 @@
 //   outPrivate: `out` is the library's own new array, which no other code can reach until the
 //     promise resolves (lib/ops/linear.ts): the kernel writes into it in place, held alive by a
 //     reference; the event loop neither fills nor copies a result;
-//   otherwise (the caller's `out`): the kernel writes into a buffer of the call's own, allocated
-//     on the worker thread, copied into `out` on the JS thread when the work is done, so neither
+//   otherwise (the caller's `out`): the kernel writes into a buffer of the call's own, taken on
+//     the worker thread, copied into `out` on the JS thread when the work is done, so neither
 //     transferring nor resizing `out` while the call runs can make a kernel touch freed memory.
+// The copies and that buffer are recycled staging buffers (binding/staging.h): a fresh block's
+// page faults made the copy of x on the JS thread cost as much as a whole INT4 call.
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -24,6 +26,7 @@
 #include "binding/args.h"
 #include "binding/call.h"
 #include "binding/cpu/entry_points.h"
+#include "binding/staging.h"
 #include "binding/weight_desc.h"
 #include "cpu/lowrank.h"
 #include "cpu/placement.h"
@@ -55,9 +58,9 @@ struct LinearCall {
   ActQuant act = ActQuant::None;
   int64_t act_block = 0;
   std::vector<Napi::ObjectReference> keep;  // the adapters' packed buffers
-  std::vector<uint8_t> xcopy, biascopy;
-  bool out_private = false;         // see the top of this file
-  std::unique_ptr<uint8_t[]> ybuf;  // async into the caller's out: the result, allocated by run()
+  StagingBuffer xcopy, biascopy;
+  bool out_private = false;  // see the top of this file
+  StagingBuffer ybuf;        // async into the caller's out: the result, taken by run()
   Napi::ObjectReference out_ref;
   // Low-rank terms (fused LoRA, or one adapter per row): the adapters' packed A and B, and each
   // row's adapter (empty: adapter 0 for every row).
@@ -133,10 +136,10 @@ struct LinearCall {
                   "ERR_OVERLAP");
     capture_lora(o, N, K);
     if (async) {
-      xcopy.assign(x.data, x.data + x.length);
+      xcopy = StagingBuffer::copy_of(x.data, x.length);
       x.data = xcopy.data();
       if (bias.data) {
-        biascopy.assign(bias.data, bias.data + bias.length);
+        biascopy = StagingBuffer::copy_of(bias.data, bias.length);
         bias.data = biascopy.data();
       }
       out_ref = Napi::Persistent(o.Get("out").As<Napi::Object>());
@@ -149,10 +152,10 @@ struct LinearCall {
   // Any thread; touches no JS value.
   void run() {
     if (async && !out_private) {
-      ybuf.reset(new uint8_t[y.length]);  // default-initialised: no fill; std::bad_alloc when out of memory
-      y.data = ybuf.get();
+      ybuf = StagingBuffer(y.length);  // no fill; std::bad_alloc when out of memory
+      y.data = ybuf.data();
     }
-    if ((out_private || ybuf) && poison_results()) std::memset(y.data, 0xff, y.length);
+    if ((out_private || ybuf.data()) && poison_results()) std::memset(y.data, 0xff, y.length);
     const WeightDesc& w = weight.desc;
     GemmProblem p;
     p.x = x.data; p.xdt = xdt;
@@ -188,11 +191,11 @@ struct LinearCall {
   // JS thread. Async into the caller's `out`: the result is copied into it, unless it was
   // detached or resized meanwhile.
   Napi::Value deliver(const Napi::Env& env) {
-    if (ybuf) {
+    if (ybuf.data()) {
       Bytes dst = bytes_of(out_ref.Value(), "out");
       if (dst.length != y.length || dst.data == nullptr)
         throw CallFailure{CallFailure::Type, "ERR_DETACHED", "compressed-gemm: `out` was detached or resized while linearAsync ran"};
-      std::memcpy(dst.data, ybuf.get(), y.length);
+      std::memcpy(dst.data, ybuf.data(), y.length);
     }
     return env.Undefined();
   }
@@ -214,11 +217,23 @@ Napi::Value LinearAsync(const Napi::CallbackInfo& info) {
   return call_async(info.Env(), "compressed-gemm:linear", std::move(call));
 }
 
+// { idleBuffers, idleBytes, taken, reused }: the async calls' staging buffers (binding/staging.h)
+Napi::Value StagingStatsJs(const Napi::CallbackInfo& info) {
+  const StagingStats s = staging_stats();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("idleBuffers", double(s.idle_buffers));
+  o.Set("idleBytes", double(s.idle_bytes));
+  o.Set("taken", double(s.taken));
+  o.Set("reused", double(s.reused));
+  return o;
+}
+
 }  // namespace
 
 void register_linear(Napi::Env env, Napi::Object exports) {
   exports.Set("linear", Napi::Function::New(env, Linear));
   exports.Set("linearAsync", Napi::Function::New(env, LinearAsync));
+  exports.Set("stagingStats", Napi::Function::New(env, StagingStatsJs));
 }
 
 }  // namespace binding

@@ -11,6 +11,7 @@
 #include "binding/args.h"
 #include "binding/call.h"
 #include "binding/cpu/entry_points.h"
+#include "binding/staging.h"
 #include "binding/weight_desc.h"
 #include "cpu/lowrank.h"
 #include "cpu/placement.h"
@@ -23,7 +24,7 @@ struct UpdateCall {
   WeightArg weight;
   LowRankUpdate u;
   Isa isa = Isa::Scalar;
-  std::vector<uint8_t> acopy, bcopy;
+  StagingBuffer acopy, bcopy;
   int64_t scratch = 0;
 
   void capture(const Napi::Object& o) {
@@ -48,8 +49,8 @@ struct UpdateCall {
     u.abdt = dtype_of(o, "abDtype");
     const size_t es = size_t(dtype_size(u.abdt));
     Bytes a = bytes_sized(o, "a", size_t(u.r) * size_t(u.K) * es), b = bytes_sized(o, "b", size_t(u.N) * size_t(u.r) * es);
-    acopy.assign(a.data, a.data + a.length);
-    bcopy.assign(b.data, b.data + b.length);
+    acopy = StagingBuffer::copy_of(a.data, a.length);
+    bcopy = StagingBuffer::copy_of(b.data, b.length);
     u.a = acopy.data();
     u.b = bcopy.data();
     u.tile_k = int_of(o, "tileK", 1, kMaxDim);
