@@ -12,4 +12,6 @@ module.exports = {
   ...simulated,
   displayName: 'cuda',
   setupFiles: ['<rootDir>/test/helpers/cuda-env.js'],
+  // and the LoRA shrink's K split on the CUDA addon itself (K = 11008 there)
+  testMatch: [...simulated.testMatch, '**/test/cuda-sim/lora-shrink.test.ts'],
 };

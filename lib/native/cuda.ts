@@ -168,6 +168,8 @@ export interface LoraShrinkArgs {
   tilesDev: DeviceHandle;
   t: DeviceHandle;
   tld: number;
+  /** Warps splitting K per rank (1, 2, 4 or 8); omitted: the kernel's choice from K (lora_shrink.cuh shrink_ksplit). */
+  kSplit?: number;
 }
 
 export interface CudaAddon extends DeviceAddon {

@@ -115,6 +115,8 @@ inline ShrinkCall shrink_call(const Napi::Object& o) {
   s.rmax = rmax;
   s.t = static_cast<float*>(t->ptr);
   s.tld = int(tld);
+  // kSplit (optional; tests and timings): the warps splitting K per rank, else the kernel's choice
+  if (!o.Get("kSplit").IsUndefined()) s.ksplit = int(int_of(o, "kSplit", 1, gemm::kShrinkMaxSplit));
   const char* refused = gemm::validate_lora_shrink(s);
   if (refused) throw coded(Napi::RangeError::New(env, std::string("compressed-gemm: ") + refused), "ERR_NOT_SUPPORTED");
   c.device = x->device;

@@ -12,21 +12,25 @@
 // multiply-adds, not M · Σr: a row never multiplies another adapter's A.
 //
 // ---- Block ----------------------------------------------------------------------------------
-// Block (tile, j-chunk): kShrinkWarps warps, warp w computes T[rows[i]][kShrinkWarps blockIdx.y + w]
-// for the tile's rows i, its 32 lanes splitting K: lane L multiplies columns 4 L + 128 c .. + 3
-// (c = 0, 1, ..), one float32 FMA chain per row in increasing k, then the 32 lane sums are added
-// by a butterfly of shuffles (shfl.bfly 16, 8, 4, 2, 1), the same additions in the same order on
-// every run. So a product passes through at most ceil(K / 128) * 4 FMA roundings, then at most
-// ceil(log2(lanes with columns)) rounded additions (adding the exact 0 of a lane without columns
-// rounds nothing): never more than K + 1, the float32 bound the tests hold it to.
-//   Why: decode (M = 1..16) has one or two tiles, and the shrink's K loop is its latency. The
-//   previous block gave each thread one (row, j) and walked all of K in 64-column chunks staged
-//   in shared memory, two barriers each: one dependent FMA chain of K per thread. Here every
-//   warp reads its row of A once, coalesced (lane L's 16 bytes of each 512), the chains are
-//   K / 32 long, the rows of x are read through the cache (8 rows of x are tiny beside A), and
-//   no barrier or shared memory is needed. On an H200 (2026-12-04) it took 30 µs at M = 16,
-//   r = 16, K = 4096 and 117 µs at K = 11008: the grid (tiles x ceil(r / 8)) is 4 blocks there,
-//   and each lane's K chain is serial; K must be split over more warps (README, "On a GPU").
+// Block (tile, j-chunk): kShrinkWarps warps in groups of S (the K split: 1, 2, 4 or 8); the warps
+// of group g compute T[rows[i]][j] for j = (kShrinkWarps / S) blockIdx.y + g and the tile's rows
+// i, warp s of the group (s < S) taking its share of K. Its 32 lanes split that share: lane L
+// multiplies columns 4 L + 128 (S c + s) .. + 3 (c = 0, 1, ..), one float32 FMA chain per row in
+// increasing k, then the 32 lane sums are added by a butterfly of shuffles (shfl.bfly 16, 8, 4,
+// 2, 1), and with S > 1 lane 0 of each warp puts its sums in shared memory and, after one
+// barrier, warp 0 of the group adds the S of them in order s = 0, 1, ..: the same additions in
+// the same order on every run. So a product passes through at most ceil(K / (128 S)) * 4 FMA
+// roundings, then at most ceil(log2(lanes with columns)) + S - 1 rounded additions (adding the
+// exact 0 of a lane or warp without columns rounds nothing): never more than K + 1, the float32
+// bound the tests hold it to.
+//   Why: decode (M = 1..16) has one or two tiles, and the shrink's K loop is its latency. With
+//   one warp per rank (S = 1) each lane's chain is K / 32 long: on an H200 (2026-12-04) that took
+//   30 µs at M = 16, r = 16, K = 4096 and 117 µs at K = 11008, 4 blocks in all. S comes from K
+//   (shrink_ksplit: 8 from K = 4096), so the chains are K / 256 long and the grid S times larger;
+//   a launch may also ask for S itself (the tests run every S on the simulated device, whose
+//   threads are OS threads: small K keeps S = 1 there).
+//   Every warp reads its slice of a row of A once, coalesced (lane L's 16 bytes of each 512),
+//   and the rows of x are read through the cache (8 rows of x are tiny beside A).
 
 // x may be float32, float16 or bfloat16 (a host x as given, or a device tensor in the weight's
 // dtype): T is x·Aᵀ in float32 from x as the caller passed it, as on the CPU.
@@ -44,41 +48,72 @@ namespace cg {
 namespace gemm {
 
 constexpr int kShrinkRows = 8;
-constexpr int kShrinkWarps = 8;  // one rank j per warp
+constexpr int kShrinkWarps = 8;
 constexpr int kShrinkThreads = kShrinkWarps * 32;
 constexpr int kShrinkTileWords = 2 + kShrinkRows;
-constexpr int kShrinkSmemBytes = 0;
+constexpr int kShrinkSmemBytes = kShrinkWarps * kShrinkRows * 4;  // the warps' row sums (S > 1)
+constexpr int kShrinkMaxSplit = kShrinkWarps;
 
-// Grid (tiles, ceil(rmax / kShrinkWarps)); block kShrinkThreads: warp w of block (tile, y)
-// computes T[rows[i]][j] for j = kShrinkWarps y + w (if j < the tile's r) and the tile's rows i.
+// The K split a launch uses when it does not ask for one: the largest power of two S <= 8 with
+// K >= 512 S (each warp's share at least 512 columns: 4 passes of 128).
+inline int shrink_ksplit(int K) {
+  int s = 1;
+  while (s < kShrinkMaxSplit && K >= 512 * 2 * s) s *= 2;
+  return s;
+}
+
+// Grid (tiles, ceil(rmax / (kShrinkWarps / S))); block kShrinkThreads; dynamic shared memory
+// kShrinkSmemBytes when S > 1 (see Block above).
 template <DType kX>
 __global__ void lora_shrink_kernel(const void* __restrict__ x, const float* __restrict__ a_all, const int32_t* __restrict__ tiles, float* __restrict__ t, int K,
-                                   int lda, int tld) {
+                                   int lda, int tld, int S) {
   const int32_t* tile = tiles + size_t(blockIdx.x) * kShrinkTileWords;
   const int off = tile[0], r = tile[1];
-  const int lane = int(threadIdx.x) % 32;
-  const int j = int(blockIdx.y) * kShrinkWarps + int(threadIdx.x) / 32;
-  if (j >= r) return;  // warp-uniform; this kernel has no barrier
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
+  const int s = warp % S;
+  const int j = int(blockIdx.y) * (kShrinkWarps / S) + warp / S;
+  const bool live = j < r;  // warp-uniform: a warp past the rank computes nothing but still meets the barrier
   int rows[kShrinkRows];
   for (int i = 0; i < kShrinkRows; ++i) rows[i] = tile[2 + i];
-  const float* const arow = a_all + size_t(off + j) * size_t(lda);
   float acc[kShrinkRows];
   for (int i = 0; i < kShrinkRows; ++i) acc[i] = 0.0f;
-  // Lane L: columns 4 L + 128 c + e (c = 0, 1, ..; e = 0..3), in increasing order, never past K.
-  for (int k0 = 4 * lane; k0 < K; k0 += 128) {
-    for (int e = 0; e < 4 && k0 + e < K; ++e) {
-      const int k = k0 + e;
-      const float av = arow[k];
-      for (int i = 0; i < kShrinkRows; ++i)
-        if (rows[i] >= 0) acc[i] = fma_rn(load_value<kX>(x, size_t(rows[i]) * size_t(K) + size_t(k)), av, acc[i]);
+  if (live) {
+    const float* const arow = a_all + size_t(off + j) * size_t(lda);
+    // Lane L: columns 4 L + 128 (S c + s) + e (c = 0, 1, ..; e = 0..3), in increasing order, never past K.
+    for (int k0 = 4 * lane + 128 * s; k0 < K; k0 += 128 * S) {
+      for (int e = 0; e < 4 && k0 + e < K; ++e) {
+        const int k = k0 + e;
+        const float av = arow[k];
+        for (int i = 0; i < kShrinkRows; ++i)
+          if (rows[i] >= 0) acc[i] = fma_rn(load_value<kX>(x, size_t(rows[i]) * size_t(K) + size_t(k)), av, acc[i]);
+      }
+    }
+    // Each row's 32 lane sums, added by a butterfly (lane masks 16, 8, 4, 2, 1): the same
+    // additions in the same order on every run.
+    for (int i = 0; i < kShrinkRows; ++i) {
+      float v = acc[i];
+      for (int mask = 16; mask >= 1; mask /= 2) v = add_rn(v, as_f32(::cg::ptx::shfl_xor_sync(as_u32(v), mask)));
+      acc[i] = v;
     }
   }
-  // Each row's 32 lane sums, added by a butterfly (lane masks 16, 8, 4, 2, 1): the same additions
-  // in the same order on every run. Lane 0 stores.
-  for (int i = 0; i < kShrinkRows; ++i) {
-    float v = acc[i];
-    for (int mask = 16; mask >= 1; mask /= 2) v = add_rn(v, as_f32(::cg::ptx::shfl_xor_sync(as_u32(v), mask)));
-    if (lane == 0 && rows[i] >= 0) t[size_t(rows[i]) * size_t(tld) + size_t(j)] = v;
+  if (S == 1) {
+    if (live && lane == 0)
+      for (int i = 0; i < kShrinkRows; ++i)
+        if (rows[i] >= 0) t[size_t(rows[i]) * size_t(tld) + size_t(j)] = acc[i];
+    return;
+  }
+  // S > 1 (uniform over the launch): the group's S warp sums, added in order by its first warp.
+  float* const red = reinterpret_cast<float*>(::cg::dynamic_smem());
+  if (lane == 0)
+    for (int i = 0; i < kShrinkRows; ++i) red[warp * kShrinkRows + i] = acc[i];
+  __syncthreads();
+  if (live && s == 0 && lane == 0) {
+    for (int i = 0; i < kShrinkRows; ++i) {
+      if (rows[i] < 0) continue;
+      float v = red[warp * kShrinkRows + i];
+      for (int q = 1; q < S; ++q) v = add_rn(v, red[(warp + q) * kShrinkRows + i]);
+      t[size_t(rows[i]) * size_t(tld) + size_t(j)] = v;
+    }
   }
 }
 struct LoraShrinkArgs {
@@ -91,22 +126,36 @@ struct LoraShrinkArgs {
   int ntiles = 0, rmax = 0;        // rmax: the largest r of the table
   float* t = nullptr;              // [M, tld] float32
   int tld = 0;
+  int ksplit = 0;  // warps splitting K per rank: 1, 2, 4 or 8; 0: shrink_ksplit(K)
 };
+
+// The K split a launch uses: the one it asks for, else shrink_ksplit(K), halved while the grid's
+// y (ranks / (kShrinkWarps / S)) would pass CUDA's limit of 65535 (a rank past 65535).
+inline int shrink_split_of(const LoraShrinkArgs& s) {
+  if (s.ksplit > 0) return s.ksplit;
+  int S = shrink_ksplit(s.K);
+  while (S > 1 && (s.rmax + kShrinkWarps / S - 1) / (kShrinkWarps / S) > 65535) S /= 2;
+  return S;
+}
 
 // The configuration's refusal, or null (the tile table's contents are checked on the host).
 inline const char* validate_lora_shrink(const LoraShrinkArgs& s) {
   if (!s.x || !s.a || !s.tiles || !s.t) return "loraShrink: null buffer";
   if (s.M < 1 || s.K < 1 || s.lda < s.K || s.ntiles < 1 || s.rmax < 1 || s.rmax > s.tld) return "loraShrink: bad shape";
-  if (s.ntiles > 2147483647 / kShrinkTileWords || (s.rmax + kShrinkWarps - 1) / kShrinkWarps > 65535) return "loraShrink: too many tiles or too large a rank";
+  if (s.ksplit != 0 && s.ksplit != 1 && s.ksplit != 2 && s.ksplit != 4 && s.ksplit != 8) return "loraShrink: kSplit is not 1, 2, 4 or 8";
+  const int per_block = kShrinkWarps / shrink_split_of(s);
+  if (s.ntiles > 2147483647 / kShrinkTileWords || (s.rmax + per_block - 1) / per_block > 65535) return "loraShrink: too many tiles or too large a rank";
   return nullptr;
 }
 
 template <DType kX>
 inline DenseGemmLaunchStatus launch_lora_shrink_config(const LoraShrinkArgs& s, DenseGemmStream stream) {
+  const int S = shrink_split_of(s);
+  const int per_block = kShrinkWarps / S;  // ranks per block
   LaunchDim grid = dim_x(unsigned(s.ntiles));
-  grid.y = unsigned((s.rmax + kShrinkWarps - 1) / kShrinkWarps);
+  grid.y = unsigned((s.rmax + per_block - 1) / per_block);
   auto* const kernel = &lora_shrink_kernel<kX>;
-  return CG_LAUNCH_STATUS(kernel, grid, dim_x(kShrinkThreads), kShrinkSmemBytes, stream, s.x, s.a, s.tiles, s.t, s.K, s.lda, s.tld);
+  return CG_LAUNCH_STATUS(kernel, grid, dim_x(kShrinkThreads), S > 1 ? kShrinkSmemBytes : 0, stream, s.x, s.a, s.tiles, s.t, s.K, s.lda, s.tld, S);
 }
 
 inline DenseGemmLaunchStatus launch_lora_shrink(const LoraShrinkArgs& s, DenseGemmStream stream) {
