@@ -18,7 +18,8 @@
 //             CUDA-core kernel, gemm_dense_f32.cuh)
 //   outDtype  'float32' | 'float16' | 'bfloat16'
 //   blockM    optional, the tile's rows of X: 16 (the decode tile) or 128 (the wide tile), 16-bit
-//             inputs, or 64; absent: 16 for 16-bit inputs up to M = 16, else 64 (dense_block_m);
+//             inputs, or 64; absent: for 16-bit inputs 16 up to M = 16, 128 from M = 512, else
+//             64 (dense_block_m);
 //             16 or 128 with float32 inputs is ERR_NOT_SUPPORTED, any other value ERR_NATIVE
 //   splits    optional split-K slices for 16-bit inputs, 1..8 (dense_effective_splits may give
 //             fewer; float32 inputs take 1 only); absent: dense_auto_splits for the device's SM

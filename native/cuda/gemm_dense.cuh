@@ -121,8 +121,7 @@ using DenseTile = DenseTileConfig<64, 2, 2, 3>;
 // the block streams W, and no warp on rows past M (the general tile's second warp row is all
 // padding at M <= 32, and its X tile takes half of every stage).
 using DenseDecodeTile = DenseTileConfig<16, 1, 4, 6>;
-// The wide tile (16-bit inputs, only when the caller asks for blockM 128; untimed on a GPU, so
-// not an automatic choice yet): 128 x 64, 4 x 2 warps of 32 x 32 (the general tile's warp tile,
+// The wide tile (16-bit inputs; the automatic choice from M = kDenseWideFromM): 128 x 64, 4 x 2 warps of 32 x 32 (the general tile's warp tile,
 // so its registers), 3 stages of 15360 bytes (46080 in all, under the 48 KiB). Each W tile now
 // serves 128 rows of X: W is read from L2 half as often at large M, and a stage's copy is
 // (128 + 64) rows for 128 x 64 outputs instead of (64 + 64) for 64 x 64.
@@ -351,10 +350,18 @@ struct DenseGemmArgs {
   float* partial = nullptr;      // splits > 1: float32 [splits, M, N] (device), not overlapping the rest
 };
 
-// The tile's rows of X for a call: `requested` when given (not 0), else the decode tile for
-// 16-bit inputs up to M = 16, and 64 rows otherwise (float32 inputs have the 64-row tile only).
+// From this many rows of X, 16-bit inputs take the wide tile. H200, 2026-12-04
+// (bench/results/gpu-h200-2026-12-04/run4, `ours dense blockM 128` against `ours dense`, fp16):
+// 1.19-1.24x faster at M = 512 on 4096x4096, 11008x4096 and 4096x11008, 1.21-1.29x at M = 4096,
+// 1.30x on 8192^3. Below M = 512 it was not timed.
+constexpr int64_t kDenseWideFromM = 512;
+
+// The tile's rows of X for a call: `requested` when given (not 0), else for 16-bit inputs the
+// decode tile up to M = 16, the wide tile from kDenseWideFromM, and 64 rows between (float32
+// inputs have the 64-row tile only).
 inline int dense_block_m(int64_t M, int requested, DType in) {
   if (requested == 0 && in == DType::F32) return DenseTile::kBlockM;
+  if (requested == 0 && M >= kDenseWideFromM) return DenseWideTile::kBlockM;
   return pick_block_m(M, requested, DenseDecodeTile::kBlockM, DenseTile::kBlockM);
 }
 

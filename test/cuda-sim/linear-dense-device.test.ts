@@ -352,7 +352,8 @@ describe('linearDense split-K and the two tiles: explicit and automatic choices 
     expect(held()).toBe(before); // the partial buffers were given back
   });
 
-  // The wide tile (DenseWideTile: 128 rows of X, 8 warps), only when asked for: M = 130 is two
+  // The wide tile (DenseWideTile: 128 rows of X, 8 warps), asked for (the automatic choice from
+  // M = 512, below): M = 130 is two
   // row tiles, the second with 2 rows (126 of its rows past M, zero-filled and never stored), and
   // N = 70 two column tiles; K = 200 gives split-K 7 K-steps to slice. Same bound. The simulator's
   // launch log says which tile ran: 256 threads and 3 stages of (128 + 64) x 80 bytes.
@@ -382,10 +383,10 @@ describe('linearDense split-K and the two tiles: explicit and automatic choices 
     expect(held()).toBe(before);
   });
 
-  test('the automatic tile: the decode tile (16 rows, 6 stages) up to M = 16, the general one (64 rows, 3 stages) above, never the wide one; explicit choices run what they name', () => {
-    const x = sim.deviceAlloc({ bytes: 200 * 64 * 2 }), w = sim.deviceAlloc({ bytes: 64 * 64 * 2 }), out = sim.deviceAlloc({ bytes: 200 * 64 * 4 });
+  test('the automatic tile: the decode tile (16 rows, 6 stages) up to M = 16, the general one (64 rows, 3 stages) above, the wide one (128 rows) from M = 512; explicit choices run what they name', () => {
+    const x = sim.deviceAlloc({ bytes: 600 * 64 * 2 }), w = sim.deviceAlloc({ bytes: 64 * 64 * 2 }), out = sim.deviceAlloc({ bytes: 600 * 64 * 4 });
     try {
-      sim.copyToDevice({ handle: x, src: new Uint16Array(200 * 64).fill(0x3c00) });
+      sim.copyToDevice({ handle: x, src: new Uint16Array(600 * 64).fill(0x3c00) });
       sim.copyToDevice({ handle: w, src: new Uint16Array(64 * 64).fill(0x3c00) });
       const base = { x, w, bias: null, out, N: 64, K: 64, dtype: 'float16' as InDType, outDtype: 'float32' as DType };
       const tileOf = (args: Record<string, unknown>) => {
@@ -398,7 +399,9 @@ describe('linearDense split-K and the two tiles: explicit and automatic choices 
       const decode = { threads: 128, smem: 6 * (16 + 64) * 80 }, general = { threads: 128, smem: 3 * (64 + 64) * 80 };
       const wide = { threads: 256, smem: 3 * (128 + 64) * 80 };
       for (const M of [1, 16]) expect(tileOf({ M })).toEqual({ ...decode, rowTiles: 1 });
-      for (const M of [17, 200]) expect(tileOf({ M })).toEqual({ ...general, rowTiles: Math.ceil(M / 64) });
+      for (const M of [17, 200, 511]) expect(tileOf({ M })).toEqual({ ...general, rowTiles: Math.ceil(M / 64) });
+      for (const M of [512, 600]) expect(tileOf({ M })).toEqual({ ...wide, rowTiles: Math.ceil(M / 128) });
+      expect(tileOf({ M: 600, blockM: 64 })).toEqual({ ...general, rowTiles: 10 });
       expect(tileOf({ M: 200, blockM: 16 })).toEqual({ ...decode, rowTiles: 13 });
       expect(tileOf({ M: 5, blockM: 64 })).toEqual({ ...general, rowTiles: 1 });
       expect(tileOf({ M: 200, blockM: 128 })).toEqual({ ...wide, rowTiles: 2 });
