@@ -14,7 +14,7 @@
 import * as path from 'path';
 import { describeChild, runChild } from '../helpers/child';
 import { codeOf } from '../helpers/expect-error';
-import { Adapter64, checkLoraLinear, loraLinearRef } from '../helpers/lowrank-reference';
+import { Adapter64, checkLoraLinear, loraLinearRef, shrinkViolations } from '../helpers/lowrank-reference';
 import { decode, encode, mulberry32, seedFor, seedNote } from '../helpers/reference';
 
 const ENV = { COMPRESSED_GEMM_BACKEND: 'cuda-sim' };
@@ -171,24 +171,7 @@ test.each(['float32', 'float16', 'bfloat16'] as const)('the shrink kernel: each 
     sim.deviceFree(small);
     sim.loraShrink(args({}));
     const T = sim.copyToHost({ handle: t, dst: new Float32Array(M * tld) }) as Float32Array;
-    const bad: string[] = [];
-    for (let m = 0; m < M; m++) {
-      const ad = rowAdapter[m];
-      for (let j = 0; j < tld; j++) {
-        const got = T[m * tld + j];
-        if (ad < 0 || j >= ranks[ad]) {
-          if (!Number.isNaN(got)) bad.push(`T[${m}][${j}] = ${got} written (row ${ad < 0 ? 'without an adapter' : `of rank ${ranks[ad]}`})`);
-          continue;
-        }
-        let ref = 0, abs = 0;
-        for (let k = 0; k < K; k++) {
-          const p = x64[m * K + k] * A[(offsets[ad] + j) * lda + k];
-          ref += p;
-          abs += Math.abs(p);
-        }
-        if (!(Math.abs(got - ref) <= (K + 1) * 2 ** -24 * abs)) bad.push(`T[${m}][${j}] = ${got}, reference ${ref}`);
-      }
-    }
+    const bad = shrinkViolations(T, { M, K, tld, lda, rowAdapter, ranks, offsets, x64, A }, '');
     expect(`${bad.slice(0, 5).join('\n')}${bad.length ? `\n(${bad.length} in all); ${seedNote(seed)}` : ''}`).toBe('');
   } finally {
     for (const d of [x, a, t, tilesDev]) sim.deviceFree(d);

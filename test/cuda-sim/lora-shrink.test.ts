@@ -15,6 +15,7 @@
 import * as path from 'path';
 import { shrinkTiles } from '../../lib/backends/cuda-lora';
 import { codeOf } from '../helpers/expect-error';
+import { shrinkViolations } from '../helpers/lowrank-reference';
 import { decode, encode, mulberry32, seedFor, seedNote } from '../helpers/reference';
 
 const GPU = process.env.COMPRESSED_GEMM_BACKEND === 'cuda';
@@ -51,23 +52,7 @@ test.each(['float32', 'bfloat16'] as const)(`the shrink kernel with K split over
       sim.copyToDevice({ handle: t, src: new Float32Array(M * tld).fill(NaN) });
       sim.loraShrink(args(kSplit === undefined ? {} : { kSplit }));
       const T = sim.copyToHost({ handle: t, dst: new Float32Array(M * tld) }) as Float32Array;
-      for (let m = 0; m < M; m++) {
-        const ad = rowAdapter[m];
-        for (let j = 0; j < tld; j++) {
-          const got = T[m * tld + j];
-          if (ad < 0 || j >= ranks[ad]) {
-            if (!Number.isNaN(got)) bad.push(`kSplit ${kSplit}: T[${m}][${j}] = ${got} written`);
-            continue;
-          }
-          let ref = 0, abs = 0;
-          for (let k = 0; k < K; k++) {
-            const p = x64[m * K + k] * A[(offsets[ad] + j) * lda + k];
-            ref += p;
-            abs += Math.abs(p);
-          }
-          if (!(Math.abs(got - ref) <= (K + 1) * 2 ** -24 * abs)) bad.push(`kSplit ${kSplit}: T[${m}][${j}] = ${got}, reference ${ref}`);
-        }
-      }
+      bad.push(...shrinkViolations(T, { M, K, tld, lda, rowAdapter, ranks, offsets, x64, A }, `kSplit ${kSplit}: `));
     }
     expect(`${bad.slice(0, 5).join('\n')}${bad.length ? `\n(${bad.length} in all); ${seedNote(seed)}` : ''}`).toBe('');
   } finally {

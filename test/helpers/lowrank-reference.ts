@@ -719,3 +719,37 @@ export const LORA_TEST_WEIGHTS: WeightSpec[] = [
   { kind: 'fp8', fmt: 'e5m2', scaling: { block: [16, 24] }, N: 33, K: 56 },
   { kind: 'fp8', fmt: 'e4m3', scaling: 'tensor', N: 19, K: 104 },
 ];
+
+/**
+ * The LoRA shrink's output T [M, tld] (native/cuda/lora_shrink.cuh) against float64: a row m with
+ * an adapter (rowAdapter[m] = a >= 0) has T[m][j] = Σ_k x[m][k] A[offsets[a] + j][k] for j < ranks[a]
+ * within float32 accumulation over K, |err| <= (K + 1) 2^-24 Σ|x A| (the kernel's count: a product
+ * passes through at most K + 1 roundings); every other entry (no adapter, or j past the rank) must
+ * still hold the NaN the caller poisoned it with. x64 [M, K] holds x's exact values, A [rsum, lda].
+ * Returns the violations, each prefixed with `label`.
+ */
+export function shrinkViolations(
+  T: Float32Array,
+  o: { M: number; K: number; tld: number; lda: number; rowAdapter: Int32Array; ranks: number[]; offsets: number[]; x64: Float64Array; A: Float32Array },
+  label: string,
+): string[] {
+  const bad: string[] = [];
+  for (let m = 0; m < o.M; m++) {
+    const ad = o.rowAdapter[m];
+    for (let j = 0; j < o.tld; j++) {
+      const got = T[m * o.tld + j];
+      if (ad < 0 || j >= o.ranks[ad]) {
+        if (!Number.isNaN(got)) bad.push(`${label}T[${m}][${j}] = ${got} written (row ${ad < 0 ? 'without an adapter' : `of rank ${o.ranks[ad]}`})`);
+        continue;
+      }
+      let ref = 0, abs = 0;
+      for (let k = 0; k < o.K; k++) {
+        const p = o.x64[m * o.K + k] * o.A[(o.offsets[ad] + j) * o.lda + k];
+        ref += p;
+        abs += Math.abs(p);
+      }
+      if (!(Math.abs(got - ref) <= (o.K + 1) * 2 ** -24 * abs)) bad.push(`${label}T[${m}][${j}] = ${got}, reference ${ref}`);
+    }
+  }
+  return bad;
+}
