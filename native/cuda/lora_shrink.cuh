@@ -27,8 +27,8 @@
 //   one warp per rank (S = 1) each lane's chain is K / 32 long: on an H200 (2026-12-04) that took
 //   30 µs at M = 16, r = 16, K = 4096 and 117 µs at K = 11008, 4 blocks in all. S comes from K
 //   (shrink_ksplit: 8 from K = 4096), so the chains are K / 256 long and the grid S times larger;
-//   a launch may also ask for S itself (the tests run every S on the simulated device, whose
-//   threads are OS threads: small K keeps S = 1 there).
+//   a launch may also ask for S itself (test/cuda-sim/lora-shrink.test.ts runs every S; the
+//   simulated device runs threads as OS threads, and the other tests' small K keep S at 1 or 2).
 //   Every warp reads its slice of a row of A once, coalesced (lane L's 16 bytes of each 512),
 //   and the rows of x are read through the cache (8 rows of x are tiny beside A).
 
