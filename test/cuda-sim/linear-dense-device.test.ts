@@ -542,16 +542,21 @@ describe('linearDense / linearDenseAsync: coded errors, thrown before anything r
     } finally {
       p.free();
     }
-    // M beyond the grid's reach (65535 blocks of 64 rows).
-    const M = 65535 * 64 + 1, N = 8, K = 8;
-    const x = sim.deviceAlloc({ bytes: M * K * 2 });
-    const w = sim.deviceAlloc({ bytes: N * K * 2 });
-    const out = sim.deviceAlloc({ bytes: M * N * 2 });
-    try {
-      const e = throwsCoded(() => sim.linearDense({ x, w, out, M, N, K, dtype: 'bfloat16', outDtype: 'bfloat16' }), 'RangeError', 'ERR_NOT_SUPPORTED', 'M too large');
-      expect(e.message).toMatch(/grid's reach/);
-    } finally {
-      [x, w, out].forEach((h) => sim.deviceFree(h));
+    // M beyond the grid's reach: 65535 blocks of 64 rows (the general tile, asked for), and of
+    // 128 rows (the wide tile, the automatic choice at this M). Refused before the launch: an M
+    // within reach would run a GEMM of millions of rows on the simulator.
+    for (const [M, blockM] of [[65535 * 64 + 1, 64], [65535 * 128 + 1, undefined]] as const) {
+      const N = 8, K = 8;
+      const x = sim.deviceAlloc({ bytes: M * K * 2 });
+      const w = sim.deviceAlloc({ bytes: N * K * 2 });
+      const out = sim.deviceAlloc({ bytes: M * N * 2 });
+      try {
+        const args = { x, w, out, M, N, K, dtype: 'bfloat16' as InDType, outDtype: 'bfloat16' as DType, ...(blockM ? { blockM } : {}) };
+        const e = throwsCoded(() => sim.linearDense(args), 'RangeError', 'ERR_NOT_SUPPORTED', `M too large, blockM ${blockM}`);
+        expect(e.message).toMatch(/grid's reach/);
+      } finally {
+        [x, w, out].forEach((h) => sim.deviceFree(h));
+      }
     }
   });
 });
