@@ -35,7 +35,6 @@ class StagingBuffer {
   StagingBuffer& operator=(const StagingBuffer&) = delete;
 
   uint8_t* data() const { return p_; }
-  size_t capacity() const { return cap_; }
 
  private:
   void release();

@@ -121,10 +121,11 @@ using DenseTile = DenseTileConfig<64, 2, 2, 3>;
 // the block streams W, and no warp on rows past M (the general tile's second warp row is all
 // padding at M <= 32, and its X tile takes half of every stage).
 using DenseDecodeTile = DenseTileConfig<16, 1, 4, 6>;
-// The wide tile (16-bit inputs; the automatic choice from M = kDenseWideFromM): 128 x 64, 4 x 2 warps of 32 x 32 (the general tile's warp tile,
-// so its registers), 3 stages of 15360 bytes (46080 in all, under the 48 KiB). Each W tile now
-// serves 128 rows of X: W is read from L2 half as often at large M, and a stage's copy is
-// (128 + 64) rows for 128 x 64 outputs instead of (64 + 64) for 64 x 64.
+// The wide tile (16-bit inputs; the automatic choice from M = kDenseWideFromM): 128 x 64, 4 x 2
+// warps of 32 x 32 (the general tile's warp tile, so its registers), 3 stages of 15360 bytes
+// (46080 in all, under the 48 KiB). Each W tile serves 128 rows of X: W is read from L2 half as
+// often at large M, and a stage's copy is (128 + 64) rows for 128 x 64 outputs instead of
+// (64 + 64) for 64 x 64.
 using DenseWideTile = DenseTileConfig<128, 4, 2, 3>;
 
 template <class T>
