@@ -67,23 +67,7 @@ inline void store16_n(uint16_t* p, __m128i v, int n) {
 inline void vstore_f16_n(uint16_t* p, V v, int n) { store16_n(p, vto_f16(v), n); }
 inline void vstore_bf16_n(uint16_t* p, V v, int n) { store16_n(p, vto_bf16(v), n); }
 
-// ---- 2:4 row-wise helpers: one chunk = 2L columns of K = L/2 groups = L kept values ----------
-using VI = __m256i;
-// `bits` holds the chunk's L two-bit column codes (value i's code at bits 2i..2i+1: the
-// canonical meta of the chunk's L/2 groups as a little-endian uint16). Lane i gets the column of
-// its value inside the chunk: 4 * (i / 2) + code_i (lanes 0-3 fall in the first 8 columns,
-// lanes 4-7 in the second 8).
-inline VI sparse_idx(uint32_t bits) {
-  const __m256i shifts = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-  const __m256i group = _mm256_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12);
-  __m256i c = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(int(bits)), shifts), _mm256_set1_epi32(3));
-  return _mm256_add_epi32(c, group);
-}
-// x[idx_i] for each lane, from the chunk's 2L columns held in two vectors (vpermps reads the
-// low 3 bits of each index, so lanes 0-3 pick from lo and lanes 4-7 from hi).
-inline V sparse_select(V lo, V hi, VI idx) {
-  return _mm256_blend_ps(_mm256_permutevar8x32_ps(lo, idx), _mm256_permutevar8x32_ps(hi, idx), 0xF0);
-}
+using VI = __m256i;  // integer lanes: the 2:4 panel codes, INT4 / FP8 decoding
 
 // ---- 2:4 panel helpers (the CPU 2:4 layout of cpu/layout/sparse24.h) -----------------------
 // The 4 floats at p in both 128-bit lanes (a group's 4 columns of one row of x).

@@ -52,19 +52,7 @@ inline void vstore_bf16(uint16_t* p, V v) { _mm256_storeu_si256(reinterpret_cast
 inline void vstore_f16_n(uint16_t* p, V v, int n) { _mm256_mask_storeu_epi16(p, tail_mask(n), vto_f16(v)); }
 inline void vstore_bf16_n(uint16_t* p, V v, int n) { _mm256_mask_storeu_epi16(p, tail_mask(n), vto_bf16(v)); }
 
-// ---- 2:4 row-wise helpers: one chunk = 2L columns of K = L/2 groups = L kept values ----------
-using VI = __m512i;
-// `bits` holds the chunk's L two-bit column codes (value i's code at bits 2i..2i+1, which is
-// exactly the canonical meta of the chunk's L/2 groups read as a little-endian uint32). Lane i
-// gets the column of its value inside the chunk: 4 * (i / 2) + code_i.
-inline VI sparse_idx(uint32_t bits) {
-  const __m512i shifts = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i group = _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
-  __m512i c = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(int(bits)), shifts), _mm512_set1_epi32(3));
-  return _mm512_add_epi32(c, group);
-}
-// x[idx_i] for each lane, from the chunk's 2L columns held in two vectors.
-inline V sparse_select(V lo, V hi, VI idx) { return _mm512_permutex2var_ps(lo, idx, hi); }
+using VI = __m512i;  // integer lanes: the 2:4 panel codes, INT4 / FP8 decoding
 
 // ---- 2:4 panel helpers (the CPU 2:4 layout of cpu/layout/sparse24.h) -----------------------
 // The 4 floats at p in every 128-bit lane (a group's 4 columns of one row of x).
